@@ -1,0 +1,42 @@
+// Public value model of the reader library: mirrors Go's runtime/metrics
+// (Description, Value, Float64Histogram, Sample). Pure data, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gometrics {
+
+// Same kinds, same order, as Go's metrics.ValueKind.
+enum class ValueKind : uint8_t { Bad = 0, Uint64 = 1, Float64 = 2, Float64Histogram = 3 };
+
+const char* to_string(ValueKind k) noexcept;  // "bad", "uint64", "float64", "float64-histogram"
+
+struct Description {
+    std::string name;         // "/path:unit", Go's format
+    std::string description;  // one sentence
+    ValueKind kind = ValueKind::Bad;
+    bool cumulative = false;
+};
+
+// As in Go: Buckets has one more element than Counts; Counts[i] counts values
+// in [Buckets[i], Buckets[i+1]); the outer edges may be -Inf and +Inf.
+struct Float64Histogram {
+    std::vector<uint64_t> counts;
+    std::vector<double> buckets;
+};
+
+struct Value {
+    ValueKind kind = ValueKind::Bad;
+    uint64_t u64 = 0;       // kind == Uint64
+    double f64 = 0;         // kind == Float64
+    Float64Histogram hist;  // kind == Float64Histogram
+};
+
+struct Sample {
+    std::string name;
+    Value value;
+};
+
+}  // namespace gometrics
