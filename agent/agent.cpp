@@ -1,0 +1,87 @@
+// Start-up, fork and exit of the agent in the host process.
+#include "agent.h"
+
+#include <dlfcn.h>
+#include <pthread.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "log.h"
+#include "publisher.h"
+#include "real.h"
+#include "slots.h"
+
+namespace gometrics::agent {
+
+namespace {
+
+constinit std::atomic<bool> g_said_not_interposed{false};
+
+uint32_t env_u32(const char* name, uint32_t fallback, uint32_t lo, uint32_t hi) {
+    const char* v = getenv(name);
+    if (!v || !*v) return fallback;
+    char* end;
+    const unsigned long n = strtoul(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        log::line({"ignoring ", name, "=", v, " (not a number in range)"});
+        return fallback;
+    }
+    return static_cast<uint32_t>(n);
+}
+
+// The program's malloc is ours unless something earlier in the lookup order
+// (the executable itself, statically linked with its own allocator) defines
+// it: then our hooks never see its allocations.
+bool detect_interposition() {
+    Dl_info mine{}, theirs{};
+    void* def = dlsym(RTLD_DEFAULT, "malloc");
+    if (!def || !dladdr(reinterpret_cast<void*>(&detect_interposition), &mine) || !dladdr(def, &theirs)) return true;
+    return mine.dli_fbase == theirs.dli_fbase;
+}
+
+uint64_t realtime_ns() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+}
+
+void restart_after_fork() noexcept {
+    if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed)) {
+        detail::g_start_time_ns = realtime_ns();
+        publisher_start();
+    }
+}
+
+void on_fork_child() {
+    // Trivial on purpose (no locks, no allocation): the child has one thread
+    // and our state may have been mid-update in others. Publication restarts
+    // at the child's first counted call (slots.cpp).
+    retire_slots_after_fork();
+    publisher_forget_after_fork();
+    detail::g_restart_pending.store(true, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+}  // namespace gometrics::agent
+
+using namespace gometrics::agent;
+
+[[gnu::constructor]] static void gometrics_start() {
+    Guard guard;
+    (void)real();
+    detail::g_start_time_ns = realtime_ns();
+    detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
+    if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = r;
+    detail::g_interposed = detect_interposition();
+    if (!detail::g_interposed)
+        log::once(g_said_not_interposed,
+                  {"malloc is not interposed (the program has its own, statically linked?): heap metrics are off"});
+    detail::g_restart_hook = restart_after_fork;
+    pthread_atfork(nullptr, nullptr, on_fork_child);
+    publisher_start();
+}
+
+[[gnu::destructor]] static void gometrics_stop() { publisher_shutdown(); }

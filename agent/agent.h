@@ -1,0 +1,29 @@
+// The agent's lifecycle and configuration, as seen by collectors.
+#pragma once
+
+#include <cstdint>
+
+namespace gometrics::agent {
+
+// GOMETRICS_* environment, read once at start-up.
+struct Config {
+    uint32_t interval_ms;     // GOMETRICS_INTERVAL_MS, default 1000: publisher refresh period
+    const char* report_path;  // GOMETRICS_REPORT: final snapshot as JSON at exit ("%p" -> pid), or null
+};
+
+const Config& config() noexcept;
+
+// False when the program's malloc is not ours (a statically linked
+// allocator): heap metrics are then left out instead of reading zero.
+bool malloc_interposed() noexcept;
+
+uint64_t start_time_ns() noexcept;  // CLOCK_REALTIME when the agent started in this process
+
+namespace detail {
+// Set once by the constructor (agent.cpp) before the publisher starts.
+extern Config g_config;
+extern bool g_interposed;
+extern uint64_t g_start_time_ns;
+}  // namespace detail
+
+}  // namespace gometrics::agent

@@ -1,0 +1,215 @@
+// The publisher thread and the exit path; see publisher.h.
+//
+// Exactly one thread writes the segment at a time (the seqlock's single
+// writer): the publisher thread while it runs, then the exit path once the
+// publisher has been joined. A publisher that cannot be joined in time means
+// no final snapshot, never two writers.
+#include "publisher.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "agent.h"
+#include "catalog.h"
+#include "log.h"
+#include "real.h"
+#include "report.h"
+#include "slots.h"
+#include "writer.h"
+
+namespace gometrics::agent {
+
+namespace {
+
+constexpr size_t kMaxMetrics = 256;
+
+// Publisher state. Written by publisher_start() (before the thread exists)
+// and by the single writer afterwards.
+struct State {
+    ipc::SegmentWriter writer;
+    const collect::Metric* metrics[kMaxMetrics];
+    ipc::MetricSpec specs[kMaxMetrics];
+    size_t word_offset[kMaxMetrics];
+    size_t count = 0;
+    uint64_t* words = nullptr;  // private buffer, payload_words() long
+    size_t words_bytes = 0;
+    uint64_t seq = 0;
+    bool thread_started = false;
+    pthread_t thread{};
+};
+
+constinit State* g_state = nullptr;  // in an anonymous mapping: no static destructor, no malloc
+constinit std::atomic<bool> g_stop{false};
+constinit std::atomic<bool> g_said_no_segment{false};
+constinit std::atomic<bool> g_said_no_thread{false};
+
+uint64_t clock_ns(clockid_t c) {
+    timespec ts;
+    clock_gettime(c, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+}
+
+// Field 22 of /proc/self/stat, read with plain syscalls.
+uint64_t read_proc_start_ticks() {
+    char buf[1024];
+    const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char* p = strrchr(buf, ')');
+    if (!p) return 0;
+    for (int field = 2; field < 22 && p; ++field) p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, nullptr, 10) : 0;
+}
+
+void build_table(State& st) {
+    size_t words = 0;
+    for (const collect::Metric* m : collect::catalog()) {
+        if (m->available && !m->available()) continue;
+        if (st.count == kMaxMetrics) break;
+        st.metrics[st.count] = m;
+        st.specs[st.count] = {m->name, m->description, m->kind, m->cumulative, m->bounds};
+        st.word_offset[st.count] = words;
+        words += ipc::value_words(st.specs[st.count]);
+        ++st.count;
+    }
+}
+
+void compute_and_publish(State& st) {
+    collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
+    for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
+    st.writer.publish(st.words, s.seq, s.time_ns);
+}
+
+void* publisher_main(void*) {
+    mark_agent_thread();
+    State& st = *g_state;
+    uint32_t last_request = st.writer.request();
+    while (!g_stop.load(std::memory_order_acquire)) {
+        compute_and_publish(st);
+        // Sleep until a reader bumps the request word or the interval ends.
+        const uint32_t ms = config().interval_ms;
+        timespec timeout{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
+        if (st.writer.request() == last_request)
+            syscall(SYS_futex, st.writer.request_word(), FUTEX_WAIT, last_request, &timeout, nullptr, 0);
+        last_request = st.writer.request();
+    }
+    return nullptr;
+}
+
+bool start_thread(State& st) {
+    // All signals blocked (they are the program's, not ours); restored after.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    const int rc = real().pthread_create(&st.thread, &attr, publisher_main, nullptr);
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    if (rc != 0) return false;
+    pthread_setname_np(st.thread, "gometrics");
+    st.thread_started = true;
+    st.writer.set_state(layout::kStatePublisherRunning, true);
+    return true;
+}
+
+// The state and the values buffer, in anonymous mappings: no malloc, no
+// static destructor that could run while the publisher still works.
+State* create_state() {
+    void* mem = mmap(nullptr, sizeof(State), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return nullptr;
+    State* st = new (mem) State();
+    build_table(*st);
+    size_t words = 0;
+    for (size_t i = 0; i < st->count; ++i) words += ipc::value_words(st->specs[i]);
+    st->words_bytes = (words * 8 + 4095) & ~size_t{4095};
+    void* w = mmap(nullptr, st->words_bytes ? st->words_bytes : 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (w == MAP_FAILED) {
+        munmap(mem, sizeof(State));
+        return nullptr;
+    }
+    st->words = static_cast<uint64_t*>(w);
+    return st;
+}
+
+}  // namespace
+
+void publisher_start() noexcept {
+    Guard guard;  // our own allocations (pthread_create's) are not the program's
+    const int saved_errno = errno;
+    g_stop.store(false, std::memory_order_relaxed);
+    if (!g_state && !(g_state = create_state())) {
+        errno = saved_errno;
+        return;
+    }
+    State& st = *g_state;
+    st.seq = 0;
+    st.thread_started = false;
+    const int err = st.writer.create({st.specs, st.count}, getpid(), read_proc_start_ticks(), start_time_ns(),
+                                     config().interval_ms);
+    if (err != 0) {
+        log::once(g_said_no_segment,
+                  {"cannot create /dev/shm segment (", strerror(err), "): metrics are counted but not published"});
+        errno = saved_errno;
+        return;
+    }
+    if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
+    compute_and_publish(st);  // readers never see an empty segment
+    if (!start_thread(st))
+        log::once(g_said_no_thread, {"cannot start the publisher thread: the segment is refreshed only at exit"});
+    errno = saved_errno;
+}
+
+void publisher_shutdown() noexcept {
+    if (!g_state) return;
+    Guard guard;
+    State& st = *g_state;
+    bool sole_writer = true;
+    if (st.thread_started) {
+        g_stop.store(true, std::memory_order_release);
+        if (uint32_t* w = st.writer.request_word()) {
+            std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);
+            syscall(SYS_futex, w, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+        }
+        timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_nsec += 500 * 1000000L;
+        if (deadline.tv_nsec >= 1000000000L) {
+            deadline.tv_sec += 1;
+            deadline.tv_nsec -= 1000000000L;
+        }
+        sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
+        st.thread_started = !sole_writer;
+    }
+    if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
+    st.writer.set_state(layout::kStatePublisherRunning, false);
+    compute_and_publish(st);  // also fills the words when there is no segment
+    st.writer.set_state(layout::kStateExited, true);
+    if (config().report_path)
+        write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
+    st.writer.unlink();
+}
+
+void publisher_forget_after_fork() noexcept {
+    if (!g_state) return;
+    g_state->writer.abandon();  // the parent's: never write it from here
+    g_state->thread_started = false;
+}
+
+}  // namespace gometrics::agent

@@ -1,0 +1,68 @@
+// The real functions behind our hooks, declared from one typed list so each
+// has the exact type of the function it stands for (heaptrack's HOOK idea).
+// Resolved lazily with dlsym(RTLD_NEXT) on the first hook call, which may
+// come before our constructor (other libraries' constructors allocate).
+#pragma once
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <cstddef>
+
+// X(name): a function interposed by the agent, found with dlsym(RTLD_NEXT).
+#define GOMETRICS_REAL_FUNCTIONS(X) \
+    X(malloc)                       \
+    X(free)                         \
+    X(calloc)                       \
+    X(realloc)                      \
+    X(reallocarray)                 \
+    X(posix_memalign)               \
+    X(aligned_alloc)                \
+    X(memalign)                     \
+    X(valloc)                       \
+    X(pvalloc)                      \
+    X(malloc_usable_size)           \
+    X(pthread_mutex_lock)           \
+    X(pthread_mutex_timedlock)      \
+    X(pthread_mutex_clocklock)      \
+    X(pthread_rwlock_rdlock)        \
+    X(pthread_rwlock_wrlock)        \
+    X(pthread_rwlock_timedrdlock)   \
+    X(pthread_rwlock_timedwrlock)   \
+    X(pthread_rwlock_clockrdlock)   \
+    X(pthread_rwlock_clockwrlock)
+
+namespace gometrics::agent {
+
+struct RealFunctions {
+#define GOMETRICS_DECLARE_REAL(name) decltype(&::name) name;
+    GOMETRICS_REAL_FUNCTIONS(GOMETRICS_DECLARE_REAL)
+#undef GOMETRICS_DECLARE_REAL
+    // Versioned in glibc 2.34+ (pthread_create@@GLIBC_2.34): resolved with
+    // dlvsym to the default version, see real.cpp.
+    decltype(&::pthread_create) pthread_create;
+};
+
+namespace detail {
+extern RealFunctions g_real;
+extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
+[[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
+}  // namespace detail
+
+// The real functions, resolved on first use.
+[[gnu::always_inline]] inline const RealFunctions& real() noexcept {
+    if (detail::g_resolve_state.load(std::memory_order_acquire) != 2) [[unlikely]]
+        detail::resolve_real();
+    return detail::g_real;
+}
+
+// dlsym may calloc while we resolve; those calls are served from a static
+// arena. Its pointers must never reach the real free/realloc.
+bool resolving() noexcept;
+void* bootstrap_alloc(size_t size, size_t align) noexcept;
+bool is_bootstrap(const void* p) noexcept;
+size_t bootstrap_usable_size(const void* p) noexcept;
+
+}  // namespace gometrics::agent

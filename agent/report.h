@@ -1,0 +1,18 @@
+// GOMETRICS_REPORT: the final snapshot as JSON, in `gometrics-cli dump
+// --format json`'s format, written at exit (temporary file + rename, so a
+// reader never sees half a report).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "metric.h"
+
+namespace gometrics::agent {
+
+// "%p" in path becomes the pid, so that forked children write their own.
+void write_report(const char* path, std::span<const collect::Metric* const> metrics, const uint64_t* words,
+                  std::span<const size_t> word_offset) noexcept;
+
+}  // namespace gometrics::agent

@@ -1,0 +1,17 @@
+// The agent's process-wide settings, apart from the constructor that sets
+// them, so collectors and tools can link without the hooks.
+#include "agent.h"
+
+namespace gometrics::agent {
+
+namespace detail {
+constinit Config g_config{1000, nullptr};
+constinit bool g_interposed = true;
+constinit uint64_t g_start_time_ns = 0;
+}  // namespace detail
+
+const Config& config() noexcept { return detail::g_config; }
+bool malloc_interposed() noexcept { return detail::g_interposed; }
+uint64_t start_time_ns() noexcept { return detail::g_start_time_ns; }
+
+}  // namespace gometrics::agent

@@ -1,0 +1,37 @@
+// The one table: the families concatenated and sorted by name.
+#include "catalog.h"
+
+#include <algorithm>
+#include <array>
+
+namespace gometrics::collect {
+
+namespace {
+
+constexpr size_t kMaxMetrics = 256;
+
+// Add a family here when you add a collector.
+constexpr std::span<const Metric> (*kFamilies[])() = {
+    heap_metrics,
+};
+
+struct Table {
+    std::array<const Metric*, kMaxMetrics> sorted{};
+    size_t size = 0;
+
+    Table() {
+        for (auto family : kFamilies)
+            for (const Metric& m : family())
+                if (size < kMaxMetrics) sorted[size++] = &m;
+        std::sort(sorted.begin(), sorted.begin() + size, [](auto* a, auto* b) { return a->name < b->name; });
+    }
+};
+
+}  // namespace
+
+std::span<const Metric* const> catalog() {
+    static const Table table;  // thread-safe init; first called from the agent's start-up
+    return {table.sorted.data(), table.size};
+}
+
+}  // namespace gometrics::collect

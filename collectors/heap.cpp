@@ -1,0 +1,90 @@
+// The heap family: the malloc family's counts, summed over thread slots.
+#include "heap.h"
+
+#include <algorithm>
+
+#include "agent.h"
+#include "slots.h"
+
+namespace gometrics::collect {
+
+namespace {
+
+using agent::load;
+using agent::ThreadSlot;
+
+// Frees are summed before allocations, with acquire loads. Each thread
+// stores its counters with release (slots.h), so for any free we count, the
+// allocation of the same block (which happened before the free, through
+// whatever synchronisation handed the pointer over) is visible to the later
+// allocation pass: in every snapshot frees <= allocs, overall and per size
+// bucket, and live objects never underflow.
+HeapTotals sum_slots(const Snapshot&) {
+    HeapTotals t{};
+    agent::for_each_slot([&](const ThreadSlot& s) {
+        t.free_objects += load(s.free_objects);
+        t.free_bytes += load(s.free_bytes);
+        for (size_t i = 0; i < buckets::kSizeCounts; ++i) t.free_by_size[i] += load(s.free_by_size[i]);
+    });
+    agent::for_each_slot([&](const ThreadSlot& s) {
+        t.alloc_objects += load(s.alloc_objects);
+        t.alloc_bytes += load(s.alloc_bytes);
+        for (size_t i = 0; i < buckets::kSizeCounts; ++i) t.alloc_by_size[i] += load(s.alloc_by_size[i]);
+    });
+    return t;
+}
+
+PerSnapshot<HeapTotals, sum_slots> g_totals;
+
+bool interposed() { return agent::malloc_interposed(); }
+
+void allocs_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).alloc_bytes; }
+void allocs_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).alloc_objects; }
+void frees_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_bytes; }
+void frees_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_objects; }
+void live_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).live_bytes(); }
+void live_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).live_objects(); }
+void allocs_by_size(const Snapshot& s, uint64_t* out) {
+    std::copy_n(heap_totals(s).alloc_by_size, buckets::kSizeCounts, out);
+}
+void frees_by_size(const Snapshot& s, uint64_t* out) {
+    std::copy_n(heap_totals(s).free_by_size, buckets::kSizeCounts, out);
+}
+
+using layout::kKindFloat64Histogram;
+using layout::kKindUint64;
+
+constexpr std::span<const double> kSizeEdges{buckets::kSizeEdges};
+
+constexpr Metric kHeap[] = {
+    {"/gc/heap/allocs-by-size:bytes", kKindFloat64Histogram, true,
+     "Distribution of heap allocations by usable size in bytes, since the agent loaded.", allocs_by_size, kSizeEdges,
+     interposed},
+    {"/gc/heap/allocs:bytes", kKindUint64, true,
+     "Cumulative usable bytes allocated by the malloc family (realloc counts as a free and an allocation).",
+     allocs_bytes, {}, interposed},
+    {"/gc/heap/allocs:objects", kKindUint64, true, "Cumulative count of allocations by the malloc family.",
+     allocs_objects, {}, interposed},
+    {"/gc/heap/frees-by-size:bytes", kKindFloat64Histogram, true,
+     "Distribution of freed heap allocations by usable size in bytes, since the agent loaded.", frees_by_size,
+     kSizeEdges, interposed},
+    {"/gc/heap/frees:bytes", kKindUint64, true, "Cumulative usable bytes freed (free, and the old block of a realloc).",
+     frees_bytes, {}, interposed},
+    {"/gc/heap/frees:objects", kKindUint64, true, "Cumulative count of freed allocations.", frees_objects, {},
+     interposed},
+    {"/gc/heap/live:bytes", kKindUint64, false,
+     "Usable bytes of heap allocations not yet freed (a native heap has no GC: live means not freed).", live_bytes,
+     {}, interposed},
+    {"/gc/heap/objects:objects", kKindUint64, false, "Heap allocations not yet freed.", live_objects, {}, interposed},
+    {"/memory/classes/heap/objects:bytes", kKindUint64, false,
+     "Memory occupied by live heap objects: their usable bytes, as the agent counts them.", live_bytes, {},
+     interposed},
+};
+
+}  // namespace
+
+const HeapTotals& heap_totals(const Snapshot& s) { return g_totals.get(s); }
+
+std::span<const Metric> heap_metrics() { return kHeap; }
+
+}  // namespace gometrics::collect

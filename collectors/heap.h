@@ -1,0 +1,26 @@
+// The heap family's aggregate, shared with families that build on it
+// (memory classes, trace lines).
+#pragma once
+
+#include <cstdint>
+
+#include "buckets.h"
+#include "metric.h"
+
+namespace gometrics::collect {
+
+struct HeapTotals {
+    uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    uint64_t alloc_by_size[buckets::kSizeCounts];
+    uint64_t free_by_size[buckets::kSizeCounts];
+
+    // Live = allocs - frees. The sum order in heap.cpp guarantees frees <=
+    // allocs for every pointer the agent saw allocated; a free of a pointer
+    // allocated before the agent loaded could break that, so clamp at 0.
+    uint64_t live_objects() const { return alloc_objects > free_objects ? alloc_objects - free_objects : 0; }
+    uint64_t live_bytes() const { return alloc_bytes > free_bytes ? alloc_bytes - free_bytes : 0; }
+};
+
+const HeapTotals& heap_totals(const Snapshot& s);
+
+}  // namespace gometrics::collect

@@ -1,0 +1,61 @@
+// How a collector declares a metric: once, next to the code that computes
+// it (Go's allDesc, jemalloc's X-macro lists). The catalogue of all families
+// drives the segment's Description table, `gometrics-catalog` (the README's
+// metric map) and the table tests.
+#pragma once
+
+#include <bit>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "layout.h"
+
+namespace gometrics::collect {
+
+// One publication. Collectors cache their expensive aggregates per
+// snapshot (see PerSnapshot) so each is computed at most once.
+struct Snapshot {
+    uint64_t seq;            // 1, 2, 3... for this process
+    uint64_t time_ns;        // CLOCK_REALTIME
+    uint64_t monotonic_ns;   // CLOCK_MONOTONIC
+};
+
+// Writes the value: one word for a scalar (a uint64, or a double's bits via
+// put_f64), or bounds.size()-1 counts for a histogram.
+using ComputeFn = void (*)(const Snapshot&, uint64_t* out);
+
+struct Metric {
+    std::string_view name;  // "/path:unit", Go's format
+    layout::Kind kind;
+    bool cumulative;
+    std::string_view description;  // one sentence, what it means for a native process
+    ComputeFn compute;
+    std::span<const double> bounds = {};  // histogram edges, fixed for the process's life
+    // Decided once at start-up; a metric that is unavailable is left out of
+    // the segment, so readers see it as unsupported (Bad), never as zero.
+    bool (*available)() = nullptr;
+};
+
+inline void put_f64(uint64_t* out, double v) { *out = std::bit_cast<uint64_t>(v); }
+
+// A per-snapshot cache for an aggregate that several metrics share (Go's
+// statAggregate.ensure): computed on first use within a snapshot. Only the
+// publisher thread uses these.
+template <class T, T (*Compute)(const Snapshot&)>
+class PerSnapshot {
+public:
+    const T& get(const Snapshot& s) {
+        if (seq_ != s.seq) {
+            value_ = Compute(s);
+            seq_ = s.seq;
+        }
+        return value_;
+    }
+
+private:
+    uint64_t seq_ = 0;
+    T value_{};
+};
+
+}  // namespace gometrics::collect

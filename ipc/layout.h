@@ -1,0 +1,114 @@
+// The shared-memory ABI between the agent (writer) and readers: the only file
+// that defines what lives in /dev/shm/gometrics.<pid>. Change it and bump
+// kLayoutVersion.
+//
+// Segment layout (all offsets are from the start of the segment, all regions
+// 8-byte aligned, shared memory holds offsets and never pointers):
+//
+//   SegmentHeader                         at 0, header_size bytes
+//   DescEntry[desc_count]                 at desc_offset, desc_entry_size each
+//   strings (names, descriptions, UTF-8)  at strings_offset, strings_size bytes
+//   bounds  (histogram edges, double[])   at bounds_offset, bounds_size bytes
+//   values  (ValuesHeader, then uint64[]) at values_offset, values_size bytes
+//
+// Everything but the values region and the three live words of the header
+// (seq, request, state) is written once, before the header's magic is
+// published with a release store, and never changes. The values region
+// changes only under the seqlock described in seqlock.h.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace gometrics::layout {
+
+inline constexpr uint64_t kMagic = 0x43495254454D4F47ULL;  // "GOMETRIC" in memory order (little-endian)
+inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr char kShmPrefix[] = "gometrics.";  // + decimal pid, in /dev/shm
+
+// Limits a reader enforces before trusting a segment (a writer stays far below).
+inline constexpr uint32_t kMaxMetrics = 4096;
+inline constexpr uint32_t kMaxHistogramBuckets = 4096;  // edges per histogram
+inline constexpr uint64_t kMaxSegmentSize = 64ULL << 20;
+
+// DescEntry::kind; same numbering as gometrics::ValueKind and Go's ValueKind.
+enum Kind : uint8_t { kKindBad = 0, kKindUint64 = 1, kKindFloat64 = 2, kKindFloat64Histogram = 3 };
+
+// SegmentHeader::state bits, written by the agent with relaxed stores.
+enum State : uint32_t {
+    kStatePublisherRunning = 1u << 0,  // a publisher thread answers requests
+    kStateNotInterposed = 1u << 1,     // the program's malloc bypasses the agent
+    kStateExited = 1u << 2,            // final snapshot written at exit
+};
+
+struct SegmentHeader {
+    uint64_t magic;  // kMagic; stored last (release) when the segment is ready
+    uint32_t version;
+    uint32_t header_size;  // sizeof(SegmentHeader) of the writer
+    uint64_t total_size;   // bytes of the whole segment
+
+    int32_t pid;
+    uint32_t desc_count;
+    uint64_t start_time_ns;     // CLOCK_REALTIME when the agent started in this process
+    uint64_t proc_start_ticks;  // field 22 of /proc/self/stat: tells a reused pid apart
+
+    uint32_t desc_offset;
+    uint32_t desc_entry_size;  // sizeof(DescEntry) of the writer
+    uint32_t strings_offset;
+    uint32_t strings_size;
+    uint32_t bounds_offset;
+    uint32_t bounds_size;
+    uint32_t values_offset;
+    uint32_t values_size;
+    uint32_t interval_ms;  // publisher refresh period
+    uint32_t reserved0;
+
+    // Live words. seq is the seqlock generation of the values region (odd while
+    // the publisher writes). request is bumped by readers that want a fresh
+    // snapshot (then FUTEX_WAKE); the agent only compares it for change.
+    // state holds State bits.
+    uint32_t seq;
+    uint32_t request;
+    uint32_t state;
+    uint32_t reserved1;
+    uint64_t reserved[3];
+};
+
+// One metric. name/description point into the strings region; a histogram's
+// edges (bucket_count doubles) into the bounds region; its value is
+// bucket_count - 1 uint64 counts at value_offset (bytes, from values_offset).
+// A scalar's value is one 8-byte word (uint64 or the bits of a double).
+struct DescEntry {
+    uint32_t name_offset;  // from strings_offset
+    uint32_t name_len;
+    uint32_t desc_offset;  // from strings_offset
+    uint32_t desc_len;
+    uint8_t kind;  // Kind
+    uint8_t cumulative;
+    uint16_t reserved0;
+    uint32_t bounds_offset;  // from bounds_offset (histograms only)
+    uint32_t bucket_count;   // edges (histograms only); counts = bucket_count - 1
+    uint32_t value_offset;   // from values_offset, 8-byte aligned
+};
+
+// Start of the values region, written under the seqlock with the values.
+struct ValuesHeader {
+    uint64_t snapshot_seq;      // number of snapshots published so far
+    uint64_t snapshot_time_ns;  // CLOCK_REALTIME of this snapshot
+};
+
+static_assert(std::is_trivially_copyable_v<SegmentHeader> && std::is_standard_layout_v<SegmentHeader>);
+static_assert(std::is_trivially_copyable_v<DescEntry> && std::is_standard_layout_v<DescEntry>);
+static_assert(std::is_trivially_copyable_v<ValuesHeader> && std::is_standard_layout_v<ValuesHeader>);
+static_assert(sizeof(SegmentHeader) == 128);
+static_assert(sizeof(DescEntry) == 32);
+static_assert(sizeof(ValuesHeader) == 16);
+static_assert(offsetof(SegmentHeader, seq) % 4 == 0 && offsetof(SegmentHeader, request) % 4 == 0);
+static_assert(std::atomic_ref<uint32_t>::required_alignment <= 4);
+static_assert(std::atomic_ref<uint64_t>::required_alignment <= 8);
+
+constexpr uint32_t align8(uint64_t n) { return static_cast<uint32_t>((n + 7) & ~uint64_t{7}); }
+
+}  // namespace gometrics::layout

@@ -1,0 +1,383 @@
+// The reader library; see reader.h. Everything read from the segment is
+// untrusted: a truncated, zeroed, foreign or corrupt segment is an Error.
+#include "reader.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "layout.h"
+#include "seqlock.h"
+
+namespace gometrics {
+
+using namespace layout;
+
+const char* to_string(ValueKind k) noexcept {
+    switch (k) {
+        case ValueKind::Uint64: return "uint64";
+        case ValueKind::Float64: return "float64";
+        case ValueKind::Float64Histogram: return "float64-histogram";
+        case ValueKind::Bad: break;
+    }
+    return "bad";
+}
+
+std::string segment_path(int pid) { return "/dev/shm/" + std::string(kShmPrefix) + std::to_string(pid); }
+
+namespace {
+
+Error err(const std::string& path, const std::string& what) { return Error{path + ": " + what}; }
+
+bool within(uint64_t off, uint64_t len, uint64_t limit) { return off <= limit && len <= limit - off; }
+
+// Printable UTF-8 without control characters: a name or description that
+// is anything else means the segment is not what it claims to be.
+bool clean_text(std::string_view s) {
+    return std::none_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+bool valid_name(std::string_view n) {
+    return n.size() >= 3 && n.front() == '/' && n.find(':') != std::string_view::npos && clean_text(n);
+}
+
+// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or 0.
+uint64_t proc_start_ticks(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(f, line)) return 0;
+    const auto paren = line.rfind(')');  // comm may hold spaces and parens
+    if (paren == std::string::npos) return 0;
+    size_t pos = paren + 2;
+    for (int field = 3; field < 22; ++field) {
+        pos = line.find(' ', pos);
+        if (pos == std::string::npos) return 0;
+        ++pos;
+    }
+    return std::strtoull(line.c_str() + pos, nullptr, 10);
+}
+
+std::string read_comm(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string s;
+    std::getline(f, s);
+    return s;
+}
+
+bool pid_exists(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
+
+// Whether the process still maps its segment. The authoritative test: a
+// process that exec'd a program without the agent keeps its pid and start
+// time but drops the mapping (exec runs no destructor to remove the name).
+// When its maps cannot be read (another user's), assume it does.
+bool maps_segment(int pid, const std::string& segment) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
+    if (!f) return true;
+    for (std::string line; std::getline(f, line);)
+        if (line.size() >= segment.size() && line.compare(line.size() - segment.size(), segment.size(), segment) == 0)
+            return true;
+    return false;
+}
+
+// The process that wrote the segment still runs: same pid, same start
+// time (not a reused pid), and its image still maps the segment.
+bool is_live(int pid, uint64_t start_ticks, const std::string& segment) {
+    return pid_exists(pid) && proc_start_ticks(pid) == start_ticks && maps_segment(pid, segment);
+}
+
+}  // namespace
+
+Result<Reader> Reader::open(int pid) {
+    if (pid <= 0) return Error{"invalid pid " + std::to_string(pid)};
+    const std::string path = segment_path(pid);
+    int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        const int e = errno;
+        if (e == ENOENT)
+            return Error{pid_exists(pid) ? "process " + std::to_string(pid) + " is not instrumented (no " + path + ")"
+                                         : "no process " + std::to_string(pid)};
+        if (e == EACCES) return err(path, "permission denied (the segment belongs to another user)");
+        return err(path, std::strerror(e));
+    }
+    auto r = map_and_validate(fd, path, pid);
+    if (r && !is_live(pid, r->proc_start_ticks(), path))
+        return Error{"process " + std::to_string(pid) + " has exited (its stale segment " + path +
+                     " is removed by `gometrics-cli gc`)"};
+    return r;
+}
+
+Result<Reader> Reader::open_path(const std::string& path, int expected_pid) {
+    int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return err(path, std::strerror(errno));
+    return map_and_validate(fd, path, expected_pid);
+}
+
+Result<Reader> Reader::map_and_validate(int fd, const std::string& path, int expected_pid) {
+    const bool writable = (fcntl(fd, F_GETFL) & O_ACCMODE) == O_RDWR;
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        const int e = errno;
+        ::close(fd);
+        return err(path, std::strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        return err(path, "not a regular file");
+    }
+    if (st.st_size < static_cast<off_t>(sizeof(SegmentHeader))) {
+        ::close(fd);
+        return err(path, "truncated segment (" + std::to_string(st.st_size) + " bytes, smaller than a header)");
+    }
+    if (static_cast<uint64_t>(st.st_size) > kMaxSegmentSize) {
+        ::close(fd);
+        return err(path, "segment too large to be ours (" + std::to_string(st.st_size) + " bytes)");
+    }
+    const size_t size = static_cast<size_t>(st.st_size);
+    void* base = mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd, 0);
+    const int map_err = errno;
+    ::close(fd);
+    if (base == MAP_FAILED) return err(path, std::string("mmap: ") + std::strerror(map_err));
+
+    Reader r;
+    r.base_ = base;
+    r.size_ = size;
+    r.writable_ = writable;
+    r.path_ = path;
+    if (auto v = r.validate(); !v) return v.error();
+    if (expected_pid >= 0 && r.pid_ != expected_pid)
+        return err(path, "segment names pid " + std::to_string(r.pid_) + ", not " + std::to_string(expected_pid));
+    return r;
+}
+
+Status Reader::validate() {
+    const auto* bytes = static_cast<const unsigned char*>(base_);
+    SegmentHeader h;
+    std::memcpy(&h, bytes, sizeof h);
+    h.magic = std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base_)).load(std::memory_order_acquire);
+    if (h.magic == 0) return err(path_, "segment not initialised (zero magic): the agent is starting or died starting");
+    if (h.magic != kMagic) return err(path_, "not a gometrics segment (bad magic)");
+    if (h.version != kLayoutVersion)
+        return err(path_, "unsupported layout version " + std::to_string(h.version) + " (this reader knows " +
+                              std::to_string(kLayoutVersion) + ")");
+    if (h.header_size < sizeof(SegmentHeader) || h.header_size > size_) return err(path_, "corrupt header size");
+    if (h.total_size > size_) return err(path_, "truncated segment (header says " + std::to_string(h.total_size) +
+                                                    " bytes, file has " + std::to_string(size_) + ")");
+    const uint64_t total = h.total_size;
+    if (h.desc_count > kMaxMetrics) return err(path_, "corrupt segment: absurd metric count " + std::to_string(h.desc_count));
+    if (h.desc_entry_size < sizeof(DescEntry) || h.desc_entry_size > 1024)
+        return err(path_, "corrupt segment: bad descriptor size");
+    if (!within(h.desc_offset, uint64_t(h.desc_count) * h.desc_entry_size, total) ||
+        !within(h.strings_offset, h.strings_size, total) || !within(h.bounds_offset, h.bounds_size, total) ||
+        !within(h.values_offset, h.values_size, total) || h.values_offset % 8 || h.bounds_offset % 8 ||
+        h.values_size < sizeof(ValuesHeader) || h.values_size % 8)
+        return err(path_, "corrupt segment: a region lies outside the segment");
+
+    pid_ = h.pid;
+    start_time_ns_ = h.start_time_ns;
+    proc_start_ticks_ = h.proc_start_ticks;
+    interval_ms_ = h.interval_ms;
+    const char* strings = reinterpret_cast<const char*>(bytes + h.strings_offset);
+    for (uint32_t i = 0; i < h.desc_count; ++i) {
+        DescEntry d;
+        std::memcpy(&d, bytes + h.desc_offset + uint64_t(i) * h.desc_entry_size, sizeof d);
+        const std::string where = "corrupt segment: metric #" + std::to_string(i) + " ";
+        if (!within(d.name_offset, d.name_len, h.strings_size) || !within(d.desc_offset, d.desc_len, h.strings_size))
+            return err(path_, where + "has text outside the string table");
+        Description desc;
+        desc.name.assign(strings + d.name_offset, d.name_len);
+        desc.description.assign(strings + d.desc_offset, d.desc_len);
+        if (!valid_name(desc.name) || !clean_text(desc.description)) return err(path_, where + "has a malformed name");
+        // A kind this reader does not know (a newer agent) reads as Bad.
+        desc.kind = d.kind <= kKindFloat64Histogram ? static_cast<ValueKind>(d.kind) : ValueKind::Bad;
+        desc.cumulative = d.cumulative != 0;
+
+        Entry e{d.value_offset, 1};
+        std::vector<double> edges;
+        if (desc.kind == ValueKind::Float64Histogram) {
+            if (d.bucket_count < 2 || d.bucket_count > kMaxHistogramBuckets || d.bounds_offset % 8 ||
+                !within(d.bounds_offset, uint64_t(d.bucket_count) * 8, h.bounds_size))
+                return err(path_, where + "has bad histogram buckets");
+            edges.resize(d.bucket_count);
+            std::memcpy(edges.data(), bytes + h.bounds_offset + d.bounds_offset, edges.size() * 8);
+            for (size_t b = 0; b < edges.size(); ++b)
+                if (std::isnan(edges[b]) || (b && !(edges[b] > edges[b - 1])))
+                    return err(path_, where + "has histogram edges that do not increase");
+            e.words = d.bucket_count - 1;
+        }
+        if (d.value_offset % 8 || d.value_offset < sizeof(ValuesHeader) ||
+            !within(d.value_offset, uint64_t(e.words) * 8, h.values_size))
+            return err(path_, where + "has its value outside the values region");
+        if (!index_.emplace(desc.name, descs_.size()).second) return err(path_, where + "duplicates " + desc.name);
+        descs_.push_back(std::move(desc));
+        entries_.push_back(e);
+        bounds_.push_back(std::move(edges));
+    }
+    values_offset_ = h.values_offset;
+    values_size_ = h.values_size;
+    return Ok{};
+}
+
+Reader::Reader(Reader&& o) noexcept { *this = std::move(o); }
+
+Reader& Reader::operator=(Reader&& o) noexcept {
+    if (this != &o) {
+        if (base_) munmap(base_, size_);
+        base_ = std::exchange(o.base_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+        writable_ = o.writable_;
+        path_ = std::move(o.path_);
+        pid_ = o.pid_;
+        start_time_ns_ = o.start_time_ns_;
+        proc_start_ticks_ = o.proc_start_ticks_;
+        interval_ms_ = o.interval_ms_;
+        values_offset_ = o.values_offset_;
+        values_size_ = o.values_size_;
+        descs_ = std::move(o.descs_);
+        entries_ = std::move(o.entries_);
+        bounds_ = std::move(o.bounds_);
+        index_ = std::move(o.index_);
+    }
+    return *this;
+}
+
+Reader::~Reader() {
+    if (base_) munmap(base_, size_);
+}
+
+uint32_t Reader::state() const {
+    auto* h = static_cast<SegmentHeader*>(base_);
+    return std::atomic_ref<uint32_t>(h->state).load(std::memory_order_acquire);
+}
+
+void Reader::request_fresh(int timeout_ms) {
+    auto* h = static_cast<SegmentHeader*>(base_);
+    if (!writable_ || timeout_ms <= 0 || !(state() & kStatePublisherRunning)) return;
+    std::atomic_ref<uint32_t> seq(h->seq);
+    const uint32_t before = seq.load(std::memory_order_acquire);
+    std::atomic_ref<uint32_t>(h->request).fetch_add(1, std::memory_order_release);
+    syscall(SYS_futex, &h->request, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+
+    // Wait until a snapshot started after our request has completed: the
+    // generation must move past the next even value after `before`.
+    const uint32_t target = (before | 1u) + 1;
+    timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        const uint32_t now = seq.load(std::memory_order_acquire);
+        if (int32_t(now - target) >= 0) return;
+        timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        const int64_t waited_ms = (t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000;
+        if (waited_ms >= timeout_ms) return;
+        timespec slice{0, 5 * 1000000};  // re-check at least every 5 ms
+        syscall(SYS_futex, &h->seq, FUTEX_WAIT, now, &slice, nullptr, 0);
+    }
+}
+
+Result<std::vector<uint64_t>> Reader::copy_values(int max_tries) {
+    auto* h = static_cast<SegmentHeader*>(base_);
+    const auto* src = reinterpret_cast<const uint64_t*>(static_cast<const unsigned char*>(base_) + values_offset_);
+    std::vector<uint64_t> words(values_size_ / 8);
+    if (seqlock::read_consistent(&h->seq, src, words.data(), words.size(), max_tries) < 0)
+        return err(path_, "the snapshot never settled (the writer died mid-update or is stuck)");
+    return words;
+}
+
+Value Reader::decode(size_t i, const std::vector<uint64_t>& words) const {
+    Value v;
+    v.kind = descs_[i].kind;
+    const size_t w = entries_[i].value_offset / 8;
+    switch (v.kind) {
+        case ValueKind::Uint64: v.u64 = words[w]; break;
+        case ValueKind::Float64: v.f64 = std::bit_cast<double>(words[w]); break;
+        case ValueKind::Float64Histogram:
+            v.hist.buckets = bounds_[i];
+            v.hist.counts.assign(words.begin() + w, words.begin() + w + entries_[i].words);
+            break;
+        case ValueKind::Bad: break;
+    }
+    return v;
+}
+
+Status Reader::Read(std::span<Sample> samples, const ReadOptions& opt) {
+    request_fresh(opt.fresh_timeout_ms);
+    auto words = copy_values(opt.max_tries);
+    if (!words) return words.error();
+    for (auto& s : samples) {
+        const auto it = index_.find(s.name);
+        s.value = it == index_.end() ? Value{} : decode(it->second, *words);
+    }
+    return Ok{};
+}
+
+Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
+    request_fresh(opt.fresh_timeout_ms);
+    auto words = copy_values(opt.max_tries);
+    if (!words) return words.error();
+    Snapshot snap;
+    snap.seq = (*words)[0];
+    snap.time_ns = (*words)[1];
+    snap.values.reserve(descs_.size());
+    for (size_t i = 0; i < descs_.size(); ++i) snap.values.push_back(decode(i, *words));
+    return snap;
+}
+
+std::vector<ProcessInfo> list_processes() {
+    std::vector<ProcessInfo> out;
+    DIR* d = opendir("/dev/shm");
+    if (!d) return out;
+    const std::string prefix = kShmPrefix;
+    while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string digits = name.substr(prefix.size());
+        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+        ProcessInfo p;
+        p.pid = std::stoi(digits);
+        p.segment = "/dev/shm/" + name;
+        if (auto r = Reader::open_path(p.segment, p.pid)) {
+            p.readable = true;
+            p.start_time_ns = r->start_time_ns();
+            p.alive = is_live(p.pid, r->proc_start_ticks(), p.segment);
+        } else {
+            // Unreadable (another user's, or corrupt): alive is all we can tell.
+            p.alive = pid_exists(p.pid);
+        }
+        if (p.alive) p.command = read_comm(p.pid);
+        out.push_back(std::move(p));
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
+    return out;
+}
+
+Result<int> remove_stale_segments() {
+    int removed = 0;
+    for (const auto& p : list_processes()) {
+        if (p.alive) continue;
+        if (::unlink(p.segment.c_str()) == 0)
+            ++removed;
+        else if (errno != ENOENT)
+            return Error{p.segment + ": " + std::strerror(errno)};
+    }
+    return removed;
+}
+
+}  // namespace gometrics

@@ -1,0 +1,111 @@
+// The reader library: runtime/metrics for another process. Opens the segment
+// of a pid, validates every offset, length and count against the mapped size,
+// and reads coherent snapshots. What the CLI, the exporters and the tests use.
+//
+//   auto r = gometrics::Reader::open(pid);
+//   if (!r) die(r.error().message);
+//   std::vector<gometrics::Sample> s{{"/gc/heap/allocs:bytes", {}}};
+//   if (auto st = r->Read(s); !st) die(st.error().message);
+//   uint64_t bytes = s[0].value.u64;   // kind Bad when the process lacks the metric
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "metrics.h"
+#include "result.h"
+
+namespace gometrics {
+
+struct ReadOptions {
+    // Ask the publisher for a new snapshot and wait for it up to this long
+    // (0: take the latest published one). A stopped or busy process simply
+    // yields the latest snapshot when the wait ends.
+    int fresh_timeout_ms = 200;
+    int max_tries = 10000;  // seqlock retries before giving up
+};
+
+// A coherent set of values, all from one published snapshot.
+struct Snapshot {
+    uint64_t seq = 0;      // snapshots published by the process so far
+    uint64_t time_ns = 0;  // CLOCK_REALTIME of the snapshot
+    std::vector<Value> values;  // parallel to Reader::All()
+};
+
+class Reader {
+public:
+    // Maps /dev/shm/gometrics.<pid> and validates it.
+    static Result<Reader> open(int pid);
+    // Same for an arbitrary file (tests, saved segments); expected_pid < 0 skips the pid check.
+    static Result<Reader> open_path(const std::string& path, int expected_pid = -1);
+
+    Reader(Reader&&) noexcept;
+    Reader& operator=(Reader&&) noexcept;
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    ~Reader();
+
+    int pid() const { return pid_; }
+    uint64_t start_time_ns() const { return start_time_ns_; }
+    uint64_t proc_start_ticks() const { return proc_start_ticks_; }
+    uint32_t interval_ms() const { return interval_ms_; }
+    uint32_t state() const;  // layout::State bits, read now
+
+    // Every metric the process publishes, sorted by name (Go's All()).
+    const std::vector<Description>& All() const { return descs_; }
+
+    // Fills each sample by name; a name the process does not publish reads
+    // as kind Bad. One call is one coherent snapshot.
+    Status Read(std::span<Sample> samples, const ReadOptions& opt = {});
+    // All values, parallel to All().
+    Result<Snapshot> ReadAll(const ReadOptions& opt = {});
+
+private:
+    Reader() = default;
+    static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
+    Status validate();
+    void request_fresh(int timeout_ms);
+    Result<std::vector<uint64_t>> copy_values(int max_tries);
+    Value decode(size_t index, const std::vector<uint64_t>& words) const;
+
+    void* base_ = nullptr;
+    size_t size_ = 0;
+    bool writable_ = false;
+    std::string path_;
+    int pid_ = 0;
+    uint64_t start_time_ns_ = 0;
+    uint64_t proc_start_ticks_ = 0;
+    uint32_t interval_ms_ = 0;
+    uint32_t values_offset_ = 0;
+    uint32_t values_size_ = 0;
+
+    struct Entry {
+        uint32_t value_offset;  // bytes into the values region
+        uint32_t words;
+    };
+    std::vector<Description> descs_;
+    std::vector<Entry> entries_;
+    std::vector<std::vector<double>> bounds_;  // per metric, empty for scalars
+    std::unordered_map<std::string, size_t> index_;
+};
+
+// A process that has (or had) a segment in /dev/shm.
+struct ProcessInfo {
+    int pid = 0;
+    std::string command;  // /proc/PID/comm, empty when dead
+    uint64_t start_time_ns = 0;
+    bool alive = false;     // the same process still runs (pid and start time match)
+    bool readable = false;  // we may open its segment
+    std::string segment;    // path in /dev/shm
+};
+
+// Every gometrics segment visible in /dev/shm, sorted by pid.
+std::vector<ProcessInfo> list_processes();
+// Removes segments whose process is gone. Returns how many, or an error.
+Result<int> remove_stale_segments();
+std::string segment_path(int pid);
+
+}  // namespace gometrics

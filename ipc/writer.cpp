@@ -1,0 +1,206 @@
+// Agent side of the segment; see writer.h and layout.h.
+#include "writer.h"
+
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "seqlock.h"
+
+namespace gometrics::ipc {
+
+namespace {
+
+using namespace layout;
+
+struct Sizes {
+    uint64_t strings = 0, bounds = 0, words = 0;
+};
+
+Sizes measure(std::span<const MetricSpec> metrics) {
+    Sizes s;
+    for (const auto& m : metrics) {
+        s.strings += m.name.size() + m.description.size();
+        s.bounds += m.bounds.size() * sizeof(double);
+        s.words += value_words(m);
+    }
+    return s;
+}
+
+// Opens the name exclusively; replaces a leftover of ours (an earlier image
+// of this pid before exec, or a dead process whose pid we now have).
+int open_exclusive(const char* name) {
+    constexpr int kFlags = O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    int fd = shm_open(name, kFlags, 0600);
+    if (fd >= 0 || errno != EEXIST) return fd;
+    int old = shm_open(name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC, 0);
+    if (old < 0) return -1;
+    struct stat st;
+    const bool ours = fstat(old, &st) == 0 && st.st_uid == geteuid();
+    close(old);
+    if (!ours) {
+        errno = EEXIST;
+        return -1;
+    }
+    shm_unlink(name);
+    return shm_open(name, kFlags, 0600);
+}
+
+long futex_wake_all(uint32_t* word) {
+    return syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+void shm_name(int pid, char (&out)[32]) noexcept {
+    // Hand-rolled to stay allocation- and locale-free in the agent.
+    char digits[16];
+    int n = 0;
+    unsigned v = static_cast<unsigned>(pid);
+    do {
+        digits[n++] = static_cast<char>('0' + v % 10);
+        v /= 10;
+    } while (v && n < 15);
+    size_t p = 0;
+    out[p++] = '/';
+    for (const char* c = kShmPrefix; *c; ++c) out[p++] = *c;
+    while (n) out[p++] = digits[--n];
+    out[p] = '\0';
+}
+
+int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t proc_start_ticks,
+                          uint64_t start_time_ns, uint32_t interval_ms) noexcept {
+    const Sizes s = measure(metrics);
+    const uint64_t desc_off = align8(sizeof(SegmentHeader));
+    const uint64_t strings_off = align8(desc_off + metrics.size() * sizeof(DescEntry));
+    const uint64_t bounds_off = align8(strings_off + s.strings);
+    const uint64_t values_off = align8(bounds_off + s.bounds);
+    const uint64_t values_size = sizeof(ValuesHeader) + s.words * 8;
+    const uint64_t total = align8(values_off + values_size);
+    if (total > kMaxSegmentSize || metrics.size() > kMaxMetrics) return EFBIG;
+
+    char name[32];
+    shm_name(pid, name);
+    const int fd = open_exclusive(name);
+    if (fd < 0) return errno;
+    if (ftruncate(fd, static_cast<off_t>(total)) != 0) {
+        const int err = errno;
+        close(fd);
+        shm_unlink(name);
+        return err;
+    }
+    void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    const int map_err = errno;
+    close(fd);
+    if (base == MAP_FAILED) {
+        shm_unlink(name);
+        return map_err;
+    }
+
+    auto* bytes = static_cast<unsigned char*>(base);
+    auto* h = static_cast<SegmentHeader*>(base);
+    h->version = kLayoutVersion;
+    h->header_size = sizeof(SegmentHeader);
+    h->total_size = total;
+    h->pid = pid;
+    h->desc_count = static_cast<uint32_t>(metrics.size());
+    h->start_time_ns = start_time_ns;
+    h->proc_start_ticks = proc_start_ticks;
+    h->desc_offset = static_cast<uint32_t>(desc_off);
+    h->desc_entry_size = sizeof(DescEntry);
+    h->strings_offset = static_cast<uint32_t>(strings_off);
+    h->strings_size = static_cast<uint32_t>(s.strings);
+    h->bounds_offset = static_cast<uint32_t>(bounds_off);
+    h->bounds_size = static_cast<uint32_t>(s.bounds);
+    h->values_offset = static_cast<uint32_t>(values_off);
+    h->values_size = static_cast<uint32_t>(values_size);
+    h->interval_ms = interval_ms;
+
+    auto* desc = reinterpret_cast<DescEntry*>(bytes + desc_off);
+    uint32_t str = 0, bnd = 0, val = sizeof(ValuesHeader);
+    for (const auto& m : metrics) {
+        DescEntry& d = *desc++;
+        d.name_offset = str;
+        d.name_len = static_cast<uint32_t>(m.name.size());
+        std::memcpy(bytes + strings_off + str, m.name.data(), m.name.size());
+        str += d.name_len;
+        d.desc_offset = str;
+        d.desc_len = static_cast<uint32_t>(m.description.size());
+        std::memcpy(bytes + strings_off + str, m.description.data(), m.description.size());
+        str += d.desc_len;
+        d.kind = m.kind;
+        d.cumulative = m.cumulative;
+        if (m.kind == kKindFloat64Histogram) {
+            d.bounds_offset = bnd;
+            d.bucket_count = static_cast<uint32_t>(m.bounds.size());
+            std::memcpy(bytes + bounds_off + bnd, m.bounds.data(), m.bounds.size_bytes());
+            bnd += static_cast<uint32_t>(m.bounds.size_bytes());
+        }
+        d.value_offset = val;
+        val += static_cast<uint32_t>(value_words(m) * 8);
+    }
+
+    // Readers check the magic first: publish it after everything else.
+    std::atomic_ref<uint64_t>(h->magic).store(kMagic, std::memory_order_release);
+
+    base_ = base;
+    size_ = total;
+    payload_words_ = s.words;
+    owner_pid_ = pid;
+    return 0;
+}
+
+void SegmentWriter::publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns) noexcept {
+    if (!base_) return;
+    auto* values = reinterpret_cast<uint64_t*>(static_cast<unsigned char*>(base_) + header()->values_offset);
+    seqlock::Writer w(&header()->seq);
+    w.begin();
+    seqlock::store_word(values + 0, snapshot_seq);
+    seqlock::store_word(values + 1, time_ns);
+    for (size_t i = 0; i < payload_words_; ++i) seqlock::store_word(values + 2 + i, words[i]);
+    w.end();
+    futex_wake_all(&header()->seq);
+}
+
+uint32_t SegmentWriter::request() const noexcept {
+    if (!base_) return 0;
+    return std::atomic_ref<uint32_t>(header()->request).load(std::memory_order_relaxed);
+}
+
+uint32_t* SegmentWriter::request_word() noexcept { return base_ ? &header()->request : nullptr; }
+
+void SegmentWriter::set_state(uint32_t bits, bool on) noexcept {
+    if (!base_) return;
+    std::atomic_ref<uint32_t> st(header()->state);
+    if (on)
+        st.fetch_or(bits, std::memory_order_release);
+    else
+        st.fetch_and(~bits, std::memory_order_release);
+}
+
+void SegmentWriter::abandon() noexcept {
+    if (base_) munmap(base_, size_);
+    base_ = nullptr;
+    size_ = 0;
+}
+
+void SegmentWriter::unlink() noexcept {
+    // Only the process that created the name removes it: a forked child
+    // inherits this object but owns a different name.
+    if (base_ && owner_pid_ == getpid()) {
+        char name[32];
+        shm_name(owner_pid_, name);
+        shm_unlink(name);
+    }
+    abandon();
+}
+
+}  // namespace gometrics::ipc

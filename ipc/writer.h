@@ -1,0 +1,70 @@
+// Agent side of the segment: creates /dev/shm/gometrics.<pid>, writes the
+// static part (header, Description table, strings, histogram edges) once and
+// publishes values under the seqlock. Runs in the agent's cold paths only: it
+// never allocates and never throws; failures come back as an errno value.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "layout.h"
+
+namespace gometrics::ipc {
+
+struct MetricSpec {
+    std::string_view name;
+    std::string_view description;
+    layout::Kind kind;
+    bool cumulative;
+    std::span<const double> bounds;  // histogram edges, empty for scalars
+};
+
+// Words (8 bytes) that a metric's value occupies in the values region.
+constexpr size_t value_words(const MetricSpec& m) {
+    return m.kind == layout::kKindFloat64Histogram ? m.bounds.size() - 1 : 1;
+}
+
+class SegmentWriter {
+public:
+    SegmentWriter() = default;
+    SegmentWriter(const SegmentWriter&) = delete;
+    SegmentWriter& operator=(const SegmentWriter&) = delete;
+
+    // Creates the segment for `pid` (O_CREAT|O_EXCL|O_NOFOLLOW, 0600). A
+    // segment left under the same name by an earlier image of this pid (exec)
+    // or a dead process whose pid was reused is replaced. Returns 0 or errno.
+    [[nodiscard]] int create(std::span<const MetricSpec> metrics, int pid, uint64_t proc_start_ticks,
+                             uint64_t start_time_ns, uint32_t interval_ms) noexcept;
+
+    bool ok() const noexcept { return base_ != nullptr; }
+    // Total words of all values, in table order; `words` passed to publish().
+    size_t payload_words() const noexcept { return payload_words_; }
+
+    // One snapshot: `words` (payload_words() of them, each metric at its
+    // offset in table order) copied under the seqlock, then readers woken.
+    void publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns) noexcept;
+
+    uint32_t request() const noexcept;  // the only word the agent reads back
+    uint32_t* request_word() noexcept;  // for FUTEX_WAIT
+    void set_state(uint32_t bits, bool on) noexcept;
+
+    // Forget the mapping without touching the name (a forked child must not
+    // write its parent's segment); unlink() removes the name too.
+    void abandon() noexcept;
+    void unlink() noexcept;
+
+private:
+    layout::SegmentHeader* header() const noexcept { return static_cast<layout::SegmentHeader*>(base_); }
+
+    void* base_ = nullptr;
+    size_t size_ = 0;
+    size_t payload_words_ = 0;
+    int owner_pid_ = 0;
+};
+
+// "/gometrics.<pid>" for shm_open, into a caller buffer (no allocation).
+void shm_name(int pid, char (&out)[32]) noexcept;
+
+}  // namespace gometrics::ipc

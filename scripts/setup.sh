@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages gometrics needs, and only those missing.
+#   scripts/setup.sh build   what building needs
+#   scripts/setup.sh test    that, plus what the test suites run for real
+set -euo pipefail
+
+profile=${1:-build}
+build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev libjemalloc-dev libcli11-dev
+  nlohmann-json3-dev libcpp-httplib-dev zlib1g-dev libdw-dev python3)
+test_pkgs=(perl sqlite3 git redis-server redis-tools golang-go prometheus clang libclang-rt-14-dev tmux heaptrack
+  ltrace libc-devtools procps)
+
+case "$profile" in
+  build) wanted=("${build_pkgs[@]}") ;;
+  test) wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,92 @@
+"""Helpers for the integration suites: run programs under the agent, read
+them with the real CLI, and load reports. Paths come from meson's test
+environment (GOMETRICS_AGENT, GOMETRICS_CLI, GOMETRICS_PROGRAMS)."""
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+import unittest
+
+AGENT = os.environ.get("GOMETRICS_AGENT", "")
+CLI = os.environ.get("GOMETRICS_CLI", "")
+PROGRAMS = os.environ.get("GOMETRICS_PROGRAMS", "")
+
+
+def program(name):
+    """Path of a test program built from tests/programs."""
+    return os.path.join(PROGRAMS, name)
+
+
+def agent_env(extra=None, preload=None):
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = preload if preload is not None else AGENT
+    env.update(extra or {})
+    return env
+
+
+def run_with_report(cmd, extra_env=None, timeout=120, check=True, preload=None, **kw):
+    """Runs cmd under the agent with GOMETRICS_REPORT; returns (completed, report)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "report.json")
+        env = agent_env(dict(extra_env or {}, GOMETRICS_REPORT=path), preload)
+        cp = subprocess.run(cmd, env=env, timeout=timeout, capture_output=True, text=True, **kw)
+        if check and cp.returncode != 0:
+            raise AssertionError(f"{cmd} exited {cp.returncode}: {cp.stderr[-2000:]}")
+        report = None
+        if os.path.exists(path):
+            with open(path) as f:
+                report = json.load(f)
+        return cp, report
+
+
+def metrics(report):
+    """{name: value} from a dump/report JSON document."""
+    return {m["name"]: m["value"] for m in report["metrics"]}
+
+
+def cli(*args, timeout=30, check=False):
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=check)
+
+
+def dump(pid):
+    cp = cli("dump", "--pid", pid, "--format", "json")
+    if cp.returncode != 0:
+        raise AssertionError(f"dump failed: {cp.stderr}")
+    return metrics(json.loads(cp.stdout))
+
+
+def wait_for_segment(pid, timeout=10.0):
+    path = f"/dev/shm/gometrics.{pid}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if os.path.exists(path) and cli("list", "--pid", pid).returncode == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no readable segment for pid {pid} after {timeout}s")
+
+
+class Spawned:
+    """A program started under the agent, killed at exit of the block."""
+
+    def __init__(self, cmd, extra_env=None, **kw):
+        self.proc = subprocess.Popen(cmd, env=agent_env(extra_env), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+    def __enter__(self):
+        wait_for_segment(self.proc.pid)
+        return self.proc
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate(timeout=30)
+
+
+def hist_total(h):
+    return sum(h["counts"])
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,116 @@
+"""Heap metrics under the agent: exact counts, threads, coherence, fork."""
+
+import os
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import gmtest  # noqa: E402
+from gmtest import metrics, program, run_with_report  # noqa: E402
+
+
+def usable_sizes_glibc(sizes):
+    """Usable size of malloc(n) on glibc x86-64: chunk = max(32, n + 8 rounded up to 16), usable = chunk - 8."""
+    out = []
+    for n in sizes:
+        chunk = max(32, (n + 8 + 15) & ~15)
+        out.append(chunk - 8)
+    return out
+
+
+class HeapExactness(unittest.TestCase):
+    def test_leak_of_n_objects_is_exact(self):
+        n = 1000
+        _, twin = run_with_report([program("leak"), "0"])
+        _, leaky = run_with_report([program("leak"), str(n)])
+        a, b = metrics(twin), metrics(leaky)
+        self.assertEqual(b["/gc/heap/objects:objects"] - a["/gc/heap/objects:objects"], n)
+        expected = sum(usable_sizes_glibc([16 * (i % 64 + 1) for i in range(n)]))
+        self.assertEqual(b["/gc/heap/live:bytes"] - a["/gc/heap/live:bytes"], expected)
+        self.assertEqual(b["/memory/classes/heap/objects:bytes"], b["/gc/heap/live:bytes"])
+
+    def test_exited_threads_are_not_lost(self):
+        threads, k = 64, 500
+        _, rep = run_with_report([program("thread_allocs"), str(threads), str(k)])
+        m = metrics(rep)
+        # Each worker: calloc + k mallocs; main: calloc of the pthread_t array.
+        self.assertGreaterEqual(m["/gc/heap/allocs:objects"], threads * (k + 1))
+        _, rep_small = run_with_report([program("thread_allocs"), str(threads), "0"])
+        self.assertEqual(m["/gc/heap/allocs:objects"] - metrics(rep_small)["/gc/heap/allocs:objects"], threads * k)
+        self.assertEqual(m["/gc/heap/frees:objects"] - metrics(rep_small)["/gc/heap/frees:objects"], threads * k)
+
+    def test_histograms_sum_to_totals(self):
+        _, rep = run_with_report([program("leak"), "100"])
+        m = metrics(rep)
+        allocs, frees = m["/gc/heap/allocs-by-size:bytes"], m["/gc/heap/frees-by-size:bytes"]
+        self.assertEqual(len(allocs["buckets"]), len(allocs["counts"]) + 1)
+        self.assertEqual(allocs["buckets"], frees["buckets"])
+        self.assertEqual(allocs["buckets"][-1], "+Inf")
+        self.assertEqual(sum(allocs["counts"]), m["/gc/heap/allocs:objects"])
+        self.assertEqual(sum(frees["counts"]), m["/gc/heap/frees:objects"])
+        for a, f in zip(allocs["counts"], frees["counts"]):
+            self.assertGreaterEqual(a, f)
+
+
+class Coherence(unittest.TestCase):
+    def test_reader_never_sees_incoherent_snapshot(self):
+        with gmtest.Spawned([program("churn"), "2", "4"]) as p:
+            cp = subprocess.run([program("coherence_reader"), str(p.pid), "2.5"], capture_output=True, text=True,
+                                timeout=60)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            snapshots = int(cp.stdout.split()[0])
+            self.assertGreater(snapshots, 100)
+
+    def test_fresh_read_is_fast(self):
+        with gmtest.Spawned(["sleep", "5"], {"GOMETRICS_INTERVAL_MS": "60000"}) as p:
+            t0 = time.monotonic()
+            for _ in range(10):
+                self.assertEqual(gmtest.cli("read", "--pid", p.pid, "/gc/heap/allocs:objects").returncode, 0)
+            # ten CLI runs each asking for a fresh snapshot; far below the 60 s interval
+            self.assertLess(time.monotonic() - t0, 10)
+
+
+class ForkAndExec(unittest.TestCase):
+    def fork_python(self, child_exit):
+        code = ("import os,sys,time\n"
+                "r,w=os.pipe()\n"
+                "pid=os.fork()\n"
+                "if pid==0:\n"
+                "    x=[bytearray(64) for _ in range(1000)]\n"
+                f"    os.write(w,b'x'); time.sleep(2); {child_exit}\n"
+                "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0)\n")
+        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env(), stdout=subprocess.PIPE, text=True)
+        child = int(p.stdout.readline())
+        gmtest.wait_for_segment(child)
+        gmtest.wait_for_segment(p.pid)
+        m = gmtest.dump(child)
+        self.assertGreater(m["/gc/heap/objects:objects"], 1000)
+        self.assertIn(str(child), gmtest.cli("ps").stdout)
+        p.wait(timeout=30)
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+        return child
+
+    def test_forked_child_gets_its_own_segment(self):
+        child = self.fork_python("sys.exit(0)")
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{child}"))
+
+    def test_exit_without_destructors_leaves_a_stale_segment_that_ps_skips_and_gc_removes(self):
+        child = self.fork_python("os._exit(0)")
+        self.assertTrue(os.path.exists(f"/dev/shm/gometrics.{child}"))
+        self.assertNotIn(f" {child} ", gmtest.cli("ps").stdout)
+        self.assertEqual(gmtest.cli("read", "--pid", child, "/gc/heap/objects:objects").returncode, 1)
+        self.assertEqual(gmtest.cli("gc").returncode, 0)
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{child}"))
+
+    def test_shell_pipeline_runs_normally(self):
+        cp = subprocess.run(["sh", "-c", "seq 1 20000 | sort -n | tail -1; echo done | tr a-z A-Z"],
+                            env=gmtest.agent_env(), capture_output=True, text=True, timeout=60)
+        self.assertEqual(cp.returncode, 0)
+        self.assertEqual(cp.stdout, "20000\nDONE\n")
+        self.assertEqual(cp.stderr, "")
+
+
+if __name__ == "__main__":
+    gmtest.main()
