@@ -28,14 +28,13 @@ using detail::g_real;
     return false;
 }
 
-[[gnu::always_inline]] inline void record(uint64_t* objects, uint64_t* bytes, uint64_t* by_size, size_t usable,
-                                          bool shared) noexcept {
+// An allocation or a free: its bytes, and its size bucket (which also
+// counts objects: the collector sums the buckets).
+[[gnu::always_inline]] inline void record(uint64_t* bytes, uint64_t* by_size, size_t usable, bool shared) noexcept {
     if (!shared) [[likely]] {
-        bump(*objects, 1);
         bump(*bytes, usable);
         bump(by_size[buckets::size_index(usable)], 1);
     } else {
-        bump_shared(*objects, 1);
         bump_shared(*bytes, usable);
         bump_shared(by_size[buckets::size_index(usable)], 1);
     }
@@ -44,19 +43,18 @@ using detail::g_real;
 [[gnu::always_inline]] inline void count_alloc(void* p) noexcept {
     ThreadSlot* s = current_slot();
     if (!s) return;
-    const size_t usable = g_real.malloc_usable_size(p);
-    record(&s->alloc_objects, &s->alloc_bytes, s->alloc_by_size, usable, is_orphans(s));
+    record(&s->alloc_bytes, s->alloc_by_size, usable_size(p), is_orphans(s));
 }
 
 [[gnu::always_inline]] inline void count_free_usable(ThreadSlot* s, size_t usable) noexcept {
-    record(&s->free_objects, &s->free_bytes, s->free_by_size, usable, is_orphans(s));
+    record(&s->free_bytes, s->free_by_size, usable, is_orphans(s));
 }
 
 // Reads the size before the real free: the pointer is dead afterwards.
 [[gnu::always_inline]] inline void count_free(void* p) noexcept {
     ThreadSlot* s = current_slot();
     if (!s) return;
-    count_free_usable(s, g_real.malloc_usable_size(p));
+    count_free_usable(s, usable_size(p));
 }
 
 // realloc and reallocarray: a free of the old block plus an allocation of
@@ -68,12 +66,12 @@ using detail::g_real;
         return q;
     }
     ThreadSlot* s = current_slot();
-    const size_t old_usable = s ? g_real.malloc_usable_size(p) : 0;
+    const size_t old_usable = s ? usable_size(p) : 0;
     void* q = real_call();
     if (!s) return q;
     if (q) {
         count_free_usable(s, old_usable);
-        record(&s->alloc_objects, &s->alloc_bytes, s->alloc_by_size, g_real.malloc_usable_size(q), is_orphans(s));
+        record(&s->alloc_bytes, s->alloc_by_size, usable_size(q), is_orphans(s));
     } else if (zero_size) {
         count_free_usable(s, old_usable);  // glibc: realloc(p, 0) frees p and returns NULL
     }

@@ -14,21 +14,41 @@ namespace gometrics::agent {
 namespace detail {
 constinit RealFunctions g_real{};
 constinit std::atomic<int> g_resolve_state{0};
+alignas(64) constinit unsigned char g_arena[kArenaSize];
+constinit bool g_glibc_chunks = false;
 }  // namespace detail
 
 namespace {
 
 using namespace detail;
 
-// Serves allocations made while dlsym runs (and nothing else). Each block
-// is preceded by its size so realloc and malloc_usable_size can work.
-constexpr size_t kArenaSize = 64 * 1024;
-alignas(64) constinit unsigned char g_arena[kArenaSize];
+// The arena serves allocations made while dlsym runs (and nothing else).
+// Each block is preceded by its size so realloc and malloc_usable_size work.
 constinit std::atomic<size_t> g_arena_used{0};
 
 template <class Fn>
 void resolve_one(Fn& slot, const char* name) noexcept {
     slot = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+// Whether usable_size() may read glibc's chunk header: the real malloc must
+// live in libc.so.6 and agree with malloc_usable_size on small, large and
+// mmapped blocks.
+bool verify_glibc_chunks() noexcept {
+    Dl_info info{};
+    if (!dladdr(reinterpret_cast<void*>(g_real.malloc), &info) || !info.dli_fname ||
+        !std::strstr(info.dli_fname, "/libc.so.6"))
+        return false;
+    g_glibc_chunks = true;
+    bool same = true;
+    for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{1000}, size_t{70000}, size_t{300000}}) {
+        void* p = g_real.malloc(n);
+        if (!p) continue;
+        same = same && usable_size(p) == g_real.malloc_usable_size(p);
+        g_real.free(p);
+    }
+    g_glibc_chunks = false;
+    return same;
 }
 
 }  // namespace
@@ -47,11 +67,6 @@ void* bootstrap_alloc(size_t size, size_t align) noexcept {
             return g_arena + start;  // zeroed: static storage, never reused
         }
     }
-}
-
-bool is_bootstrap(const void* p) noexcept {
-    auto a = reinterpret_cast<uintptr_t>(p), lo = reinterpret_cast<uintptr_t>(g_arena);
-    return a >= lo && a < lo + kArenaSize;
 }
 
 size_t bootstrap_usable_size(const void* p) noexcept {
@@ -84,6 +99,7 @@ void resolve_real() noexcept {
         // Nothing to forward to: the process cannot run. Say so and stop.
         log::fatal("cannot resolve the real malloc family with dlsym(RTLD_NEXT)");
     }
+    g_glibc_chunks = verify_glibc_chunks();
     g_resolve_state.store(2, std::memory_order_release);
 }
 

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 // X(name): a function interposed by the agent, found with dlsym(RTLD_NEXT).
 #define GOMETRICS_REAL_FUNCTIONS(X) \
@@ -62,7 +63,32 @@ extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 // arena. Its pointers must never reach the real free/realloc.
 bool resolving() noexcept;
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
-bool is_bootstrap(const void* p) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
+
+namespace detail {
+inline constexpr size_t kArenaSize = 64 * 1024;
+extern unsigned char g_arena[kArenaSize];
+// True when the real malloc is glibc's and its chunk header was verified
+// against malloc_usable_size at start-up (real.cpp).
+extern bool g_glibc_chunks;
+}  // namespace detail
+
+[[gnu::always_inline]] inline bool is_bootstrap(const void* p) noexcept {
+    return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(detail::g_arena) < detail::kArenaSize;
+}
+
+// malloc_usable_size of a live block. On glibc it is read inline from the
+// chunk header (size field at p - 8: the chunk size with flag bits; an
+// mmapped chunk has a two-word header, a heap chunk lends its successor's
+// prev_size word): the same arithmetic as glibc's musable(), without the
+// call. Anything else (jemalloc, tcmalloc, glibc's debug malloc) is asked.
+[[gnu::always_inline]] inline size_t usable_size(void* p) noexcept {
+    if (detail::g_glibc_chunks) [[likely]] {
+        size_t head;
+        __builtin_memcpy(&head, static_cast<unsigned char*>(p) - sizeof(size_t), sizeof head);
+        return (head & ~size_t{7}) - ((head & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
+    }
+    return detail::g_real.malloc_usable_size(p);
+}
 
 }  // namespace gometrics::agent

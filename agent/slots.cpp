@@ -11,7 +11,7 @@
 namespace gometrics::agent {
 
 namespace detail {
-constinit thread_local ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]] = nullptr;
+__thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 constinit ThreadSlot g_orphans{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<bool> g_restart_pending{false};

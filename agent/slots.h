@@ -26,8 +26,9 @@ struct alignas(64) ThreadSlot {
     int32_t tid;                    // owner's tid while live
     std::atomic<ThreadSlot*> next;  // all slots ever created, a push-only list
 
-    // Heap (heap collector). Bytes are usable sizes.
-    alignas(64) uint64_t alloc_objects, alloc_bytes, free_objects, free_bytes;
+    // Heap (heap collector). Bytes are usable sizes; objects are the sums of
+    // the size buckets (one counter less on the hot path).
+    alignas(64) uint64_t alloc_bytes, free_bytes;
     uint64_t alloc_by_size[buckets::kSizeCounts];
     uint64_t free_by_size[buckets::kSizeCounts];
 
@@ -61,7 +62,8 @@ inline constexpr uintptr_t kExited = 1;       // the thread's exit destructor ra
 inline constexpr uintptr_t kAgentThread = 2;  // the agent's own work: never counted
 inline constexpr uintptr_t kMaxMarker = 2;
 
-extern thread_local ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
+// __thread, not thread_local: no TLS wrapper call on each access.
+extern __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
 extern ThreadSlot g_orphans;
 
 inline ThreadSlot* marker(uintptr_t m) noexcept { return reinterpret_cast<ThreadSlot*>(m); }

@@ -22,15 +22,17 @@ using agent::ThreadSlot;
 HeapTotals sum_slots(const Snapshot&) {
     HeapTotals t{};
     agent::for_each_slot([&](const ThreadSlot& s) {
-        t.free_objects += load(s.free_objects);
         t.free_bytes += load(s.free_bytes);
         for (size_t i = 0; i < buckets::kSizeCounts; ++i) t.free_by_size[i] += load(s.free_by_size[i]);
     });
     agent::for_each_slot([&](const ThreadSlot& s) {
-        t.alloc_objects += load(s.alloc_objects);
         t.alloc_bytes += load(s.alloc_bytes);
         for (size_t i = 0; i < buckets::kSizeCounts; ++i) t.alloc_by_size[i] += load(s.alloc_by_size[i]);
     });
+    for (size_t i = 0; i < buckets::kSizeCounts; ++i) {
+        t.free_objects += t.free_by_size[i];
+        t.alloc_objects += t.alloc_by_size[i];
+    }
     return t;
 }
 
