@@ -30,31 +30,53 @@ using detail::g_real;
 
 // An allocation or a free: its bytes, and its size bucket (which also
 // counts objects: the collector sums the buckets).
-[[gnu::always_inline]] inline void record(uint64_t* bytes, uint64_t* by_size, size_t usable, bool shared) noexcept {
-    if (!shared) [[likely]] {
-        bump(*bytes, usable);
-        bump(by_size[buckets::size_index(usable)], 1);
-    } else {
-        bump_shared(*bytes, usable);
+[[gnu::always_inline]] inline void record(uint64_t& bytes, uint64_t* by_size, size_t usable) noexcept {
+    bump(bytes, usable);
+    bump(by_size[buckets::size_index(usable)], 1);
+}
+
+// Cold: no slot yet (claims one), the thread has exited (the shared orphan
+// slot, atomically), or the agent's own work (not counted).
+[[gnu::noinline, gnu::cold]] void record_cold(bool is_free, size_t usable) noexcept {
+    ThreadSlot* s = detail::slow_slot();
+    if (!s) return;
+    uint64_t& bytes = is_free ? s->free_bytes : s->alloc_bytes;
+    uint64_t* by_size = is_free ? s->free_by_size : s->alloc_by_size;
+    if (is_orphans(s)) {
+        bump_shared(bytes, usable);
         bump_shared(by_size[buckets::size_index(usable)], 1);
+    } else {
+        record(bytes, by_size, usable);
     }
 }
 
+[[gnu::always_inline]] inline bool has_slot(ThreadSlot* s) noexcept {
+    return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
+}
+
 [[gnu::always_inline]] inline void count_alloc(void* p) noexcept {
-    ThreadSlot* s = current_slot();
-    if (!s) return;
-    record(&s->alloc_bytes, s->alloc_by_size, usable_size(p), is_orphans(s));
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]]
+        record(s->alloc_bytes, s->alloc_by_size, usable_size(p));
+    else if (s != detail::marker(detail::kAgentThread))
+        record_cold(false, usable_size(p));
 }
 
-[[gnu::always_inline]] inline void count_free_usable(ThreadSlot* s, size_t usable) noexcept {
-    record(&s->free_bytes, s->free_by_size, usable, is_orphans(s));
+[[gnu::always_inline]] inline void count_free_usable(size_t usable) noexcept {
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]]
+        record(s->free_bytes, s->free_by_size, usable);
+    else if (s != detail::marker(detail::kAgentThread))
+        record_cold(true, usable);
 }
 
-// Reads the size before the real free: the pointer is dead afterwards.
+// Reads the size before the real free: the block is gone afterwards.
 [[gnu::always_inline]] inline void count_free(void* p) noexcept {
-    ThreadSlot* s = current_slot();
-    if (!s) return;
-    count_free_usable(s, usable_size(p));
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]]
+        record(s->free_bytes, s->free_by_size, usable_size(p));
+    else if (s != detail::marker(detail::kAgentThread))
+        record_cold(true, usable_size(p));
 }
 
 // realloc and reallocarray: a free of the old block plus an allocation of
@@ -65,15 +87,13 @@ using detail::g_real;
         if (q) count_alloc(q);
         return q;
     }
-    ThreadSlot* s = current_slot();
-    const size_t old_usable = s ? usable_size(p) : 0;
+    const size_t old_usable = usable_size(p);
     void* q = real_call();
-    if (!s) return q;
     if (q) {
-        count_free_usable(s, old_usable);
-        record(&s->alloc_bytes, s->alloc_by_size, usable_size(q), is_orphans(s));
+        count_free_usable(old_usable);
+        count_alloc(q);
     } else if (zero_size) {
-        count_free_usable(s, old_usable);  // glibc: realloc(p, 0) frees p and returns NULL
+        count_free_usable(old_usable);  // glibc: realloc(p, 0) frees p and returns NULL
     }
     return q;
 }

@@ -35,6 +35,10 @@
     X(pthread_rwlock_clockrdlock)   \
     X(pthread_rwlock_clockwrlock)
 
+// Declarations of the agent's internals are hidden too, so the hooks reach
+// them PC-relative rather than through the GOT.
+#pragma GCC visibility push(hidden)
+
 namespace gometrics::agent {
 
 struct RealFunctions {
@@ -86,9 +90,11 @@ extern bool g_glibc_chunks;
     if (detail::g_glibc_chunks) [[likely]] {
         size_t head;
         __builtin_memcpy(&head, static_cast<unsigned char*>(p) - sizeof(size_t), sizeof head);
-        return (head & ~size_t{7}) - ((head & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
+        return (head & ~size_t{7}) - sizeof(size_t) - ((head & 2) << 2);  // IS_MMAPPED (2): one word more
     }
     return detail::g_real.malloc_usable_size(p);
 }
 
 }  // namespace gometrics::agent
+
+#pragma GCC visibility pop

@@ -18,6 +18,8 @@
 
 #include "buckets.h"
 
+#pragma GCC visibility push(hidden)  // see real.h
+
 namespace gometrics::agent {
 
 struct alignas(64) ThreadSlot {
@@ -129,3 +131,5 @@ void for_each_slot(F&& f) {
 }
 
 }  // namespace gometrics::agent
+
+#pragma GCC visibility pop
