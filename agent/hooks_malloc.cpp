@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "profile.h"
 #include "real.h"
 #include "slots.h"
 
@@ -54,12 +55,25 @@ using detail::g_real;
     return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
 }
 
+// Counts the allocation, and samples it for the heap profile when the
+// thread's countdown of bytes crosses zero (profile.h).
 [[gnu::always_inline]] inline void count_alloc(void* p) noexcept {
     ThreadSlot* s = detail::tls_slot;
-    if (has_slot(s)) [[likely]]
-        record(s->alloc_bytes, s->alloc_by_size, usable_size(p));
-    else if (s != detail::marker(detail::kAgentThread))
+    if (has_slot(s)) [[likely]] {
+        const size_t usable = usable_size(p);
+        record(s->alloc_bytes, s->alloc_by_size, usable);
+        if ((s->sample_countdown -= static_cast<int64_t>(usable)) < 0) [[unlikely]]
+            profile::sample_alloc(s, p, usable);
+    } else if (s != detail::marker(detail::kAgentThread)) {
         record_cold(false, usable_size(p));
+    }
+}
+
+// A block is going away: if it was sampled, the profile moves it from
+// in use to freed. Unsampled blocks cost a hash and one byte load.
+[[gnu::always_inline]] inline void forget_if_sampled(void* p) noexcept {
+    if (profile::maybe_sampled(p)) [[unlikely]]
+        profile::forget(p);
 }
 
 [[gnu::always_inline]] inline void count_free_usable(size_t usable) noexcept {
@@ -88,13 +102,17 @@ using detail::g_real;
         return q;
     }
     const size_t old_usable = usable_size(p);
+    const bool sampled = profile::maybe_sampled(p);
     void* q = real_call();
-    if (q) {
+    if (q || zero_size) {  // glibc: realloc(p, 0) frees p and returns NULL
+        // After the call, since p lives on if it fails. Should another
+        // thread get p's address and have it sampled in between, its sample
+        // would be taken for p's free: a window of a few instructions.
+        if (sampled) [[unlikely]]
+            profile::forget(p);
         count_free_usable(old_usable);
-        count_alloc(q);
-    } else if (zero_size) {
-        count_free_usable(old_usable);  // glibc: realloc(p, 0) frees p and returns NULL
     }
+    if (q) count_alloc(q);
     return q;
 }
 
@@ -121,6 +139,7 @@ GOMETRICS_EXPORT void free(void* p) noexcept {
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
     count_free(p);
+    forget_if_sampled(p);
     g_real.free(p);
 }
 

@@ -31,6 +31,10 @@ struct alignas(64) ThreadSlot {
     // Heap (heap collector). Bytes are usable sizes; objects are the sums of
     // the size buckets (one counter less on the hot path).
     alignas(64) uint64_t alloc_bytes, free_bytes;
+    // Heap profiling (owner only, never published): bytes left until the
+    // next sample, and the thread's random state (agent/profile.cpp).
+    int64_t sample_countdown;
+    uint64_t sample_rng;
     uint64_t alloc_by_size[buckets::kSizeCounts];
     uint64_t free_by_size[buckets::kSizeCounts];
 
