@@ -311,7 +311,8 @@ TEST_CASE("an unsymbolized profile decodes to the same structure", "[pprof][enco
 TEST_CASE("a symbolized profile carries functions and lines", "[pprof][encode]") {
     pprof::Profile profile = small_profile();
     // 0x1010: helper() inlined into _Z3runv, the same function as 0x7020's.
-    profile.symbols[0x1010] = {{"helper()", "_Z6helperv", "/src/app.cpp", 12}, {"run()", "_Z3runv", "/src/app.cpp", 40}};
+    profile.symbols[0x1010] = {{"helper()", "_Z6helperv", "/src/app.cpp", 12},
+                               {"run()", "_Z3runv", "/src/app.cpp", 40}};
     profile.symbols[0x7020] = {{"run()", "_Z3runv", "/src/app.cpp", 44}};
     const Decoded d = decode_profile(profile);
 
@@ -438,7 +439,7 @@ TEST_CASE("render_text ranks stacks by one sample type", "[pprof][text]") {
     profile.mappings = {{0x1000, 0x2000, 0x400, "/bin/app", ""}};
     profile.samples = {
         {{0x1100, 0x1200}, {1, 1024, 1, 1024}},
-        {{0x1300, 0x1200}, {3, 3 << 20, 0, 0}},
+        {{0x1300, 0x1200}, {3, 7 << 19, 0, 0}},  // 3.5 MiB
         {{0x1100, 0x1200}, {1, 2048, 1, 2048}},  // same stack as the first
         {{0x1400}, {1, 0, 0, 0}},                // no bytes: not listed
     };
@@ -449,11 +450,11 @@ TEST_CASE("render_text ranks stacks by one sample type", "[pprof][text]") {
     const auto text = pprof::render_text(profile, 1, 10);
     REQUIRE(text.ok());
     CHECK(text.value ==
-          "alloc_space: total 3.0 MiB in 3 stacks, top 2\n"
-          "     3.0 MiB  99.9%\n"
+          "alloc_space: total 3.5 MiB in 3 stacks, top 2\n"
+          "     3.5 MiB  99.9%\n"
           "      beta()\n"
           "      main (/src/a.cpp:20)\n"
-          "     3.0 KiB   0.1%\n"
+          "       3 KiB   0.1%\n"
           "      alpha() (/src/a.cpp:7)\n"
           "      main (/src/a.cpp:20)\n");
 
@@ -462,18 +463,18 @@ TEST_CASE("render_text ranks stacks by one sample type", "[pprof][text]") {
         const auto top1 = pprof::render_text(profile, 1, 1);
         REQUIRE(top1.ok());
         CHECK(top1.value ==
-              "alloc_space: total 3.0 MiB in 3 stacks, top 1\n"
-              "     3.0 MiB  99.9%\n"
+              "alloc_space: total 3.5 MiB in 3 stacks, top 1\n"
+              "     3.5 MiB  99.9%\n"
               "      0x1300 (/bin/app+0x700)\n"
               "      0x1200 (/bin/app+0x600)\n");
     }
-    SECTION("delays print as times") {
+    SECTION("delays print as times, in the CLI's units") {
         profile.sample_types = pprof::mutex_sample_types();
         profile.samples = {{{0x1100}, {2, 1500000}}, {{0x1300}, {1, 500}}};
         const auto delays = pprof::render_text(profile, 1, 10);
         REQUIRE(delays.ok());
-        CHECK(delays.value.find("delay: total 1.5 ms in 2 stacks, top 2\n") == 0);
-        CHECK(delays.value.find("      500 ns   0.0%\n") != std::string::npos);
+        CHECK(delays.value.find("delay: total 1.5ms in 2 stacks, top 2\n") == 0);
+        CHECK(delays.value.find("       500ns   0.0%\n") != std::string::npos);
     }
     SECTION("an unknown sample type is an error") {
         CHECK(pprof::render_text(profile, 4, 10).error == "no sample type #4: the profile has 4");
