@@ -360,6 +360,11 @@ void publish(void* region) noexcept {
     w.end();
 }
 
+void after_fork_child() noexcept {
+    int configuring = 1;
+    g_state.compare_exchange_strong(configuring, 0, std::memory_order_relaxed);
+}
+
 uint64_t mapped_bytes() noexcept { return g_state.load(std::memory_order_acquire) == 2 ? g_mapped : 0; }
 
 }  // namespace gometrics::agent::profile

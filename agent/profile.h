@@ -59,6 +59,10 @@ void publish(void* region) noexcept;
 // Memory mapped for profiling (/memory/classes/profiling/buckets:bytes).
 uint64_t mapped_bytes() noexcept;
 
+// In a forked child: a configuration another thread had under way will
+// never finish here; start it again from scratch.
+void after_fork_child() noexcept;
+
 }  // namespace gometrics::agent::profile
 
 #pragma GCC visibility pop

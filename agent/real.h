@@ -66,6 +66,9 @@ extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 // dlsym may calloc while we resolve; those calls are served from a static
 // arena. Its pointers must never reach the real free/realloc.
 bool resolving() noexcept;
+// In a forked child: a resolution another thread had under way will never
+// finish here; start it again from scratch.
+void real_after_fork_child() noexcept;
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
 
