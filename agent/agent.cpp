@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "log.h"
 #include "profile.h"
@@ -78,6 +79,12 @@ using namespace gometrics::agent;
     detail::g_start_time_ns = realtime_ns();
     detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
     if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = r;
+    if (const char* p = getenv("GOMETRICS_PUBLISHER"); p && *p) {
+        if (strcmp(p, "thread") == 0)
+            detail::g_config.eager_publisher = true;
+        else if (strcmp(p, "lazy") != 0)
+            log::line({"ignoring GOMETRICS_PUBLISHER=", p, " (thread or lazy)"});
+    }
     detail::g_interposed = detect_interposition();
     if (!detail::g_interposed)
         log::once(g_said_not_interposed,

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "profile.h"
+#include "publisher.h"
 #include "real.h"
 #include "slots.h"
 
@@ -55,15 +56,25 @@ using detail::g_real;
     return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
 }
 
-// Counts the allocation, and samples it for the heap profile when the
-// thread's countdown of bytes crosses zero (profile.h).
+// The thread's countdown of bytes crossed zero: sample this allocation for
+// the heap profile (which draws the next countdown), and let a lazy
+// publisher see whether it is wanted. While one is pending, the countdown
+// is kept short so a reader's request is noticed within a few KiB.
+[[gnu::noinline, gnu::cold]] void countdown_expired(ThreadSlot* s, void* p, size_t usable) noexcept {
+    constexpr int64_t kPollBytes = 64 * 1024;
+    publisher_poll();
+    profile::sample_alloc(s, p, usable);
+    if (publisher_pending() && s->sample_countdown > kPollBytes) s->sample_countdown = kPollBytes;
+}
+
+// Counts the allocation; every so many bytes, the cold countdown work.
 [[gnu::always_inline]] inline void count_alloc(void* p) noexcept {
     ThreadSlot* s = detail::tls_slot;
     if (has_slot(s)) [[likely]] {
         const size_t usable = usable_size(p);
         record(s->alloc_bytes, s->alloc_by_size, usable);
         if ((s->sample_countdown -= static_cast<int64_t>(usable)) < 0) [[unlikely]]
-            profile::sample_alloc(s, p, usable);
+            countdown_expired(s, p, usable);
     } else if (s != detail::marker(detail::kAgentThread)) {
         record_cold(false, usable_size(p));
     }

@@ -15,6 +15,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/single_threaded.h>
+
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -48,10 +50,13 @@ struct State {
     uint64_t seq = 0;
     bool thread_started = false;
     pthread_t thread{};
+    uint32_t lazy_request = 0;  // the request word when the lazy publisher began waiting
 };
 
 constinit State* g_state = nullptr;  // in an anonymous mapping: no static destructor, no malloc
 constinit std::atomic<bool> g_stop{false};
+// 0: no lazy publisher pending; 1: pending; 2: a thread is starting it.
+constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
 constinit std::atomic<bool> g_said_no_thread{false};
 
@@ -173,10 +178,37 @@ void publisher_start() noexcept {
     }
     if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
     compute_and_publish(st);  // readers never see an empty segment
-    if (!start_thread(st))
-        log::once(g_said_no_thread, {"cannot start the publisher thread: the segment is refreshed only at exit"});
+    if (config().eager_publisher || !__libc_single_threaded) {
+        if (!start_thread(st))
+            log::once(g_said_no_thread, {"cannot start the publisher thread: the segment is refreshed only at exit"});
+    } else {
+        st.lazy_request = st.writer.request();
+        st.writer.set_state(layout::kStatePublisherLazy, true);
+        g_lazy.store(1, std::memory_order_release);
+    }
     errno = saved_errno;
 }
+
+void publisher_start_thread_if_lazy() noexcept {
+    int pending = 1;
+    if (g_lazy.load(std::memory_order_acquire) != 1 || !g_lazy.compare_exchange_strong(pending, 2)) return;
+    Guard guard;
+    const int saved_errno = errno;
+    State& st = *g_state;
+    if (!start_thread(st))
+        log::once(g_said_no_thread, {"cannot start the publisher thread: the segment is refreshed only at exit"});
+    st.writer.set_state(layout::kStatePublisherLazy, false);
+    g_lazy.store(0, std::memory_order_release);
+    errno = saved_errno;
+}
+
+void publisher_poll() noexcept {
+    if (g_lazy.load(std::memory_order_acquire) != 1) return;
+    if (!__libc_single_threaded || g_state->writer.request() != g_state->lazy_request)
+        publisher_start_thread_if_lazy();
+}
+
+bool publisher_pending() noexcept { return g_lazy.load(std::memory_order_relaxed) == 1; }
 
 void publisher_shutdown() noexcept {
     if (!g_state) return;
@@ -209,6 +241,7 @@ void publisher_shutdown() noexcept {
 }
 
 void publisher_forget_after_fork() noexcept {
+    g_lazy.store(0, std::memory_order_relaxed);
     if (!g_state) return;
     g_state->writer.abandon();  // the parent's: never write it from here
     g_state->thread_started = false;

@@ -10,6 +10,15 @@ namespace gometrics::agent {
 // whether or not this succeeds; a failure is said once on stderr.
 void publisher_start() noexcept;
 
+// The lazy publisher (layout::kStatePublisherLazy): in a single-threaded
+// program the thread starts only when the program goes multi-threaded
+// anyway or a reader asks for a fresh snapshot. Called from cold paths of
+// the program's threads (every few KiB allocated, and before its first
+// pthread_create); cheap when there is nothing to do.
+void publisher_poll() noexcept;
+void publisher_start_thread_if_lazy() noexcept;
+bool publisher_pending() noexcept;  // lazy and not started yet
+
 // At exit: stops the thread, publishes a final snapshot, writes the report
 // (GOMETRICS_REPORT) and removes the segment.
 void publisher_shutdown() noexcept;

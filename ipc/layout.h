@@ -44,6 +44,11 @@ enum State : uint32_t {
     kStatePublisherRunning = 1u << 0,  // a publisher thread answers requests
     kStateNotInterposed = 1u << 1,     // the program's malloc bypasses the agent
     kStateExited = 1u << 2,            // final snapshot written at exit
+    // No publisher thread yet (a single-threaded program: a thread of ours
+    // would make glibc use atomic instructions for every lock and malloc
+    // arena). A request is seen at the program's next allocations, which
+    // then start the thread; until then values are as of the last snapshot.
+    kStatePublisherLazy = 1u << 3,
 };
 
 struct SegmentHeader {

@@ -276,7 +276,7 @@ uint32_t Reader::state() const {
 
 void Reader::request_fresh(int timeout_ms) {
     auto* h = static_cast<SegmentHeader*>(base_);
-    if (!writable_ || timeout_ms <= 0 || !(state() & kStatePublisherRunning)) return;
+    if (!writable_ || timeout_ms <= 0 || !(state() & (kStatePublisherRunning | kStatePublisherLazy))) return;
     std::atomic_ref<uint32_t> seq(h->seq);
     const uint32_t before = seq.load(std::memory_order_acquire);
     std::atomic_ref<uint32_t>(h->request).fetch_add(1, std::memory_order_release);

@@ -95,7 +95,10 @@ class ForkAndExec(unittest.TestCase):
                 "    x=[bytearray(64) for _ in range(1000)]\n"
                 f"    os.write(w,b'x'); time.sleep(2); {child_exit}\n"
                 "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0)\n")
-        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env(), stdout=subprocess.PIPE, text=True)
+        # The child sleeps after allocating: only an eager publisher refreshes
+        # an idle single-threaded process (see the Publisher tests).
+        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread"}),
+                             stdout=subprocess.PIPE, text=True)
         child = int(p.stdout.readline())
         gmtest.wait_for_segment(child)
         gmtest.wait_for_segment(p.pid)
@@ -124,6 +127,44 @@ class ForkAndExec(unittest.TestCase):
         self.assertEqual(cp.returncode, 0)
         self.assertEqual(cp.stdout, "20000\nDONE\n")
         self.assertEqual(cp.stderr, "")
+
+
+def threads_of(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("Threads:")).split()[1])
+
+
+class Publisher(unittest.TestCase):
+    """A single-threaded program gets no publisher thread until it is read
+    (a thread would make glibc use atomic instructions for its locks)."""
+
+    ALLOCATE_SLOWLY = ("import time\n"
+                       "keep=[]\n"
+                       "for i in range(100):\n"
+                       "    keep.append(bytearray(50000)); time.sleep(0.05)\n")
+
+    def test_single_threaded_program_has_no_thread_until_read(self):
+        with gmtest.Spawned([sys.executable, "-c", self.ALLOCATE_SLOWLY]) as p:
+            time.sleep(0.5)
+            self.assertEqual(threads_of(p.pid), 1)
+            first = gmtest.dump(p.pid)["/gc/heap/allocs:objects"]
+            deadline = time.monotonic() + 5
+            while threads_of(p.pid) != 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(threads_of(p.pid), 2)  # the request started it
+            time.sleep(0.3)
+            self.assertGreater(gmtest.dump(p.pid)["/gc/heap/allocs:objects"], first)
+
+    def test_eager_publisher_runs_from_the_start(self):
+        with gmtest.Spawned(["sleep", "5"], {"GOMETRICS_PUBLISHER": "thread"}) as p:
+            self.assertEqual(threads_of(p.pid), 2)
+
+    def test_idle_single_threaded_program_keeps_its_last_snapshot(self):
+        with gmtest.Spawned(["sleep", "5"]) as p:
+            t0 = time.monotonic()
+            self.assertEqual(gmtest.cli("read", "--pid", p.pid, "/gc/heap/allocs:objects").returncode, 0)
+            self.assertLess(time.monotonic() - t0, 5)  # waited briefly, then read what there is
+            self.assertEqual(threads_of(p.pid), 1)
 
 
 if __name__ == "__main__":
