@@ -13,6 +13,8 @@ constexpr size_t kMaxMetrics = 256;
 // Add a family here when you add a collector.
 constexpr std::span<const Metric> (*kFamilies[])() = {
     heap_metrics,
+    threads_metrics,
+    sync_metrics,
 };
 
 struct Table {
