@@ -15,6 +15,7 @@ constexpr std::span<const Metric> (*kFamilies[])() = {
     heap_metrics,
     threads_metrics,
     sync_metrics,
+    cpu_metrics,
 };
 
 struct Table {
