@@ -16,6 +16,8 @@ constexpr std::span<const Metric> (*kFamilies[])() = {
     threads_metrics,
     sync_metrics,
     cpu_metrics,
+    process_metrics,
+    sched_metrics,
 };
 
 struct Table {

@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <sched.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,8 +50,6 @@ uint64_t clock_ns(clockid_t c) {
     clock_gettime(c, &ts);
     return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
 }
-
-uint64_t timeval_ns(const timeval& tv) { return uint64_t(tv.tv_sec) * 1000000000ULL + uint64_t(tv.tv_usec) * 1000; }
 
 // The process's CPUs: the main thread's affinity mask (the publisher's own
 // mask is a copy taken when it started).
@@ -116,8 +113,7 @@ struct Integrator {
 Integrator g_cpu;
 
 cpu::Classes compute_classes(const Snapshot& s) {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
+    const procfs::Usage& ru = procfs::self_usage(s);
     const uint64_t now = clock_ns(CLOCK_BOOTTIME);
     const uint64_t procs = g_gomaxprocs.get(s);
     uint64_t since;
@@ -133,7 +129,7 @@ cpu::Classes compute_classes(const Snapshot& s) {
         since = g_cpu.last_boottime_ns;
     }
     g_cpu.last_boottime_ns = now;
-    g_cpu.classes.step(timeval_ns(ru.ru_utime), timeval_ns(ru.ru_stime), procs * (now - since));
+    g_cpu.classes.step(ru.user_ns, ru.system_ns, procs * (now - since));
     return g_cpu.classes;
 }
 PerSnapshot<cpu::Classes, compute_classes> g_classes;
@@ -152,7 +148,7 @@ constexpr Metric kCpu[] = {
     {"/cpu/classes/idle:cpu-seconds", kKindFloat64, true,
      "CPU capacity the process left unused: /cpu/classes/total minus the other classes, never decreasing.", idle},
     {"/cpu/classes/system:cpu-seconds", kKindFloat64, true,
-     "CPU time spent in the kernel on behalf of the process (getrusage ru_stime).", system},
+     "CPU time spent in the kernel on behalf of the process, all threads (getrusage ru_stime).", system},
     {"/cpu/classes/total:cpu-seconds", kKindFloat64, true,
      "Available CPU time: /sched/gomaxprocs integrated over the process's wall time; the sum of the other "
      "/cpu/classes.",

@@ -2,6 +2,7 @@
 #include "procfs.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -167,8 +168,20 @@ SelfStatus read_self_status(const Snapshot&) {
 
 PerSnapshot<SelfStatus, read_self_status> g_self_status;
 
+uint64_t timeval_ns(const timeval& tv) { return uint64_t(tv.tv_sec) * 1000000000ULL + uint64_t(tv.tv_usec) * 1000; }
+
+Usage read_usage(const Snapshot&) {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return {timeval_ns(ru.ru_utime), timeval_ns(ru.ru_stime),     uint64_t(ru.ru_minflt),
+            uint64_t(ru.ru_majflt),  uint64_t(ru.ru_nvcsw),       uint64_t(ru.ru_nivcsw)};
+}
+
+PerSnapshot<Usage, read_usage> g_usage;
+
 }  // namespace
 
 const SelfStatus& self_status(const Snapshot& s) { return g_self_status.get(s); }
+const Usage& self_usage(const Snapshot& s) { return g_usage.get(s); }
 
 }  // namespace gometrics::collect::procfs

@@ -59,4 +59,12 @@ struct SelfStatus {
 };
 const SelfStatus& self_status(const Snapshot& s);
 
+// getrusage(RUSAGE_SELF) once per snapshot: CPU times, faults and context
+// switches of every thread, the ended ones included.
+struct Usage {
+    uint64_t user_ns, system_ns;
+    uint64_t minflt, majflt, nvcsw, nivcsw;
+};
+const Usage& self_usage(const Snapshot& s);
+
 }  // namespace gometrics::collect::procfs
