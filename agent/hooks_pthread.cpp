@@ -38,7 +38,7 @@ constinit bool g_have_exit_key = false;
 
 // The thread's end: fold its scheduling statistics in and count it out.
 // Runs on the exiting thread, off every hot path, so it may read /proc.
-void on_exit(void* p) {
+void thread_ended(void* p) {
     const int saved_errno = errno;
     auto* start = static_cast<Start*>(p);
     char buf[128];
@@ -53,7 +53,7 @@ void on_exit(void* p) {
     errno = saved_errno;
 }
 
-void create_exit_key() { g_have_exit_key = pthread_key_create(&g_exit_key, on_exit) == 0; }
+void create_exit_key() { g_have_exit_key = pthread_key_create(&g_exit_key, thread_ended) == 0; }
 
 void* wrapped_start(void* p) {
     auto* start = static_cast<Start*>(p);

@@ -51,10 +51,15 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
     if (fd < 0) return std::nullopt;
     size_t n = 0;
     while (n < size) {
-        const ssize_t r = read(fd, buf + n, size - n);
+        const size_t want = size - n;
+        const ssize_t r = read(fd, buf + n, want);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         n += static_cast<size_t>(r);
+        // /proc and cgroup files give all they have in one read when it
+        // fits: a short read is the end. That saves a read per file, and
+        // there is one file per thread to read.
+        if (static_cast<size_t>(r) < want) break;
     }
     close(fd);
     if (n == 0) return std::nullopt;
