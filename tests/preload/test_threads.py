@@ -2,6 +2,7 @@
 
 import os
 import resource
+import subprocess
 import sys
 import time
 import unittest
@@ -59,6 +60,28 @@ class Threads(unittest.TestCase):
         with gmtest.Spawned(["sleep", "5"]) as p:
             self.assertEqual(len(os.listdir(f"/proc/{p.pid}/task")), 2)  # sleep's main thread + the publisher
             self.assertEqual(gmtest.dump(p.pid)["/sched/threads/total:threads"], 1)
+
+    def test_forked_child_counts_only_its_own_thread(self):
+        code = ("import os,sys,threading,time\n"
+                "ev=threading.Event(); t=threading.Thread(target=ev.wait); t.start()\n"
+                "r,w=os.pipe()\n"
+                "pid=os.fork()\n"
+                "if pid==0:\n"
+                "    x=[bytearray(64) for _ in range(100)]\n"
+                "    os.write(w,b'x'); time.sleep(3); os._exit(0)\n"
+                "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0); ev.set(); t.join()\n")
+        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env(), stdout=subprocess.PIPE, text=True)
+        try:
+            child = int(p.stdout.readline())
+            gmtest.wait_for_segment(child)
+            m = gmtest.dump(child)
+            self.assertEqual(m["/sched/threads/total:threads"], 1)
+            self.assertGreaterEqual(m["/sched/threads-created:threads"], 1)  # the parent's history is kept
+            self.assertEqual(m["/memory/classes/os-stacks:bytes"], default_stack())  # its main thread only
+            parent = gmtest.dump(p.pid)
+            self.assertEqual(parent["/sched/threads/total:threads"], 2)
+        finally:
+            p.wait(timeout=30)
 
     def test_report_at_exit(self):
         _, rep = gmtest.run_with_report([program("threads")], input="\n\n")
