@@ -14,6 +14,7 @@
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
+#include "thread_state.h"
 
 namespace gometrics::agent {
 
@@ -63,6 +64,7 @@ void on_fork_child() {
     real_after_fork_child();
     profile::after_fork_child();
     retire_slots_after_fork();
+    detail::threads_after_fork();
     publisher_forget_after_fork();
     detail::g_restart_pending.store(true, std::memory_order_relaxed);
 }

@@ -14,6 +14,11 @@ constexpr size_t kMaxMetrics = 256;
 constexpr std::span<const Metric> (*kFamilies[])() = {
     heap_metrics,
     profiling_metrics,
+    threads_metrics,
+    sync_metrics,
+    cpu_metrics,
+    process_metrics,
+    sched_metrics,
 };
 
 struct Table {

@@ -42,19 +42,22 @@ inline void put_f64(uint64_t* out, double v) { *out = std::bit_cast<uint64_t>(v)
 // A per-snapshot cache for an aggregate that several metrics share (Go's
 // statAggregate.ensure): computed on first use within a snapshot. Only the
 // publisher thread uses these.
+// Keyed on the time as well as the number: a forked child numbers its
+// snapshots from 1 again and must not reuse its parent's cached values.
 template <class T, T (*Compute)(const Snapshot&)>
 class PerSnapshot {
 public:
     const T& get(const Snapshot& s) {
-        if (seq_ != s.seq) {
+        if (seq_ != s.seq || time_ != s.monotonic_ns) {
             value_ = Compute(s);
             seq_ = s.seq;
+            time_ = s.monotonic_ns;
         }
         return value_;
     }
 
 private:
-    uint64_t seq_ = 0;
+    uint64_t seq_ = 0, time_ = 0;
     T value_{};
 };
 

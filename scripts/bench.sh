@@ -53,6 +53,33 @@ bench_malloc() {
   echo
 }
 
+bench_locks() {
+  echo "### pthread mutex (ns per lock+unlock pair)"
+  echo
+  echo "| case | configuration | ns/pair | added ns | ratio |"
+  echo "|---|---|---|---|---|"
+  local configs=("no agent=" "gometrics=LD_PRELOAD=$agent")
+  measure configs build/tests/bench_lock lock 20000000 | table "uncontended, single-threaded program"
+  # An idle second thread in both runs: glibc drops the lock prefix while a
+  # process is single-threaded, and the publisher thread ends that, so this
+  # row is the cost of the hook itself.
+  measure configs build/tests/bench_lock lock-mt 20000000 | table "uncontended, multi-threaded program"
+  # What mutrace's "try first, time on failure" would pay on every lock: trylock where lock was.
+  local base=("no agent=")
+  measure base build/tests/bench_lock trylock-mt 20000000 | table "uncontended trylock, multi-threaded"
+  measure configs build/tests/bench_lock contended 2000000 | table "contended, 2 threads"
+  echo
+  echo "### snapshot computation (every metric; microseconds per snapshot, median of 50)"
+  echo
+  echo "| live threads | us/snapshot |"
+  echo "|---|---|"
+  for t in 1 100 1000; do
+    echo "| $t | $(build/tests/bench_snapshot "$t" 50) |"
+  done
+  echo
+}
+
 echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), glibc $(ldd --version | head -1 | awk '{print $NF}'), $runs runs each, medians)"
 echo
 bench_malloc
+bench_locks

@@ -1,0 +1,168 @@
+// The cpu family: /cpu/classes/* from getrusage at publish time, and
+// /sched/gomaxprocs:threads from the affinity mask and the cgroup quota.
+#include "cpu.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "catalog.h"
+#include "procfs.h"
+
+namespace gometrics::collect::cpu {
+
+uint64_t quanta(uint64_t ns) noexcept {
+    // Whole seconds and the rest apart: no overflow for 2^44 seconds.
+    return ((ns / 1000000000u) << 20) + ((ns % 1000000000u) << 20) / 1000000000u;
+}
+
+void Classes::step(uint64_t user_ns, uint64_t system_ns, uint64_t capacity_ns) noexcept {
+    const uint64_t user = quanta(user_ns), system = quanta(system_ns), capacity = quanta(capacity_ns);
+    // Kernel times only grow; keep ours monotonic even if a reading lags.
+    const uint64_t used = (user > user_q_ ? user - user_q_ : 0) + (system > system_q_ ? system - system_q_ : 0);
+    if (capacity > used) idle_q_ += capacity - used;
+    if (user > user_q_) user_q_ = user;
+    if (system > system_q_) system_q_ = system;
+}
+
+uint32_t gomaxprocs(uint32_t affinity_cpus, std::optional<double> cgroup_limit_cpus) noexcept {
+    uint32_t procs = affinity_cpus ? affinity_cpus : 1;
+    if (cgroup_limit_cpus) {
+        double limit = std::ceil(*cgroup_limit_cpus);
+        if (limit < 2) limit = 2;
+        if (limit < procs) procs = static_cast<uint32_t>(limit);
+    }
+    return procs;
+}
+
+}  // namespace gometrics::collect::cpu
+
+namespace gometrics::collect {
+
+namespace {
+
+uint64_t clock_ns(clockid_t c) {
+    timespec ts;
+    clock_gettime(c, &ts);
+    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+}
+
+// The process's CPUs: the main thread's affinity mask (the publisher's own
+// mask is a copy taken when it started).
+uint32_t affinity_cpus() {
+    constexpr size_t kMaxCpus = 8192;
+    unsigned long mask[kMaxCpus / (8 * sizeof(unsigned long))];
+    std::memset(mask, 0, sizeof mask);
+    if (sched_getaffinity(getpid(), sizeof mask, reinterpret_cast<cpu_set_t*>(mask)) != 0) return 0;
+    uint32_t n = 0;
+    for (unsigned long w : mask) n += static_cast<uint32_t>(__builtin_popcountl(w));
+    return n;
+}
+
+// The cpu.max file of our leaf cgroup v2, found once (as Go does at start-up:
+// a process moved to another group later keeps the first one's quota).
+struct CgroupCpuMax {
+    bool looked = false;
+    char path[512] = {};
+};
+CgroupCpuMax g_cpu_max;  // publisher only
+
+std::optional<double> cgroup_limit() {
+    if (!g_cpu_max.looked) {
+        g_cpu_max.looked = true;
+        char cg_buf[1024], mi_buf[16384];
+        const auto cg = procfs::read_file(AT_FDCWD, "/proc/self/cgroup", cg_buf, sizeof cg_buf);
+        const auto mi = procfs::read_file(AT_FDCWD, "/proc/self/mountinfo", mi_buf, sizeof mi_buf);
+        const auto group = cg ? procfs::cgroup_v2_path(*cg) : std::nullopt;
+        const auto mount = mi ? procfs::cgroup2_mount(*mi) : std::nullopt;
+        if (group && mount) {
+            // The group is relative to the hierarchy's root; the mount shows
+            // it from mount->root (a container's namespace, say).
+            std::string_view rel = *group;
+            if (mount->root != "/" && rel.substr(0, mount->root.size()) == mount->root) rel.remove_prefix(mount->root.size());
+            const std::string_view parts[] = {mount->mount_point, rel == "/" ? std::string_view{} : rel, "/cpu.max"};
+            size_t n = 0;
+            for (std::string_view p : parts) {
+                if (n + p.size() >= sizeof g_cpu_max.path) return std::nullopt;
+                std::memcpy(g_cpu_max.path + n, p.data(), p.size());
+                n += p.size();
+            }
+            g_cpu_max.path[n] = '\0';
+        }
+    }
+    if (!g_cpu_max.path[0]) return std::nullopt;
+    char buf[128];
+    const auto text = procfs::read_file(AT_FDCWD, g_cpu_max.path, buf, sizeof buf);
+    return text ? procfs::parse_cpu_max(*text) : std::nullopt;
+}
+
+uint64_t compute_gomaxprocs(const Snapshot&) { return cpu::gomaxprocs(affinity_cpus(), cgroup_limit()); }
+PerSnapshot<uint64_t, compute_gomaxprocs> g_gomaxprocs;
+
+// The integration state: publisher only. A forked child (another pid)
+// starts its own, from its own start time.
+struct Integrator {
+    pid_t pid = 0;
+    uint64_t last_boottime_ns = 0;
+    cpu::Classes classes;
+};
+Integrator g_cpu;
+
+cpu::Classes compute_classes(const Snapshot& s) {
+    const procfs::Usage& ru = procfs::self_usage(s);
+    const uint64_t now = clock_ns(CLOCK_BOOTTIME);
+    const uint64_t procs = g_gomaxprocs.get(s);
+    uint64_t since;
+    if (g_cpu.pid != getpid()) {
+        // First look: the process's life so far (its start time is in clock
+        // ticks after boot, as CLOCK_BOOTTIME counts).
+        g_cpu = Integrator{};
+        g_cpu.pid = getpid();
+        const procfs::SelfStatus& st = procfs::self_status(s);
+        const uint64_t start_ns = st.ok ? st.stat.starttime * (1000000000ULL / uint64_t(sysconf(_SC_CLK_TCK))) : now;
+        since = start_ns < now ? start_ns : now;
+    } else {
+        since = g_cpu.last_boottime_ns;
+    }
+    g_cpu.last_boottime_ns = now;
+    g_cpu.classes.step(ru.user_ns, ru.system_ns, procs * (now - since));
+    return g_cpu.classes;
+}
+PerSnapshot<cpu::Classes, compute_classes> g_classes;
+
+void put_q(uint64_t* out, uint64_t q) { put_f64(out, double(q) * cpu::kQuantumSeconds); }
+void user(const Snapshot& s, uint64_t* out) { put_q(out, g_classes.get(s).user_q()); }
+void system(const Snapshot& s, uint64_t* out) { put_q(out, g_classes.get(s).system_q()); }
+void idle(const Snapshot& s, uint64_t* out) { put_q(out, g_classes.get(s).idle_q()); }
+void total(const Snapshot& s, uint64_t* out) { put_q(out, g_classes.get(s).total_q()); }
+void gomaxprocs(const Snapshot& s, uint64_t* out) { *out = g_gomaxprocs.get(s); }
+
+using layout::kKindFloat64;
+using layout::kKindUint64;
+
+constexpr Metric kCpu[] = {
+    {"/cpu/classes/idle:cpu-seconds", kKindFloat64, true,
+     "CPU capacity the process left unused: /cpu/classes/total minus the other classes, never decreasing.", idle},
+    {"/cpu/classes/system:cpu-seconds", kKindFloat64, true,
+     "CPU time spent in the kernel on behalf of the process, all threads (getrusage ru_stime).", system},
+    {"/cpu/classes/total:cpu-seconds", kKindFloat64, true,
+     "Available CPU time: /sched/gomaxprocs integrated over the process's wall time; the sum of the other "
+     "/cpu/classes.",
+     total},
+    {"/cpu/classes/user:cpu-seconds", kKindFloat64, true,
+     "CPU time spent running the process's own code, all threads (getrusage ru_utime).", user},
+    {"/sched/gomaxprocs:threads", kKindUint64, false,
+     "CPUs the process can use at once: its affinity mask, capped by its cgroup v2 cpu.max quota rounded up "
+     "(at least 2), as Go 1.25 sets GOMAXPROCS.",
+     gomaxprocs},
+};
+
+}  // namespace
+
+std::span<const Metric> cpu_metrics() { return kCpu; }
+
+}  // namespace gometrics::collect

@@ -1,0 +1,83 @@
+// The process family: what the kernel knows about the whole process, read
+// at publish time (/proc/self/status, /proc/self/fd, getrusage).
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "catalog.h"
+#include "procfs.h"
+
+namespace gometrics::collect {
+
+namespace {
+
+// Entries of /proc/self/fd, counted with getdents64 (opendir would
+// allocate); the descriptor we open to count is left out.
+uint64_t count_fds(const Snapshot&) {
+    const int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return 0;
+    uint64_t n = 0;
+    alignas(8) char buf[8192];
+    for (;;) {
+        const long got = syscall(SYS_getdents64, dir, buf, sizeof buf);
+        if (got <= 0) break;
+        for (long off = 0; off < got;) {
+            unsigned short reclen;
+            __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);  // struct linux_dirent64's d_reclen
+            const char* name = buf + off + 19;
+            if (name[0] != '.') ++n;
+            off += reclen;
+        }
+    }
+    close(dir);
+    return n > 0 ? n - 1 : 0;
+}
+PerSnapshot<uint64_t, count_fds> g_fds;
+
+bool have_status() {
+    Snapshot probe{~uint64_t{0}, 0, 0};
+    return procfs::self_status(probe).ok;
+}
+
+void rss(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).rss_kib * 1024; }
+void fds(const Snapshot& s, uint64_t* out) { *out = g_fds.get(s); }
+void major(const Snapshot& s, uint64_t* out) { *out = procfs::self_usage(s).majflt; }
+void minor(const Snapshot& s, uint64_t* out) { *out = procfs::self_usage(s).minflt; }
+void voluntary(const Snapshot& s, uint64_t* out) { *out = procfs::self_usage(s).nvcsw; }
+void involuntary(const Snapshot& s, uint64_t* out) { *out = procfs::self_usage(s).nivcsw; }
+void uptime(const Snapshot& s, uint64_t* out) {
+    // Process start is in clock ticks after boot, as CLOCK_BOOTTIME counts.
+    const procfs::SelfStatus& st = procfs::self_status(s);
+    timespec now;
+    clock_gettime(CLOCK_BOOTTIME, &now);
+    const double start = double(st.stat.starttime) / double(sysconf(_SC_CLK_TCK));
+    const double up = double(now.tv_sec) + double(now.tv_nsec) * 1e-9 - start;
+    put_f64(out, st.ok && up > 0 ? up : 0);
+}
+
+using layout::kKindFloat64;
+using layout::kKindUint64;
+
+constexpr Metric kProcess[] = {
+    {"/process/ctxswitches/involuntary:switches", kKindUint64, true,
+     "Times a thread of the process was preempted (its timeslice ended, or a more urgent task woke).",
+     involuntary},
+    {"/process/ctxswitches/voluntary:switches", kKindUint64, true,
+     "Times a thread of the process gave up the CPU by blocking (I/O, a lock, a sleep).", voluntary},
+    {"/process/faults/major:faults", kKindUint64, true,
+     "Page faults of the process that needed I/O (reading a mapped file or swap).", major},
+    {"/process/faults/minor:faults", kKindUint64, true,
+     "Page faults of the process served without I/O (first touch of memory, shared pages).", minor},
+    {"/process/fds/open:fds", kKindUint64, false, "Open file descriptors of the process.", fds},
+    {"/process/memory/rss:bytes", kKindUint64, false,
+     "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, have_status},
+    {"/process/uptime:seconds", kKindFloat64, false, "Wall-clock time since the process started.", uptime, {},
+     have_status},
+};
+
+}  // namespace
+
+std::span<const Metric> process_metrics() { return kProcess; }
+
+}  // namespace gometrics::collect

@@ -1,0 +1,175 @@
+// The sched family: /sched/latencies from every thread's schedstat at
+// publish time, exited threads folded in (agent/hooks_pthread.cpp reads a
+// wrapped thread's final schedstat as it ends).
+#include "sched_latencies.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "catalog.h"
+#include "procfs.h"
+#include "thread_state.h"
+
+namespace gometrics::collect::sched {
+
+Latencies::~Latencies() {
+    for (Buffer* b : {&prev_, &cur_})
+        if (b->data) munmap(b->data, b->capacity * sizeof(Entry));
+}
+
+bool Latencies::Buffer::push(const Entry& e) noexcept {
+    if (size == capacity) {
+        const size_t grown = capacity ? capacity * 2 : 4096 / sizeof(Entry) * 16;
+        void* mem = mmap(nullptr, grown * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) return false;
+        if (data) {
+            std::memcpy(mem, data, size * sizeof(Entry));
+            munmap(data, capacity * sizeof(Entry));
+        }
+        data = static_cast<Entry*>(mem);
+        capacity = grown;
+    }
+    data[size++] = e;
+    return true;
+}
+
+Latencies::Entry* Latencies::Buffer::find(int32_t tid) noexcept {
+    Entry* end = data + size;
+    Entry* it = std::lower_bound(data, end, tid, [](const Entry& e, int32_t t) { return e.tid < t; });
+    return it != end && it->tid == tid ? it : nullptr;
+}
+
+void Latencies::add(uint64_t wait_ns, uint64_t timeslices) noexcept {
+    total_wait_ns_ += wait_ns;
+    if (timeslices) hist_[buckets::time_index(wait_ns / timeslices)] += timeslices;
+}
+
+void Latencies::live(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept {
+    cur_sorted_ = false;
+    (void)cur_.push({tid, wait_ns, timeslices});  // no memory: this thread waits for the next snapshot
+}
+
+void Latencies::sort_current() noexcept {
+    if (cur_sorted_) return;
+    std::sort(cur_.data, cur_.data + cur_.size, [](const Entry& a, const Entry& b) { return a.tid < b.tid; });
+    // Each listed thread's stretch since its previous reading. A reading
+    // below the previous one is a new thread that reused the tid.
+    for (size_t i = 0; i < cur_.size; ++i) {
+        Entry& e = cur_.data[i];
+        const Entry* p = prev_.find(e.tid);
+        if (p && e.wait_ns >= p->wait_ns && e.timeslices >= p->timeslices)
+            add(e.wait_ns - p->wait_ns, e.timeslices - p->timeslices);
+        else
+            add(e.wait_ns, e.timeslices);
+    }
+    cur_sorted_ = true;
+}
+
+void Latencies::exited(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept {
+    sort_current();
+    // Relative to the latest reading we hold: this snapshot's if the thread
+    // is still listed (then later readings continue from the final one),
+    // else the previous snapshot's, else none (born and gone in between).
+    if (Entry* e = cur_.find(tid)) {
+        if (wait_ns >= e->wait_ns && timeslices >= e->timeslices) {
+            add(wait_ns - e->wait_ns, timeslices - e->timeslices);
+            e->wait_ns = wait_ns;
+            e->timeslices = timeslices;
+        }
+    } else if (const Entry* p = prev_.find(tid)) {
+        if (wait_ns >= p->wait_ns && timeslices >= p->timeslices) add(wait_ns - p->wait_ns, timeslices - p->timeslices);
+    } else {
+        add(wait_ns, timeslices);
+    }
+}
+
+void Latencies::end() noexcept {
+    sort_current();
+    std::swap(prev_, cur_);
+    cur_.size = 0;
+}
+
+}  // namespace gometrics::collect::sched
+
+namespace gometrics::collect {
+
+namespace {
+
+sched::Latencies g_latencies;  // publisher only
+
+// Reads every thread's schedstat (the publisher's own left out, as in
+// /sched/threads/total), then the final readings of threads that ended.
+bool update(const Snapshot&) {
+    const int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        const int publisher = agent::publisher_tid();
+        alignas(8) char dents[16384];
+        for (;;) {
+            const long got = syscall(SYS_getdents64, dir, dents, sizeof dents);
+            if (got <= 0) break;
+            for (long off = 0; off < got;) {
+                unsigned short reclen;
+                __builtin_memcpy(&reclen, dents + off + 16, sizeof reclen);  // struct linux_dirent64's d_reclen
+                const char* name = dents + off + 19;
+                off += reclen;
+                if (name[0] < '0' || name[0] > '9') continue;
+                const int tid = atoi(name);
+                if (tid == publisher) continue;
+                char path[48], text[128];
+                const size_t len = strlen(name);
+                if (len + sizeof "/schedstat" > sizeof path) continue;
+                std::memcpy(path, name, len);
+                std::memcpy(path + len, "/schedstat", sizeof "/schedstat");
+                // A thread that ended since the listing has no file: skipped.
+                if (const auto t = procfs::read_file(dir, path, text, sizeof text))
+                    if (const auto ss = procfs::parse_schedstat(*t)) g_latencies.live(tid, ss->wait_ns, ss->timeslices);
+            }
+        }
+        close(dir);
+    }
+    agent::ExitedSchedstat r;
+    while (agent::pop_exited_schedstat(r)) g_latencies.exited(r.tid, r.wait_ns, r.timeslices);
+    g_latencies.end();
+    return true;
+}
+PerSnapshot<bool, update> g_updated;
+
+bool have_schedstat() {
+    char buf[128];
+    const auto t = procfs::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
+    return t && procfs::parse_schedstat(*t);
+}
+
+void total(const Snapshot& s, uint64_t* out) {
+    g_updated.get(s);
+    put_f64(out, double(g_latencies.total_wait_ns()) * 1e-9);
+}
+void hist(const Snapshot& s, uint64_t* out) {
+    g_updated.get(s);
+    std::copy_n(g_latencies.wait_by_time(), buckets::kTimeCounts, out);
+}
+
+using layout::kKindFloat64;
+using layout::kKindFloat64Histogram;
+
+constexpr Metric kSched[] = {
+    {"/sched/latencies/total:seconds", kKindFloat64, true,
+     "Total time threads of the process spent runnable but waiting for a CPU (schedstat), ended threads "
+     "included.",
+     total, {}, have_schedstat},
+    {"/sched/latencies:seconds", kKindFloat64Histogram, true,
+     "Estimated distribution of the time threads waited for a CPU before each timeslice: each thread's wait "
+     "between snapshots spread evenly over the timeslices it ran.",
+     hist, buckets::kTimeEdgesSeconds, have_schedstat},
+};
+
+}  // namespace
+
+std::span<const Metric> sched_metrics() { return kSched; }
+
+}  // namespace gometrics::collect

@@ -1,0 +1,59 @@
+// The sched family's bookkeeping, apart from /proc so it can be unit
+// tested: per-thread schedstat readings turned into cumulative totals.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "buckets.h"
+
+namespace gometrics::collect::sched {
+
+// Folds successive readings of every thread's schedstat (time runnable but
+// waiting for a CPU, and timeslices run) into cumulative totals that never
+// go down, whether threads come, go, or are seen only at their exit.
+//
+// Each snapshot: live() for every listed thread, then exited() for every
+// thread that reported its final reading since the last one, then end().
+// What a thread accumulated since its previous reading is added once; its
+// distribution is an estimate: the stretch's wait is spread evenly over
+// the timeslices it ran, so `timeslices` samples of wait/timeslices each.
+// A thread that vanishes without a final reading (one the agent did not
+// see start) loses only its last stretch. Publisher thread only; storage
+// comes from anonymous mappings, never malloc.
+class Latencies {
+public:
+    Latencies() = default;
+    Latencies(const Latencies&) = delete;
+    Latencies& operator=(const Latencies&) = delete;
+    ~Latencies();
+
+    void live(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept;
+    void exited(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept;
+    void end() noexcept;
+
+    uint64_t total_wait_ns() const noexcept { return total_wait_ns_; }
+    const uint64_t* wait_by_time() const noexcept { return hist_; }  // buckets::kTimeCounts counts
+
+    struct Entry {
+        int32_t tid;
+        uint64_t wait_ns, timeslices;
+    };
+
+private:
+    struct Buffer {
+        Entry* data = nullptr;
+        size_t size = 0, capacity = 0;
+        bool push(const Entry& e) noexcept;
+        Entry* find(int32_t tid) noexcept;  // binary search: sorted by tid
+    };
+    void add(uint64_t wait_ns, uint64_t timeslices) noexcept;
+    void sort_current() noexcept;
+
+    Buffer prev_, cur_;
+    bool cur_sorted_ = false;
+    uint64_t total_wait_ns_ = 0;
+    uint64_t hist_[buckets::kTimeCounts] = {};
+};
+
+}  // namespace gometrics::collect::sched
