@@ -266,22 +266,27 @@ uint32_t Reader::state() const {
     return std::atomic_ref<uint32_t>(h->state).load(std::memory_order_acquire);
 }
 
-void Reader::request_fresh(int timeout_ms) {
+FreshRequest Reader::RequestFresh() {
     auto* h = static_cast<SegmentHeader*>(base_);
-    if (!writable_ || timeout_ms <= 0 || !(state() & kStatePublisherRunning)) return;
+    if (!writable_ || !(state() & kStatePublisherRunning)) return {};
     std::atomic_ref<uint32_t> seq(h->seq);
     const uint32_t before = seq.load(std::memory_order_acquire);
     std::atomic_ref<uint32_t>(h->request).fetch_add(1, std::memory_order_release);
     syscall(SYS_futex, &h->request, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+    // A snapshot started after our request has completed once the generation
+    // moves past the next even value after `before`.
+    return {(before | 1u) + 1, true};
+}
 
-    // Wait until a snapshot started after our request has completed: the
-    // generation must move past the next even value after `before`.
-    const uint32_t target = (before | 1u) + 1;
+void Reader::AwaitFresh(const FreshRequest& request, int timeout_ms) {
+    if (!request.pending) return;
+    auto* h = static_cast<SegmentHeader*>(base_);
+    std::atomic_ref<uint32_t> seq(h->seq);
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         const uint32_t now = seq.load(std::memory_order_acquire);
-        if (int32_t(now - target) >= 0) return;
+        if (int32_t(now - request.target) >= 0) return;
         timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
         const int64_t waited_ms = (t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000;
@@ -317,7 +322,7 @@ Value Reader::decode(size_t i, const std::vector<uint64_t>& words) const {
 }
 
 Status Reader::Read(std::span<Sample> samples, const ReadOptions& opt) {
-    request_fresh(opt.fresh_timeout_ms);
+    if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
     auto words = copy_values(opt.max_tries);
     if (!words) return words.error();
     for (auto& s : samples) {
@@ -328,7 +333,7 @@ Status Reader::Read(std::span<Sample> samples, const ReadOptions& opt) {
 }
 
 Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
-    request_fresh(opt.fresh_timeout_ms);
+    if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
     auto words = copy_values(opt.max_tries);
     if (!words) return words.error();
     Snapshot snap;
