@@ -5,9 +5,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <charconv>
 #include <chrono>
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include "cli/emitter.h"
 
@@ -224,6 +227,53 @@ json process_document(const Process& p) {
                 {"uptime_seconds", uptime_seconds(p.start_time_ns)},
                 {"time_ns", p.time_ns},
                 {"metrics", std::move(metrics)}};
+}
+
+bool accepts_gzip(std::string_view header) {
+    const auto trim = [](std::string_view s) {
+        while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+        while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+        return s;
+    };
+    const auto lower = [](std::string_view s) {
+        std::string out(s);
+        for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return out;
+    };
+    while (!header.empty()) {
+        const size_t comma = std::min(header.find(','), header.size());
+        std::string_view coding = header.substr(0, comma);
+        header.remove_prefix(std::min(comma + 1, header.size()));
+        const size_t semi = std::min(coding.find(';'), coding.size());
+        const std::string name = lower(trim(coding.substr(0, semi)));
+        if (name != "gzip" && name != "x-gzip" && name != "*") continue;
+        double q = 1;
+        const std::string_view params = trim(coding.substr(std::min(semi + 1, coding.size())));
+        if (params.starts_with("q=") || params.starts_with("Q=")) {
+            const std::string_view v = trim(params.substr(2));
+            if (std::from_chars(v.data(), v.data() + v.size(), q).ec != std::errc{}) q = 0;
+        }
+        if (q > 0) return true;
+    }
+    return false;
+}
+
+std::optional<std::string> gzip(std::string_view body) {
+    z_stream z{};
+    // 15 window bits + 16: a gzip header and trailer rather than zlib's.
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return std::nullopt;
+    std::string out(deflateBound(&z, static_cast<uLong>(body.size())), '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
+    z.avail_in = static_cast<uInt>(body.size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    const int rc = deflate(&z, Z_FINISH);
+    const size_t written = out.size() - z.avail_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) return std::nullopt;
+    out.resize(written);
+    return out;
 }
 
 std::vector<prom::Family> own_families(std::string_view ns, double scrape_seconds, size_t processes,

@@ -98,6 +98,12 @@ private:
 // time_ns) plus comm, start_time_ns and uptime_seconds.
 nlohmann::ordered_json process_document(const Process& p);
 
+// Whether an Accept-Encoding header admits gzip ("gzip", "x-gzip" or "*",
+// with a q above 0).
+bool accepts_gzip(std::string_view accept_encoding);
+// body as a gzip member (zlib, default level); nullopt if zlib fails.
+std::optional<std::string> gzip(std::string_view body);
+
 // Serve's own families: scrape duration, processes exported, read errors, scrapes.
 std::vector<prom::Family> own_families(std::string_view ns, double scrape_seconds, size_t processes,
                                        uint64_t read_errors, uint64_t scrapes);

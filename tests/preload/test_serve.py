@@ -2,6 +2,7 @@
 promtool accepts, the JSON API and the HTML index, and a server that keeps
 serving when a process vanishes or a segment is garbage."""
 
+import gzip
 import json
 import os
 import re
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import gmserve  # noqa: E402
@@ -82,6 +84,21 @@ class Pages(unittest.TestCase):
         _, ctype, page = self.serve.get("/metrics", accept="text/plain;version=0.0.4,application/openmetrics-text;q=0.5")
         self.assertTrue(ctype.startswith("text/plain; version=0.0.4"))
         self.assertNotIn("# EOF", page)
+
+    def test_gzip_never_brotli(self):
+        # What Prometheus and browsers send; the answer is gzip either way.
+        for encodings in ("gzip", "gzip, deflate, br"):
+            req = urllib.request.Request(self.serve.url + "/metrics", headers={
+                "Accept": gmserve.PROMETHEUS_ACCEPT, "Accept-Encoding": encodings})
+            with urllib.request.urlopen(req, timeout=20) as r:
+                self.assertEqual(r.headers["Content-Encoding"], "gzip")
+                page = gzip.decompress(r.read()).decode()
+            self.assertTrue(page.endswith("# EOF\n"))
+            self.assertIn(f'pid="{self.pa.pid}"', page)
+        req = urllib.request.Request(self.serve.url + "/metrics", headers={"Accept-Encoding": "br"})
+        with urllib.request.urlopen(req, timeout=20) as r:
+            self.assertIsNone(r.headers["Content-Encoding"])
+            self.assertIn(f'pid="{self.pa.pid}"', r.read().decode())
 
     def test_json_is_dump_format(self):
         status, ctype, body = self.serve.get("/api/v1/processes")

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <zlib.h>
+
 #include "cli/serve.h"
 #include "reader.h"
 #include "writer.h"
@@ -202,4 +204,37 @@ TEST_CASE("serve's own families are valid and namespaced") {
     prom::render_text(out, fams);
     CHECK(contains(out, "serve_scrape_duration_seconds 0.25\n"));
     CHECK(contains(out, "serve_read_errors_total 4\n"));
+}
+
+TEST_CASE("serve gzips for clients that accept it, and only for them") {
+    CHECK(serve::accepts_gzip("gzip"));
+    CHECK(serve::accepts_gzip("deflate, GZIP;q=0.5, br"));
+    CHECK(serve::accepts_gzip("x-gzip"));
+    CHECK(serve::accepts_gzip("*"));
+    CHECK(!serve::accepts_gzip(""));
+    CHECK(!serve::accepts_gzip("br, deflate"));
+    CHECK(!serve::accepts_gzip("gzip;q=0, br"));
+    CHECK(!serve::accepts_gzip("gzip; q=0.0"));
+    CHECK(!serve::accepts_gzip("gzipped"));
+
+    std::string page;
+    for (int i = 0; i < 5000; ++i) page += "gometrics_gc_heap_allocs_bytes_total{comm=\"x\",pid=\"" + std::to_string(i) + "\"} 1\n";
+    const auto packed = serve::gzip(page);
+    REQUIRE(packed);
+    CHECK(packed->size() < page.size() / 5);
+    CHECK(static_cast<unsigned char>((*packed)[0]) == 0x1f);  // gzip magic
+    CHECK(static_cast<unsigned char>((*packed)[1]) == 0x8b);
+
+    // Inflate it back.
+    z_stream z{};
+    REQUIRE(inflateInit2(&z, 15 + 16) == Z_OK);
+    std::string out(page.size() + 16, '\0');
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(packed->data()));
+    z.avail_in = static_cast<uInt>(packed->size());
+    z.next_out = reinterpret_cast<Bytef*>(out.data());
+    z.avail_out = static_cast<uInt>(out.size());
+    CHECK(inflate(&z, Z_FINISH) == Z_STREAM_END);
+    out.resize(out.size() - z.avail_out);
+    inflateEnd(&z);
+    CHECK(out == page);
 }
