@@ -289,8 +289,8 @@ std::vector<prom::Family> own_families(std::string_view ns, double scrape_second
                                 "Instrumented processes exported by this scrape of gometrics-cli serve.",
                                 prom::Type::Gauge, double(processes)));
     out.push_back(scalar_family(prefixed(ns, "serve_read_errors_total"),
-                                "Processes dropped from a scrape because their segment vanished, went stale or was "
-                                "corrupt, since gometrics-cli serve started.",
+                                "Processes left out of a scrape because their segment vanished or was corrupt, since "
+                                "gometrics-cli serve started.",
                                 prom::Type::Counter, double(read_errors)));
     out.push_back(scalar_family(prefixed(ns, "serve_scrape_duration_seconds"),
                                 "Time this scrape took to read and convert every process's metrics.",

@@ -200,6 +200,22 @@ class Resilience(unittest.TestCase):
         if os.path.exists(stale):
             os.unlink(stale)
 
+    def test_stopped_process_gives_its_latest_snapshot(self):
+        # A stopped publisher cannot answer the request for a fresh snapshot:
+        # the scrape waits out its deadline and serves the latest one.
+        with gmtest.Spawned(["sleep", "60"]) as stopped, gmtest.Spawned(["sleep", "60"]) as running, \
+                Serve("--pid", stopped.pid, "--pid", running.pid) as srv:
+            os.kill(stopped.pid, signal.SIGSTOP)
+            try:
+                for _ in range(2):
+                    status, _, page = srv.get("/metrics")
+                    self.assertEqual(status, 200)
+                    for p in (stopped, running):
+                        self.assertIsNotNone(sample_value(page, "gometrics_gc_heap_allocs_bytes_total", p.pid))
+                    self.assertEqual(own_value(page, "gometrics_serve_read_errors_total"), 0)
+            finally:
+                os.kill(stopped.pid, signal.SIGCONT)
+
     def test_every_process_mode_includes_ours_and_stays_valid(self):
         # Without --pid serve exports every process it may read, other
         # people's included: only ours is asserted on.
