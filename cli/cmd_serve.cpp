@@ -6,7 +6,9 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <charconv>
 #include <cstring>
 #include <memory>
@@ -143,12 +145,17 @@ int run(const ServeArgs& args) {
     fmt::print("listening on http://{}{}{}:{}/metrics\n", v6 ? "[" : "", at.host, v6 ? "]" : "", port);
     std::fflush(stdout);
 
+    std::atomic<bool> listen_returned{false};
     std::thread stopper([&] {
         int sig = 0;
         sigwait(&stop_signals, &sig);
+        // stop() does nothing to a server not yet running: a signal that
+        // arrives before listen_after_bind() gets going must wait for it.
+        while (!listen_returned && !server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
         server.stop();
     });
     const bool ok = server.listen_after_bind();
+    listen_returned = true;
     // Wakes the stopper if listen_after_bind returned on its own (an error);
     // harmless when the stopper already ended.
     pthread_kill(stopper.native_handle(), SIGTERM);
