@@ -95,3 +95,13 @@ def live_plain_process():
     """A `sleep` without the agent, to own a planted segment name."""
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     return subprocess.Popen(["sleep", "60"], env=env)
+
+
+class Instrumented(gmtest.Spawned):
+    """gmtest.Spawned that also removes the segment its SIGKILL leaves behind."""
+
+    def __exit__(self, *exc):
+        super().__exit__(*exc)
+        stale = f"/dev/shm/gometrics.{self.proc.pid}"
+        if os.path.exists(stale):
+            os.unlink(stale)

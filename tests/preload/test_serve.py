@@ -32,8 +32,8 @@ class Pages(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.a = gmtest.Spawned(["sleep", "60"])
-        cls.b = gmtest.Spawned(["sleep", "60"])
+        cls.a = gmserve.Instrumented(["sleep", "60"])
+        cls.b = gmserve.Instrumented(["sleep", "60"])
         cls.pa, cls.pb = cls.a.__enter__(), cls.b.__enter__()
         cls.serve = Serve("--pid", cls.pa.pid, "--pid", cls.pb.pid)
         cls.serve.__enter__()
@@ -153,8 +153,8 @@ class Resilience(unittest.TestCase):
                 f.write(b"this is not a gometrics segment" * 10)
             os.chmod(planted, 0o600)
             # `head -c 1` exits normally (removing its segment) once it reads a byte.
-            with gmtest.Spawned(["sleep", "60"]) as keep, gmtest.Spawned(["sleep", "60"]) as killed, \
-                    gmtest.Spawned(["head", "-c", "1"]) as ended:
+            with gmserve.Instrumented(["sleep", "60"]) as keep, gmserve.Instrumented(["sleep", "60"]) as killed, \
+                    gmserve.Instrumented(["head", "-c", "1"]) as ended:
                 srv = Serve("--pid", keep.pid, "--pid", killed.pid, "--pid", ended.pid, "--pid", plain.pid)
                 with srv:
                     _, _, page = srv.get("/metrics")
@@ -196,14 +196,11 @@ class Resilience(unittest.TestCase):
                 os.unlink(planted)
             plain.kill()
             plain.wait()
-        stale = f"/dev/shm/gometrics.{killed.pid}"
-        if os.path.exists(stale):
-            os.unlink(stale)
 
     def test_stopped_process_gives_its_latest_snapshot(self):
         # A stopped publisher cannot answer the request for a fresh snapshot:
         # the scrape waits out its deadline and serves the latest one.
-        with gmtest.Spawned(["sleep", "60"]) as stopped, gmtest.Spawned(["sleep", "60"]) as running, \
+        with gmserve.Instrumented(["sleep", "60"]) as stopped, gmserve.Instrumented(["sleep", "60"]) as running, \
                 Serve("--pid", stopped.pid, "--pid", running.pid) as srv:
             os.kill(stopped.pid, signal.SIGSTOP)
             try:
@@ -219,7 +216,7 @@ class Resilience(unittest.TestCase):
     def test_every_process_mode_includes_ours_and_stays_valid(self):
         # Without --pid serve exports every process it may read, other
         # people's included: only ours is asserted on.
-        with gmtest.Spawned(["sleep", "60"]) as p, Serve() as srv:
+        with gmserve.Instrumented(["sleep", "60"]) as p, Serve() as srv:
             status, _, page = srv.get("/metrics")
             self.assertEqual(status, 200)
             self.assertIsNotNone(sample_value(page, "gometrics_gc_heap_allocs_bytes_total", p.pid))
@@ -234,7 +231,7 @@ class Resilience(unittest.TestCase):
             self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
 
     def test_namespace_replaces_the_prefix(self):
-        with gmtest.Spawned(["sleep", "60"]) as p, Serve("--pid", p.pid, "--namespace", "native") as srv:
+        with gmserve.Instrumented(["sleep", "60"]) as p, Serve("--pid", p.pid, "--namespace", "native") as srv:
             _, _, page = srv.get("/metrics")
             self.assertIsNotNone(sample_value(page, "native_gc_heap_allocs_bytes_total", p.pid))
             self.assertNotIn("gometrics_", page)

@@ -16,6 +16,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 import gmtest  # noqa: E402
+import gmserve  # noqa: E402
 from gmserve import Serve  # noqa: E402
 
 DEADLINE_S = 60
@@ -64,7 +65,7 @@ class RealPrometheus(unittest.TestCase):
         # An idle Python: megabytes allocated at start-up, then no CPU taken
         # from a busy machine.
         idle_python = [sys.executable, "-c", "import time; time.sleep(120)"]
-        with tempfile.TemporaryDirectory() as tmp, gmtest.Spawned(idle_python) as app, \
+        with tempfile.TemporaryDirectory() as tmp, gmserve.Instrumented(idle_python) as app, \
                 Serve("--pid", app.pid) as srv:
             config = os.path.join(tmp, "prometheus.yml")
             with open(config, "w") as f:
