@@ -73,6 +73,22 @@ class Pages(unittest.TestCase):
         _, _, page = self.serve.get("/metrics")
         self.assertEqual(promtool_check(page), "")
 
+    def test_openmetrics_page_passes_a_strict_parser(self):
+        # prometheus_client's OpenMetrics parser rejects any deviation from
+        # the spec (Debian's python3-prometheus-client, for the system python).
+        system_python = "/usr/bin/python3"
+        probe = subprocess.run([system_python, "-c", "import prometheus_client"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("python3-prometheus-client not installed (scripts/setup.sh test installs it)")
+        _, _, page = self.serve.get("/metrics", accept=gmserve.PROMETHEUS_ACCEPT)
+        code = ("import sys\n"
+                "from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse\n"
+                "fams = list(parse(sys.stdin.read()))\n"
+                "print(sum(len(f.samples) for f in fams if f.name == 'gometrics_gc_heap_allocs_bytes'))\n")
+        cp = subprocess.run([system_python, "-c", code], input=page, capture_output=True, text=True, timeout=60)
+        self.assertEqual(cp.returncode, 0, cp.stderr[-2000:])
+        self.assertEqual(cp.stdout.strip(), "2")  # one series per process
+
     def test_openmetrics_when_the_scraper_asks(self):
         status, ctype, page = self.serve.get("/metrics", accept=gmserve.PROMETHEUS_ACCEPT)
         self.assertEqual(status, 200)
