@@ -46,8 +46,8 @@ struct Listed {
     uint64_t start_time_ns = 0;
 };
 
-// Reads processes for requests. Thread-safe: requests are served one at a
-// time, so concurrent scrapers cannot multiply the load on the processes.
+// Reads processes for requests. Thread-safe: collections run one at a time,
+// so concurrent scrapers cannot multiply the load on the processes.
 class Collector {
 public:
     using Log = std::function<void(const std::string&)>;
@@ -62,8 +62,8 @@ public:
     // request), then read: publishers work in parallel and a stopped process
     // costs the deadline once, not per process; a process that did not
     // answer in time gives its latest snapshot (at most its publishing
-    // interval old). A process whose segment vanished, went stale or is
-    // corrupt is dropped, counted in errors, and logged once until it reads
+    // interval old). A process whose segment vanished or is corrupt
+    // is dropped, counted in errors, and logged once until it reads
     // again or leaves the listing. Segments of other users (not readable by
     // us) and of dead processes are skipped silently.
     Collection collect_from(const std::vector<ProcessInfo>& listed, std::optional<int> only = std::nullopt);
@@ -79,8 +79,6 @@ public:
     // `/`: an HTML index of the live processes, linking to the JSON and /metrics.
     std::string index_html();
 
-    const Options& options() const { return options_; }
-
 private:
     bool admitted(int pid) const;
     void log_failure(int pid, const std::string& message);
@@ -88,10 +86,10 @@ private:
 
     Options options_;
     Log log_;
-    std::mutex mu_;                    // serialises requests; guards what follows
+    std::mutex mu_;                      // serialises collections; guards what follows
     std::map<int, std::string> logged_;  // pid -> the error already logged for it
-    uint64_t scrapes_ = 0;             // /metrics pages served
-    uint64_t read_errors_ = 0;         // processes dropped from /metrics pages
+    uint64_t scrapes_ = 0;               // /metrics pages served
+    uint64_t read_errors_ = 0;           // processes dropped from /metrics pages
 };
 
 // The JSON document of one process: `dump --format json`'s (pid, metrics,
