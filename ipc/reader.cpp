@@ -274,22 +274,27 @@ uint32_t Reader::state() const {
     return std::atomic_ref<uint32_t>(h->state).load(std::memory_order_acquire);
 }
 
-void Reader::request_fresh(int timeout_ms) {
+FreshRequest Reader::RequestFresh() {
     auto* h = static_cast<SegmentHeader*>(base_);
-    if (!writable_ || timeout_ms <= 0 || !(state() & (kStatePublisherRunning | kStatePublisherLazy))) return;
+    if (!writable_ || !(state() & (kStatePublisherRunning | kStatePublisherLazy))) return {};
     std::atomic_ref<uint32_t> seq(h->seq);
     const uint32_t before = seq.load(std::memory_order_acquire);
     std::atomic_ref<uint32_t>(h->request).fetch_add(1, std::memory_order_release);
     syscall(SYS_futex, &h->request, FUTEX_WAKE, INT_MAX, nullptr, nullptr, 0);
+    // A snapshot started after our request has completed once the generation
+    // moves past the next even value after `before`.
+    return {(before | 1u) + 1, true};
+}
 
-    // Wait until a snapshot started after our request has completed: the
-    // generation must move past the next even value after `before`.
-    const uint32_t target = (before | 1u) + 1;
+void Reader::AwaitFresh(const FreshRequest& request, int timeout_ms) {
+    if (!request.pending) return;
+    auto* h = static_cast<SegmentHeader*>(base_);
+    std::atomic_ref<uint32_t> seq(h->seq);
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         const uint32_t now = seq.load(std::memory_order_acquire);
-        if (int32_t(now - target) >= 0) return;
+        if (int32_t(now - request.target) >= 0) return;
         timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
         const int64_t waited_ms = (t.tv_sec - start.tv_sec) * 1000 + (t.tv_nsec - start.tv_nsec) / 1000000;
@@ -325,7 +330,7 @@ Value Reader::decode(size_t i, const std::vector<uint64_t>& words) const {
 }
 
 Status Reader::Read(std::span<Sample> samples, const ReadOptions& opt) {
-    request_fresh(opt.fresh_timeout_ms);
+    if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
     auto words = copy_values(opt.max_tries);
     if (!words) return words.error();
     for (auto& s : samples) {
@@ -336,7 +341,7 @@ Status Reader::Read(std::span<Sample> samples, const ReadOptions& opt) {
 }
 
 Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
-    request_fresh(opt.fresh_timeout_ms);
+    if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
     auto words = copy_values(opt.max_tries);
     if (!words) return words.error();
     Snapshot snap;
@@ -349,7 +354,7 @@ Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
 
 Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
     if (!profile_size_) return err(path_, "process does not profile (GOMETRICS_PROFILE_RATE=0 and no mutex profiling)");
-    request_fresh(opt.fresh_timeout_ms);
+    if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
     auto* region = static_cast<unsigned char*>(base_) + profile_offset_;
     auto* seq = &reinterpret_cast<ProfileHeader*>(region)->seq;
     std::vector<uint64_t> words(profile_size_ / 8);

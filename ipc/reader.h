@@ -28,6 +28,12 @@ struct ReadOptions {
     int max_tries = 10000;  // seqlock retries before giving up
 };
 
+// A pending request for a fresh snapshot (Reader::RequestFresh).
+struct FreshRequest {
+    uint32_t target = 0;   // the seqlock generation that means "published after the request"
+    bool pending = false;  // false: nothing to wait for (no publisher, or read-only segment)
+};
+
 // A coherent set of values, all from one published snapshot.
 struct Snapshot {
     uint64_t seq = 0;      // snapshots published by the process so far
@@ -86,11 +92,20 @@ public:
     bool HasProfile() const { return profile_size_ != 0; }
     Result<Profile> ReadProfile(const ReadOptions& opt = {});
 
+    // ReadOptions::fresh_timeout_ms in two phases, for a reader of many
+    // processes (`serve`): ask every process for a snapshot first, then wait
+    // for each against one shared deadline, then read with fresh_timeout_ms
+    // = 0. The publishers then work in parallel and the whole wait is
+    // bounded by one timeout rather than one per process.
+    FreshRequest RequestFresh();
+    // Returns when the requested snapshot is published or timeout_ms passed
+    // (<= 0: just checks).
+    void AwaitFresh(const FreshRequest& request, int timeout_ms);
+
 private:
     Reader() = default;
     static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
     Status validate();
-    void request_fresh(int timeout_ms);
     Result<std::vector<uint64_t>> copy_values(int max_tries);
     Value decode(size_t index, const std::vector<uint64_t>& words) const;
 

@@ -76,6 +76,78 @@ bench_locks() {
   for t in 1 100 1000; do
     echo "| $t | $(build/tests/bench_snapshot "$t" 50) |"
   done
+}
+
+# Latency of one /metrics scrape of `gometrics-cli serve` exporting N idle
+# instrumented processes (`sleep` under the agent), as Prometheus sees it
+# (OpenMetrics, gzip): the median over $runs x 5 scrapes, with fresh snapshots
+# (the default: every process asked at once, then awaited) and with the
+# latest published ones; and the CPU time serve spent per scrape (user +
+# system, which a busy machine inflates less than wall-clock time).
+bench_scrape() {
+  echo "### serve: one /metrics scrape of N instrumented processes (ms, median of $((runs * 5)))"
+  echo
+  echo "| processes | fresh snapshots (default) | latest snapshots (--fresh-timeout-ms 0) | serve CPU ms/scrape (fresh, latest) | page KiB | gzipped KiB |"
+  echo "|---|---|---|---|---|---|"
+  tmp=$(mktemp -d) pids=() srv=""
+  # No sleeper, segment or server outlives a failed run (globals: the trap runs after we return).
+  trap 'kill "${pids[@]}" $srv 2>/dev/null; wait; for p in "${pids[@]}"; do rm -f /dev/shm/gometrics.$p; done; rm -rf "$tmp"' EXIT
+  for n in 1 10 100; do
+    local args=() row="| $n |" sizes="" cpu=""
+    pids=()
+    for _ in $(seq "$n"); do
+      LD_PRELOAD=$agent sleep 300 &
+      pids+=("$!")
+      args+=(--pid "$!")
+    done
+    for p in "${pids[@]}"; do
+      for _ in $(seq 200); do [ -e "/dev/shm/gometrics.$p" ] && break; sleep 0.05; done
+    done
+    for fresh in 50 0; do
+      build/cli/gometrics-cli serve --listen 127.0.0.1:0 --fresh-timeout-ms "$fresh" "${args[@]}" >"$tmp/out" 2>"$tmp/err" &
+      srv=$!
+      for _ in $(seq 200); do grep -q listening "$tmp/out" && break; sleep 0.05; done
+      local port ms kib gz cpu_ms
+      port=$(sed -n 's|.*127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/out")
+      [ -n "$port" ] || { echo "serve did not start: $(cat "$tmp/err")" >&2; return 1; }
+      read -r ms kib gz cpu_ms < <(python3 - "$port" "$((runs * 5))" "$n" "$srv" <<'PY'
+import gzip, os, statistics, sys, time, urllib.request
+port, k, n, srv = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+def cpu_ticks():
+    with open(f"/proc/{srv}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+cpu0 = cpu_ticks()
+headers = {"Accept-Encoding": "gzip", "Accept": "application/openmetrics-text;version=1.0.0,"
+           "application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"}
+times = []
+for _ in range(k):
+    t0 = time.perf_counter()
+    packed = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers=headers),
+                                    timeout=30).read()
+    times.append((time.perf_counter() - t0) * 1000)
+cpu = (cpu_ticks() - cpu0) * 1000 / os.sysconf("SC_CLK_TCK") / k
+page = gzip.decompress(packed)
+assert f"serve_processes {n}.0\n".encode() in page, "not every process was exported"
+print(f"{statistics.median(times):.1f} {len(page) / 1024:.0f} {len(packed) / 1024:.0f} {cpu:.1f}")
+PY
+)
+      row+=" $ms |"
+      cpu+="${cpu:+, }$cpu_ms"
+      sizes="$kib | $gz |"
+      kill "$srv"
+      wait "$srv" || true
+      srv=""
+    done
+    echo "$row $cpu | $sizes"
+    # SIGTERM skips the agent's exit path: remove the segments it leaves.
+    kill "${pids[@]}"
+    wait "${pids[@]}" 2>/dev/null || true
+    for p in "${pids[@]}"; do rm -f "/dev/shm/gometrics.$p"; done
+  done
+  pids=()
+  rm -rf "$tmp"
+  trap - EXIT
   echo
 }
 
@@ -83,3 +155,4 @@ echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 '
 echo
 bench_malloc
 bench_locks
+bench_scrape
