@@ -13,6 +13,7 @@ constexpr size_t kMaxMetrics = 256;
 // Add a family here when you add a collector.
 constexpr std::span<const Metric> (*kFamilies[])() = {
     heap_metrics,
+    memory_metrics,
 };
 
 struct Table {
