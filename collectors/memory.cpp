@@ -20,17 +20,19 @@
 
 #include "agent.h"
 #include "allocator.h"
+#include "catalog.h"
 #include "heap.h"
 #include "metric.h"
 #include "real.h"
 #include "slots.h"
+#include "threads.h"
 
 namespace gometrics::collect {
 
 namespace {
 
 struct Classes {
-    uint64_t objects, unused, free, released, metadata, other, total;
+    uint64_t objects, unused, free, released, metadata, stacks, other, total;
 };
 
 bool have_allocator_stats() { return allocator().read != nullptr; }
@@ -38,6 +40,14 @@ bool have_allocator_stats() { return allocator().read != nullptr; }
 // Memory the agent holds for itself: thread slots, the publisher's state,
 // values buffer and segment, and the bootstrap arena.
 uint64_t agent_bytes() { return agent::slot_bytes() + agent::publisher_bytes() + agent::detail::kArenaSize; }
+
+// Whether a leaf of another family is in the segment: the total sums only
+// what readers can see, so the sum rule holds for them.
+bool published(std::string_view name) {
+    for (const Metric* m : catalog())
+        if (m->name == name) return !m->available || m->available();
+    return false;
+}
 
 Classes compute_classes(const Snapshot& s) {
     Classes c{};
@@ -48,8 +58,10 @@ Classes compute_classes(const Snapshot& s) {
     c.free = a.free;
     c.released = a.released;
     c.metadata = a.metadata;
+    static const bool stacks_published = published("/memory/classes/os-stacks:bytes");
+    c.stacks = stacks_published ? os_stack_bytes(s) : 0;  // the threads family's, cached per snapshot like ours
     c.other = agent_bytes();
-    c.total = c.objects + c.unused + c.free + c.released + c.metadata + c.other;
+    c.total = c.objects + c.unused + c.free + c.released + c.metadata + c.stacks + c.other;
     return c;
 }
 

@@ -63,7 +63,8 @@ TEST_CASE("the memory classes of this build are the ones Go's sum rule needs") {
     }
     for (const char* n : {"/memory/classes/heap/objects:bytes", "/memory/classes/heap/unused:bytes",
                           "/memory/classes/heap/free:bytes", "/memory/classes/heap/released:bytes",
-                          "/memory/classes/metadata/other:bytes", "/memory/classes/other:bytes"}) {
+                          "/memory/classes/metadata/other:bytes", "/memory/classes/os-stacks:bytes",
+                          "/memory/classes/other:bytes"}) {
         INFO(n);
         CHECK(leaves.count(n) == 1);
     }
