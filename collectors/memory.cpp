@@ -9,6 +9,7 @@
 // The total is summed from the clamped leaves, so the sum rule holds anyway.
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +42,26 @@ bool have_allocator_stats() { return allocator().read != nullptr; }
 // values buffer and segment, and the bootstrap arena.
 uint64_t agent_bytes() { return agent::slot_bytes() + agent::publisher_bytes() + agent::detail::kArenaSize; }
 
+// The allocator's figures, at most 1% of the time. mallinfo2 walks every
+// free chunk of every arena, each under its arena's lock: 16 fragmented
+// arenas took 100 ms in scripts/bench.sh, while the program's mallocs on
+// each arena waited. So after a read that took t, the same figures serve
+// until 100 t has passed: a cheap read (a few microseconds) is fresh in
+// every snapshot, an expensive one is refreshed less often.
+AllocatorStats allocator_stats(const Snapshot& s) {
+    static AllocatorStats last{};
+    static uint64_t next_ns = 0;
+    const auto read = allocator().read;
+    if (!read || s.monotonic_ns < next_ns) return last;
+    timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (!read(last)) last = {};
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    const uint64_t took = uint64_t(t1.tv_sec - t0.tv_sec) * 1000000000ULL + uint64_t(t1.tv_nsec) - uint64_t(t0.tv_nsec);
+    next_ns = uint64_t(t1.tv_sec) * 1000000000ULL + uint64_t(t1.tv_nsec) + 99 * took;
+    return last;
+}
+
 // Whether a leaf of another family is in the segment: the total sums only
 // what readers can see, so the sum rule holds for them.
 bool published(std::string_view name) {
@@ -52,8 +73,7 @@ bool published(std::string_view name) {
 Classes compute_classes(const Snapshot& s) {
     Classes c{};
     c.objects = agent::malloc_interposed() ? heap_totals(s).live_bytes() : 0;
-    AllocatorStats a{};
-    if (const auto read = allocator().read; read && !read(a)) a = {};
+    const AllocatorStats a = allocator_stats(s);
     c.unused = a.held > c.objects ? a.held - c.objects : 0;
     c.free = a.free;
     c.released = a.released;
@@ -157,8 +177,11 @@ bool find_cgroup(CgroupDir& out) {
 // The tightest memory limit on the way from the process's cgroup to the
 // root of its hierarchy ("max", or v1's page-rounded LONG_MAX: none).
 uint64_t cgroup_limit() {
-    CgroupDir d;
-    if (!find_cgroup(d)) return kNoLimit;
+    // Found once: a process rarely changes cgroups, and mountinfo is long.
+    static CgroupDir found;
+    static const bool have = find_cgroup(found);
+    if (!have) return kNoLimit;
+    CgroupDir d = found;
     uint64_t limit = kNoLimit;
     for (size_t len = std::strlen(d.path); len >= d.mount_len;) {
         char file[1100], value[64];
@@ -177,11 +200,18 @@ uint64_t cgroup_limit() {
     return limit;
 }
 
-void limit(const Snapshot&, uint64_t* out) {
-    uint64_t v = cgroup_limit();
-    rlimit as{};
-    if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) v = std::min<uint64_t>(v, as.rlim_cur);
-    *out = v;
+// Limits change rarely and the cgroup walk costs a few file reads: read at
+// most once a second (a reader asking for fresh snapshots in a loop must
+// not turn it into a stream of opens).
+void limit(const Snapshot& s, uint64_t* out) {
+    static uint64_t value = 0, next_ns = 0;
+    if (value == 0 || s.monotonic_ns >= next_ns) {
+        value = cgroup_limit();
+        rlimit as{};
+        if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) value = std::min<uint64_t>(value, as.rlim_cur);
+        next_ns = s.monotonic_ns + 1000000000ULL;
+    }
+    *out = value;
 }
 
 using layout::kKindUint64;
