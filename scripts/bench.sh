@@ -65,7 +65,7 @@ bench_malloc_jemalloc() {
   echo "| threads | configuration | ns/pair | added ns | ratio |"
   echo "|---|---|---|---|---|"
   local configs=("jemalloc alone=LD_PRELOAD=$jemalloc"
-    "gometrics, GOMETRICS_ALLOCATOR=jemalloc=LD_PRELOAD=$agent GOMETRICS_ALLOCATOR=jemalloc"
+    "gometrics, switched to jemalloc=LD_PRELOAD=$agent GOMETRICS_ALLOCATOR=jemalloc"
     "gometrics + preloaded jemalloc=LD_PRELOAD=$agent:$jemalloc")
   for t in 1 2; do
     measure configs build/tests/bench_malloc "$t" 4000000 | table "$t"
