@@ -9,6 +9,7 @@
 #include <cstdlib>
 
 #include "log.h"
+#include "profile.h"
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
@@ -59,6 +60,8 @@ void on_fork_child() {
     // Trivial on purpose (no locks, no allocation): the child has one thread
     // and our state may have been mid-update in others. Publication restarts
     // at the child's first counted call (slots.cpp).
+    real_after_fork_child();
+    profile::after_fork_child();
     retire_slots_after_fork();
     detail::threads_after_fork();
     publisher_forget_after_fork();

@@ -23,11 +23,12 @@ inline constexpr size_t kTimeCounts = 2 + (kTimeMaxLog2 - kTimeMinLog2) * (1u <<
 
 template <unsigned MinLog2, unsigned MaxLog2, unsigned SubBits>
 constexpr size_t log_linear_index(uint64_t v) noexcept {
+    constexpr size_t kLast = 1 + (MaxLog2 - MinLog2) * (1u << SubBits);
     if (v < (uint64_t{1} << MinLog2)) return 0;
-    const unsigned e = 63u - static_cast<unsigned>(__builtin_clzll(v));
-    if (e >= MaxLog2) return 1 + (MaxLog2 - MinLog2) * (1u << SubBits);
-    const unsigned sub = static_cast<unsigned>(v >> (e - SubBits)) & ((1u << SubBits) - 1);
-    return 1 + (e - MinLog2) * (1u << SubBits) + sub;
+    const unsigned e = 63u ^ static_cast<unsigned>(__builtin_clzll(v));  // one bsr
+    const size_t sub = static_cast<size_t>(v >> (e - SubBits)) & ((1u << SubBits) - 1);
+    const size_t i = 1 + (size_t{e} - MinLog2) * (1u << SubBits) + sub;
+    return i < kLast ? i : kLast;  // a cmov, not a branch
 }
 
 constexpr size_t size_index(uint64_t bytes) noexcept {

@@ -6,6 +6,7 @@
 
 #include <cstring>
 
+#include "profile.h"
 #include "real.h"
 #include "slots.h"
 
@@ -30,31 +31,66 @@ using detail::g_real;
 
 // An allocation or a free: its bytes, and its size bucket (which also
 // counts objects: the collector sums the buckets).
-[[gnu::always_inline]] inline void record(uint64_t* bytes, uint64_t* by_size, size_t usable, bool shared) noexcept {
-    if (!shared) [[likely]] {
-        bump(*bytes, usable);
-        bump(by_size[buckets::size_index(usable)], 1);
-    } else {
-        bump_shared(*bytes, usable);
+[[gnu::always_inline]] inline void record(uint64_t& bytes, uint64_t* by_size, size_t usable) noexcept {
+    bump(bytes, usable);
+    bump(by_size[buckets::size_index(usable)], 1);
+}
+
+// Cold: no slot yet (claims one), the thread has exited (the shared orphan
+// slot, atomically), or the agent's own work (not counted).
+[[gnu::noinline, gnu::cold]] void record_cold(bool is_free, size_t usable) noexcept {
+    ThreadSlot* s = detail::slow_slot();
+    if (!s) return;
+    uint64_t& bytes = is_free ? s->free_bytes : s->alloc_bytes;
+    uint64_t* by_size = is_free ? s->free_by_size : s->alloc_by_size;
+    if (is_orphans(s)) {
+        bump_shared(bytes, usable);
         bump_shared(by_size[buckets::size_index(usable)], 1);
+    } else {
+        record(bytes, by_size, usable);
     }
 }
 
+[[gnu::always_inline]] inline bool has_slot(ThreadSlot* s) noexcept {
+    return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
+}
+
+// Counts the allocation, and samples it for the heap profile when the
+// thread's countdown of bytes crosses zero (profile.h).
 [[gnu::always_inline]] inline void count_alloc(void* p) noexcept {
-    ThreadSlot* s = current_slot();
-    if (!s) return;
-    record(&s->alloc_bytes, s->alloc_by_size, usable_size(p), is_orphans(s));
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]] {
+        const size_t usable = usable_size(p);
+        record(s->alloc_bytes, s->alloc_by_size, usable);
+        if ((s->sample_countdown -= static_cast<int64_t>(usable)) < 0) [[unlikely]]
+            profile::sample_alloc(s, p, usable);
+    } else if (s != detail::marker(detail::kAgentThread)) {
+        record_cold(false, usable_size(p));
+    }
 }
 
-[[gnu::always_inline]] inline void count_free_usable(ThreadSlot* s, size_t usable) noexcept {
-    record(&s->free_bytes, s->free_by_size, usable, is_orphans(s));
+// A block is going away: if it was sampled, the profile moves it from
+// in use to freed. Unsampled blocks cost a hash and one byte load.
+[[gnu::always_inline]] inline void forget_if_sampled(void* p) noexcept {
+    if (profile::maybe_sampled(p)) [[unlikely]]
+        profile::forget(p);
 }
 
-// Reads the size before the real free: the pointer is dead afterwards.
+[[gnu::always_inline]] inline void count_free_usable(size_t usable) noexcept {
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]]
+        record(s->free_bytes, s->free_by_size, usable);
+    else if (s != detail::marker(detail::kAgentThread))
+        record_cold(true, usable);
+}
+
+// Reads the size before the real free: the block is gone afterwards.
 [[gnu::always_inline]] inline void count_free(void* p) noexcept {
-    ThreadSlot* s = current_slot();
-    if (!s) return;
-    count_free_usable(s, usable_size(p));
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]]
+        record(s->free_bytes, s->free_by_size, usable_size(p));
+    else if (s != detail::marker(detail::kAgentThread))
+        record_cold(true, usable_size(p));
 }
 
 // realloc and reallocarray: a free of the old block plus an allocation of
@@ -65,16 +101,18 @@ using detail::g_real;
         if (q) count_alloc(q);
         return q;
     }
-    ThreadSlot* s = current_slot();
-    const size_t old_usable = s ? usable_size(p) : 0;
+    const size_t old_usable = usable_size(p);
+    const bool sampled = profile::maybe_sampled(p);
     void* q = real_call();
-    if (!s) return q;
-    if (q) {
-        count_free_usable(s, old_usable);
-        record(&s->alloc_bytes, s->alloc_by_size, usable_size(q), is_orphans(s));
-    } else if (zero_size) {
-        count_free_usable(s, old_usable);  // glibc: realloc(p, 0) frees p and returns NULL
+    if (q || zero_size) {  // glibc: realloc(p, 0) frees p and returns NULL
+        // After the call, since p lives on if it fails. Should another
+        // thread get p's address and have it sampled in between, its sample
+        // would be taken for p's free: a window of a few instructions.
+        if (sampled) [[unlikely]]
+            profile::forget(p);
+        count_free_usable(old_usable);
     }
+    if (q) count_alloc(q);
     return q;
 }
 
@@ -101,6 +139,7 @@ GOMETRICS_EXPORT void free(void* p) noexcept {
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
     count_free(p);
+    forget_if_sampled(p);
     g_real.free(p);
 }
 

@@ -23,6 +23,7 @@
 #include "agent.h"
 #include "catalog.h"
 #include "log.h"
+#include "profile.h"
 #include "real.h"
 #include "report.h"
 #include "slots.h"
@@ -93,6 +94,7 @@ void compute_and_publish(State& st) {
     collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
     for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
     st.writer.publish(st.words, s.seq, s.time_ns);
+    profile::publish(st.writer.profile_region());
 }
 
 void* publisher_main(void*) {
@@ -164,7 +166,7 @@ void publisher_start() noexcept {
     st.seq = 0;
     st.thread_started = false;
     const int err = st.writer.create({st.specs, st.count}, getpid(), read_proc_start_ticks(), start_time_ns(),
-                                     config().interval_ms);
+                                     config().interval_ms, profile::region_bytes());
     if (err != 0) {
         log::once(g_said_no_segment,
                   {"cannot create /dev/shm segment (", strerror(err), "): metrics are counted but not published"});

@@ -55,6 +55,11 @@ bool verify_glibc_chunks() noexcept {
 
 bool resolving() noexcept { return g_resolve_state.load(std::memory_order_acquire) == 1; }
 
+void real_after_fork_child() noexcept {
+    int in_progress = 1;
+    g_resolve_state.compare_exchange_strong(in_progress, 0, std::memory_order_relaxed);
+}
+
 void* bootstrap_alloc(size_t size, size_t align) noexcept {
     if (align < 16) align = 16;
     size_t used = g_arena_used.load(std::memory_order_relaxed);

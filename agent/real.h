@@ -35,6 +35,10 @@
     X(pthread_rwlock_clockrdlock)   \
     X(pthread_rwlock_clockwrlock)
 
+// Declarations of the agent's internals are hidden too, so the hooks reach
+// them PC-relative rather than through the GOT.
+#pragma GCC visibility push(hidden)
+
 namespace gometrics::agent {
 
 struct RealFunctions {
@@ -63,6 +67,9 @@ void prepare_allocator_switch() noexcept;  // allocator_switch.cpp
 // dlsym may calloc while we resolve; those calls are served from a static
 // arena. Its pointers must never reach the real free/realloc.
 bool resolving() noexcept;
+// In a forked child: a resolution another thread had under way will never
+// finish here; start it again from scratch.
+void real_after_fork_child() noexcept;
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
 
@@ -99,9 +106,11 @@ extern bool g_glibc_chunks;
     if (detail::g_glibc_chunks) [[likely]] {
         size_t head;
         __builtin_memcpy(&head, static_cast<unsigned char*>(p) - sizeof(size_t), sizeof head);
-        return (head & ~size_t{7}) - ((head & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
+        return (head & ~size_t{7}) - sizeof(size_t) - ((head & 2) << 2);  // IS_MMAPPED (2): one word more
     }
     return detail::g_real.malloc_usable_size(p);
 }
 
 }  // namespace gometrics::agent
+
+#pragma GCC visibility pop

@@ -18,6 +18,8 @@
 
 #include "buckets.h"
 
+#pragma GCC visibility push(hidden)  // see real.h
+
 namespace gometrics::agent {
 
 struct alignas(64) ThreadSlot {
@@ -29,6 +31,10 @@ struct alignas(64) ThreadSlot {
     // Heap (heap collector). Bytes are usable sizes; objects are the sums of
     // the size buckets (one counter less on the hot path).
     alignas(64) uint64_t alloc_bytes, free_bytes;
+    // Heap profiling (owner only, never published): bytes left until the
+    // next sample, and the thread's random state (agent/profile.cpp).
+    int64_t sample_countdown;
+    uint64_t sample_rng;
     uint64_t alloc_by_size[buckets::kSizeCounts];
     uint64_t free_by_size[buckets::kSizeCounts];
 
@@ -39,12 +45,20 @@ struct alignas(64) ThreadSlot {
 
 enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2 };
 
-// Owner-only increment: single writer, so load + store is exact, and the
-// release store orders it before anything the thread does next (a free of
-// this object by another thread, say); see sum order in collectors/heap.cpp.
+// Owner-only increment. Single writer, so no lock prefix is needed; the
+// store must still be ordered before anything the thread does next (handing
+// the block to another thread that frees it; see the sum order in
+// collectors/heap.cpp). On x86-64 it is one `add` to memory: TSO orders it
+// as a release store, and a signal handler that allocates on this thread
+// cannot land between a load and a store and lose a count (PITFALLS 18).
+// Elsewhere: a relaxed load and a release store.
 [[gnu::always_inline]] inline void bump(uint64_t& counter, uint64_t v) noexcept {
+#if defined(__x86_64__)
+    asm volatile("addq %1, %0" : "+m"(counter) : "er"(v) : "memory");
+#else
     std::atomic_ref<uint64_t> c(counter);
     c.store(c.load(std::memory_order_relaxed) + v, std::memory_order_release);
+#endif
 }
 // Shared-slot increment (orphans): rare, so an atomic RMW is fine.
 inline void bump_shared(uint64_t& counter, uint64_t v) noexcept {
@@ -129,3 +143,5 @@ void for_each_slot(F&& f) {
 }
 
 }  // namespace gometrics::agent
+
+#pragma GCC visibility pop

@@ -16,6 +16,7 @@ constexpr std::span<const Metric> (*kFamilies[])() = {
     memory_metrics,
     threads_metrics,
     sync_metrics,
+    profiling_metrics,
 };
 
 struct Table {

@@ -12,6 +12,7 @@ std::span<const Metric> heap_metrics();
 std::span<const Metric> memory_metrics();
 std::span<const Metric> threads_metrics();
 std::span<const Metric> sync_metrics();
+std::span<const Metric> profiling_metrics();
 
 // All metrics of all families, sorted by name. Built on first call into
 // static storage (no allocation: the agent calls it).

@@ -10,11 +10,14 @@
 //   strings (names, descriptions, UTF-8)  at strings_offset, strings_size bytes
 //   bounds  (histogram edges, double[])   at bounds_offset, bounds_size bytes
 //   values  (ValuesHeader, then uint64[]) at values_offset, values_size bytes
+//   profile (ProfileHeader, StackRecords) at profile_offset, profile_size
+//                                         bytes; absent (0, 0) when off
 //
 // Everything but the values region and the three live words of the header
 // (seq, request, state) is written once, before the header's magic is
 // published with a release store, and never changes. The values region
-// changes only under the seqlock described in seqlock.h.
+// changes only under the seqlock described in seqlock.h; the profile region
+// has a seqlock of its own (ProfileHeader::seq), same protocol.
 #pragma once
 
 #include <atomic>
@@ -73,7 +76,10 @@ struct SegmentHeader {
     uint32_t request;
     uint32_t state;
     uint32_t reserved1;
-    uint64_t reserved[3];
+
+    uint32_t profile_offset;  // 0 when the process does not profile
+    uint32_t profile_size;
+    uint64_t reserved[2];
 };
 
 // One metric. name/description point into the strings region; a histogram's
@@ -99,7 +105,42 @@ struct ValuesHeader {
     uint64_t snapshot_time_ns;  // CLOCK_REALTIME of this snapshot
 };
 
+// The profile region: sampled stacks of allocations and of contended lock
+// acquisitions. Counts are the samples as taken (not scaled): a reader
+// scales them with heap_rate and mutex_fraction, as pprof expects.
+struct ProfileHeader {
+    uint32_t seq;        // seqlock generation of this region (seqlock.h)
+    uint32_t max_depth;  // pcs per StackRecord
+    // The rest is written under seq, word by word.
+    uint64_t heap_rate;       // mean bytes between heap samples (Poisson), 0: heap sampling off
+    uint64_t mutex_fraction;  // one contended acquisition in this many is sampled, 0: off
+    uint32_t max_stacks;      // StackRecords that fit
+    uint32_t record_size;     // bytes per StackRecord with its pcs, 8-aligned
+    uint64_t stack_count;     // StackRecords in use
+    uint64_t dropped_samples; // samples lost because the stack table was full
+    uint64_t untracked_frees; // sampled objects whose free could not be tracked
+};
+
+enum StackKind : uint32_t { kStackHeap = 1, kStackMutex = 2 };
+
+// One distinct stack, followed by max_depth uint64 pcs (leaf first; pcs
+// after the leaf are return addresses). All counts are cumulative. A record
+// of kind 0 is unused (being written, or lost a race): skip it.
+struct StackRecord {
+    uint32_t kind;   // StackKind
+    uint32_t depth;  // pcs in use
+    uint64_t alloc_objects, alloc_bytes;  // sampled allocations from this stack
+    uint64_t free_objects, free_bytes;    // ... of which freed since (in use = alloc - free)
+    uint64_t contentions, delay_ns;       // sampled contended acquisitions, their wait
+};
+
 static_assert(std::is_trivially_copyable_v<SegmentHeader> && std::is_standard_layout_v<SegmentHeader>);
+static_assert(std::is_trivially_copyable_v<ProfileHeader> && std::is_standard_layout_v<ProfileHeader>);
+static_assert(std::is_trivially_copyable_v<StackRecord> && std::is_standard_layout_v<StackRecord>);
+static_assert(sizeof(ProfileHeader) == 56);
+static_assert(sizeof(StackRecord) == 56);
+inline constexpr uint32_t kMaxProfileDepth = 64;
+inline constexpr uint32_t kMaxProfileStacks = 1u << 20;
 static_assert(std::is_trivially_copyable_v<DescEntry> && std::is_standard_layout_v<DescEntry>);
 static_assert(std::is_trivially_copyable_v<ValuesHeader> && std::is_standard_layout_v<ValuesHeader>);
 static_assert(sizeof(SegmentHeader) == 128);

@@ -189,6 +189,12 @@ Status Reader::validate() {
         h.values_size < sizeof(ValuesHeader) || h.values_size % 8)
         return err(path_, "corrupt segment: a region lies outside the segment");
 
+    if (h.profile_offset && (!within(h.profile_offset, h.profile_size, total) || h.profile_offset % 8 ||
+                             h.profile_size % 8 || h.profile_size < sizeof(ProfileHeader)))
+        return err(path_, "corrupt segment: the profile region lies outside the segment");
+    profile_offset_ = h.profile_offset;
+    profile_size_ = h.profile_offset ? h.profile_size : 0;
+
     pid_ = h.pid;
     start_time_ns_ = h.start_time_ns;
     proc_start_ticks_ = h.proc_start_ticks;
@@ -249,6 +255,8 @@ Reader& Reader::operator=(Reader&& o) noexcept {
         interval_ms_ = o.interval_ms_;
         values_offset_ = o.values_offset_;
         values_size_ = o.values_size_;
+        profile_offset_ = o.profile_offset_;
+        profile_size_ = o.profile_size_;
         descs_ = std::move(o.descs_);
         entries_ = std::move(o.entries_);
         bounds_ = std::move(o.bounds_);
@@ -337,6 +345,53 @@ Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
     snap.values.reserve(descs_.size());
     for (size_t i = 0; i < descs_.size(); ++i) snap.values.push_back(decode(i, *words));
     return snap;
+}
+
+Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
+    if (!profile_size_) return err(path_, "process does not profile (GOMETRICS_PROFILE_RATE=0 and no mutex profiling)");
+    request_fresh(opt.fresh_timeout_ms);
+    auto* region = static_cast<unsigned char*>(base_) + profile_offset_;
+    auto* seq = &reinterpret_cast<ProfileHeader*>(region)->seq;
+    std::vector<uint64_t> words(profile_size_ / 8);
+    if (seqlock::read_consistent(seq, reinterpret_cast<const uint64_t*>(region), words.data(), words.size(),
+                                 opt.max_tries) < 0)
+        return err(path_, "the profile never settled (the writer died mid-update or is stuck)");
+
+    ProfileHeader h;
+    std::memcpy(&h, words.data(), sizeof h);
+    Profile p;
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p.time_ns = uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+    p.heap_rate = h.heap_rate;
+    p.mutex_fraction = h.mutex_fraction;
+    p.dropped_samples = h.dropped_samples;
+    p.untracked_frees = h.untracked_frees;
+    if (h.stack_count == 0) return p;
+    const uint64_t pcs_room = h.record_size >= sizeof(StackRecord) ? (h.record_size - sizeof(StackRecord)) / 8 : 0;
+    if (h.record_size % 8 || pcs_room == 0 || h.record_size > 64 * 1024 || h.stack_count > h.max_stacks ||
+        !within(sizeof(ProfileHeader), uint64_t(h.stack_count) * h.record_size, profile_size_))
+        return err(path_, "corrupt profile region");
+    const auto* bytes = reinterpret_cast<const unsigned char*>(words.data());
+    for (uint64_t i = 0; i < h.stack_count; ++i) {
+        const unsigned char* rec = bytes + sizeof(ProfileHeader) + i * h.record_size;
+        StackRecord r;
+        std::memcpy(&r, rec, sizeof r);
+        if (r.kind != kStackHeap && r.kind != kStackMutex) continue;  // unused record
+        if (r.depth > pcs_room) return err(path_, "corrupt profile region: stack deeper than its record");
+        ProfileStack st;
+        st.kind = static_cast<ProfileStack::Kind>(r.kind);
+        st.pcs.resize(r.depth);
+        std::memcpy(st.pcs.data(), rec + sizeof r, r.depth * 8);
+        st.alloc_objects = r.alloc_objects;
+        st.alloc_bytes = r.alloc_bytes;
+        st.free_objects = r.free_objects;
+        st.free_bytes = r.free_bytes;
+        st.contentions = r.contentions;
+        st.delay_ns = r.delay_ns;
+        p.stacks.push_back(std::move(st));
+    }
+    return p;
 }
 
 std::vector<ProcessInfo> list_processes() {

@@ -35,6 +35,25 @@ struct Snapshot {
     std::vector<Value> values;  // parallel to Reader::All()
 };
 
+// One distinct sampled stack of a process (the profile region).
+struct ProfileStack {
+    enum Kind : uint32_t { kHeap = 1, kMutex = 2 } kind = kHeap;
+    std::vector<uint64_t> pcs;  // leaf first; pcs after the leaf are return addresses
+    // Samples as taken, cumulative, not scaled by the sampling rate.
+    uint64_t alloc_objects = 0, alloc_bytes = 0;  // heap: sampled allocations
+    uint64_t free_objects = 0, free_bytes = 0;    // heap: of which freed (in use = alloc - free)
+    uint64_t contentions = 0, delay_ns = 0;       // mutex: sampled contended acquisitions and their wait
+};
+
+struct Profile {
+    uint64_t time_ns = 0;         // CLOCK_REALTIME of the read
+    uint64_t heap_rate = 0;       // mean bytes between heap samples, 0: off
+    uint64_t mutex_fraction = 0;  // one contention in this many sampled, 0: off
+    uint64_t dropped_samples = 0;  // lost: the stack table was full
+    uint64_t untracked_frees = 0;  // sampled objects whose free was not tracked
+    std::vector<ProfileStack> stacks;
+};
+
 class Reader {
 public:
     // Maps /dev/shm/gometrics.<pid> and validates it.
@@ -63,6 +82,10 @@ public:
     // All values, parallel to All().
     Result<Snapshot> ReadAll(const ReadOptions& opt = {});
 
+    // The sampled stacks; an Error when the process does not profile.
+    bool HasProfile() const { return profile_size_ != 0; }
+    Result<Profile> ReadProfile(const ReadOptions& opt = {});
+
 private:
     Reader() = default;
     static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
@@ -81,6 +104,8 @@ private:
     uint32_t interval_ms_ = 0;
     uint32_t values_offset_ = 0;
     uint32_t values_size_ = 0;
+    uint32_t profile_offset_ = 0;
+    uint32_t profile_size_ = 0;
 
     struct Entry {
         uint32_t value_offset;  // bytes into the values region

@@ -77,14 +77,15 @@ void shm_name(int pid, char (&out)[32]) noexcept {
 }
 
 int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t proc_start_ticks,
-                          uint64_t start_time_ns, uint32_t interval_ms) noexcept {
+                          uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes) noexcept {
     const Sizes s = measure(metrics);
     const uint64_t desc_off = align8(sizeof(SegmentHeader));
     const uint64_t strings_off = align8(desc_off + metrics.size() * sizeof(DescEntry));
     const uint64_t bounds_off = align8(strings_off + s.strings);
     const uint64_t values_off = align8(bounds_off + s.bounds);
     const uint64_t values_size = sizeof(ValuesHeader) + s.words * 8;
-    const uint64_t total = align8(values_off + values_size);
+    const uint64_t profile_off = profile_bytes ? align8(values_off + values_size) : 0;
+    const uint64_t total = align8(profile_bytes ? profile_off + profile_bytes : values_off + values_size);
     if (total > kMaxSegmentSize || metrics.size() > kMaxMetrics) return EFBIG;
 
     char name[32];
@@ -123,6 +124,8 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     h->values_offset = static_cast<uint32_t>(values_off);
     h->values_size = static_cast<uint32_t>(values_size);
     h->interval_ms = interval_ms;
+    h->profile_offset = static_cast<uint32_t>(profile_off);
+    h->profile_size = static_cast<uint32_t>(profile_bytes);
 
     auto* desc = reinterpret_cast<DescEntry*>(bytes + desc_off);
     uint32_t str = 0, bnd = 0, val = sizeof(ValuesHeader);
@@ -168,6 +171,11 @@ void SegmentWriter::publish(const uint64_t* words, uint64_t snapshot_seq, uint64
     for (size_t i = 0; i < payload_words_; ++i) seqlock::store_word(values + 2 + i, words[i]);
     w.end();
     futex_wake_all(&header()->seq);
+}
+
+void* SegmentWriter::profile_region() noexcept {
+    if (!base_ || !header()->profile_offset) return nullptr;
+    return static_cast<unsigned char*>(base_) + header()->profile_offset;
 }
 
 uint32_t SegmentWriter::request() const noexcept {

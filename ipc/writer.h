@@ -32,11 +32,12 @@ public:
     SegmentWriter(const SegmentWriter&) = delete;
     SegmentWriter& operator=(const SegmentWriter&) = delete;
 
-    // Creates the segment for `pid` (O_CREAT|O_EXCL|O_NOFOLLOW, 0600). A
-    // segment left under the same name by an earlier image of this pid (exec)
-    // or a dead process whose pid was reused is replaced. Returns 0 or errno.
+    // Creates the segment for `pid` (O_CREAT|O_EXCL|O_NOFOLLOW, 0600), with a
+    // profile region of profile_bytes (0: none). A segment left under the
+    // same name by an earlier image of this pid (exec) or a dead process
+    // whose pid was reused is replaced. Returns 0 or errno.
     [[nodiscard]] int create(std::span<const MetricSpec> metrics, int pid, uint64_t proc_start_ticks,
-                             uint64_t start_time_ns, uint32_t interval_ms) noexcept;
+                             uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes = 0) noexcept;
 
     bool ok() const noexcept { return base_ != nullptr; }
     size_t mapped_bytes() const noexcept { return size_; }  // the segment's size, 0 before create
@@ -46,6 +47,9 @@ public:
     // One snapshot: `words` (payload_words() of them, each metric at its
     // offset in table order) copied under the seqlock, then readers woken.
     void publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns) noexcept;
+
+    // The profile region (layout::ProfileHeader first), or null.
+    void* profile_region() noexcept;
 
     uint32_t request() const noexcept;  // the only word the agent reads back
     uint32_t* request_word() noexcept;  // for FUTEX_WAIT

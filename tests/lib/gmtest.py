@@ -70,8 +70,8 @@ def wait_for_segment(pid, timeout=10.0):
 class Spawned:
     """A program started under the agent, killed at exit of the block."""
 
-    def __init__(self, cmd, extra_env=None, **kw):
-        self.proc = subprocess.Popen(cmd, env=agent_env(extra_env), stdin=subprocess.PIPE,
+    def __init__(self, cmd, extra_env=None, preload=None, **kw):
+        self.proc = subprocess.Popen(cmd, env=agent_env(extra_env, preload), stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
     def __enter__(self):

@@ -54,6 +54,20 @@ class HeapExactness(unittest.TestCase):
             self.assertGreaterEqual(a, f)
 
 
+    def test_allocations_in_signal_handlers_are_not_lost(self):
+        # glibc's malloc is not async-signal-safe (the program aborts without
+        # the agent too), so the test allocator behind the agent is one that is.
+        preload = f"{gmtest.AGENT} {program('libbump_alloc.so')}"
+        _, quiet = run_with_report([program("signal_allocs"), "0"], preload=preload)
+        cp, busy = run_with_report([program("signal_allocs"), "400"], preload=preload)
+        self.assertGreater(int(cp.stdout), 50)  # the handler really ran, many times
+        q, b = metrics(quiet), metrics(busy)
+        # Everything the loop and the handler allocate is freed: no drift.
+        self.assertEqual(b["/gc/heap/objects:objects"], q["/gc/heap/objects:objects"])
+        self.assertEqual(b["/gc/heap/live:bytes"], q["/gc/heap/live:bytes"])
+        self.assertGreater(b["/gc/heap/allocs:objects"], q["/gc/heap/allocs:objects"] + 100000)
+
+
 class Coherence(unittest.TestCase):
     def test_reader_never_sees_incoherent_snapshot(self):
         with gmtest.Spawned([program("churn"), "2", "4"]) as p:

@@ -1,0 +1,370 @@
+// The sampling profiler's tables, sampling and publication; see profile.h.
+//
+// Concurrency: any thread samples (cold path) and any thread frees. The
+// stack table is append-only: a record is claimed with a fetch_add, written,
+// then made visible by a release store of its kind; the index maps a stack
+// hash to a record with a CAS (two threads racing on one new stack may both
+// append it: the publisher skips records that lost, pprof would merge them
+// anyway). Counters are atomic RMWs: sampling is rare by construction. The
+// live-object table is open addressing with tombstones, probed a bounded
+// number of times: when it is too full a sample's free is not tracked and
+// is counted as such instead.
+#include "profile.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <iterator>
+#include <algorithm>
+
+#include "layout.h"
+#include "log.h"
+#include "seqlock.h"
+
+namespace gometrics::agent::profile {
+
+namespace detail {
+constinit uint8_t* g_live_filter = nullptr;
+}  // namespace detail
+
+namespace {
+
+using layout::ProfileHeader;
+using layout::StackRecord;
+
+constexpr uint32_t kDepth = 32;          // frames kept per stack
+constexpr uint32_t kLiveBits = 15;       // live sampled objects tracked: 32768
+constexpr uint32_t kLiveProbes = 32;
+constexpr uintptr_t kTombstone = 1;
+constexpr uint32_t kRecordSize = sizeof(StackRecord) + kDepth * sizeof(uint64_t);
+
+struct Record {
+    StackRecord head;
+    uint64_t pcs[kDepth];
+};
+static_assert(sizeof(Record) == kRecordSize);
+
+struct LiveObject {
+    std::atomic<uintptr_t> ptr;  // 0 empty, kTombstone removed
+    uint32_t stack;
+    uint32_t reserved;
+    uint64_t size;
+};
+
+// Set once by configure(); read-only afterwards.
+struct Config {
+    uint64_t heap_rate = 0;
+    uint64_t mutex_fraction = 0;
+    uint32_t max_stacks = 0;
+    uintptr_t self_lo = 0, self_hi = 0;  // our own text: frames to skip
+};
+
+constinit Config g_cfg;
+constinit std::atomic<int> g_state{0};  // 0 unconfigured, 1 configuring, 2 ready
+
+// Tables (anonymous mappings), valid when g_state == 2 and profiling is on.
+constinit Record* g_records = nullptr;
+constinit uint64_t* g_record_hash = nullptr;
+constinit std::atomic<uint32_t>* g_index = nullptr;  // record + 1, 0 empty
+constinit uint32_t g_index_mask = 0;
+constinit LiveObject* g_live = nullptr;
+constinit uint8_t* g_filter = nullptr;
+constinit std::atomic<uint32_t> g_record_count{0};
+constinit std::atomic<uint64_t> g_dropped{0};
+constinit std::atomic<uint64_t> g_untracked{0};
+constinit std::atomic<uint64_t> g_contention_tick{0};
+constinit uint64_t g_mapped = 0;
+
+uint64_t env_u64(const char* name, uint64_t fallback, uint64_t hi) {
+    const char* v = getenv(name);
+    if (!v || !*v) return fallback;
+    char* end;
+    errno = 0;
+    const unsigned long long n = strtoull(v, &end, 10);
+    if (*end || errno || n > hi) {
+        log::line({"ignoring ", name, "=", v, " (not a number in range)"});
+        return fallback;
+    }
+    return n;
+}
+
+void* map(size_t bytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return nullptr;
+    g_mapped += bytes;
+    return p;
+}
+
+int find_self(dl_phdr_info* info, size_t, void* base) {
+    if (reinterpret_cast<void*>(info->dlpi_addr) != base) return 0;
+    for (int i = 0; i < info->dlpi_phnum; ++i) {
+        const auto& ph = info->dlpi_phdr[i];
+        if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) {
+            g_cfg.self_lo = info->dlpi_addr + ph.p_vaddr;
+            g_cfg.self_hi = g_cfg.self_lo + ph.p_memsz;
+        }
+    }
+    return 1;
+}
+
+bool map_tables() {
+    uint32_t cap = 1;
+    while (cap < 2 * g_cfg.max_stacks) cap <<= 1;
+    g_records = static_cast<Record*>(map(size_t{g_cfg.max_stacks} * sizeof(Record)));
+    g_record_hash = static_cast<uint64_t*>(map(size_t{g_cfg.max_stacks} * sizeof(uint64_t)));
+    g_index = static_cast<std::atomic<uint32_t>*>(map(size_t{cap} * sizeof(uint32_t)));
+    g_index_mask = cap - 1;
+    if (g_cfg.heap_rate) {
+        g_live = static_cast<LiveObject*>(map(sizeof(LiveObject) << kLiveBits));
+        g_filter = static_cast<uint8_t*>(map(size_t{1} << detail::kFilterBits));
+    }
+    return g_records && g_record_hash && g_index && (!g_cfg.heap_rate || (g_live && g_filter));
+}
+
+// Reads the environment once (lazily: hooks run before our constructor).
+void configure() noexcept {
+    int expected = 0;
+    if (!g_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+        while (g_state.load(std::memory_order_acquire) != 2) sched_yield();
+        return;
+    }
+    g_cfg.heap_rate = env_u64("GOMETRICS_PROFILE_RATE", 512 * 1024, uint64_t{1} << 40);
+    g_cfg.mutex_fraction = env_u64("GOMETRICS_MUTEX_PROFILE_FRACTION", 8, 1u << 30);
+    g_cfg.max_stacks = static_cast<uint32_t>(env_u64("GOMETRICS_PROFILE_MAX_STACKS", 4096, layout::kMaxProfileStacks));
+    if (g_cfg.max_stacks == 0) g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&configure), &self)) dl_iterate_phdr(find_self, self.dli_fbase);
+    if ((g_cfg.heap_rate || g_cfg.mutex_fraction) && !map_tables()) {
+        log::line({"cannot map the profiler's tables: profiling is off"});
+        g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
+    }
+    g_state.store(2, std::memory_order_release);
+}
+
+const Config& config() noexcept {
+    if (g_state.load(std::memory_order_acquire) != 2) [[unlikely]]
+        configure();
+    return g_cfg;
+}
+
+// xorshift64*, per thread (the slot's rng word); never 0 once seeded.
+uint64_t next_random(ThreadSlot* s) {
+    uint64_t x = s->sample_rng;
+    if (!x) {
+        timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        x = ((uint64_t(ts.tv_nsec) << 20) ^ uint64_t(s->tid) ^ reinterpret_cast<uintptr_t>(s)) | 1;
+    }
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    s->sample_rng = x;
+    return x * 0x2545F4914F6CDD1DULL;
+}
+
+// Bytes until the next sample: exponential with mean heap_rate, so that
+// samples are a Poisson process over allocated bytes (Go's fastexprand).
+int64_t draw_countdown(ThreadSlot* s, uint64_t rate) {
+    const double u = (double(next_random(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    const double bytes = -std::log(u) * double(rate);
+    return bytes > 0x1.0p62 ? int64_t{1} << 62 : int64_t(bytes) + 1;
+}
+
+uint32_t capture(uint64_t* pcs) {
+    void* raw[kDepth + 16];
+    const int n = unw_backtrace(raw, static_cast<int>(std::size(raw)));
+    uint32_t depth = 0;
+    int i = 0;
+    // Skip our own frames (the sampling path and the hook).
+    while (i < n && reinterpret_cast<uintptr_t>(raw[i]) - g_cfg.self_lo < g_cfg.self_hi - g_cfg.self_lo) ++i;
+    for (; i < n && depth < kDepth; ++i) pcs[depth++] = reinterpret_cast<uintptr_t>(raw[i]);
+    return depth;
+}
+
+uint64_t hash_stack(uint32_t kind, const uint64_t* pcs, uint32_t depth) {
+    uint64_t h = 0x9E3779B97F4A7C15ULL ^ kind;
+    for (uint32_t i = 0; i < depth; ++i) h = (h ^ pcs[i]) * 0x100000001B3ULL;
+    return h ^ (h >> 29);
+}
+
+bool same_stack(const Record& r, uint32_t kind, const uint64_t* pcs, uint32_t depth) {
+    return std::atomic_ref<uint32_t>(const_cast<uint32_t&>(r.head.kind)).load(std::memory_order_acquire) == kind &&
+           r.head.depth == depth && std::memcmp(r.pcs, pcs, depth * sizeof(uint64_t)) == 0;
+}
+
+// The record of this stack, created if new; -1 when the table is full.
+int64_t intern(uint32_t kind, const uint64_t* pcs, uint32_t depth) {
+    const uint64_t h = hash_stack(kind, pcs, depth);
+    for (uint32_t probe = 0; probe <= g_index_mask; ++probe) {
+        std::atomic<uint32_t>& slot = g_index[(h + probe) & g_index_mask];
+        uint32_t v = slot.load(std::memory_order_acquire);
+        if (v == 0) {
+            const uint32_t n = g_record_count.fetch_add(1, std::memory_order_relaxed);
+            if (n >= g_cfg.max_stacks) {
+                g_record_count.store(g_cfg.max_stacks, std::memory_order_relaxed);
+                return -1;
+            }
+            Record& r = g_records[n];
+            r.head.depth = depth;
+            std::memcpy(r.pcs, pcs, depth * sizeof(uint64_t));
+            g_record_hash[n] = h;
+            std::atomic_ref<uint32_t>(r.head.kind).store(kind, std::memory_order_release);
+            if (slot.compare_exchange_strong(v, n + 1, std::memory_order_acq_rel)) return n;
+            // Lost the race for this index slot: record n stays unreachable
+            // (published with no samples); look at what won.
+            if (g_record_hash[v - 1] == h && same_stack(g_records[v - 1], kind, pcs, depth)) return v - 1;
+            continue;
+        }
+        if (g_record_hash[v - 1] == h && same_stack(g_records[v - 1], kind, pcs, depth)) return v - 1;
+    }
+    return -1;
+}
+
+void add(uint64_t& field, uint64_t v) { std::atomic_ref<uint64_t>(field).fetch_add(v, std::memory_order_relaxed); }
+
+void track_live(void* p, uint32_t stack, uint64_t size) {
+    const size_t h = detail::filter_index(p);
+    const uint32_t mask = (1u << kLiveBits) - 1;
+    for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
+        LiveObject& o = g_live[(h + probe) & mask];
+        uintptr_t cur = o.ptr.load(std::memory_order_relaxed);
+        if ((cur == 0 || cur == kTombstone) &&
+            o.ptr.compare_exchange_strong(cur, kTombstone + 1, std::memory_order_acquire)) {
+            // Claimed (marked busy with an impossible pointer); fill, then publish.
+            o.stack = stack;
+            o.size = size;
+            o.ptr.store(reinterpret_cast<uintptr_t>(p), std::memory_order_release);
+            std::atomic_ref<uint8_t> f(g_filter[h]);
+            uint8_t c = f.load(std::memory_order_relaxed);
+            while (c != 255 && !f.compare_exchange_weak(c, c + 1, std::memory_order_release)) {
+            }
+            detail::g_live_filter = g_filter;
+            return;
+        }
+    }
+    g_untracked.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+void sample_alloc(ThreadSlot* s, void* p, size_t usable) noexcept {
+    const Config& c = config();
+    if (!c.heap_rate) {
+        s->sample_countdown = INT64_MAX;  // never again on this slot
+        return;
+    }
+    const bool first = s->sample_rng == 0;
+    s->sample_countdown = draw_countdown(s, c.heap_rate);
+    if (first) return;  // the first crossing only draws the first countdown
+    const int saved_errno = errno;
+    {
+        Guard guard;  // libunwind's own allocations are not the program's
+        uint64_t pcs[kDepth];
+        const uint32_t depth = capture(pcs);
+        const int64_t r = intern(layout::kStackHeap, pcs, depth);
+        if (r < 0) {
+            g_dropped.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            add(g_records[r].head.alloc_objects, 1);
+            add(g_records[r].head.alloc_bytes, usable);
+            track_live(p, static_cast<uint32_t>(r), usable);
+        }
+    }
+    errno = saved_errno;
+}
+
+void forget(void* p) noexcept {
+    const size_t h = detail::filter_index(p);
+    const uint32_t mask = (1u << kLiveBits) - 1;
+    const auto want = reinterpret_cast<uintptr_t>(p);
+    for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
+        LiveObject& o = g_live[(h + probe) & mask];
+        const uintptr_t cur = o.ptr.load(std::memory_order_acquire);
+        if (cur == 0) return;  // not sampled (a filter collision)
+        if (cur != want) continue;
+        Record& r = g_records[o.stack];
+        add(r.head.free_objects, 1);
+        add(r.head.free_bytes, o.size);
+        o.ptr.store(kTombstone, std::memory_order_release);
+        std::atomic_ref<uint8_t> f(g_filter[h]);
+        uint8_t c = f.load(std::memory_order_relaxed);
+        while (c != 0 && c != 255 && !f.compare_exchange_weak(c, c - 1, std::memory_order_release)) {
+        }
+        return;
+    }
+}
+
+void sample_contention(uint64_t wait_ns) noexcept {
+    const Config& c = config();
+    if (!c.mutex_fraction || g_contention_tick.fetch_add(1, std::memory_order_relaxed) % c.mutex_fraction) return;
+    const int saved_errno = errno;
+    {
+        Guard guard;
+        uint64_t pcs[kDepth];
+        const uint32_t depth = capture(pcs);
+        const int64_t r = intern(layout::kStackMutex, pcs, depth);
+        if (r < 0) {
+            g_dropped.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            add(g_records[r].head.contentions, 1);
+            add(g_records[r].head.delay_ns, wait_ns);
+        }
+    }
+    errno = saved_errno;
+}
+
+size_t region_bytes() noexcept {
+    const Config& c = config();
+    if (!c.heap_rate && !c.mutex_fraction) return 0;
+    return sizeof(ProfileHeader) + size_t{c.max_stacks} * kRecordSize;
+}
+
+void publish(void* region) noexcept {
+    const Config& c = config();
+    if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
+    auto* h = static_cast<ProfileHeader*>(region);
+    auto* out = reinterpret_cast<uint64_t*>(h + 1);
+    const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
+    seqlock::Writer w(&h->seq);
+    w.begin();
+    std::atomic_ref<uint32_t>(h->max_depth).store(kDepth, std::memory_order_relaxed);
+    seqlock::store_word(&h->heap_rate, c.heap_rate);
+    seqlock::store_word(&h->mutex_fraction, c.mutex_fraction);
+    seqlock::store_word(reinterpret_cast<uint64_t*>(&h->max_stacks), uint64_t{kRecordSize} << 32 | c.max_stacks);
+    seqlock::store_word(&h->stack_count, count);
+    seqlock::store_word(&h->dropped_samples, g_dropped.load(std::memory_order_relaxed));
+    seqlock::store_word(&h->untracked_frees, g_untracked.load(std::memory_order_relaxed));
+    for (uint32_t i = 0; i < count; ++i) {
+        const auto* src = reinterpret_cast<const uint64_t*>(&g_records[i]);
+        // Word 0 is kind|depth: acquire, so a record's pcs are complete
+        // before we copy them (a record still being written reads kind 0).
+        const uint64_t head =
+            std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(src)).load(std::memory_order_acquire);
+        seqlock::store_word(out, head);
+        for (uint32_t k = 1; k < kRecordSize / 8; ++k)
+            seqlock::store_word(out + k, std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(src + k))
+                                             .load(std::memory_order_relaxed));
+        out += kRecordSize / 8;
+    }
+    w.end();
+}
+
+void after_fork_child() noexcept {
+    int configuring = 1;
+    g_state.compare_exchange_strong(configuring, 0, std::memory_order_relaxed);
+}
+
+uint64_t mapped_bytes() noexcept { return g_state.load(std::memory_order_acquire) == 2 ? g_mapped : 0; }
+
+}  // namespace gometrics::agent::profile

@@ -1,0 +1,68 @@
+// Sampled heap and contention profiles: which stacks allocate the bytes and
+// which wait on locks.
+//
+// Heap: allocations are sampled by bytes, Poisson-style as Go's
+// MemProfileRate does: each thread counts down an exponentially distributed
+// number of bytes (mean GOMETRICS_PROFILE_RATE, default 512 KiB; 0 turns
+// profiling off) and samples the allocation that crosses zero. A sample
+// unwinds the stack (libunwind, local only), interns it in a bounded table
+// (GOMETRICS_PROFILE_MAX_STACKS) and remembers the object, so that its free
+// moves it from in-use to freed. Frees check a small counting filter first:
+// an unsampled pointer costs a hash and one byte load.
+//
+// Contention: one contended lock acquisition in GOMETRICS_MUTEX_PROFILE_FRACTION
+// (default 8, 0: off) is sampled with its stack and wait.
+//
+// All tables live in anonymous mappings the agent makes itself; the
+// publisher copies the stack table into the segment's profile region.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "slots.h"
+
+#pragma GCC visibility push(hidden)
+
+namespace gometrics::agent::profile {
+
+namespace detail {
+inline constexpr unsigned kFilterBits = 18;
+// Counts of sampled live objects per pointer hash; null until the first
+// heap sample (and forever when heap profiling is off).
+extern uint8_t* g_live_filter;
+
+[[gnu::always_inline]] inline size_t filter_index(const void* p) noexcept {
+    return static_cast<size_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - kFilterBits));
+}
+}  // namespace detail
+
+// Cold paths, called by the hooks.
+// The thread's countdown crossed zero (or was never drawn): sample this
+// allocation, draw the next countdown.
+[[gnu::noinline, gnu::cold]] void sample_alloc(ThreadSlot* s, void* p, size_t usable) noexcept;
+// The filter says p may be a sampled object: if it is, record its free.
+[[gnu::noinline, gnu::cold]] void forget(void* p) noexcept;
+// A contended acquisition that waited wait_ns: maybe sample it.
+[[gnu::noinline, gnu::cold]] void sample_contention(uint64_t wait_ns) noexcept;
+
+// Hot-path test before a free: may p be a sampled object?
+[[gnu::always_inline]] inline bool maybe_sampled(const void* p) noexcept {
+    const uint8_t* f = detail::g_live_filter;
+    return f && f[detail::filter_index(p)];
+}
+
+// Publisher side.
+size_t region_bytes() noexcept;  // size of the segment's profile region, 0 when off
+// Copies the stack table into the region (under the region's seqlock).
+void publish(void* region) noexcept;
+// Memory mapped for profiling (/memory/classes/profiling/buckets:bytes).
+uint64_t mapped_bytes() noexcept;
+
+// In a forked child: a configuration another thread had under way will
+// never finish here; start it again from scratch.
+void after_fork_child() noexcept;
+
+}  // namespace gometrics::agent::profile
+
+#pragma GCC visibility pop

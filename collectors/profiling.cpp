@@ -1,0 +1,22 @@
+// The profiler's own footprint, as Go reports its profiling buckets.
+#include "catalog.h"
+#include "profile.h"
+
+namespace gometrics::collect {
+
+namespace {
+
+void buckets_bytes(const Snapshot&, uint64_t* out) { *out = agent::profile::mapped_bytes(); }
+
+constexpr Metric kProfiling[] = {
+    {"/memory/classes/profiling/buckets:bytes", layout::kKindUint64, false,
+     "Memory the agent maps for its sampled heap and contention profiles: stack table, index and sampled-object "
+     "table (0 when GOMETRICS_PROFILE_RATE=0 and GOMETRICS_MUTEX_PROFILE_FRACTION=0).",
+     buckets_bytes},
+};
+
+}  // namespace
+
+std::span<const Metric> profiling_metrics() { return kProfiling; }
+
+}  // namespace gometrics::collect
