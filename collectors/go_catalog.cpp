@@ -178,7 +178,7 @@ constexpr GoMetric kGo[] = {
     {"/memory/classes/other:bytes", kKindUint64, false,
      kSame, ""},
     {"/memory/classes/profiling/buckets:bytes", kKindUint64, false,
-     kNotApplicable, "the agent keeps no stack-trace bucket table; its own memory is in /memory/classes/other:bytes"},
+     kSame, ""},
     {"/memory/classes/total:bytes", kKindUint64, false,
      kSame, ""},
     {"/sched/gomaxprocs:threads", kKindUint64, false,

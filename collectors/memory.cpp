@@ -26,14 +26,15 @@
 #include "metric.h"
 #include "real.h"
 #include "slots.h"
-#include "threads.h"
 
 namespace gometrics::collect {
 
 namespace {
 
 struct Classes {
-    uint64_t objects, unused, free, released, metadata, stacks, other, total;
+    uint64_t objects, unused, free, released, metadata, other;
+    uint64_t foreign;  // the leaves other families publish (os-stacks, profiling/buckets)
+    uint64_t total;
 };
 
 bool have_allocator_stats() { return allocator().read != nullptr; }
@@ -64,12 +65,28 @@ AllocatorStats allocator_stats(const Snapshot& s) {
     return last;
 }
 
-// Whether a leaf of another family is in the segment: the total sums only
-// what readers can see, so the sum rule holds for them.
-bool published(std::string_view name) {
-    for (const Metric* m : catalog())
-        if (m->name == name) return !m->available || m->available();
-    return false;
+// The /memory/classes leaves other families publish (os-stacks, profiling
+// buckets...), found once in the catalogue: only those in the segment, so
+// the sum rule holds for what readers see. The total computes each again,
+// so each must give one value per snapshot (PerSnapshot), as ours do.
+struct Foreign {
+    const Metric* leaves[16];
+    size_t count = 0;
+};
+
+const Foreign& foreign_leaves() {
+    static const Foreign f = [] {
+        Foreign out;
+        for (const Metric* m : catalog()) {
+            const bool ours = m->name == "/memory/classes/heap/objects:bytes" ||
+                              std::any_of(memory_metrics().begin(), memory_metrics().end(),
+                                          [&](const Metric& mine) { return mine.name == m->name; });
+            if (ours || !m->name.starts_with("/memory/classes/") || m->kind != layout::kKindUint64) continue;
+            if ((!m->available || m->available()) && out.count < std::size(out.leaves)) out.leaves[out.count++] = m;
+        }
+        return out;
+    }();
+    return f;
 }
 
 Classes compute_classes(const Snapshot& s) {
@@ -80,10 +97,14 @@ Classes compute_classes(const Snapshot& s) {
     c.free = a.free;
     c.released = a.released;
     c.metadata = a.metadata;
-    static const bool stacks_published = published("/memory/classes/os-stacks:bytes");
-    c.stacks = stacks_published ? os_stack_bytes(s) : 0;  // the threads family's, cached per snapshot like ours
     c.other = agent_bytes();
-    c.total = c.objects + c.unused + c.free + c.released + c.metadata + c.stacks + c.other;
+    const Foreign& f = foreign_leaves();
+    for (size_t i = 0; i < f.count; ++i) {
+        uint64_t v = 0;
+        f.leaves[i]->compute(s, &v);
+        c.foreign += v;
+    }
+    c.total = c.objects + c.unused + c.free + c.released + c.metadata + c.other + c.foreign;
     return c;
 }
 
