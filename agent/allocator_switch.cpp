@@ -157,25 +157,25 @@ bool has_tunable() noexcept {
 }
 
 // Reads a whole small /proc file into an anonymous mapping (no malloc:
-// the hooks are live). Returns its length, or -1.
+// the hooks are live). Returns its length, or -1 with nothing mapped.
 ssize_t slurp(const char* path, char*& out, size_t cap) noexcept {
     void* mem = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return -1;
     out = static_cast<char*>(mem);
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
     size_t len = 0;
-    for (ssize_t r; len < cap - 1 && (r = read(fd, out + len, cap - 1 - len)) != 0;) {
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            close(fd);
-            return -1;
-        }
-        len += static_cast<size_t>(r);
+    bool ok = fd >= 0;
+    for (ssize_t r; ok && len < cap - 1 && (r = read(fd, out + len, cap - 1 - len)) != 0;) {
+        if (r < 0 && errno != EINTR) ok = false;
+        if (r > 0) len += static_cast<size_t>(r);
     }
-    close(fd);
+    if (fd >= 0) close(fd);
+    if (!ok || len == 0 || len >= cap - 1) {
+        munmap(mem, cap);
+        return -1;
+    }
     out[len] = '\0';
-    return len < cap - 1 ? static_cast<ssize_t>(len) : -1;
+    return static_cast<ssize_t>(len);
 }
 
 // Executes the program again, same argv and environment plus the static
@@ -185,6 +185,8 @@ void reexec_with_tunable() noexcept {
     char* cmdline;
     const ssize_t len = slurp("/proc/self/cmdline", cmdline, kCap);
     if (len <= 0) return;
+    // Failing past here leaves these mappings: a megabyte, once, in a
+    // process that then runs on glibc and says why.
     size_t argc = 0;
     for (ssize_t i = 0; i < len; ++i) argc += cmdline[i] == '\0';
     size_t envc = 0;

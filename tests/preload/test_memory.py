@@ -188,6 +188,20 @@ class AllocatorSwitch(unittest.TestCase):
         self.assertEqual(cp.stderr, "gometrics: ignoring GOMETRICS_ALLOCATOR=tcmalloc (jemalloc or glibc)\n")
 
 
+class UnknownAllocator(unittest.TestCase):
+    def test_classes_the_agent_cannot_know_are_unsupported_not_zero(self):
+        """An allocator with no statistics the agent knows (a bump allocator
+        preloaded behind it): objects, stacks and the agent's own memory are
+        published and sum to the total; the allocator's classes are absent."""
+        preload = f"{gmtest.AGENT} {program('libbump_alloc.so')}"
+        cp, rep = run_with_report([program("leak"), "1000"], preload=preload)
+        m = metrics(rep)
+        for name in CLASSES[1:5]:
+            self.assertNotIn(name, m)
+        self.assertGreater(m["/memory/classes/heap/objects:bytes"], 1000 * 16)
+        assert_sum_rule(self, m)
+
+
 class Limit(unittest.TestCase):
     def limit(self, address_space=None):
         def set_limit():
