@@ -57,7 +57,8 @@ using detail::g_real;
 
 constexpr const char* kLibrary = "libjemalloc.so.2";
 constexpr const char* kTunable = "glibc.rtld.optional_static_tls";
-constexpr const char* kTunableValue = "glibc.rtld.optional_static_tls=16384";
+// jemalloc needs 2632 bytes; the rest is left for other libraries' dlopen.
+constexpr const char* kTunableValue = "glibc.rtld.optional_static_tls=4096";
 
 // The allocator each side of the router calls. Set once at the switch.
 struct Allocator {
