@@ -78,6 +78,7 @@ using namespace gometrics::agent;
 [[gnu::constructor]] static void gometrics_start() {
     Guard guard;
     (void)real();
+    switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
     detail::g_start_time_ns = realtime_ns();
     detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
     if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = r;

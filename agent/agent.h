@@ -1,6 +1,7 @@
 // The agent's lifecycle and configuration, as seen by collectors.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace gometrics::agent {
@@ -20,11 +21,16 @@ bool malloc_interposed() noexcept;
 
 uint64_t start_time_ns() noexcept;  // CLOCK_REALTIME when the agent started in this process
 
+// Bytes the publisher maps for itself (state, values buffer, segment): part
+// of /memory/classes/other. Set by the publisher, read by collectors.
+uint64_t publisher_bytes() noexcept;
+
 namespace detail {
 // Set once by the constructor (agent.cpp) before the publisher starts.
 extern Config g_config;
 extern bool g_interposed;
 extern uint64_t g_start_time_ns;
+extern std::atomic<uint64_t> g_publisher_bytes;
 }  // namespace detail
 
 }  // namespace gometrics::agent

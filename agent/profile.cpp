@@ -141,7 +141,7 @@ void configure() noexcept {
     }
     g_cfg.heap_rate = env_u64("GOMETRICS_PROFILE_RATE", 512 * 1024, uint64_t{1} << 40);
     g_cfg.mutex_fraction = env_u64("GOMETRICS_MUTEX_PROFILE_FRACTION", 8, 1u << 30);
-    g_cfg.max_stacks = static_cast<uint32_t>(env_u64("GOMETRICS_PROFILE_MAX_STACKS", 4096, layout::kMaxProfileStacks));
+    g_cfg.max_stacks = static_cast<uint32_t>(env_u64("GOMETRICS_PROFILE_MAX_STACKS", 1024, layout::kMaxProfileStacks));
     if (g_cfg.max_stacks == 0) g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
     Dl_info self{};
     if (dladdr(reinterpret_cast<void*>(&configure), &self)) dl_iterate_phdr(find_self, self.dli_fbase);

@@ -6,7 +6,8 @@
 // number of bytes (mean GOMETRICS_PROFILE_RATE, default 512 KiB; 0 turns
 // profiling off) and samples the allocation that crosses zero. A sample
 // unwinds the stack (libunwind, local only), interns it in a bounded table
-// (GOMETRICS_PROFILE_MAX_STACKS) and remembers the object, so that its free
+// (GOMETRICS_PROFILE_MAX_STACKS, default 1024: its copy in the segment is
+// reserved up front, 312 bytes a stack) and remembers the object, so that its free
 // moves it from in-use to freed. Frees check a small counting filter first:
 // an unsampled pointer costs a hash and one byte load.
 //

@@ -178,6 +178,8 @@ void publisher_start() noexcept {
         errno = saved_errno;
         return;
     }
+    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + st.words_bytes + st.writer.mapped_bytes(),
+                                    std::memory_order_relaxed);
     if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
     compute_and_publish(st);  // readers never see an empty segment
     if (config().eager_publisher || !__libc_single_threaded) {

@@ -104,6 +104,7 @@ void resolve_real() noexcept {
         // Nothing to forward to: the process cannot run. Say so and stop.
         log::fatal("cannot resolve the real malloc family with dlsym(RTLD_NEXT)");
     }
+    prepare_allocator_switch();  // GOMETRICS_ALLOCATOR: before glibc's first real allocation
     g_glibc_chunks = verify_glibc_chunks();
     g_resolve_state.store(2, std::memory_order_release);
 }

@@ -54,6 +54,7 @@ namespace detail {
 extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
+void prepare_allocator_switch() noexcept;  // allocator_switch.cpp
 }  // namespace detail
 
 // The real functions, resolved on first use.
@@ -71,6 +72,18 @@ bool resolving() noexcept;
 void real_after_fork_child() noexcept;
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
+
+// GOMETRICS_ALLOCATOR=jemalloc (real.cpp): from here on the program's
+// malloc family is served by Debian's libjemalloc.so.2, loaded privately;
+// g_real's malloc family then points at jemalloc, or at routers that send a
+// block allocated before the switch back to glibc. Called once by the
+// constructor, before any thread of ours exists. Says on stderr why when it
+// cannot switch, and the process stays on glibc.
+void switch_allocator_if_asked() noexcept;
+
+// The private libjemalloc's mallctl after a switch, else nullptr.
+using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
+MallctlFn switched_mallctl() noexcept;
 
 namespace detail {
 inline constexpr size_t kArenaSize = 64 * 1024;

@@ -19,6 +19,7 @@ constexpr std::span<const Metric> (*kFamilies[])() = {
     cpu_metrics,
     process_metrics,
     sched_metrics,
+    memory_metrics,
 };
 
 struct Table {

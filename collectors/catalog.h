@@ -15,6 +15,7 @@ std::span<const Metric> sync_metrics();
 std::span<const Metric> cpu_metrics();
 std::span<const Metric> process_metrics();
 std::span<const Metric> sched_metrics();
+std::span<const Metric> memory_metrics();
 
 // All metrics of all families, sorted by name. Built on first call into
 // static storage (no allocation: the agent calls it).

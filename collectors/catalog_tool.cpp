@@ -1,11 +1,14 @@
-// gometrics-catalog: the metric table as the agent declares it, for the
-// README (--format markdown) and for tests (--format tsv).
+// gometrics-catalog: the metric table as the agent declares it, and Go's
+// catalogue mapped onto it, for the README (--format markdown, between the
+// markers scripts/update-readme.sh rewrites) and for tests (--format tsv).
 #include <cstring>
+#include <string>
 #include <string_view>
 
 #include <fmt/format.h>
 
 #include "catalog.h"
+#include "go_catalog.h"
 
 namespace {
 
@@ -22,6 +25,37 @@ const char* kind_name(layout::Kind k) {
 
 std::string_view unit_of(std::string_view name) { return name.substr(name.rfind(':') + 1); }
 
+const collect::Metric* ours(std::string_view name) {
+    for (const auto* m : collect::catalog())
+        if (m->name == name) return m;
+    return nullptr;
+}
+
+// What one of Go's metrics is here, from go_catalog.cpp and this build's
+// table: a mapping whose metric is not (yet) in the table says so.
+std::string here(const collect::GoMetric& g) {
+    using enum collect::GoMapping;
+    switch (g.mapping) {
+        case kSame: return ours(g.name) ? "same name" : "planned under the same name, not in this build";
+        case kAnalogue:
+            return ours(g.note) ? fmt::format("native analogue: `{}`", g.note)
+                                : fmt::format("planned as `{}`, not in this build", g.note);
+        case kNotApplicable: break;
+    }
+    return fmt::format("not applicable: {}", g.note);
+}
+
+void print_markdown() {
+    fmt::print("### Metrics of gometrics\n\n");
+    fmt::print("| Name | Kind | Unit | Cumulative | Meaning |\n|---|---|---|---|---|\n");
+    for (const auto* m : collect::catalog())
+        fmt::print("| `{}` | {} | {} | {} | {} |\n", m->name, kind_name(m->kind), unit_of(m->name),
+                   m->cumulative ? "yes" : "no", m->description);
+    fmt::print("\n### Go's catalogue, metric by metric\n\n");
+    fmt::print("| Go's metric | Here |\n|---|---|\n");
+    for (const auto& g : collect::go_catalog()) fmt::print("| `{}` | {} |\n", g.name, here(g));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -32,10 +66,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (markdown) {
-        fmt::print("| Name | Kind | Unit | Cumulative | Meaning |\n|---|---|---|---|---|\n");
-        for (const auto* m : collect::catalog())
-            fmt::print("| `{}` | {} | {} | {} | {} |\n", m->name, kind_name(m->kind), unit_of(m->name),
-                       m->cumulative ? "yes" : "no", m->description);
+        print_markdown();
     } else {
         for (const auto* m : collect::catalog())
             fmt::print("{}\t{}\t{}\t{}\t{}\n", m->name, kind_name(m->kind), m->cumulative ? 1 : 0,

@@ -70,7 +70,11 @@ constexpr Metric kThreads[] = {
 
 uint64_t live_threads(const Snapshot& s) { return g_live.get(s); }
 
-uint64_t os_stack_bytes(const Snapshot& s) {
+namespace {
+
+// Once per snapshot: /memory/classes/total sums this same value (memory.cpp),
+// and thread counts move between two calls.
+uint64_t sum_os_stacks(const Snapshot& s) {
     const agent::ThreadCounts c = agent::thread_counts();
     const uint64_t seen = c.started - c.exited;
     const uint64_t live = live_threads(s);
@@ -79,6 +83,12 @@ uint64_t os_stack_bytes(const Snapshot& s) {
     const uint64_t unseen = live > seen ? live - seen : 0;
     return c.stack_bytes + unseen * default_stack_size();
 }
+
+PerSnapshot<uint64_t, sum_os_stacks> g_os_stacks;
+
+}  // namespace
+
+uint64_t os_stack_bytes(const Snapshot& s) { return g_os_stacks.get(s); }
 
 std::span<const Metric> threads_metrics() { return kThreads; }
 

@@ -40,6 +40,7 @@ public:
                              uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes = 0) noexcept;
 
     bool ok() const noexcept { return base_ != nullptr; }
+    size_t mapped_bytes() const noexcept { return size_; }  // the segment's size, 0 before create
     // Total words of all values, in table order; `words` passed to publish().
     size_t payload_words() const noexcept { return payload_words_; }
 

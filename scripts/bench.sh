@@ -148,6 +148,56 @@ PY
   pids=()
   rm -rf "$tmp"
   trap - EXIT
+}
+
+jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1)
+
+# GOMETRICS_ALLOCATOR=jemalloc (the agent serves malloc from a private
+# libjemalloc, routing by address) against jemalloc preloaded alone, and the
+# agent forwarding to a preloaded jemalloc.
+bench_malloc_jemalloc() {
+  [ -n "$jemalloc" ] || { echo "(no libjemalloc.so.2: skipped)"; return; }
+  echo "### malloc+free pair on jemalloc (ns per pair, per thread; ratio against jemalloc alone)"
+  echo
+  echo "| threads | configuration | ns/pair | added ns | ratio |"
+  echo "|---|---|---|---|---|"
+  local configs=("jemalloc alone=LD_PRELOAD=$jemalloc"
+    "gometrics, switched to jemalloc=LD_PRELOAD=$agent GOMETRICS_ALLOCATOR=jemalloc"
+    "gometrics + preloaded jemalloc=LD_PRELOAD=$agent:$jemalloc")
+  for t in 1 2; do
+    measure configs build/tests/bench_malloc "$t" 4000000 | table "$t"
+  done
+  echo
+}
+
+# One snapshot with allocator statistics on: the back-end's read alone
+# (mallinfo2 walks every free chunk of every arena under its lock; jemalloc
+# merges its arenas' stats on "epoch"), and a whole snapshot of the
+# catalogue, whose allocator reads are held to 1% of the time.
+bench_alloc_stats() {
+  echo "### snapshot cost with allocator statistics (microseconds, median of $runs)"
+  echo
+  echo "| allocator | arenas/threads | free chunks | back-end read | whole snapshot |"
+  echo "|---|---|---|---|---|"
+  local t blocks
+  for t in 1 16; do
+    for blocks in 200 20000; do
+      local reads=() snaps=() name=""
+      for _ in $(seq "$runs"); do
+        read -r name r s < <(build/tests/bench_alloc_stats "$t" "$blocks" 50)
+        reads+=("$r"); snaps+=("$s")
+      done
+      echo "| $name | $t | $((t * blocks / 2)) | $(printf '%s\n' "${reads[@]}" | median) | $(printf '%s\n' "${snaps[@]}" | median) |"
+      if [ -n "$jemalloc" ]; then
+        reads=(); snaps=()
+        for _ in $(seq "$runs"); do
+          read -r name r s < <(LD_PRELOAD=$jemalloc build/tests/bench_alloc_stats "$t" "$blocks" 50)
+          reads+=("$r"); snaps+=("$s")
+        done
+        echo "| $name | $t | $((t * blocks / 2)) | $(printf '%s\n' "${reads[@]}" | median) | $(printf '%s\n' "${snaps[@]}" | median) |"
+      fi
+    done
+  done
   echo
 }
 
@@ -156,3 +206,5 @@ echo
 bench_malloc
 bench_locks
 bench_scrape
+bench_malloc_jemalloc
+bench_alloc_stats

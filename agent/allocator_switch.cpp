@@ -1,0 +1,350 @@
+// GOMETRICS_ALLOCATOR=jemalloc: the program's malloc family served by
+// Debian's libjemalloc.so.2, loaded privately (real.h).
+//
+// Who owns a pointer. Blocks allocated before the switch (by ld.so, by other
+// libraries' constructors, by dlopen of jemalloc itself) are glibc's and must
+// go back to glibc. jemalloc 5.3 cannot say whether it owns a pointer: its
+// "arenas.lookup" does a dependent radix-tree read that crashes on a foreign
+// pointer (measured: SIGSEGV on a static buffer) and takes a global mutex
+// (3 us a call). So glibc's blocks are made findable by address instead:
+//   - at the first hook call (resolve time), glibc is told to keep a single
+//     arena and never to mmap (mallopt M_ARENA_MAX=1, M_MMAP_MAX=0), so every
+//     block it ever hands out lies in the brk heap [start_brk, __curbrk);
+//   - at the switch, glibc's own statistics must prove it (no mmapped chunk,
+//     all arena bytes inside that range), or we stay on glibc;
+//   - jemalloc is told never to use sbrk (dss "disabled"), so that range is
+//     glibc's alone, whatever grows or trims it later.
+// A free, realloc or malloc_usable_size then costs one load and two compares
+// more. realloc of a glibc block migrates it to jemalloc, so glibc's set of
+// live blocks only shrinks.
+//
+// Why a re-exec: libjemalloc.so.2 has 2.6 KiB of initial-exec TLS, more than
+// glibc keeps spare for dlopen (about 1.6 KiB), so dlopen fails with "cannot
+// allocate memory in static TLS block". The spare is fixed when the process
+// starts (GLIBC_TUNABLES=glibc.rtld.optional_static_tls), so the agent
+// re-executes the program once with that tunable added, before main runs.
+//
+// No RTLD_DEEPBIND: jemalloc's own calls through its PLT are its C++
+// operators (not used: RTLD_LOCAL keeps them out of the global scope), two
+// rare internal ones, and pthread_mutex_lock, which then reaches our lock
+// hook exactly as under a plain LD_PRELOAD of jemalloc. DEEPBIND would
+// instead bind libstdc++, when jemalloc's dlopen is what loads it (a C
+// program), straight to jemalloc, hiding from the agent every C++ allocation
+// of a C++ library the program opens later.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include "log.h"
+#include "real.h"
+
+extern "C" void* __curbrk;  // glibc's current program break (exported, GLIBC_2.2.5)
+extern char** environ;
+
+namespace gometrics::agent {
+
+namespace {
+
+using detail::g_real;
+
+constexpr const char* kLibrary = "libjemalloc.so.2";
+constexpr const char* kTunable = "glibc.rtld.optional_static_tls";
+// jemalloc needs 2632 bytes; the rest is left for other libraries' dlopen.
+constexpr const char* kTunableValue = "glibc.rtld.optional_static_tls=4096";
+
+// The allocator each side of the router calls. Set once at the switch.
+struct Allocator {
+    decltype(&::malloc) malloc;
+    decltype(&::free) free;
+    decltype(&::realloc) realloc;
+    decltype(&::memalign) memalign;
+    decltype(&::malloc_usable_size) usable;
+};
+constinit Allocator g_glibc{};
+constinit Allocator g_je{};
+constinit uintptr_t g_brk_lo = 0;  // start_brk: glibc's brk heap is [g_brk_lo, __curbrk)
+constinit MallctlFn g_mallctl = nullptr;
+constinit bool g_wanted = false;
+
+[[gnu::always_inline]] inline bool glibc_owns(const void* p) noexcept {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    return a - g_brk_lo < reinterpret_cast<uintptr_t>(__atomic_load_n(&__curbrk, __ATOMIC_RELAXED)) - g_brk_lo;
+}
+
+void routed_free(void* p) noexcept {
+    if (glibc_owns(p)) [[unlikely]]
+        return g_glibc.free(p);
+    g_je.free(p);
+}
+
+size_t routed_usable_size(void* p) noexcept {
+    if (!p) return 0;
+    if (glibc_owns(p)) [[unlikely]]
+        return g_glibc.usable(p);
+    return g_je.usable(p);
+}
+
+[[gnu::noinline, gnu::cold]] void* migrate_from_glibc(void* p, size_t n) noexcept {
+    if (n == 0) {
+        g_glibc.free(p);
+        return nullptr;
+    }
+    void* q = g_je.malloc(n);
+    if (!q) return nullptr;  // errno is jemalloc's ENOMEM; p stays valid, as realloc promises
+    const size_t old = g_glibc.usable(p);
+    std::memcpy(q, p, old < n ? old : n);
+    g_glibc.free(p);
+    return q;
+}
+
+// glibc's semantics throughout (the program was written for them):
+// realloc(p, 0) frees p and returns NULL, which the realloc hook counts.
+void* routed_realloc(void* p, size_t n) noexcept {
+    if (!p) return g_je.malloc(n);
+    if (glibc_owns(p)) [[unlikely]]
+        return migrate_from_glibc(p, n);
+    if (n == 0) {
+        g_je.free(p);
+        return nullptr;
+    }
+    return g_je.realloc(p, n);
+}
+
+void* routed_reallocarray(void* p, size_t n, size_t size) noexcept {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return routed_realloc(p, total);
+}
+
+void* je_pvalloc(size_t n) noexcept {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t rounded;
+    if (__builtin_add_overflow(n, page - 1, &rounded)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    rounded &= ~(page - 1);
+    return g_je.memalign(page, rounded ? rounded : page);
+}
+
+// Field `field` (1-based, as in proc(5)) of /proc/self/stat, or 0.
+uint64_t proc_stat_field(int field) noexcept {
+    char buf[2048];
+    const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    const char* p = std::strrchr(buf, ')');  // the command name may hold spaces
+    for (int f = 2; f < field && p; ++f) p = std::strchr(p + 1, ' ');
+    return p ? std::strtoull(p + 1, nullptr, 10) : 0;
+}
+
+bool has_tunable() noexcept {
+    const char* t = getenv("GLIBC_TUNABLES");
+    return t && std::strstr(t, kTunable);
+}
+
+// Reads a whole small /proc file into an anonymous mapping (no malloc:
+// the hooks are live). Returns its length, or -1 with nothing mapped.
+ssize_t slurp(const char* path, char*& out, size_t cap) noexcept {
+    void* mem = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return -1;
+    out = static_cast<char*>(mem);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t len = 0;
+    bool ok = fd >= 0;
+    for (ssize_t r; ok && len < cap - 1 && (r = read(fd, out + len, cap - 1 - len)) != 0;) {
+        if (r < 0 && errno != EINTR) ok = false;
+        if (r > 0) len += static_cast<size_t>(r);
+    }
+    if (fd >= 0) close(fd);
+    if (!ok || len == 0 || len >= cap - 1) {
+        munmap(mem, cap);
+        return -1;
+    }
+    out[len] = '\0';
+    return static_cast<ssize_t>(len);
+}
+
+// Executes the program again, same argv and environment plus the static
+// TLS tunable. Returns only on failure.
+void reexec_with_tunable() noexcept {
+    constexpr size_t kCap = 1 << 20;
+    char* cmdline;
+    const ssize_t len = slurp("/proc/self/cmdline", cmdline, kCap);
+    if (len <= 0) return;
+    // Failing past here leaves these mappings: a megabyte, once, in a
+    // process that then runs on glibc and says why.
+    size_t argc = 0;
+    for (ssize_t i = 0; i < len; ++i) argc += cmdline[i] == '\0';
+    size_t envc = 0;
+    while (environ && environ[envc]) ++envc;
+    const size_t words = argc + 1 + envc + 2;
+    void* mem = mmap(nullptr, words * sizeof(char*) + 4096 + kCap, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) return;
+    char** argv = static_cast<char**>(mem);
+    char** envp = argv + argc + 1;
+    char* scratch = reinterpret_cast<char*>(envp + envc + 2);
+    size_t a = 0;
+    for (ssize_t i = 0; i < len; i += static_cast<ssize_t>(std::strlen(cmdline + i)) + 1) argv[a++] = cmdline + i;
+    argv[a] = nullptr;
+    size_t e = 0;
+    bool merged = false;
+    for (size_t i = 0; i < envc; ++i) {
+        if (std::strncmp(environ[i], "GLIBC_TUNABLES=", 15) == 0 && !merged) {
+            // "GLIBC_TUNABLES=<old>:<ours>"
+            const size_t old = std::strlen(environ[i]);
+            if (old + std::strlen(kTunableValue) + 2 > kCap) return;
+            std::memcpy(scratch, environ[i], old);
+            scratch[old] = ':';
+            std::strcpy(scratch + old + 1, kTunableValue);
+            envp[e++] = scratch;
+            merged = true;
+        } else {
+            envp[e++] = environ[i];
+        }
+    }
+    if (!merged) {
+        std::strcpy(scratch, "GLIBC_TUNABLES=");
+        std::strcat(scratch, kTunableValue);
+        envp[e++] = scratch;
+    }
+    envp[e] = nullptr;
+    execve("/proc/self/exe", argv, envp);
+}
+
+template <class Fn>
+bool find(void* handle, Fn& out, const char* name) noexcept {
+    out = reinterpret_cast<Fn>(dlsym(handle, name));
+    return out != nullptr;
+}
+
+// jemalloc must never take memory with sbrk: the brk heap is glibc's.
+bool disable_dss() noexcept {
+    const char* disabled = "disabled";
+    unsigned narenas = 0;
+    size_t sz = sizeof narenas;
+    if (g_mallctl("arenas.narenas", &narenas, &sz, nullptr, 0) != 0) return false;
+    // 4096 is MALLCTL_ARENAS_ALL: the default for arenas created later.
+    if (g_mallctl("arena.4096.dss", nullptr, nullptr, &disabled, sizeof disabled) != 0) return false;
+    for (unsigned i = 0; i < narenas; ++i) {
+        char name[32] = "arena.";
+        char num[24];
+        const std::string_view digits = log::dec(i, num);
+        std::strncat(name, digits.data(), digits.size());
+        std::strcat(name, ".dss");
+        const int rc = g_mallctl(name, nullptr, nullptr, &disabled, sizeof disabled);
+        if (rc != 0 && rc != EFAULT) return false;  // EFAULT: arena i not created yet
+    }
+    return true;
+}
+
+constinit std::atomic<bool> g_said{false};
+
+void refuse(std::initializer_list<std::string_view> why) noexcept { log::once(g_said, why); }
+
+}  // namespace
+
+namespace detail {
+
+// Called by resolve_real() before the first real allocation: read the wish,
+// and if it is jemalloc, keep every glibc block in the brk heap from now on.
+void prepare_allocator_switch() noexcept {
+    const char* v = getenv("GOMETRICS_ALLOCATOR");
+    if (!v || !*v || std::strcmp(v, "glibc") == 0) return;
+    if (std::strcmp(v, "jemalloc") != 0) {
+        refuse({"ignoring GOMETRICS_ALLOCATOR=", v, " (jemalloc or glibc)"});
+        return;
+    }
+    Dl_info info{};
+    if (!dladdr(reinterpret_cast<void*>(g_real.malloc), &info) || !info.dli_fname ||
+        !std::strstr(info.dli_fname, "/libc.so.6")) {
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", info.dli_fname ? info.dli_fname : "?",
+                "): left as it is"});
+        return;
+    }
+    g_wanted = mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_MAX, 0) == 1;
+    if (!g_wanted) refuse({"GOMETRICS_ALLOCATOR=jemalloc: mallopt failed: staying on glibc"});
+}
+
+}  // namespace detail
+
+void switch_allocator_if_asked() noexcept {
+    if (!g_wanted) return;
+    g_wanted = false;
+    if (proc_stat_field(20) != 1) {  // num_threads: a thread could be inside glibc's malloc right now
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: threads already run before the agent's constructor: staying on glibc"});
+        return;
+    }
+    void* h = dlopen(kLibrary, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!h) {
+        const char* err = dlerror();
+        if (err && std::strstr(err, "static TLS") && !has_tunable()) reexec_with_tunable();
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: cannot load ", kLibrary, " (", err ? err : "?", "): staying on glibc"});
+        return;
+    }
+    Allocator je{};
+    decltype(&::calloc) je_calloc;
+    decltype(&::posix_memalign) je_posix_memalign;
+    decltype(&::aligned_alloc) je_aligned_alloc;
+    decltype(&::valloc) je_valloc;
+    if (!find(h, je.malloc, "malloc") || !find(h, je.free, "free") || !find(h, je.realloc, "realloc") ||
+        !find(h, je.memalign, "memalign") || !find(h, je.usable, "malloc_usable_size") ||
+        !find(h, je_calloc, "calloc") || !find(h, je_posix_memalign, "posix_memalign") ||
+        !find(h, je_aligned_alloc, "aligned_alloc") || !find(h, je_valloc, "valloc") ||
+        !find(h, g_mallctl, "mallctl")) {
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: ", kLibrary, " lacks a malloc function: staying on glibc"});
+        g_mallctl = nullptr;
+        return;
+    }
+    if (!disable_dss()) {
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: cannot turn off jemalloc's sbrk use: staying on glibc"});
+        g_mallctl = nullptr;
+        return;
+    }
+    // Every glibc block must lie in [start_brk, __curbrk): its statistics
+    // must show no mmapped chunk and no arena byte outside that range.
+    const uintptr_t lo = proc_stat_field(47);  // start_brk
+    const uintptr_t hi = reinterpret_cast<uintptr_t>(__curbrk);
+    const struct mallinfo2 mi = mallinfo2();
+    if (lo == 0 || hi < lo || mi.hblks != 0 || mi.arena > hi - lo) {
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: glibc holds memory outside its brk heap: staying on glibc"});
+        g_mallctl = nullptr;
+        return;
+    }
+    g_brk_lo = lo;
+    g_glibc = {g_real.malloc, g_real.free, g_real.realloc, g_real.memalign, g_real.malloc_usable_size};
+    g_je = je;
+    // The hooks read g_real on every call; we are the only thread, so these
+    // plain stores are seen by every thread created from here on.
+    detail::g_glibc_chunks = false;  // usable_size() must ask the router now
+    g_real.malloc_usable_size = routed_usable_size;
+    g_real.free = routed_free;
+    g_real.realloc = routed_realloc;
+    g_real.reallocarray = routed_reallocarray;
+    g_real.pvalloc = je_pvalloc;
+    g_real.memalign = je.memalign;
+    g_real.valloc = je_valloc;
+    g_real.aligned_alloc = je_aligned_alloc;
+    g_real.posix_memalign = je_posix_memalign;
+    g_real.calloc = je_calloc;
+    g_real.malloc = je.malloc;
+}
+
+MallctlFn switched_mallctl() noexcept { return g_mallctl; }
+
+}  // namespace gometrics::agent

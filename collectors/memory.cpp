@@ -1,0 +1,271 @@
+// The memory family: Go's /memory/classes from the allocator's own figures
+// (allocator.h) and the agent's counts, and /memory/limit:bytes.
+//
+// The classes of one snapshot are computed together, once (PerSnapshot), so
+// /memory/classes/total:bytes is exactly the sum of the other leaves in
+// every snapshot. Two sources race: the agent's live bytes (heap/objects)
+// and the allocator's statistics are read a few microseconds apart while the
+// program allocates, so heap/unused = held - objects is clamped at zero.
+// The total is summed from the clamped leaves, so the sum rule holds anyway.
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string_view>
+
+#include "agent.h"
+#include "allocator.h"
+#include "catalog.h"
+#include "heap.h"
+#include "metric.h"
+#include "real.h"
+#include "slots.h"
+
+namespace gometrics::collect {
+
+namespace {
+
+struct Classes {
+    uint64_t objects, unused, free, released, metadata, other;
+    uint64_t foreign;  // the leaves other families publish (os-stacks, profiling/buckets)
+    uint64_t total;
+};
+
+bool have_allocator_stats() { return allocator().read != nullptr; }
+
+// Memory the agent holds for itself: thread slots, the publisher's state,
+// values buffer and segment, and the bootstrap arena.
+uint64_t agent_bytes() { return agent::slot_bytes() + agent::publisher_bytes() + agent::detail::kArenaSize; }
+
+// The allocator's figures, at most 1% of the time when they are costly.
+// mallinfo2 walks every free chunk of every arena, each under its arena's
+// lock: 16 fragmented arenas (160,000 free chunks) took 110 ms a call in
+// scripts/bench.sh, while the program's mallocs on each arena waited. A read
+// that costs under 1 ms of CPU is made for every snapshot (fresh figures,
+// which the tests rely on); after a costlier one, taking t, the same figures
+// serve until 100 t has passed. CPU time, not wall time: a publisher that was
+// merely preempted did not cost the program anything.
+AllocatorStats allocator_stats(const Snapshot& s) {
+    static AllocatorStats last{};
+    static uint64_t next_ns = 0;
+    const auto read = allocator().read;
+    if (!read || s.monotonic_ns < next_ns) return last;
+    timespec t0, t1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    if (!read(last)) last = {};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+    const int64_t took = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    next_ns = took >= 1000000 ? s.monotonic_ns + 100 * static_cast<uint64_t>(took) : 0;
+    return last;
+}
+
+// The /memory/classes leaves other families publish (os-stacks, profiling
+// buckets...), found once in the catalogue: only those in the segment, so
+// the sum rule holds for what readers see. The total computes each again,
+// so each must give one value per snapshot (PerSnapshot), as ours do.
+struct Foreign {
+    const Metric* leaves[16];
+    size_t count = 0;
+};
+
+const Foreign& foreign_leaves() {
+    static const Foreign f = [] {
+        Foreign out;
+        for (const Metric* m : catalog()) {
+            const bool ours = m->name == "/memory/classes/heap/objects:bytes" ||
+                              std::any_of(memory_metrics().begin(), memory_metrics().end(),
+                                          [&](const Metric& mine) { return mine.name == m->name; });
+            if (ours || !m->name.starts_with("/memory/classes/") || m->kind != layout::kKindUint64) continue;
+            if ((!m->available || m->available()) && out.count < std::size(out.leaves)) out.leaves[out.count++] = m;
+        }
+        return out;
+    }();
+    return f;
+}
+
+Classes compute_classes(const Snapshot& s) {
+    Classes c{};
+    c.objects = agent::malloc_interposed() ? heap_totals(s).live_bytes() : 0;
+    const AllocatorStats a = allocator_stats(s);
+    c.unused = a.held > c.objects ? a.held - c.objects : 0;
+    c.free = a.free;
+    c.released = a.released;
+    c.metadata = a.metadata;
+    c.other = agent_bytes();
+    const Foreign& f = foreign_leaves();
+    for (size_t i = 0; i < f.count; ++i) {
+        uint64_t v = 0;
+        f.leaves[i]->compute(s, &v);
+        c.foreign += v;
+    }
+    c.total = c.objects + c.unused + c.free + c.released + c.metadata + c.other + c.foreign;
+    return c;
+}
+
+PerSnapshot<Classes, compute_classes> g_classes;
+
+void unused(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).unused; }
+void free_bytes(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).free; }
+void released(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).released; }
+void metadata(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).metadata; }
+void other(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).other; }
+void total(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).total; }
+
+// ---- /memory/limit:bytes ----
+
+constexpr uint64_t kNoLimit = std::numeric_limits<int64_t>::max();  // Go's "no limit" for gomemlimit
+
+// Reads a small file into buf (NUL-terminated); false if it cannot.
+bool read_file(const char* path, char* buf, size_t cap) {
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    size_t len = 0;
+    for (ssize_t r; len < cap - 1 && (r = read(fd, buf + len, cap - 1 - len)) > 0;) len += static_cast<size_t>(r);
+    close(fd);
+    buf[len] = '\0';
+    return len > 0;
+}
+
+// The i-th space-separated field of a line (0-based).
+std::string_view field(std::string_view line, int i) {
+    for (; i > 0; --i) {
+        const size_t sp = line.find(' ');
+        if (sp == line.npos) return {};
+        line.remove_prefix(sp + 1);
+    }
+    return line.substr(0, line.find(' '));
+}
+
+bool has_word(std::string_view list, std::string_view word) {
+    while (!list.empty()) {
+        const size_t comma = list.find(',');
+        if (list.substr(0, comma) == word) return true;
+        if (comma == list.npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+// Where this process's memory cgroup lives: the mount point of the
+// hierarchy (cgroup2, or cgroup v1's memory controller on a hybrid host)
+// joined with the process's path in it, and the file holding the limit.
+struct CgroupDir {
+    char path[1024];
+    size_t mount_len;  // path[0, mount_len) is the mount point: the walk stops there
+    const char* file;  // "memory.max" (v2) or "memory.limit_in_bytes" (v1)
+};
+
+bool find_cgroup(CgroupDir& out) {
+    static char mountinfo[1 << 16], cgroup[4096];
+    if (!read_file("/proc/self/mountinfo", mountinfo, sizeof mountinfo) ||
+        !read_file("/proc/self/cgroup", cgroup, sizeof cgroup))
+        return false;
+    std::string_view v2_mount, v1_mount, v2_path, v1_path;
+    for (std::string_view rest = mountinfo; !rest.empty();) {
+        const std::string_view line = rest.substr(0, rest.find('\n'));
+        rest.remove_prefix(std::min(rest.size(), line.size() + 1));
+        const size_t dash = line.find(" - ");
+        if (dash == line.npos) continue;
+        const std::string_view tail = line.substr(dash + 3);
+        if (field(tail, 0) == "cgroup2" && v2_mount.empty()) v2_mount = field(line, 4);
+        if (field(tail, 0) == "cgroup" && has_word(field(tail, 2), "memory")) v1_mount = field(line, 4);
+    }
+    for (std::string_view rest = cgroup; !rest.empty();) {
+        const std::string_view line = rest.substr(0, rest.find('\n'));
+        rest.remove_prefix(std::min(rest.size(), line.size() + 1));
+        const size_t a = line.find(':'), b = line.find(':', a + 1);
+        if (a == line.npos || b == line.npos) continue;
+        const std::string_view controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+        if (line.substr(0, a) == "0" && controllers.empty()) v2_path = path;
+        if (has_word(controllers, "memory")) v1_path = path;
+    }
+    // A v1 memory controller, when mounted, is where the limit is enforced.
+    const bool v1 = !v1_mount.empty() && !v1_path.empty();
+    const std::string_view mount = v1 ? v1_mount : v2_mount, path = v1 ? v1_path : v2_path;
+    if (mount.empty() || path.empty() || mount.size() + path.size() >= sizeof out.path) return false;
+    std::memcpy(out.path, mount.data(), mount.size());
+    std::memcpy(out.path + mount.size(), path.data(), path.size());
+    out.path[mount.size() + path.size()] = '\0';
+    out.mount_len = mount.size();
+    out.file = v1 ? "memory.limit_in_bytes" : "memory.max";
+    return true;
+}
+
+// The tightest memory limit on the way from the process's cgroup to the
+// root of its hierarchy ("max", or v1's page-rounded LONG_MAX: none).
+uint64_t cgroup_limit() {
+    // Found once: a process rarely changes cgroups, and mountinfo is long.
+    static CgroupDir found;
+    static const bool have = find_cgroup(found);
+    if (!have) return kNoLimit;
+    CgroupDir d = found;
+    uint64_t limit = kNoLimit;
+    for (size_t len = std::strlen(d.path); len >= d.mount_len;) {
+        char file[1100], value[64];
+        d.path[len] = '\0';
+        std::strcpy(file, d.path);
+        std::strcat(file, "/");
+        std::strcat(file, d.file);
+        if (read_file(file, value, sizeof value) && value[0] >= '0' && value[0] <= '9') {
+            const uint64_t v = std::strtoull(value, nullptr, 10);
+            if (v < 0x7ffffffffffff000ULL) limit = std::min(limit, v);
+        }
+        const char* slash = std::strrchr(d.path, '/');
+        if (!slash || static_cast<size_t>(slash - d.path) < d.mount_len) break;
+        len = static_cast<size_t>(slash - d.path);
+    }
+    return limit;
+}
+
+// Limits change rarely and the cgroup walk costs a few file reads: read at
+// most once a second (a reader asking for fresh snapshots in a loop must
+// not turn it into a stream of opens).
+void limit(const Snapshot& s, uint64_t* out) {
+    static uint64_t value = 0, next_ns = 0;
+    if (value == 0 || s.monotonic_ns >= next_ns) {
+        value = cgroup_limit();
+        rlimit as{};
+        if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) value = std::min<uint64_t>(value, as.rlim_cur);
+        next_ns = s.monotonic_ns + 1000000000ULL;
+    }
+    *out = value;
+}
+
+using layout::kKindUint64;
+
+constexpr Metric kMemory[] = {
+    {"/memory/classes/heap/free:bytes", kKindUint64, false,
+     "Free memory the allocator holds, still backed by physical pages (glibc: free chunks; jemalloc: dirty pages).",
+     free_bytes, {}, have_allocator_stats},
+    {"/memory/classes/heap/released:bytes", kKindUint64, false,
+     "Free memory the allocator keeps mapped but not backed: returned with madvise (malloc_trim, jemalloc purging, "
+     "muzzy pages) or never touched.",
+     released, {}, have_allocator_stats},
+    {"/memory/classes/heap/unused:bytes", kKindUint64, false,
+     "Memory the allocator holds in blocks for objects but not occupied by live objects: headers, size rounding, "
+     "thread caches, fragmentation.",
+     unused, {}, have_allocator_stats},
+    {"/memory/classes/metadata/other:bytes", kKindUint64, false,
+     "The allocator's own bookkeeping (glibc: arena headers; jemalloc: stats.metadata).", metadata, {},
+     have_allocator_stats},
+    {"/memory/classes/other:bytes", kKindUint64, false,
+     "Memory the agent holds for itself: thread slots, its published segment and buffers.", other},
+    {"/memory/classes/total:bytes", kKindUint64, false,
+     "All memory in the other /memory/classes, exactly their sum in each snapshot.", total},
+    {"/memory/limit:bytes", kKindUint64, false,
+     "The tightest of the cgroup memory limit and RLIMIT_AS, or 9223372036854775807 (Go's no-limit value) when "
+     "there is none.",
+     limit},
+};
+
+}  // namespace
+
+std::span<const Metric> memory_metrics() { return kMemory; }
+
+}  // namespace gometrics::collect
