@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
     int status = kExitOk;
     add_ps_commands(app, status);
     add_metric_commands(app, status);
+    add_watch_command(app, status);
+    add_exec_command(app, status);
+    add_report_commands(app, status);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
