@@ -530,7 +530,9 @@ void add_exec_command(CLI::App& app, int& status) {
     static Options o;
     auto* e = app.add_subcommand("exec", "Run CMD under the agent (children included); summarise, report and check it");
     e->add_option("--report", o.report, "Write the final report (dump's JSON + command, exit status, peaks) here");
-    e->add_option("--check", o.checks, "A check, e.g. '/gc/heap/objects:objects <= 10' (repeatable)");
+    // One expression per --check, so that "--" after it ends the options as it does elsewhere.
+    e->add_option("--check", o.checks, "A check, e.g. '/gc/heap/objects:objects <= 10' (repeatable)")
+        ->allow_extra_args(false);
     e->add_flag("-q,--quiet", o.quiet, "No summary; print only the failed checks");
     // CMD and its arguments are left alone, options or not (`exec -- sh -c 'exit 3'`).
     static std::string program;
@@ -540,6 +542,8 @@ void add_exec_command(CLI::App& app, int& status) {
     e->callback([e, &status] {
         // CLI11 keeps the "--" that ended the options first among the rest.
         std::vector<std::string> rest = e->remaining();
+        if (!rest.empty() && rest.front().starts_with('-') && rest.front() != "--")
+            throw Failure(kExitUsage, fmt::format("exec: unknown option {} (or CMD's own: put -- before CMD)", rest.front()));
         if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());
         if (!program.empty()) o.command.push_back(program);
         o.command.insert(o.command.end(), rest.begin(), rest.end());

@@ -50,35 +50,44 @@ struct Options {
     std::vector<std::string> names;
 };
 
-// One metric rendered: the value or rate, and what else is worth knowing.
+// One metric rendered, for the table and for a line.
 struct Cell {
     std::string now;     // "1.2 MiB", "3.4 MiB/s", "p50 64 B  p90 1 KiB  p99 4 KiB"
     std::string detail;  // total of a cumulative value, samples/s of a histogram
+    std::string compact; // no spaces, for lines: "1.2MiB", "3.4MiB/s", "p50:64B,p90:1KiB,p99:4KiB"
 };
 
 double scalar(const Value& v) {
     return v.kind == ValueKind::Uint64 ? double(v.u64) : v.kind == ValueKind::Float64 ? v.f64 : NAN;
 }
 
+std::string without_spaces(std::string s) {
+    std::erase(s, ' ');
+    return s;
+}
+
 Cell render(const Description& d, const Value& now, const Value* before, double dt) {
     const std::string_view unit = unit_of(d.name);
     if (now.kind == ValueKind::Float64Histogram) {
-        if (!before || dt <= 0) return {"-", fmt::format("{} samples", human(double(total_count(now.hist)), ""))};
+        if (!before || dt <= 0) return {"-", fmt::format("{} samples", human(double(total_count(now.hist)), "")), "-"};
         const auto window = subtract(now.hist, before->hist);
-        if (!window) return {"buckets changed", ""};
+        if (!window) return {"buckets changed", "", "-"};
         const uint64_t n = total_count(*window);
-        const std::string rate = human_rate(double(n) / dt, "");
-        if (n == 0) return {"no samples", rate};
-        return {fmt::format("p50 {}  p90 {}  p99 {}", human(quantile(*window, 0.5), unit),
-                            human(quantile(*window, 0.9), unit), human(quantile(*window, 0.99), unit)),
-                rate};
+        const std::string rate = human_rate(double(n) / dt, "samples");
+        if (n == 0) return {"no samples", rate, "none"};
+        const std::string p50 = human(quantile(*window, 0.5), unit), p90 = human(quantile(*window, 0.9), unit),
+                          p99 = human(quantile(*window, 0.99), unit);
+        return {fmt::format("p50 {}  p90 {}  p99 {}", p50, p90, p99), rate,
+                without_spaces(fmt::format("p50:{},p90:{},p99:{}", p50, p90, p99))};
     }
     const double v = scalar(now);
-    if (!d.cumulative) return {human(v, unit), ""};
+    if (!d.cumulative) return {human(v, unit), "", without_spaces(human(v, unit))};
     const std::string total = human(v, unit);
-    if (!before || dt <= 0) return {"-", total};
+    if (!before || dt <= 0) return {"-", total, "-"};
     const double delta = v - scalar(*before);
-    return {human_rate(delta > 0 ? delta / dt : 0, unit), total};
+    const double per_second = delta > 0 ? delta / dt : 0;
+    // The name carries the unit: a line says "53.8k/s" where the table says "53.8k objects/s".
+    return {human_rate(per_second, unit), total, without_spaces(human(per_second, unit)) + "/s"};
 }
 
 std::string clock_text() {
@@ -86,11 +95,6 @@ std::string clock_text() {
     tm local{};
     localtime_r(&t, &local);
     return fmt::format("{:02}:{:02}:{:02}", local.tm_hour, local.tm_min, local.tm_sec);
-}
-
-std::string without_spaces(std::string s) {
-    std::erase(s, ' ');
-    return s;
 }
 
 bool process_alive(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
@@ -156,7 +160,7 @@ int watch(const Options& o) {
             if (tty)
                 out += fmt::format("{:<{}}  {:<40}  {}\n", all[i].name, width, c.now, c.detail);
             else
-                out += fmt::format(" {}={}", all[i].name, without_spaces(c.now));
+                out += fmt::format(" {}={}", all[i].name, c.compact);
         }
         if (!tty) out += '\n';
         fmt::print("{}", out);
