@@ -19,10 +19,12 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -370,12 +372,16 @@ Ended run(const Options& o, Tree& tree) {
     close(errpipe[0]);
 
     Ended ended;
+    // Readable when CMD exits, so that exec does not sleep out a poll period
+    // after it (pidfd_open: Linux 5.3; without it, the period is waited).
+    const int cmd_fd = static_cast<int>(syscall(SYS_pidfd_open, child, 0));
     bool done = false;
     char buf[4096] __attribute__((aligned(alignof(inotify_event))));
+    auto next_poll = std::chrono::steady_clock::now();
     while (!done) {
-        pollfd p{in, POLLIN, 0};
-        if (in >= 0) ::poll(&p, 1, kPollMs);
-        else usleep(kPollMs * 1000);
+        pollfd fds[2] = {{in, POLLIN, 0}, {cmd_fd, POLLIN, 0}};  // poll() skips a negative fd
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_poll - std::chrono::steady_clock::now());
+        ::poll(fds, 2, static_cast<int>(std::max<int64_t>(0, wait.count())));
         for (ssize_t n; in >= 0 && (n = read(in, buf, sizeof buf)) > 0;) {
             for (char* at = buf; at < buf + n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(at);
@@ -387,7 +393,10 @@ Ended run(const Options& o, Tree& tree) {
                 at += sizeof(inotify_event) + ev->len;
             }
         }
-        tree.poll();
+        if (std::chrono::steady_clock::now() >= next_poll) {
+            tree.poll();
+            next_poll = std::chrono::steady_clock::now() + std::chrono::milliseconds(kPollMs);
+        }
         // Reap CMD and any orphan handed to us as subreaper.
         for (int st; ;) {
             const pid_t r = waitpid(-1, &st, WNOHANG);
@@ -405,6 +414,7 @@ Ended run(const Options& o, Tree& tree) {
     }
     g_child = 0;
     if (in >= 0) close(in);
+    if (cmd_fd >= 0) close(cmd_fd);
     if (exec_failed)
         throw Failure(exec_errno == ENOENT ? 127 : 126,
                       fmt::format("cannot run {}: {}", o.command[0], std::strerror(exec_errno)));
