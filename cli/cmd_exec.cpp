@@ -12,7 +12,6 @@
 //   still has what was known: its segment's last snapshot (read, then
 //   removed), or failing that the last poll.
 #include <fcntl.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/inotify.h>
@@ -25,14 +24,13 @@
 
 #include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
-#include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 

@@ -112,6 +112,14 @@ class Exec(unittest.TestCase):
         self.assertEqual(by_name(rep)["/gc/heap/allocs:objects"], total)
         self.assertIn("4 instrumented processes", cp.stderr)
 
+    def test_an_execd_program_reports_as_its_final_image(self):
+        _, solo = exec_cli("--", program("leak"), "0")
+        cp, rep = exec_cli("--", "sh", "-c", f"true; exec {program('leak')} 7")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        (proc,) = rep["processes"]  # one pid, two images: the shell's, then leak's
+        self.assertEqual(proc["source"], "exit-report")
+        self.assertEqual(by_name(proc)["/gc/heap/objects:objects"], by_name(solo)["/gc/heap/objects:objects"] + 7)
+
     def test_bad_check_is_a_usage_error_and_cmd_does_not_run(self):
         with tempfile.TemporaryDirectory() as d:
             marker = os.path.join(d, "ran")
