@@ -43,9 +43,10 @@ class Tmux:
 
 
 def row(screen, name):
+    """The NOW column of a metric's row (columns are separated by two spaces or more)."""
     for line in screen.splitlines():
         if line.startswith(name + " "):
-            return line
+            return re.split(r"\s{2,}", line.strip())[1]
     raise AssertionError(f"no row for {name}:\n{screen}")
 
 
@@ -59,11 +60,12 @@ class WatchInATerminal(unittest.TestCase):
                 self.assertIn(f"pid {p.pid}", first)
                 self.assertIn("Ctrl-C", first)
                 rate1 = row(first, ALLOCS)
-                self.assertRegex(row(first, "/gc/heap/live:bytes"), r"\d+(\.\d+)? MiB")
+                self.assertRegex(row(first, "/gc/heap/live:bytes"), r"^\d+(\.\d+)? [KM]iB$")
                 time.sleep(1.6)  # grow's rate steps up every second
                 second = tmux.capture()
                 rate2 = row(second, ALLOCS)
-                self.assertRegex(rate2, r"MiB/s")
+                self.assertRegex(rate1, r"^\d+(\.\d+)? [KM]iB/s$")
+                self.assertRegex(rate2, r"^\d+(\.\d+)? MiB/s$")
                 self.assertNotEqual(rate1, rate2)
                 # Redrawn in place: the header is on screen once, not scrolled copies.
                 self.assertEqual(second.count("METRIC"), 1)
