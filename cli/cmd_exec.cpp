@@ -55,7 +55,8 @@ constexpr int kPollMs = 100;
 constexpr std::string_view kSegmentPrefix = "gometrics.";
 // Gauges that are settings or peaks of each process, not amounts: the
 // aggregate takes their maximum instead of their sum.
-constexpr std::string_view kMaxGauges[] = {"/sched/gomaxprocs:threads", "/gc/gomemlimit:bytes", "/gc/gogc:percent"};
+constexpr std::string_view kMaxGauges[] = {"/sched/gomaxprocs:threads", "/gc/gomemlimit:bytes", "/gc/gogc:percent",
+                                           "/process/uptime:seconds"};
 constexpr std::string_view kLivePeak = "/gc/heap/live-peak:bytes";
 constexpr std::string_view kRssPeak = "/process/memory/rss-peak:bytes";
 

@@ -35,7 +35,9 @@ constexpr std::string_view kDefaults[] = {
     "/sched/threads/total:threads",
     "/sched/threads-created:threads",
     "/sync/mutex/wait/total:seconds",
+    "/sync/mutex/wait:seconds",
     "/cpu/classes/user:cpu-seconds",
+    "/cpu/classes/system:cpu-seconds",
     "/process/memory/rss:bytes",
     "/memory/classes/total:bytes",
 };
