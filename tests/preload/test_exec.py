@@ -203,8 +203,10 @@ class CheckAndDiff(unittest.TestCase):
         fail = gmtest.cli("diff", "--fail-over", "50", self.small, self.big)
         self.assertEqual(fail.returncode, 1)
         self.assertIn("/gc/heap/objects:objects", fail.stderr)
-        # The other way round everything shrinks: no increase over the threshold.
-        self.assertEqual(gmtest.cli("diff", "--fail-over", "50", self.big, self.small).returncode, 0)
+        # The other way round the heap shrinks: no increase over the threshold. (Not every metric:
+        # CPU time, faults and context switches of two short runs vary by more than 50%.)
+        self.assertEqual(gmtest.cli("diff", "--fail-over", "50", "--only", "/gc/heap/objects", "--only",
+                                    "/gc/heap/live", self.big, self.small).returncode, 0)
         # Restricted to metrics that did not grow much.
         only = gmtest.cli("diff", "--fail-over", "50", "--only", "/gc/heap/frees", self.small, self.big)
         self.assertEqual(only.returncode, 0, only.stdout + only.stderr)
