@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,28 @@ class Exec(unittest.TestCase):
         self.assertEqual(os.path.realpath(first), os.path.realpath(gmtest.AGENT))
         self.assertEqual(rest, "libm.so.6")
         self.assertEqual(len(rep["processes"]), 1)
+
+    def test_agent_next_to_an_installed_cli_or_a_clear_error(self):
+        env = dict(os.environ)
+        env.pop("GOMETRICS_AGENT", None)
+        env["LD_LIBRARY_PATH"] = ":".join(filter(None, [os.path.dirname(gmtest.AGENT),
+                                                        os.path.join(os.path.dirname(CLI), "..", "ipc"),
+                                                        env.get("LD_LIBRARY_PATH")]))
+        with tempfile.TemporaryDirectory() as prefix:
+            os.makedirs(os.path.join(prefix, "bin"))
+            cli = os.path.join(prefix, "bin", "gometrics-cli")
+            shutil.copy(CLI, cli)
+            cp = subprocess.run([cli, "exec", "--", "true"], capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(cp.returncode, 1)
+            self.assertIn("cannot find libgometrics.so", cp.stderr)
+            self.assertIn("GOMETRICS_AGENT", cp.stderr)
+            os.makedirs(os.path.join(prefix, "lib"))
+            shutil.copy(gmtest.AGENT, os.path.join(prefix, "lib", "libgometrics.so"))
+            cp = subprocess.run([cli, "exec", "--", "sh", "-c", 'echo "$LD_PRELOAD"'], capture_output=True,
+                                text=True, timeout=60, env=env)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertEqual(cp.stdout.strip(), os.path.join(os.path.realpath(prefix), "lib", "libgometrics.so"))
+            self.assertIn("1 instrumented process", cp.stderr)
 
 
 class CheckAndDiff(unittest.TestCase):
