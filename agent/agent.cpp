@@ -15,6 +15,7 @@
 #include "real.h"
 #include "slots.h"
 #include "thread_state.h"
+#include "trace.h"
 
 namespace gometrics::agent {
 
@@ -88,6 +89,8 @@ using namespace gometrics::agent;
         else if (strcmp(p, "lazy") != 0)
             log::line({"ignoring GOMETRICS_PUBLISHER=", p, " (thread or lazy)"});
     }
+    trace_configure();
+    if (trace_enabled()) detail::g_config.eager_publisher = true;  // a line per interval needs the thread
     detail::g_interposed = detect_interposition();
     if (!detail::g_interposed)
         log::once(g_said_not_interposed,

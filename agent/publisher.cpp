@@ -30,6 +30,7 @@
 #include "report.h"
 #include "slots.h"
 #include "thread_state.h"
+#include "trace.h"
 #include "writer.h"
 
 namespace gometrics::agent {
@@ -95,11 +96,13 @@ void build_table(State& st) {
     }
 }
 
-void compute_and_publish(State& st) {
+void compute_and_publish(State& st, bool final = false) {
     collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
     for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
     st.writer.publish(st.words, s.seq, s.time_ns);
     profile::publish(st.writer.profile_region());
+    trace_snapshot({{st.metrics, st.count}, st.words, {st.word_offset, st.count}, s.time_ns}, config().interval_ms,
+                   final);
 }
 
 void* publisher_main(void*) {
@@ -170,6 +173,7 @@ void publisher_start() noexcept {
     State& st = *g_state;
     st.seq = 0;
     st.thread_started = false;
+    trace_restart();
     const int err = st.writer.create({st.specs, st.count}, getpid(), read_proc_start_ticks(), start_time_ns(),
                                      config().interval_ms, profile::region_bytes());
     if (err != 0) {
@@ -237,7 +241,7 @@ void publisher_shutdown() noexcept {
     }
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
     st.writer.set_state(layout::kStatePublisherRunning, false);
-    compute_and_publish(st);  // also fills the words when there is no segment
+    compute_and_publish(st, true);  // also fills the words when there is no segment
     st.writer.set_state(layout::kStateExited, true);
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});

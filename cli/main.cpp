@@ -13,6 +13,9 @@ int main(int argc, char** argv) {
     add_ps_commands(app, status);
     add_metric_commands(app, status);
     add_serve_command(app, status);
+    add_watch_command(app, status);
+    add_exec_command(app, status);
+    add_report_commands(app, status);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -46,6 +46,17 @@ void frees_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_
 void frees_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_objects; }
 void live_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).live_bytes(); }
 void live_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).live_objects(); }
+
+// High-water mark of live bytes over the snapshots taken so far (every
+// interval, every reader request, and at exit): a peak between two snapshots
+// is missed, which keeps the hot path free of a global maximum. Only the
+// single writer computes snapshots, so a plain variable does. A forked child
+// starts from its parent's peak, as its heap starts from its parent's.
+uint64_t g_live_peak = 0;
+void live_peak_bytes(const Snapshot& s, uint64_t* out) {
+    g_live_peak = std::max(g_live_peak, heap_totals(s).live_bytes());
+    *out = g_live_peak;
+}
 void allocs_by_size(const Snapshot& s, uint64_t* out) {
     std::copy_n(heap_totals(s).alloc_by_size, buckets::kSizeCounts, out);
 }
@@ -77,6 +88,10 @@ constexpr Metric kHeap[] = {
     {"/gc/heap/live:bytes", kKindUint64, false,
      "Usable bytes of heap allocations not yet freed (a native heap has no GC: live means not freed).", live_bytes,
      {}, interposed},
+    {"/gc/heap/live-peak:bytes", kKindUint64, false,
+     "Highest /gc/heap/live:bytes seen by any snapshot since the agent loaded (snapshots are taken every interval, "
+     "on every reader request and at exit).",
+     live_peak_bytes, {}, interposed},
     {"/gc/heap/objects:objects", kKindUint64, false, "Heap allocations not yet freed.", live_objects, {}, interposed},
     {"/memory/classes/heap/objects:bytes", kKindUint64, false,
      "Memory occupied by live heap objects: their usable bytes, as the agent counts them.", live_bytes, {},

@@ -198,6 +198,42 @@ bench_alloc_stats() {
       fi
     done
   done
+}
+
+# Wall time of one run of "$@" in µs: under `gometrics-cli exec` when GM_EXEC
+# is set, with LD_PRELOAD=$GM_PRELOAD when that is (only the program is
+# preloaded, not this shell and its `date`s).
+wall_us() {
+  local start=$(date +%s%N)
+  if [ -n "${GM_EXEC:-}" ]; then
+    build/cli/gometrics-cli exec -q -- "$@" >/dev/null
+  elif [ -n "${GM_PRELOAD:-}" ]; then
+    LD_PRELOAD=$GM_PRELOAD "$@" >/dev/null
+  else
+    "$@" >/dev/null
+  fi
+  echo $((($(date +%s%N) - start) / 1000))
+}
+export -f wall_us
+
+bench_exec() {
+  echo "### a short program from start to exit (leak 0: 10k malloc/free pairs), µs of wall time"
+  echo
+  echo "| program | configuration | µs | added µs | ratio |"
+  echo "|---|---|---|---|---|"
+  local configs=("no agent=" "LD_PRELOAD=GM_PRELOAD=$agent" "gometrics-cli exec=GM_EXEC=1")
+  measure configs bash -c 'wall_us "$@"' _ build/tests/leak 0 | table leak
+  echo
+}
+
+bench_trace() {
+  echo "### GOMETRICS_TRACE at a 10 ms interval (a line per 10 ms to /dev/null), ns per malloc+free pair, 1 thread"
+  echo
+  echo "| threads | configuration | ns/pair | added ns | ratio |"
+  echo "|---|---|---|---|---|"
+  local configs=("agent, no trace=LD_PRELOAD=$agent GOMETRICS_INTERVAL_MS=10"
+    "agent, trace=LD_PRELOAD=$agent GOMETRICS_INTERVAL_MS=10 GOMETRICS_TRACE=/dev/null")
+  measure configs build/tests/bench_malloc 1 4000000 | table 1
   echo
 }
 
@@ -208,3 +244,5 @@ bench_locks
 bench_scrape
 bench_malloc_jemalloc
 bench_alloc_stats
+bench_exec
+bench_trace

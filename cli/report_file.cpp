@@ -1,0 +1,114 @@
+// Loading saved reports; see report_file.h.
+#include "report_file.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "common.h"
+#include "emitter.h"
+
+namespace gometrics::cli {
+
+namespace {
+
+bool by_name(const ReportMetric& a, const ReportMetric& b) { return a.desc.name < b.desc.name; }
+
+const ReportMetric* find_in(const std::vector<ReportMetric>& v, std::string_view name) {
+    const auto it = std::lower_bound(v.begin(), v.end(), name,
+                                     [](const ReportMetric& m, std::string_view n) { return m.desc.name < n; });
+    return it != v.end() && it->desc.name == name ? &*it : nullptr;
+}
+
+ValueKind kind_from(const std::string& k) {
+    if (k == "uint64") return ValueKind::Uint64;
+    if (k == "float64") return ValueKind::Float64;
+    if (k == "float64-histogram") return ValueKind::Float64Histogram;
+    return ValueKind::Bad;
+}
+
+}  // namespace
+
+const Value* Report::find(std::string_view name) const {
+    if (const ReportMetric* m = find_in(metrics, name)) return &m->value;
+    if (const ReportMetric* m = find_in(peaks, name)) return &m->value;
+    return nullptr;
+}
+
+std::vector<ReportMetric> Report::all() const {
+    std::vector<ReportMetric> out = metrics;
+    for (const auto& p : peaks)
+        if (!find_in(metrics, p.desc.name)) out.push_back(p);
+    std::sort(out.begin(), out.end(), by_name);
+    return out;
+}
+
+Report report_from_json(const nlohmann::ordered_json& doc, const std::string& what) {
+    if (!doc.is_object() || !doc.contains("metrics") || !doc["metrics"].is_array())
+        throw Failure(kExitError, fmt::format("{}: not a gometrics report (no \"metrics\" array)", what));
+    Report r;
+    for (const auto& m : doc["metrics"]) {
+        if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("kind") ||
+            !m["kind"].is_string() || !m.contains("value"))
+            throw Failure(kExitError, fmt::format("{}: malformed metric entry {}", what, m.dump()));
+        ReportMetric rm;
+        rm.desc.name = m["name"].get<std::string>();
+        rm.desc.kind = kind_from(m["kind"].get<std::string>());
+        rm.desc.cumulative = m.value("cumulative", false);
+        rm.value = value_from_json(m["kind"].get<std::string>(), m["value"]);
+        if (rm.desc.kind == ValueKind::Bad) continue;  // a kind from a newer agent: not comparable here
+        if (rm.value.kind == ValueKind::Bad)
+            throw Failure(kExitError, fmt::format("{}: {} has a malformed value", what, rm.desc.name));
+        r.metrics.push_back(std::move(rm));
+    }
+    if (doc.contains("peak") && doc["peak"].is_object()) {
+        for (const auto& [name, v] : doc["peak"].items()) {
+            if (!v.is_number_unsigned()) continue;  // null: not known
+            ReportMetric rm;
+            rm.desc.name = name;
+            rm.desc.kind = ValueKind::Uint64;
+            rm.value.kind = ValueKind::Uint64;
+            rm.value.u64 = v.get<uint64_t>();
+            r.peaks.push_back(std::move(rm));
+        }
+    }
+    std::sort(r.metrics.begin(), r.metrics.end(), by_name);
+    std::sort(r.peaks.begin(), r.peaks.end(), by_name);
+    return r;
+}
+
+Report load_report(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw Failure(kExitError, fmt::format("{}: {}", path, std::strerror(errno)));
+    nlohmann::ordered_json doc = nlohmann::ordered_json::parse(in, nullptr, false);
+    if (doc.is_discarded()) throw Failure(kExitError, fmt::format("{}: not valid JSON", path));
+    return report_from_json(doc, path);
+}
+
+
+std::vector<Check> parse_checks(const std::vector<std::string>& exprs) {
+    std::vector<Check> out;
+    for (const auto& e : exprs) {
+        auto parsed = parse_check(e);
+        if (auto* what = std::get_if<std::string>(&parsed)) throw Failure(kExitUsage, *what);
+        out.push_back(std::get<Check>(std::move(parsed)));
+    }
+    return out;
+}
+
+std::vector<CheckResult> run_checks(const Report& report, const std::vector<Check>& checks, bool quiet,
+                                    std::FILE* out) {
+    std::vector<CheckResult> results;
+    for (const auto& c : checks) {
+        CheckResult r = evaluate(c, report.find(c.name));
+        if (!r.passed || !quiet) fmt::print(out, "{}\n", r.message);
+        results.push_back(std::move(r));
+    }
+    return results;
+}
+
+}  // namespace gometrics::cli

@@ -1,0 +1,242 @@
+"""`gometrics-cli exec`, `check` and `diff`: statuses, reports, checks, process trees."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import gmtest  # noqa: E402
+from gmtest import CLI, program  # noqa: E402
+
+
+def exec_cli(*args, report=True, timeout=60, env=None):
+    """Runs `gometrics-cli exec [--report R] ARGS`; returns (completed, report or None)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "report.json")
+        cmd = [CLI, "exec"] + (["--report", path] if report else []) + list(map(str, args))
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        rep = None
+        if os.path.exists(path):
+            with open(path) as f:
+                rep = json.load(f)
+        return cp, rep
+
+
+def by_name(doc):
+    return gmtest.metrics(doc)
+
+
+class Exec(unittest.TestCase):
+    def test_passing_checks_exit_0_with_summary_and_report(self):
+        cp, rep = exec_cli("--check", "/gc/heap/objects:objects >= 100", "--check", "/gc/heap/live:bytes < 64MiB",
+                           "--check", "/gc/heap/allocs-by-size:bytes:p99 <= 1KiB",
+                           "--", program("leak"), "100")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout, "leaked 100\n")  # CMD's own output untouched
+        self.assertIn("exited with status 0", cp.stderr)
+        self.assertIn("allocations", cp.stderr)
+        self.assertIn("peak rss", cp.stderr)
+        self.assertEqual(cp.stderr.count("check passed"), 3, cp.stderr)
+        self.assertEqual(rep["command"], [program("leak"), "100"])
+        self.assertEqual(rep["exit_status"], 0)
+        self.assertIsNone(rep["signal"])
+        self.assertEqual(len(rep["processes"]), 1)
+        self.assertEqual(rep["processes"][0]["pid"], rep["pid"])
+        self.assertEqual(rep["processes"][0]["source"], "exit-report")
+        m = by_name(rep)
+        self.assertGreaterEqual(m["/gc/heap/objects:objects"], 100)
+        # The peak is a high-water mark of live bytes, never below the final value.
+        self.assertGreaterEqual(m["/gc/heap/live-peak:bytes"], m["/gc/heap/live:bytes"])
+        self.assertEqual(rep["peak"]["/gc/heap/live-peak:bytes"], m["/gc/heap/live-peak:bytes"])
+        self.assertGreater(rep["peak"]["/process/memory/rss-peak:bytes"], 100 * 1024)
+        self.assertTrue(all(c["passed"] for c in rep["checks"]))
+
+    def test_a_failing_check_exits_1_and_names_the_value(self):
+        _, twin = exec_cli("--", program("leak"), "0")
+        base = by_name(twin)["/gc/heap/objects:objects"]
+        limit = base + 10
+        cp, rep = exec_cli("--quiet", "--check", f"/gc/heap/objects:objects <= {limit}", "--",
+                           program("leak"), "50")
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        # The leak is exact: the twin's live objects plus 50.
+        self.assertIn(f"check failed: /gc/heap/objects:objects <= {limit} (found {base + 50})", cp.stderr)
+        self.assertNotIn("allocations", cp.stderr)  # --quiet: no summary
+        self.assertFalse(rep["checks"][0]["passed"])
+
+    def test_command_status_wins_over_checks(self):
+        cp, rep = exec_cli("--check", "/gc/heap/objects:objects < 0", "--", "sh", "-c", "exit 3")
+        self.assertEqual(cp.returncode, 3, cp.stderr)
+        self.assertEqual(rep["exit_status"], 3)
+        self.assertIn("exited with status 3", cp.stderr)
+
+    def test_sigsegv_gives_139_and_a_report_with_what_was_known(self):
+        cp, rep = exec_cli("--", program("crash"), "2000", "400")
+        self.assertEqual(cp.returncode, 139, cp.stderr)
+        self.assertEqual(rep["exit_status"], 139)
+        self.assertEqual(rep["signal"], 11)
+        self.assertIn("killed by signal 11", cp.stderr)
+        (proc,) = rep["processes"]
+        self.assertIn(proc["source"], ("segment", "last-poll"))
+        m = by_name(rep)
+        # The 2000 leaked objects were made before the 400 ms sleep: a poll saw them.
+        self.assertGreaterEqual(m["/gc/heap/objects:objects"], 2000)
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{rep['pid']}"), "the dead process's segment is removed")
+
+    def test_shell_script_with_three_instrumented_children(self):
+        with tempfile.TemporaryDirectory() as d:
+            script = os.path.join(d, "run.sh")
+            with open(script, "w") as f:
+                f.write(f"#!/bin/sh\nset -e\n{program('leak')} 10\n{program('leak')} 20\n{program('leak')} 30\n"
+                        "echo all done\n")
+            os.chmod(script, 0o755)
+            _, solo = exec_cli("--", program("leak"), "0")
+            cp, rep = exec_cli("--", script)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout, "leaked 10\nleaked 20\nleaked 30\nall done\n")
+        procs = rep["processes"]
+        self.assertEqual(len(procs), 4, [(p["pid"], p["command"]) for p in procs])
+        leaks = [p for p in procs if p["pid"] != rep["pid"]]
+        self.assertTrue(all(p["source"] == "exit-report" for p in leaks))
+        # dash ends with _exit(): no exit report, but its segment's last snapshot.
+        (shell,) = [p for p in procs if p["pid"] == rep["pid"]]
+        self.assertIn(shell["source"], ("exit-report", "segment"))
+        self.assertTrue(shell["metrics"])
+        live = sorted(by_name(p)["/gc/heap/objects:objects"] for p in leaks)
+        base = by_name(solo)["/gc/heap/objects:objects"]
+        self.assertEqual(live, [base + 10, base + 20, base + 30])
+        # The top-level metrics add up the processes.
+        total = sum(by_name(p)["/gc/heap/allocs:objects"] for p in procs)
+        self.assertEqual(by_name(rep)["/gc/heap/allocs:objects"], total)
+        self.assertIn("4 instrumented processes", cp.stderr)
+
+    def test_an_execd_program_reports_as_its_final_image(self):
+        _, solo = exec_cli("--", program("leak"), "0")
+        cp, rep = exec_cli("--", "sh", "-c", f"true; exec {program('leak')} 7")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        (proc,) = rep["processes"]  # one pid, two images: the shell's, then leak's
+        self.assertEqual(proc["source"], "exit-report")
+        self.assertEqual(by_name(proc)["/gc/heap/objects:objects"], by_name(solo)["/gc/heap/objects:objects"] + 7)
+
+    def test_bad_check_is_a_usage_error_and_cmd_does_not_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            marker = os.path.join(d, "ran")
+            cp, rep = exec_cli("--check", "/gc/heap/live:bytes < 5 parsecs", "--", "touch", marker)
+            self.assertEqual(cp.returncode, 2)
+            self.assertIn("invalid check", cp.stderr)
+            self.assertIn("parsecs", cp.stderr)
+            self.assertFalse(os.path.exists(marker))
+            self.assertIsNone(rep)
+
+    def test_missing_command_is_127(self):
+        cp, _ = exec_cli("--", "/nonexistent/program")
+        self.assertEqual(cp.returncode, 127)
+        self.assertIn("cannot run /nonexistent/program", cp.stderr)
+
+    def test_agent_found_without_GOMETRICS_AGENT_and_prepended_to_LD_PRELOAD(self):
+        env = dict(os.environ)
+        env.pop("GOMETRICS_AGENT", None)
+        env["LD_PRELOAD"] = "libm.so.6"
+        cp, rep = exec_cli("--", "sh", "-c", "echo \"$LD_PRELOAD\"", env=env)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        first, rest = cp.stdout.strip().split(":", 1)
+        self.assertEqual(os.path.realpath(first), os.path.realpath(gmtest.AGENT))
+        self.assertEqual(rest, "libm.so.6")
+        self.assertEqual(len(rep["processes"]), 1)
+
+    def test_agent_next_to_an_installed_cli_or_a_clear_error(self):
+        env = dict(os.environ)
+        env.pop("GOMETRICS_AGENT", None)
+        env["LD_LIBRARY_PATH"] = ":".join(filter(None, [os.path.dirname(gmtest.AGENT),
+                                                        os.path.join(os.path.dirname(CLI), "..", "ipc"),
+                                                        env.get("LD_LIBRARY_PATH")]))
+        with tempfile.TemporaryDirectory() as prefix:
+            os.makedirs(os.path.join(prefix, "bin"))
+            cli = os.path.join(prefix, "bin", "gometrics-cli")
+            shutil.copy(CLI, cli)
+            cp = subprocess.run([cli, "exec", "--", "true"], capture_output=True, text=True, timeout=60, env=env)
+            self.assertEqual(cp.returncode, 1)
+            self.assertIn("cannot find libgometrics.so", cp.stderr)
+            self.assertIn("GOMETRICS_AGENT", cp.stderr)
+            os.makedirs(os.path.join(prefix, "lib"))
+            shutil.copy(gmtest.AGENT, os.path.join(prefix, "lib", "libgometrics.so"))
+            cp = subprocess.run([cli, "exec", "--", "sh", "-c", 'echo "$LD_PRELOAD"'], capture_output=True,
+                                text=True, timeout=60, env=env)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertEqual(cp.stdout.strip(), os.path.join(os.path.realpath(prefix), "lib", "libgometrics.so"))
+            self.assertIn("1 instrumented process", cp.stderr)
+
+
+class CheckAndDiff(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.TemporaryDirectory()
+        cls.small = os.path.join(cls.dir.name, "small.json")
+        cls.big = os.path.join(cls.dir.name, "big.json")
+        for path, n in ((cls.small, 100), (cls.big, 1000)):
+            cp = subprocess.run([CLI, "exec", "--quiet", "--report", path, "--", program("leak"), str(n)],
+                                capture_output=True, text=True, timeout=60)
+            assert cp.returncode == 0, cp.stderr
+        with open(cls.small) as f:
+            cls.small_metrics = by_name(json.load(f))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dir.cleanup()
+
+    def test_check_on_a_saved_report(self):
+        objects = self.small_metrics["/gc/heap/objects:objects"]
+        ok = gmtest.cli("check", self.small, f"/gc/heap/objects:objects == {objects}",
+                        "/process/memory/rss-peak:bytes > 100KiB")
+        self.assertEqual(ok.returncode, 0, ok.stdout + ok.stderr)
+        self.assertEqual(ok.stdout.count("check passed"), 2)
+        bad = gmtest.cli("check", self.small, f"/gc/heap/objects:objects < {objects}", "/no/such:bytes < 1")
+        self.assertEqual(bad.returncode, 1)
+        self.assertIn(f"(found {objects})", bad.stdout)
+        self.assertIn("/no/such:bytes is not present", bad.stdout)
+        usage = gmtest.cli("check", self.small, "/gc/heap/objects:objects <")
+        self.assertEqual(usage.returncode, 2)
+        self.assertIn("missing value", usage.stderr)
+        missing = gmtest.cli("check", "/nonexistent.json", "/gc/heap/objects:objects < 1")
+        self.assertEqual(missing.returncode, 1)
+        self.assertIn("/nonexistent.json", missing.stderr)
+
+    def test_check_reads_the_agents_own_report_too(self):
+        _, rep = gmtest.run_with_report([program("leak"), "5"])
+        path = os.path.join(self.dir.name, "agent.json")
+        with open(path, "w") as f:
+            json.dump(rep, f)
+        cp = gmtest.cli("check", path, "/gc/heap/objects:objects >= 5")
+        self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+
+    def test_diff_shows_relative_changes_and_fails_over_a_threshold(self):
+        cp = gmtest.cli("diff", self.small, self.big)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        rows = {line.split()[0]: line for line in cp.stdout.splitlines()[1:]}
+        self.assertIn("/gc/heap/allocs-by-size:bytes:count", rows)
+        self.assertIn("/gc/heap/allocs-by-size:bytes:p99", rows)
+        a = self.small_metrics["/gc/heap/objects:objects"]
+        with open(self.big) as f:
+            b = by_name(json.load(f))["/gc/heap/objects:objects"]
+        self.assertTrue(rows["/gc/heap/objects:objects"].rstrip().endswith(f"{(b - a) / a * 100:+.1f}%"),
+                        rows["/gc/heap/objects:objects"])
+        fail = gmtest.cli("diff", "--fail-over", "50", self.small, self.big)
+        self.assertEqual(fail.returncode, 1)
+        self.assertIn("/gc/heap/objects:objects", fail.stderr)
+        # The other way round the heap shrinks: no increase over the threshold. (Not every metric:
+        # CPU time, faults and context switches of two short runs vary by more than 50%.)
+        self.assertEqual(gmtest.cli("diff", "--fail-over", "50", "--only", "/gc/heap/objects", "--only",
+                                    "/gc/heap/live", self.big, self.small).returncode, 0)
+        # Restricted to metrics that did not grow much.
+        only = gmtest.cli("diff", "--fail-over", "50", "--only", "/gc/heap/frees", self.small, self.big)
+        self.assertEqual(only.returncode, 0, only.stdout + only.stderr)
+        same = gmtest.cli("diff", "--fail-over", "0", self.small, self.small)
+        self.assertEqual(same.returncode, 0)
+        self.assertNotIn("over", same.stdout)
+
+
+if __name__ == "__main__":
+    gmtest.main()
