@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 
 #include "log.h"
 #include "publisher.h"
@@ -18,6 +19,21 @@ namespace gometrics::agent {
 namespace {
 
 constinit std::atomic<bool> g_said_not_interposed{false};
+
+// GOMETRICS_REPORT, copied: programs that rewrite their process title
+// (redis-server, nginx, postgres) move environ and overwrite the original
+// strings, so a pointer into the environment would read garbage at exit.
+constinit char g_report_path[4096] = {};
+
+const char* copy_report_path(const char* v) {
+    const size_t n = strlen(v);
+    if (n >= sizeof g_report_path) {
+        log::line({"ignoring GOMETRICS_REPORT (longer than ", "4095 bytes)"});
+        return nullptr;
+    }
+    memcpy(g_report_path, v, n + 1);
+    return g_report_path;
+}
 
 uint32_t env_u32(const char* name, uint32_t fallback, uint32_t lo, uint32_t hi) {
     const char* v = getenv(name);
@@ -74,7 +90,7 @@ using namespace gometrics::agent;
     (void)real();
     detail::g_start_time_ns = realtime_ns();
     detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
-    if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = r;
+    if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = copy_report_path(r);
     detail::g_interposed = detect_interposition();
     if (!detail::g_interposed)
         log::once(g_said_not_interposed,
