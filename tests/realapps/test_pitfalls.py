@@ -69,6 +69,24 @@ class Pitfalls(realapp.RealAppTest):
         for name in ("/gc/heap/objects:objects", "/gc/heap/live:bytes"):
             self.assertLess(m[name], realapp.HUGE, name)
 
+    def assert_not_interposed(self, cmd, stdout, preload=None):
+        cp, rep = gmtest.run_with_report(cmd, preload=preload)
+        self.assertEqual(cp.stdout, stdout)
+        self.assertEqual(cp.stderr.count("gometrics:"), 1, cp.stderr)
+        self.assertIn("malloc is not interposed", cp.stderr)
+        # unsupported, never zero: the heap metrics are left out
+        self.assertFalse([name for name in gmtest.metrics(rep) if name.startswith("/gc/heap/")])
+
+    def test_statically_linked_allocator(self):
+        """PITFALLS 13: an executable with its own malloc (jemalloc linked statically) says "not interposed"."""
+        self.assertTrue(os.path.exists(app("allocator_probe_static")), "libjemalloc.a missing at build time")
+        self.assert_not_interposed([app("allocator_probe_static"), "100"], "allocator=other\nblocks=100\n")
+
+    def test_agent_loaded_by_dlopen(self):
+        """PITFALLS 5 and 13: dlopen'd late, the agent loads (small initial-exec TLS) and says it sees no malloc."""
+        code = f"import ctypes\nctypes.CDLL({gmtest.AGENT!r})\nprint('loaded')\n"
+        self.assert_not_interposed([need("python3"), "-c", code], "loaded\n", preload="")
+
 
 if __name__ == "__main__":
     realapp.main()
