@@ -3,6 +3,7 @@ full), a segment its reader may not open, a reader killed mid-read, two
 readers at once. The program always runs on; the CLI always gives one clear
 line and an exit status, never a crash or a hang."""
 
+import json
 import os
 import signal
 import subprocess
@@ -52,13 +53,11 @@ class NoSharedMemory(realapp.RealAppTest):
     def run_without_shm(self, setup, cmd):
         d = self.tempdir()
         report = os.path.join(d, "report.json")
-        script = f"{setup} && exec \"$@\""
-        env = gmtest.agent_env({"GOMETRICS_REPORT": report})
-        # sh and unshare run without the agent; only the program gets it
-        cp = subprocess.run(["unshare", "-m", "--propagation", "private", "env", "-u", "LD_PRELOAD", "sh", "-c",
-                             script + ' && true', "sh", "env", f"LD_PRELOAD={gmtest.AGENT}", *cmd],
-                            env={k: v for k, v in env.items() if k != "LD_PRELOAD"},
-                            capture_output=True, text=True, timeout=60)
+        env = {k: v for k, v in gmtest.agent_env({"GOMETRICS_REPORT": report}).items() if k != "LD_PRELOAD"}
+        # unshare and sh run without the agent; only the program gets it
+        cp = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", f'{setup} && exec "$@"', "sh",
+                             "env", f"LD_PRELOAD={gmtest.AGENT}", *cmd],
+                            env=env, capture_output=True, text=True, timeout=60)
         return cp, report
 
     def check(self, setup):
@@ -69,7 +68,7 @@ class NoSharedMemory(realapp.RealAppTest):
         self.assertEqual(len(lines), 1, cp.stderr)
         self.assertIn("/dev/shm", lines[0])
         with open(report) as f:
-            m = gmtest.metrics(__import__("json").load(f))
+            m = gmtest.metrics(json.load(f))
         self.assertGreaterEqual(m["/gc/heap/objects:objects"], n)
         self.assert_sane(m, min_allocs=n)
 
@@ -110,7 +109,7 @@ class Readers(realapp.RealAppTest):
     def test_reader_killed_mid_read(self):
         with gmtest.Spawned([gmtest.program("churn"), "2", "30"], {"GOMETRICS_INTERVAL_MS": "10"}) as p:
             for _ in range(3):
-                r = subprocess.Popen([gmtest.program("coherence_reader"), str(p.pid), "20"], stdout=subprocess.PIPE)
+                r = subprocess.Popen([gmtest.program("coherence_reader"), str(p.pid), "20"], stdout=subprocess.DEVNULL)
                 time.sleep(0.3)
                 r.send_signal(signal.SIGKILL)
                 r.wait(timeout=30)

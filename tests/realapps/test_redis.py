@@ -1,6 +1,7 @@
 """redis-server under the agent, loaded by redis-benchmark on loopback: the
 server's live metrics move while it serves, and it exits cleanly when told."""
 
+import json
 import os
 import subprocess
 import sys
@@ -48,7 +49,7 @@ class Redis(realapp.RealAppTest):
         self.assertNotIn("gometrics:", stderr)
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{proc.pid}"))
         with open(report) as f:
-            m = gmtest.metrics(__import__("json").load(f))
+            m = gmtest.metrics(json.load(f))
         self.assertGreaterEqual(m["/gc/heap/allocs:objects"], after)
         self.assert_sane(m)
 
