@@ -3,7 +3,8 @@
 #   build-asan  AddressSanitizer + UndefinedBehaviorSanitizer: the reader
 #               library, the CLI and the whole unit suite (the preload and
 #               realapps suites are skipped: a sanitizer runtime cannot share
-#               a process with an LD_PRELOAD agent).
+#               a process with an LD_PRELOAD agent), then the sanitized CLI
+#               against a live process running the regular build's agent.
 #   build-tsan  ThreadSanitizer: the unit tests that race threads (the
 #               seqlock reader against its writer), built alone as
 #               unit-reader.
@@ -13,8 +14,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh build >/dev/null
 
-export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
-export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Exit status 66 on any report: the CLI's own statuses (1, 2, 3) stay distinguishable.
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0:exitcode=66
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:exitcode=66
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 # Configures DIR with the sanitizers and builds only TARGETS (the agent is
@@ -32,6 +34,42 @@ run_asan() {
   configure build-asan address,undefined cli/gometrics-cli tests/unit-tests tests/fuzz/fuzz_reader_replay \
     tests/fuzz/fuzz_check_replay
   meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --suite unit
+  cli_against_live_process
+}
+
+# Runs the sanitized CLI with ARGS and requires exit status WANT.
+expect() {
+  local want=$1 got=0
+  shift
+  build-asan/cli/gometrics-cli "$@" >/dev/null 2>"$tmp/err" || got=$?
+  if [ "$got" != "$want" ]; then
+    echo "sanitize: gometrics-cli $* exited $got, expected $want:" >&2
+    cat "$tmp/err" >&2
+    return 1
+  fi
+}
+
+cli_against_live_process() {
+  scripts/build.sh
+  tmp=$(mktemp -d)
+  LD_PRELOAD=$PWD/build/agent/libgometrics.so sleep 30 &
+  local pid=$! ok=0
+  for _ in $(seq 100); do
+    [ -e "/dev/shm/gometrics.$pid" ] && break
+    sleep 0.1
+  done
+  expect 0 list --pid "$pid" &&
+    expect 0 dump --pid "$pid" --format json &&
+    expect 0 read --pid "$pid" /gc/heap/allocs:objects /gc/heap/allocs-by-size:bytes &&
+    expect 0 ps &&
+    expect 3 read --pid "$pid" /no/such:metric &&
+    expect 2 read --pid "$pid" --no-such-flag &&
+    expect 1 read --pid 999999999 /gc/heap/allocs:objects || ok=1
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+  [ $ok -eq 0 ] && echo "sanitize: the sanitized CLI read a live process cleanly" >&2
+  return $ok
 }
 
 run_tsan() {
