@@ -10,7 +10,10 @@ namespace gometrics::agent {
 struct Config {
     uint32_t interval_ms;     // GOMETRICS_INTERVAL_MS, default 1000: publisher refresh period
     const char* report_path;  // GOMETRICS_REPORT: final snapshot as JSON at exit ("%p" -> pid), or null
-    bool eager_publisher;     // GOMETRICS_PUBLISHER=thread: start the thread even in a single-threaded program
+    // GOMETRICS_PUBLISHER: "thread" (default) starts the publisher thread at
+    // once; "lazy" leaves a single-threaded program single-threaded until it
+    // creates a thread or a reader asks (see layout::kStatePublisherLazy).
+    bool eager_publisher;
 };
 
 const Config& config() noexcept;

@@ -486,11 +486,6 @@ int exec_command(const Options& o) {
     const std::string preload = old && *old ? agent + ":" + old : agent;
     setenv("LD_PRELOAD", preload.c_str(), 1);
     setenv("GOMETRICS_REPORT", (dir + "/report.%p.json").c_str(), 1);
-    // A publisher thread in every process, single-threaded ones included: a
-    // process that dies of a signal writes no exit report, and then its
-    // segment's last snapshot is all there is; a lazy publisher would have
-    // left it as of the process's start. (Unless the user chose.)
-    setenv("GOMETRICS_PUBLISHER", "thread", 0);
 
     Tree tree(dir);
     const Ended ended = run(o, tree);

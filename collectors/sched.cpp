@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <cstring>
 
 #include "catalog.h"
@@ -16,11 +17,6 @@
 #include "thread_state.h"
 
 namespace gometrics::collect::sched {
-
-Latencies::~Latencies() {
-    for (Buffer* b : {&prev_, &cur_})
-        if (b->data) munmap(b->data, b->capacity * sizeof(Entry));
-}
 
 bool Latencies::Buffer::push(const Entry& e) noexcept {
     if (size == capacity) {
@@ -138,6 +134,7 @@ bool update(const Snapshot&) {
     return true;
 }
 PerSnapshot<bool, update> g_updated;
+static_assert(std::is_trivially_destructible_v<sched::Latencies>, "see sched_latencies.h");
 
 bool have_schedstat() {
     char buf[128];

@@ -26,7 +26,10 @@ public:
     Latencies() = default;
     Latencies(const Latencies&) = delete;
     Latencies& operator=(const Latencies&) = delete;
-    ~Latencies();
+    // No destructor on purpose: the agent's statics must outlive its own exit
+    // path (the final snapshot), and C++ static destructors may run before
+    // it (under dlopen they did, and the final snapshot read unmapped
+    // buffers). The mappings go with the process.
 
     void live(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept;
     void exited(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept;

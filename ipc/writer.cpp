@@ -92,8 +92,9 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     shm_name(pid, name);
     const int fd = open_exclusive(name);
     if (fd < 0) return errno;
-    if (ftruncate(fd, static_cast<off_t>(total)) != 0) {
-        const int err = errno;
+    // Reserve the pages now: on a full tmpfs ftruncate would succeed and the
+    // first store into the mapping would raise SIGBUS in the host process.
+    if (const int err = posix_fallocate(fd, 0, static_cast<off_t>(total)); err != 0) {
         close(fd);
         shm_unlink(name);
         return err;

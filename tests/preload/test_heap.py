@@ -135,8 +135,11 @@ def threads_of(pid):
 
 
 class Publisher(unittest.TestCase):
-    """A single-threaded program gets no publisher thread until it is read
-    (a thread would make glibc use atomic instructions for its locks)."""
+    """GOMETRICS_PUBLISHER=lazy: a single-threaded program gets no publisher
+    thread until it is read (a thread makes glibc use atomic instructions for
+    its locks); the default starts the thread at once."""
+
+    LAZY = {"GOMETRICS_PUBLISHER": "lazy"}
 
     ALLOCATE_SLOWLY = ("import time\n"
                        "keep=[]\n"
@@ -144,7 +147,7 @@ class Publisher(unittest.TestCase):
                        "    keep.append(bytearray(50000)); time.sleep(0.05)\n")
 
     def test_single_threaded_program_has_no_thread_until_read(self):
-        with gmtest.Spawned([sys.executable, "-c", self.ALLOCATE_SLOWLY]) as p:
+        with gmtest.Spawned([sys.executable, "-c", self.ALLOCATE_SLOWLY], self.LAZY) as p:
             time.sleep(0.5)
             self.assertEqual(threads_of(p.pid), 1)
             first = gmtest.dump(p.pid)["/gc/heap/allocs:objects"]
@@ -155,12 +158,12 @@ class Publisher(unittest.TestCase):
             time.sleep(0.3)
             self.assertGreater(gmtest.dump(p.pid)["/gc/heap/allocs:objects"], first)
 
-    def test_eager_publisher_runs_from_the_start(self):
-        with gmtest.Spawned(["sleep", "5"], {"GOMETRICS_PUBLISHER": "thread"}) as p:
+    def test_eager_publisher_is_the_default(self):
+        with gmtest.Spawned(["sleep", "5"]) as p:
             self.assertEqual(threads_of(p.pid), 2)
 
     def test_idle_single_threaded_program_keeps_its_last_snapshot(self):
-        with gmtest.Spawned(["sleep", "5"]) as p:
+        with gmtest.Spawned(["sleep", "5"], self.LAZY) as p:
             t0 = time.monotonic()
             self.assertEqual(gmtest.cli("read", "--pid", p.pid, "/gc/heap/allocs:objects").returncode, 0)
             self.assertLess(time.monotonic() - t0, 5)  # waited briefly, then read what there is

@@ -1,0 +1,102 @@
+"""Helpers for the real-program suite (tests/realapps): run a real program
+under the agent with a report, check its output, and sanity-check what the
+agent saw. Built on gmtest; every call is bounded in time."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import gmtest  # noqa: E402,F401  (re-exported for the tests)
+from gmtest import metrics  # noqa: E402
+
+REALAPPS = os.environ.get("GOMETRICS_REALAPPS", "")
+CATALOG = os.environ.get("GOMETRICS_CATALOG", "")
+HUGE = 1 << 62  # no count of a test run comes near: above it, a counter wrapped
+
+
+def app(name):
+    """Path of a program built from tests/realapps/programs."""
+    return os.path.join(REALAPPS, name)
+
+
+def plain_env():
+    """The environment without the agent and without GOMETRICS_* variables."""
+    return {k: v for k, v in os.environ.items() if k != "LD_PRELOAD" and not k.startswith("GOMETRICS_")}
+
+
+def run_plain(cmd, timeout=60, **kw):
+    """Runs cmd without the agent: the reference output."""
+    cp = subprocess.run(cmd, env=plain_env(), timeout=timeout, capture_output=True, text=True, **kw)
+    if cp.returncode != 0:
+        raise AssertionError(f"{cmd} failed without the agent ({cp.returncode}): {cp.stderr[-2000:]}")
+    return cp
+
+
+def catalog_names():
+    """Names of every metric the agent declares (from gometrics-catalog)."""
+    out = subprocess.run([CATALOG, "--format", "tsv"], capture_output=True, text=True, timeout=30, check=True).stdout
+    return {line.split("\t")[0] for line in out.splitlines() if line}
+
+
+def need(tool):
+    """Path of a system tool the test cannot run without; a missing one fails
+    the test (scripts/setup.sh test installs them all)."""
+    path = shutil.which(tool)
+    if not path:
+        raise AssertionError(f"{tool} is not installed: run scripts/setup.sh test")
+    return path
+
+
+def free_port():
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RealAppTest(unittest.TestCase):
+    """Base class: run() under the agent and the sanity checks on reports."""
+
+    maxDiff = None
+
+    def run_app(self, cmd, timeout=60, extra_env=None, **kw):
+        """Runs cmd under the agent with GOMETRICS_REPORT: (completed, metrics).
+        The program must exit 0 and write nothing about the agent on stderr."""
+        cp, rep = gmtest.run_with_report(cmd, extra_env=extra_env, timeout=timeout, **kw)
+        self.assertNotIn("gometrics:", cp.stderr, f"the agent complained running {cmd}")
+        self.assertIsNotNone(rep, f"no report written by {cmd}")
+        return cp, metrics(rep)
+
+    def assert_sane(self, m, min_allocs=1, min_threads=None):
+        """What every report of a real program must show: allocations seen,
+        frees not above allocations, histograms summing to their totals, no
+        wrapped counter. Families merged later (threads) are checked when the
+        agent declares them."""
+        allocs, frees = m["/gc/heap/allocs:objects"], m["/gc/heap/frees:objects"]
+        self.assertGreaterEqual(allocs, min_allocs)
+        self.assertLessEqual(frees, allocs)
+        self.assertEqual(sum(m["/gc/heap/allocs-by-size:bytes"]["counts"]), allocs)
+        self.assertEqual(sum(m["/gc/heap/frees-by-size:bytes"]["counts"]), frees)
+        self.assertEqual(m["/gc/heap/objects:objects"], allocs - frees)
+        self.assertGreater(m["/gc/heap/allocs:bytes"], 0)
+        for name, v in m.items():
+            if name == "/memory/limit:bytes":
+                continue  # "no limit" is MaxInt64, Go's gomemlimit convention
+            if isinstance(v, int):
+                self.assertLess(v, HUGE, name)
+        if min_threads is not None and "/sched/threads-created:threads" in catalog_names():
+            self.assertGreaterEqual(m["/sched/threads-created:threads"], min_threads)
+
+    def tempdir(self):
+        d = tempfile.TemporaryDirectory(prefix="gometrics-realapp-")
+        self.addCleanup(d.cleanup)
+        return d.name
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,51 @@
+"""jemalloc: a program linked with it, and libjemalloc preloaded in both
+orders (PITFALLS 3 and 12): the program always runs on jemalloc and works;
+with the agent first every allocation is counted; with jemalloc first the
+agent cannot see malloc and says so instead of reporting zeros."""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import realapp  # noqa: E402
+from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+N = 5000
+
+
+class Jemalloc(realapp.RealAppTest):
+    def assert_counts_n(self, preload=None, program="allocator_probe"):
+        cp, m = self.run_app([app(program), str(N)], preload=preload)
+        self.assertEqual(cp.stdout, f"allocator=jemalloc\nblocks={N}\n")
+        _, twin = self.run_app([app(program), "0"], preload=preload)
+        # N mallocs and the calloc of the array of pointers, all freed
+        self.assertEqual(m["/gc/heap/allocs:objects"] - twin["/gc/heap/allocs:objects"], N + 1)
+        self.assertEqual(m["/gc/heap/frees:objects"] - twin["/gc/heap/frees:objects"], N + 1)
+        self.assert_sane(m)
+
+    def test_linked_with_jemalloc(self):
+        self.assertTrue(os.path.exists(app("allocator_probe_jemalloc")), "libjemalloc-dev missing at build time")
+        self.assert_counts_n(program="allocator_probe_jemalloc")
+
+    def test_preloaded_after_the_agent(self):
+        self.assert_counts_n(preload=f"{gmtest.AGENT}:{JEMALLOC}")
+
+    def test_preloaded_before_the_agent(self):
+        cp, rep = gmtest.run_with_report([app("allocator_probe"), str(N)], preload=f"{JEMALLOC}:{gmtest.AGENT}")
+        self.assertEqual(cp.stdout, f"allocator=jemalloc\nblocks={N}\n")
+        self.assertEqual(cp.stderr.count("gometrics:"), 1, cp.stderr)
+        self.assertIn("not interposed", cp.stderr)
+        # unsupported, never zero: the heap metrics are left out
+        self.assertNotIn("/gc/heap/allocs:objects", gmtest.metrics(rep))
+
+    def test_python_on_jemalloc(self):
+        cmd = [need("python3"), "-c", "print(sum(len(str(i)) for i in range(200000)))"]
+        cp, m = self.run_app(cmd, preload=f"{gmtest.AGENT}:{JEMALLOC}")
+        self.assertEqual(cp.stdout, "1088890\n")
+        self.assert_sane(m, min_allocs=1000)
+
+
+if __name__ == "__main__":
+    realapp.main()

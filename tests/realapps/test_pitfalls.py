@@ -1,0 +1,92 @@
+"""The malloc and lifecycle items of PITFALLS.md not covered by a program of
+their own (jemalloc orders: test_jemalloc; RTLD_DEEPBIND: test_dlopen;
+fork: test_fork_threads; signals: test_signals)."""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import realapp  # noqa: E402
+from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+
+import re  # noqa: E402
+import time  # noqa: E402
+
+
+class Pitfalls(realapp.RealAppTest):
+    def test_ldd_under_the_agent(self):
+        """PITFALLS 6: `LD_PRELOAD=libgometrics.so ldd /bin/bash` (ld.so in trace mode, no main)."""
+        cp = subprocess.run(["ldd", "/bin/bash"], env=gmtest.agent_env(), capture_output=True, text=True, timeout=30)
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stderr, "")
+        self.assertIn(os.path.basename(gmtest.AGENT), cp.stdout)
+        self.assertRegex(cp.stdout, r"libc\.so\.6 => \S+")
+        plain = run_plain(["ldd", "/bin/bash"]).stdout
+        strip = lambda s: sorted(re.sub(r"\(0x[0-9a-f]+\)", "", line).strip() for line in s.splitlines()
+                                 if os.path.basename(gmtest.AGENT) not in line)
+        # the agent's own dependencies (libstdc++ and its kin) join the list
+        self.assertLessEqual(set(strip(plain)), set(strip(cp.stdout)))
+
+    def test_no_gometrics_variables(self):
+        """PITFALLS 6: defaults only; the segment is there while it runs and gone after."""
+        env = realapp.plain_env()
+        env.update(LD_PRELOAD=gmtest.AGENT, PYTHONMALLOC="malloc")  # every object through malloc
+        code = "import sys,time\nx=[str(i) for i in range(100000)]\nprint(len(x),flush=True)\nsys.stdin.read()\n"
+        p = subprocess.Popen([need("python3"), "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "100000\n")
+            gmtest.wait_for_segment(p.pid)
+            # published by the default interval (1 s) at the latest
+            deadline = time.monotonic() + 20
+            while gmtest.dump(p.pid)["/gc/heap/allocs:objects"] < 100000:
+                self.assertLess(time.monotonic(), deadline, "the list's allocations were never published")
+                time.sleep(0.1)
+            out, err = p.communicate("", timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=30)
+        self.assertEqual((p.returncode, err), (0, ""))
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+
+    def test_constructors_before_ours_allocate(self):
+        """PITFALLS 2: ls allocates in other libraries' constructors before the agent's runs."""
+        cmd = ["ls", "-la", "/"]
+        cp, m = self.run_app(cmd)
+        strip = lambda s: [line for line in s.splitlines() if not line.startswith("total")]
+        self.assertEqual(len(strip(cp.stdout)), len(strip(run_plain(cmd).stdout)))
+        self.assert_sane(m, min_allocs=3)
+
+    def test_pointers_the_agent_never_saw(self):
+        """PITFALLS 15: free, realloc and malloc_usable_size of blocks allocated past the agent."""
+        cp, rep = gmtest.run_with_report([app("foreign_pointers"), "2000"])
+        self.assertEqual((cp.stdout, cp.stderr), ("foreign=2000 ok\n", ""))
+        m = gmtest.metrics(rep)
+        # each round: three frees of unseen blocks; the realloc's new block is ours
+        self.assertGreaterEqual(m["/gc/heap/frees:objects"], 3 * 2000)
+        for name in ("/gc/heap/objects:objects", "/gc/heap/live:bytes"):
+            self.assertLess(m[name], realapp.HUGE, name)
+
+    def assert_not_interposed(self, cmd, stdout, preload=None):
+        cp, rep = gmtest.run_with_report(cmd, preload=preload)
+        self.assertEqual(cp.stdout, stdout)
+        self.assertEqual(cp.stderr.count("gometrics:"), 1, cp.stderr)
+        self.assertIn("malloc is not interposed", cp.stderr)
+        # unsupported, never zero: the heap metrics are left out
+        self.assertFalse([name for name in gmtest.metrics(rep) if name.startswith("/gc/heap/")])
+
+    def test_statically_linked_allocator(self):
+        """PITFALLS 13: an executable with its own malloc (jemalloc linked statically) says "not interposed"."""
+        self.assertTrue(os.path.exists(app("allocator_probe_static")), "libjemalloc.a missing at build time")
+        self.assert_not_interposed([app("allocator_probe_static"), "100"], "allocator=other\nblocks=100\n")
+
+    def test_agent_loaded_by_dlopen(self):
+        """PITFALLS 5 and 13: dlopen'd late, the agent loads (small initial-exec TLS) and says it sees no malloc."""
+        code = f"import ctypes\nctypes.CDLL({gmtest.AGENT!r})\nprint('loaded')\n"
+        self.assert_not_interposed([need("python3"), "-c", code], "loaded\n", preload="")
+
+
+if __name__ == "__main__":
+    realapp.main()

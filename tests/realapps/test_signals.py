@@ -1,0 +1,24 @@
+"""A signal handler that allocates (PITFALLS 18): every handler's malloc and
+free is counted, exactly, and nothing hangs."""
+
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import realapp  # noqa: E402
+from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+
+class Signals(realapp.RealAppTest):
+    def test_handler_allocations_are_counted(self):
+        signals = 500
+        cp, m = self.run_app([app("signal_alloc"), str(signals)])
+        self.assertEqual(cp.stdout, f"handled={signals}\n")
+        _, twin = self.run_app([app("signal_alloc"), "0"])
+        self.assertEqual(m["/gc/heap/allocs:objects"] - twin["/gc/heap/allocs:objects"], signals)
+        self.assertEqual(m["/gc/heap/frees:objects"] - twin["/gc/heap/frees:objects"], signals)
+        self.assert_sane(m)
+
+
+if __name__ == "__main__":
+    realapp.main()
