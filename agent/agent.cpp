@@ -12,6 +12,7 @@
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
+#include "thread_state.h"
 
 namespace gometrics::agent {
 
@@ -59,6 +60,7 @@ void on_fork_child() {
     // and our state may have been mid-update in others. Publication restarts
     // at the child's first counted call (slots.cpp).
     retire_slots_after_fork();
+    detail::threads_after_fork();
     publisher_forget_after_fork();
     detail::g_restart_pending.store(true, std::memory_order_relaxed);
 }

@@ -27,6 +27,7 @@
 #include "real.h"
 #include "report.h"
 #include "slots.h"
+#include "thread_state.h"
 #include "writer.h"
 
 namespace gometrics::agent {
@@ -98,6 +99,7 @@ void compute_and_publish(State& st) {
 
 void* publisher_main(void*) {
     mark_agent_thread();
+    set_publisher_tid(static_cast<int>(syscall(SYS_gettid)));  // /sched/threads/total leaves it out
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
     while (!g_stop.load(std::memory_order_acquire)) {

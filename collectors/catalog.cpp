@@ -14,6 +14,8 @@ constexpr size_t kMaxMetrics = 256;
 constexpr std::span<const Metric> (*kFamilies[])() = {
     heap_metrics,
     profiling_metrics,
+    threads_metrics,
+    sync_metrics,
 };
 
 struct Table {

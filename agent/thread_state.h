@@ -1,0 +1,55 @@
+// Thread lifecycle as the pthread_create wrapper (hooks_pthread.cpp) sees
+// it, for the threads and sched collectors.
+//
+// Thread creation and exit are rare next to malloc or a lock (each costs a
+// clone and mmaps), so these are plain process-wide atomics: a thread
+// counts itself in as the first thing its wrapped start routine does, and
+// out in a pthread key destructor, which glibc runs however the thread ends
+// (return, pthread_exit, cancellation). Both run on the thread itself, so
+// `started - exited` never counts a thread out before it was counted in.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace gometrics::agent {
+
+struct ThreadCounts {
+    uint64_t started;     // threads whose start routine the agent wrapped and saw begin
+    uint64_t exited;      // of those, threads that have ended
+    uint64_t stack_bytes; // stack sizes of the started threads not yet ended (see hooks_pthread.cpp)
+};
+ThreadCounts thread_counts() noexcept;
+
+// The tid of the publisher thread (0 before it starts, and in a forked
+// child until it restarts). Set by the publisher thread itself; never
+// cleared at exit, so a reader can check whether that task still exists.
+int publisher_tid() noexcept;
+void set_publisher_tid(int tid) noexcept;
+
+// The final /proc/thread-self/schedstat of an exiting wrapped thread. The
+// sched collector folds these in, so the last stretch of a thread's life
+// (since the previous snapshot) is not lost.
+struct ExitedSchedstat {
+    int32_t tid;
+    uint64_t wait_ns;     // time runnable, waiting for a CPU
+    uint64_t timeslices;  // times it was put on a CPU
+};
+// Exiting threads (many producers): false when the queue is full (the
+// record is dropped: that thread's last stretch is then missed).
+bool push_exited_schedstat(const ExitedSchedstat& r) noexcept;
+// The publisher (the single consumer): the next record, or false when none.
+bool pop_exited_schedstat(ExitedSchedstat& r) noexcept;
+
+namespace detail {
+extern std::atomic<uint64_t> g_threads_started, g_threads_exited, g_thread_stack_bytes;
+// The calling thread's stack bytes plus one if the agent saw it start, 0
+// if it did not (the main thread, say). Initial-exec, zero-initialised.
+extern __thread uint64_t tls_seen_stack_plus_one [[gnu::tls_model("initial-exec")]];
+// In a forked child (atfork handler, trivial): only the forking thread
+// survives. Forgets the parent's other threads, its publisher and its
+// queued schedstat records.
+void threads_after_fork() noexcept;
+}  // namespace detail
+
+}  // namespace gometrics::agent

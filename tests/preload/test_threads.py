@@ -1,0 +1,71 @@
+"""Thread metrics under the agent: live and created counts, stacks."""
+
+import os
+import resource
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+import gmtest  # noqa: E402
+from gmtest import program  # noqa: E402
+
+
+def default_stack():
+    """glibc's default thread stack: RLIMIT_STACK's soft limit, 8 MiB when unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_STACK)
+    return 8 << 20 if soft == resource.RLIM_INFINITY else soft
+
+
+def eventually(fn, timeout=5.0):
+    """fn() until it returns without raising, within timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return fn()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+class Threads(unittest.TestCase):
+    def test_100_started_50_live_then_joined(self):
+        with gmtest.Spawned([program("threads")]) as p:
+            self.assertEqual(p.stdout.readline(), "live\n")
+            m = gmtest.dump(p.pid)
+            self.assertGreaterEqual(m["/sched/threads-created:threads"], 100)
+            self.assertEqual(m["/sched/threads/total:threads"], 51)
+            d = default_stack()
+            # 24 asked for 256 KiB, one brought its own stack, 25 + main take the default.
+            self.assertEqual(m["/memory/classes/os-stacks:bytes"], 24 * 256 * 1024 + 26 * d)
+
+            p.stdin.write("join\n")
+            p.stdin.flush()
+            self.assertEqual(p.stdout.readline(), "joined\n")
+
+            def after_join():
+                m = gmtest.dump(p.pid)
+                self.assertEqual(m["/sched/threads/total:threads"], 1)
+                self.assertEqual(m["/sched/threads-created:threads"], 100)
+                self.assertEqual(m["/memory/classes/os-stacks:bytes"], d)
+            # A joined thread can stay in the kernel's count for a moment.
+            eventually(after_join)
+            p.stdin.write("exit\n")
+            p.stdin.flush()
+            self.assertEqual(p.wait(timeout=30), 0)
+
+    def test_publisher_thread_is_not_counted(self):
+        with gmtest.Spawned(["sleep", "5"]) as p:
+            self.assertEqual(len(os.listdir(f"/proc/{p.pid}/task")), 2)  # sleep's main thread + the publisher
+            self.assertEqual(gmtest.dump(p.pid)["/sched/threads/total:threads"], 1)
+
+    def test_report_at_exit(self):
+        _, rep = gmtest.run_with_report([program("threads")], input="\n\n")
+        m = gmtest.metrics(rep)
+        self.assertEqual(m["/sched/threads-created:threads"], 100)
+        self.assertEqual(m["/sched/threads/total:threads"], 1)
+
+
+if __name__ == "__main__":
+    gmtest.main()
