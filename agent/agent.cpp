@@ -77,6 +77,7 @@ using namespace gometrics::agent;
     detail::g_start_time_ns = realtime_ns();
     detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
     if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = r;
+    if (const char* r = getenv("GOMETRICS_PROFILE_REPORT"); r && *r) detail::g_config.profile_report_path = r;
     detail::g_interposed = detect_interposition();
     if (!detail::g_interposed)
         log::once(g_said_not_interposed,

@@ -9,6 +9,7 @@ namespace gometrics::agent {
 struct Config {
     uint32_t interval_ms;     // GOMETRICS_INTERVAL_MS, default 1000: publisher refresh period
     const char* report_path;  // GOMETRICS_REPORT: final snapshot as JSON at exit ("%p" -> pid), or null
+    const char* profile_report_path;  // GOMETRICS_PROFILE_REPORT: sampled stacks as JSON at exit ("%p" -> pid), or null
 };
 
 const Config& config() noexcept;

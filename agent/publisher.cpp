@@ -24,6 +24,7 @@
 #include "catalog.h"
 #include "log.h"
 #include "profile.h"
+#include "profile_report.h"
 #include "real.h"
 #include "report.h"
 #include "slots.h"
@@ -201,6 +202,9 @@ void publisher_shutdown() noexcept {
         sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
         st.thread_started = !sole_writer;
     }
+    // The stacks live in the agent's own tables, not in the segment: this
+    // needs no publisher.
+    if (config().profile_report_path) write_profile_report(config().profile_report_path);
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
     st.writer.set_state(layout::kStatePublisherRunning, false);
     compute_and_publish(st);  // also fills the words when there is no segment

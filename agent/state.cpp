@@ -5,7 +5,7 @@
 namespace gometrics::agent {
 
 namespace detail {
-constinit Config g_config{1000, nullptr};
+constinit Config g_config{1000, nullptr, nullptr};
 constinit bool g_interposed = true;
 constinit uint64_t g_start_time_ns = 0;
 }  // namespace detail
