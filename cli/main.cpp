@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
     int status = kExitOk;
     add_ps_commands(app, status);
     add_metric_commands(app, status);
+    add_profile_commands(app, status);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
