@@ -91,7 +91,9 @@ void write_bytes(const std::string& bytes, const std::string& path) {
 }
 
 int run(const Options& o) {
-    const ProfileKind kind = *parse_profile_kind(o.kind);  // CLI11 checked the name
+    const auto parsed_kind = parse_profile_kind(o.kind);
+    if (!parsed_kind) throw Failure(kExitUsage, fmt::format("no profile kind \"{}\": heap, allocs or mutex", o.kind));
+    const ProfileKind kind = *parsed_kind;
     if (!o.from_report.empty() && o.pid)
         throw Failure(kExitUsage, "--pid and --from-report are exclusive: a report names its process");
     Collected c = o.from_report.empty() ? from_process(pick_pid(o.pid)) : from_report(o.from_report);
@@ -116,6 +118,14 @@ int run(const Options& o) {
 }
 
 }  // namespace
+
+void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output) {
+    Options o;
+    o.kind = kind;
+    o.from_report = report;
+    o.output = output;
+    run(o);
+}
 
 void add_profile_commands(CLI::App& app, int& status) {
     static Options o;

@@ -2,6 +2,8 @@
 // returns the exit status through `status`.
 #pragma once
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace gometrics::cli {
@@ -9,5 +11,11 @@ namespace gometrics::cli {
 void add_ps_commands(CLI::App& app, int& status);       // ps, gc
 void add_metric_commands(CLI::App& app, int& status);   // list, read, dump
 void add_profile_commands(CLI::App& app, int& status);  // profile
+
+// `profile KIND --from-report REPORT -o OUTPUT`, for `exec --profile
+// KIND=FILE`: converts the GOMETRICS_PROFILE_REPORT an exited process wrote
+// into a symbolized pprof profile. KIND is heap, allocs or mutex; throws
+// Failure with a one-line message.
+void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output);
 
 }  // namespace gometrics::cli
