@@ -94,8 +94,11 @@ void build_table(State& st) {
 void compute_and_publish(State& st) {
     collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
     for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
-    st.writer.publish(st.words, s.seq, s.time_ns);
+    // The profile first: a reader that asked for a fresh snapshot waits for
+    // the values' generation to move, then reads the profile region, which
+    // must already be this snapshot's.
     profile::publish(st.writer.profile_region());
+    st.writer.publish(st.words, s.seq, s.time_ns);
 }
 
 void* publisher_main(void*) {

@@ -45,7 +45,11 @@ struct Collected {
 
 Collected from_process(int pid) {
     Reader reader = open_or_fail(pid);
-    auto raw = reader.ReadProfile();
+    // Samples taken up to now, not up to the last periodic snapshot: wait
+    // longer than a metrics read does for the publisher on a busy machine.
+    ReadOptions fresh;
+    fresh.fresh_timeout_ms = 2000;
+    auto raw = reader.ReadProfile(fresh);
     if (!raw) throw Failure(kExitError, raw.error().message);
     Collected c{std::move(*raw), {}};
     c.source.pid = pid;

@@ -38,6 +38,8 @@ def go_top(path, sample_index):
         m = TOP_ROW.match(line)
         if m:
             flat[m.group(6)] = flat.get(m.group(6), 0.0) + float(m.group(1))
+    if not flat:
+        raise AssertionError(f"no stacks in the {sample_index} profile: {cp.stdout[-2000:]}")
     return flat
 
 
@@ -106,6 +108,7 @@ class HeapProfile(unittest.TestCase):
         allocated = go_top(self.allocs, "alloc_space")
         self.assertGreater(allocated.get("gamma_site", 0), 0.5 * allocated.get("alpha_site", 0) * 2 / 3, allocated)
         in_use = go_top(self.heap, "inuse_space")
+        self.assertGreater(in_use.get("alpha_site", 0), 0, in_use)
         self.assertEqual(in_use.get("gamma_site", 0), 0, in_use)
         self.assertIn("gamma_site", self.allocs_text)
         self.assertNotIn("gamma_site", self.heap_text)
