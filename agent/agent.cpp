@@ -23,19 +23,21 @@ namespace {
 
 constinit std::atomic<bool> g_said_not_interposed{false};
 
-// GOMETRICS_REPORT, copied: programs that rewrite their process title
-// (redis-server, nginx, postgres) move environ and overwrite the original
-// strings, so a pointer into the environment would read garbage at exit.
+// GOMETRICS_REPORT and GOMETRICS_PROFILE_REPORT, copied: programs that
+// rewrite their process title (redis-server, nginx, postgres) move environ
+// and overwrite the original strings, so a pointer into the environment
+// would read garbage at exit.
 constinit char g_report_path[4096] = {};
+constinit char g_profile_report_path[4096] = {};
 
-const char* copy_report_path(const char* v) {
+const char* copy_path(const char* v, char (&buf)[4096]) {
     const size_t n = strlen(v);
-    if (n >= sizeof g_report_path) {
-        log::line({"ignoring GOMETRICS_REPORT (longer than ", "4095 bytes)"});
+    if (n >= sizeof buf) {
+        log::line({"ignoring a report path longer than 4095 bytes"});
         return nullptr;
     }
-    memcpy(g_report_path, v, n + 1);
-    return g_report_path;
+    memcpy(buf, v, n + 1);
+    return buf;
 }
 
 uint32_t env_u32(const char* name, uint32_t fallback, uint32_t lo, uint32_t hi) {
@@ -97,7 +99,9 @@ using namespace gometrics::agent;
     switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
     detail::g_start_time_ns = realtime_ns();
     detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
-    if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = copy_report_path(r);
+    if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = copy_path(r, g_report_path);
+    if (const char* r = getenv("GOMETRICS_PROFILE_REPORT"); r && *r)
+        detail::g_config.profile_report_path = copy_path(r, g_profile_report_path);
     if (const char* p = getenv("GOMETRICS_PUBLISHER"); p && *p) {
         if (strcmp(p, "lazy") == 0)
             detail::g_config.eager_publisher = false;

@@ -14,6 +14,7 @@ struct Config {
     // once; "lazy" leaves a single-threaded program single-threaded until it
     // creates a thread or a reader asks (see layout::kStatePublisherLazy).
     bool eager_publisher;
+    const char* profile_report_path;  // GOMETRICS_PROFILE_REPORT: sampled stacks as JSON at exit ("%p" -> pid), or null
 };
 
 const Config& config() noexcept;

@@ -107,7 +107,7 @@ template <auto Member, class... Args>
     const int rc = f(args...);  // whatever it returns (ETIMEDOUT too), the time was spent waiting
     const uint64_t waited = monotonic_ns() - t0;
     record_wait(s, waited);
-    profile::sample_contention(waited);
+    profile::sample_contention(waited);  // saves and restores errno
     return rc;
 }
 

@@ -26,6 +26,7 @@
 #include "catalog.h"
 #include "log.h"
 #include "profile.h"
+#include "profile_report.h"
 #include "real.h"
 #include "report.h"
 #include "slots.h"
@@ -99,8 +100,11 @@ void build_table(State& st) {
 void compute_and_publish(State& st, bool final = false) {
     collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
     for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
-    st.writer.publish(st.words, s.seq, s.time_ns);
+    // The profile first: a reader that asked for a fresh snapshot waits for
+    // the values' generation to move, then reads the profile region, which
+    // must already be this snapshot's.
     profile::publish(st.writer.profile_region());
+    st.writer.publish(st.words, s.seq, s.time_ns);
     trace_snapshot({{st.metrics, st.count}, st.words, {st.word_offset, st.count}, s.time_ns}, config().interval_ms,
                    final);
 }
@@ -239,6 +243,9 @@ void publisher_shutdown() noexcept {
         sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
         st.thread_started = !sole_writer;
     }
+    // The stacks live in the agent's own tables, not in the segment: this
+    // needs no publisher.
+    if (config().profile_report_path) write_profile_report(config().profile_report_path);
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
     st.writer.set_state(layout::kStatePublisherRunning, false);
     compute_and_publish(st, true);  // also fills the words when there is no segment

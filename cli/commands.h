@@ -2,6 +2,8 @@
 // returns the exit status through `status`.
 #pragma once
 
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace gometrics::cli {
@@ -12,5 +14,12 @@ void add_serve_command(CLI::App& app, int& status);     // serve
 void add_exec_command(CLI::App& app, int& status);      // exec
 void add_report_commands(CLI::App& app, int& status);   // check, diff
 void add_watch_command(CLI::App& app, int& status);     // watch
+void add_profile_commands(CLI::App& app, int& status);  // profile
+
+// `profile KIND --from-report REPORT -o OUTPUT`, for `exec --profile
+// KIND=FILE`: converts the GOMETRICS_PROFILE_REPORT an exited process wrote
+// into a symbolized pprof profile. KIND is heap, allocs or mutex; throws
+// Failure with a one-line message.
+void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output);
 
 }  // namespace gometrics::cli

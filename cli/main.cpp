@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
     add_watch_command(app, status);
     add_exec_command(app, status);
     add_report_commands(app, status);
+    add_profile_commands(app, status);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

@@ -100,6 +100,10 @@ std::optional<std::size_t> find_sample_type(const Profile& profile, std::string_
 // executable first. Fails only if /proc/PID/maps cannot be read.
 Result<std::vector<Mapping>> read_mappings(int pid);
 
+// The same from /proc/PID/maps lines recorded earlier (GOMETRICS_PROFILE_REPORT),
+// `exe` first; build IDs are read from the files as they are on disk now.
+std::vector<Mapping> parse_mappings(const std::vector<std::string>& maps_lines, std::string_view exe);
+
 // The uncompressed profile.proto message. Fails if a sample's value count
 // differs from the number of sample types (pprof rejects such profiles).
 Result<std::string> encode(const Profile& profile);

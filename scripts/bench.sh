@@ -311,9 +311,43 @@ bench_workloads() {
   echo
 }
 
+# One configuration of bench_profile, chosen by $MODE (measure() passes
+# configurations as environment); heaptrack prints its own messages, so only
+# the program's number is kept.
+profile_run() {
+  case $MODE in
+    none) "$@" ;;
+    off) LD_PRELOAD=$agent GOMETRICS_PROFILE_RATE=0 GOMETRICS_MUTEX_PROFILE_FRACTION=0 "$@" ;;
+    default) LD_PRELOAD=$agent "$@" ;;
+    rate32k) LD_PRELOAD=$agent GOMETRICS_PROFILE_RATE=32768 "$@" ;;
+    heaptrack)
+      local out
+      out=$(mktemp -d)
+      heaptrack -o "$out/ht" "$@" 2>/dev/null | grep -E '^[0-9.]+$' | tail -1
+      rm -rf "$out" ;;
+  esac
+}
+
+bench_profile() {
+  echo "### malloc+free pair with heap profiling (ns per pair, per thread)"
+  echo
+  echo "| threads | configuration | ns/pair | added ns | ratio |"
+  echo "|---|---|---|---|---|"
+  export agent
+  export -f profile_run
+  local configs=("no agent=MODE=none" "gometrics, profiling off=MODE=off"
+                 "gometrics, profiling at 512 KiB (default)=MODE=default"
+                 "gometrics, profiling at 32 KiB=MODE=rate32k" "heaptrack=MODE=heaptrack")
+  for t in 1 2; do
+    measure configs bash -c 'profile_run "$@"' _ build/tests/bench_malloc "$t" 1000000 | table "$t"
+  done
+  echo
+}
+
 echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), glibc $(ldd --version | head -1 | awk '{print $NF}'), load $(cut -d' ' -f1 /proc/loadavg), $runs runs each, medians)"
 echo
 bench_malloc
+bench_profile
 bench_workloads
 bench_locks
 bench_scrape
