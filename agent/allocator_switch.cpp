@@ -32,6 +32,7 @@
 // program), straight to jemalloc, hiding from the agent every C++ allocation
 // of a C++ library the program opens later.
 #include <dlfcn.h>
+#include <sys/sysinfo.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <sys/mman.h>
@@ -286,6 +287,18 @@ void prepare_allocator_switch() noexcept {
 void switch_allocator_if_asked() noexcept {
     if (!g_wanted) return;
     g_wanted = false;
+    // Whatever makes us stay on glibc, the program must not keep the
+    // single-arena, no-mmap tuning that prepared the switch.
+    struct RestoreUnlessSwitched {
+        bool switched = false;
+        ~RestoreUnlessSwitched() {
+            if (switched) return;
+            // glibc's own defaults: 8 arenas per core (NARENAS_FROM_NCORES;
+            // mallopt refuses 0), and DEFAULT_MMAP_MAX.
+            mallopt(M_ARENA_MAX, 8 * get_nprocs());
+            mallopt(M_MMAP_MAX, 65536);
+        }
+    } restore;
     if (proc_stat_field(20) != 1) {  // num_threads: a thread could be inside glibc's malloc right now
         refuse({"GOMETRICS_ALLOCATOR=jemalloc: threads already run before the agent's constructor: staying on glibc"});
         return;
@@ -329,6 +342,7 @@ void switch_allocator_if_asked() noexcept {
     g_brk_lo = lo;
     g_glibc = {g_real.malloc, g_real.free, g_real.realloc, g_real.memalign, g_real.malloc_usable_size};
     g_je = je;
+    restore.switched = true;
     // The hooks read g_real on every call; we are the only thread, so these
     // plain stores are seen by every thread created from here on.
     detail::g_glibc_chunks = false;  // usable_size() must ask the router now
