@@ -13,7 +13,7 @@ void line(std::initializer_list<std::string_view> parts) noexcept {
     size_t n = 0;
     auto put = [&](std::string_view s) {
         const size_t k = s.size() < sizeof buf - 1 - n ? s.size() : sizeof buf - 1 - n;
-        std::memcpy(buf + n, s.data(), k);
+        if (k) std::memcpy(buf + n, s.data(), k);  // an empty view's data() may be null
         n += k;
     };
     put("gometrics: ");

@@ -87,6 +87,7 @@ std::optional<double> cgroup_limit() {
             const std::string_view parts[] = {mount->mount_point, rel == "/" ? std::string_view{} : rel, "/cpu.max"};
             size_t n = 0;
             for (std::string_view p : parts) {
+                if (p.empty()) continue;  // an empty view's data() may be null: no memcpy from it
                 if (n + p.size() >= sizeof g_cpu_max.path) return std::nullopt;
                 std::memcpy(g_cpu_max.path + n, p.data(), p.size());
                 n += p.size();

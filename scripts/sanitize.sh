@@ -31,8 +31,8 @@ configure() {
 
 run_asan() {
   echo "sanitize: address,undefined" >&2
-  configure build-asan address,undefined cli/gometrics-cli tests/unit-tests tests/fuzz/fuzz_reader_replay \
-    tests/fuzz/fuzz_check_replay
+  configure build-asan address,undefined cli/gometrics-cli gometrics-catalog tests/unit-tests \
+    tests/fuzz/fuzz_reader_replay tests/fuzz/fuzz_check_replay
   meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --suite unit
   cli_against_live_process
 }
