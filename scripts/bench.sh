@@ -303,11 +303,11 @@ bench_workloads() {
   # The interpreter itself, not a wrapper script (pyenv's shims are shell scripts).
   local python
   python=$(python3 -c 'import sys; print(sys.executable)')
-  wall=1 measure configs env PYTHONMALLOC=malloc "$python" tests/realapps/workloads/alloc_heavy.py 30 |
-    table "python3 alloc_heavy.py 30"
+  wall=1 measure configs env PYTHONMALLOC=malloc "$python" tests/realapps/workloads/alloc_heavy.py 100 |
+    table "python3 alloc_heavy.py 100"
   local db=$tmp/bench.db
-  wall=1 measure configs sh -c "rm -f $db; exec sqlite3 $db 'create table n(v); insert into n values(200000);' \
-    '.read tests/realapps/workloads/sqlite_inserts.sql'" | table "sqlite3 200k inserts"
+  wall=1 measure configs sh -c "rm -f $db; exec sqlite3 $db 'create table n(v); insert into n values(500000);' \
+    '.read tests/realapps/workloads/sqlite_inserts.sql'" | table "sqlite3 500k inserts"
   echo
 }
 
