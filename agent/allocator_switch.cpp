@@ -46,6 +46,7 @@
 
 #include "log.h"
 #include "real.h"
+#include "slots.h"
 
 extern "C" void* __curbrk;  // glibc's current program break (exported, GLIBC_2.2.5)
 extern char** environ;
@@ -117,15 +118,6 @@ void* routed_realloc(void* p, size_t n) noexcept {
         return nullptr;
     }
     return g_je.realloc(p, n);
-}
-
-void* routed_reallocarray(void* p, size_t n, size_t size) noexcept {
-    size_t total;
-    if (__builtin_mul_overflow(n, size, &total)) {
-        errno = ENOMEM;
-        return nullptr;
-    }
-    return routed_realloc(p, total);
 }
 
 void* je_pvalloc(size_t n) noexcept {
@@ -264,7 +256,7 @@ namespace detail {
 
 // Called by resolve_real() before the first real allocation: read the wish,
 // and if it is jemalloc, keep every glibc block in the brk heap from now on.
-void prepare_allocator_switch() noexcept {
+void prepare_allocator_switch(void* real_malloc) noexcept {
     const char* v = getenv("GOMETRICS_ALLOCATOR");
     if (!v || !*v || std::strcmp(v, "glibc") == 0) return;
     if (std::strcmp(v, "jemalloc") != 0) {
@@ -272,8 +264,7 @@ void prepare_allocator_switch() noexcept {
         return;
     }
     Dl_info info{};
-    if (!dladdr(reinterpret_cast<void*>(g_real.malloc), &info) || !info.dli_fname ||
-        !std::strstr(info.dli_fname, "/libc.so.6")) {
+    if (!dladdr(real_malloc, &info) || !info.dli_fname || !std::strstr(info.dli_fname, "/libc.so.6")) {
         refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", info.dli_fname ? info.dli_fname : "?",
                 "): left as it is"});
         return;
@@ -346,10 +337,10 @@ void switch_allocator_if_asked() noexcept {
     // The hooks read g_real on every call; we are the only thread, so these
     // plain stores are seen by every thread created from here on.
     detail::g_glibc_chunks = false;  // usable_size() must ask the router now
+    detail::demote_slot();           // and this thread counts out of line from now on
     g_real.malloc_usable_size = routed_usable_size;
     g_real.free = routed_free;
     g_real.realloc = routed_realloc;
-    g_real.reallocarray = routed_reallocarray;
     g_real.pvalloc = je_pvalloc;
     g_real.memalign = je.memalign;
     g_real.valloc = je_valloc;

@@ -21,6 +21,16 @@ inline constexpr size_t kSizeCounts = 2 + (kSizeMaxLog2 - kSizeMinLog2) * (1u <<
 inline constexpr unsigned kTimeMinLog2 = 7, kTimeMaxLog2 = 37, kTimeSubBits = 2;
 inline constexpr size_t kTimeCounts = 2 + (kTimeMaxLog2 - kTimeMinLog2) * (1u << kTimeSubBits);
 
+// Exact small sizes, the hot path's common case: a usable size that is a
+// multiple of 8 up to 1016 bytes (every small block of glibc, jemalloc and
+// tcmalloc) is counted in a class of its own, indexed by the size itself, so
+// one test and one increment count the object and, exactly, its bytes (the
+// class's size times its count). Other sizes count their bytes and a
+// log-linear bucket.
+inline constexpr size_t kSmallMask = 0x3F8;  // usable & ~kSmallMask == 0: small
+inline constexpr size_t kSmallCounts = (kSmallMask >> 3) + 1;
+[[gnu::always_inline]] constexpr bool is_small(uint64_t usable) noexcept { return (usable & ~uint64_t{kSmallMask}) == 0; }
+
 template <unsigned MinLog2, unsigned MaxLog2, unsigned SubBits>
 constexpr size_t log_linear_index(uint64_t v) noexcept {
     constexpr size_t kLast = 1 + (MaxLog2 - MinLog2) * (1u << SubBits);
@@ -59,6 +69,8 @@ static_assert(size_index(0) == 0 && size_index(7) == 0 && size_index(8) == 1 && 
               size_index(12) == 2 && size_index(16) == 3);
 static_assert(size_index(uint64_t{1} << 40) == kSizeCounts - 1 && size_index(~uint64_t{0}) == kSizeCounts - 1);
 static_assert(kSizeEdges[1] == 8 && kSizeEdges[2] == 12 && kSizeEdges[3] == 16 && kSizeEdges[kSizeCounts - 1] == double(uint64_t{1} << 40));
+static_assert(is_small(0) && is_small(8) && is_small(1016) && !is_small(1017) && !is_small(1024) && !is_small(12) &&
+              !is_small(uint64_t{1} << 40) && kSmallCounts == 128);
 static_assert(time_index(127) == 0 && time_index(128) == 1 && time_index(160) == 2 && time_index(256) == 5);
 
 }  // namespace gometrics::buckets

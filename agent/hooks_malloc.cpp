@@ -2,10 +2,20 @@
 // then count the result in the calling thread's slot (usable sizes, so that
 // live = allocs - frees holds exactly). Return values and errno are the real
 // function's: counting never touches errno and never fails.
+//
+// The common case is counted inline: a thread whose TLS holds a slot (which
+// implies glibc's chunks, slots.h) and a small chunk (real.h), counted with
+// one test and one increment. Everything else (large blocks, another
+// allocator, a thread with no slot, the bootstrap arena, sampled blocks)
+// is a call out of line. So malloc needs no stack frame beyond the real
+// call, free ends in a tail call, and neither checks whether the real
+// functions are resolved: malloc's starts as a resolving stub, and a thread
+// has a slot only once they are.
 #include <errno.h>
 
 #include <cstring>
 
+#include "buckets.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -16,7 +26,7 @@
 namespace gometrics::agent {
 namespace {
 
-using detail::g_real;
+using R = RealFunctions;
 
 [[gnu::always_inline]] inline bool ready() noexcept {
     return detail::g_resolve_state.load(std::memory_order_acquire) == 2;
@@ -30,88 +40,115 @@ using detail::g_real;
     return false;
 }
 
-// An allocation or a free: its bytes, and its size bucket (which also
-// counts objects: the collector sums the buckets).
-[[gnu::always_inline]] inline void record(uint64_t& bytes, uint64_t* by_size, size_t usable) noexcept {
-    bump(bytes, usable);
-    bump(by_size[buckets::size_index(usable)], 1);
+// A hook of the rarer kind called before the real functions are resolved:
+// serve it from the bootstrap arena while dlsym runs (boot), else resolve
+// and go on (call).
+template <class Boot, class Call>
+[[gnu::noinline, gnu::cold]] auto unresolved(Boot boot, Call call) noexcept {
+    return bootstrap_or_resolve() ? boot() : call();
 }
 
-// Cold: no slot yet (claims one), the thread has exited (the shared orphan
-// slot, atomically), or the agent's own work (not counted).
-[[gnu::noinline, gnu::cold]] void record_cold(bool is_free, size_t usable) noexcept {
-    ThreadSlot* s = detail::slow_slot();
-    if (!s) return;
-    uint64_t& bytes = is_free ? s->free_bytes : s->alloc_bytes;
-    uint64_t* by_size = is_free ? s->free_by_size : s->alloc_by_size;
-    if (is_orphans(s)) {
-        bump_shared(bytes, usable);
-        bump_shared(by_size[buckets::size_index(usable)], 1);
+// A slot in TLS, not a marker: the inline path applies.
+[[gnu::always_inline]] inline bool has_slot(ThreadSlot* s) noexcept {
+    return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
+}
+
+// An allocation or a free of `usable` bytes, on a slot the caller owns.
+[[gnu::always_inline]] inline void record(ThreadSlot* s, HeapSide side, size_t usable) noexcept {
+    if (buckets::is_small(usable)) [[likely]] {
+        bump(small_counter(s, usable, side), 1);
     } else {
-        record(bytes, by_size, usable);
+        bump(s->other_bytes[side], usable);
+        bump(s->other_by_size[buckets::size_index(usable)][side], 1);
     }
 }
 
-[[gnu::always_inline]] inline bool has_slot(ThreadSlot* s) noexcept {
-    return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
+// The same on the shared orphan slot (threads past their exit destructor).
+void record_orphan(HeapSide side, size_t usable) noexcept {
+    ThreadSlot* s = &detail::g_orphans;
+    if (buckets::is_small(usable)) {
+        bump_shared(small_counter(s, usable, side), 1);
+    } else {
+        bump_shared(s->other_bytes[side], usable);
+        bump_shared(s->other_by_size[buckets::size_index(usable)][side], 1);
+    }
 }
 
 // The thread's countdown of bytes crossed zero: sample this allocation for
 // the heap profile (which draws the next countdown), and let a lazy
 // publisher see whether it is wanted. While one is pending, the countdown
 // is kept short so a reader's request is noticed within a few KiB.
-[[gnu::noinline, gnu::cold]] void countdown_expired(ThreadSlot* s, void* p, size_t usable) noexcept {
+[[gnu::noinline, gnu::cold]] void* countdown_expired(ThreadSlot* s, void* p, size_t usable) noexcept {
     constexpr int64_t kPollBytes = 64 * 1024;
     publisher_poll();
     profile::sample_alloc(s, p, usable);
     if (publisher_pending() && s->sample_countdown > kPollBytes) s->sample_countdown = kPollBytes;
+    return p;
 }
 
-// Counts the allocation; every so many bytes, the cold countdown work.
-[[gnu::always_inline]] inline void count_alloc(void* p) noexcept {
-    ThreadSlot* s = detail::tls_slot;
-    if (has_slot(s)) [[likely]] {
-        const size_t usable = usable_size(p);
-        record(s->alloc_bytes, s->alloc_by_size, usable);
-        if ((s->sample_countdown -= static_cast<int64_t>(usable)) < 0) [[unlikely]]
-            countdown_expired(s, p, usable);
-    } else if (s != detail::marker(detail::kAgentThread)) {
-        record_cold(false, usable_size(p));
+[[gnu::always_inline]] inline void* count_down(ThreadSlot* s, void* p, size_t usable) noexcept {
+    if ((s->sample_countdown -= static_cast<int64_t>(usable)) < 0) [[unlikely]]
+        return countdown_expired(s, p, usable);
+    return p;
+}
+
+// Any allocation but the common case. A bootstrap block (handed out while
+// resolving) is not counted: its free is not either.
+[[gnu::noinline]] void* count_alloc_slow(void* p) noexcept {
+    if (is_bootstrap(p)) [[unlikely]]
+        return p;
+    ThreadSlot* s = current_slot();
+    if (!s) return p;  // the agent's own
+    const size_t usable = usable_size(p);
+    if (is_orphans(s)) [[unlikely]] {
+        record_orphan(kAllocs, usable);
+        return p;
     }
+    record(s, kAllocs, usable);
+    return count_down(s, p, usable);
 }
 
-// A block is going away: if it was sampled, the profile moves it from
-// in use to freed. Unsampled blocks cost a hash and one byte load.
-[[gnu::always_inline]] inline void forget_if_sampled(void* p) noexcept {
-    if (profile::maybe_sampled(p)) [[unlikely]]
-        profile::forget(p);
-}
-
-[[gnu::always_inline]] inline void count_free_usable(size_t usable) noexcept {
+// Counts the allocation p, if any, and returns it.
+[[gnu::always_inline]] inline void* counted(void* p) noexcept {
+    if (!p) [[unlikely]]
+        return p;
     ThreadSlot* s = detail::tls_slot;
-    if (has_slot(s)) [[likely]]
-        record(s->free_bytes, s->free_by_size, usable);
-    else if (s != detail::marker(detail::kAgentThread))
-        record_cold(true, usable);
+    if (!has_slot(s)) [[unlikely]]
+        return count_alloc_slow(p);
+    const size_t head = glibc::chunk_head(p);
+    if (!glibc::small_chunk(head)) [[unlikely]]
+        return count_alloc_slow(p);
+    const size_t usable = glibc::small_chunk_usable(head);
+    bump(small_counter(s, usable, kAllocs), 1);
+    return count_down(s, p, usable);
 }
 
-// Reads the size before the real free: the block is gone afterwards.
-[[gnu::always_inline]] inline void count_free(void* p) noexcept {
-    ThreadSlot* s = detail::tls_slot;
-    if (has_slot(s)) [[likely]]
-        record(s->free_bytes, s->free_by_size, usable_size(p));
-    else if (s != detail::marker(detail::kAgentThread))
-        record_cold(true, usable_size(p));
+// Counts the free of a block of `usable` bytes.
+void count_free(size_t usable) noexcept {
+    ThreadSlot* s = current_slot();
+    if (!s) return;  // the agent's own
+    if (is_orphans(s)) [[unlikely]]
+        record_orphan(kFrees, usable);
+    else
+        record(s, kFrees, usable);
 }
 
-// realloc and reallocarray: a free of the old block plus an allocation of
-// the new one, counted only for what really happened.
+// free, other than the common case: a bootstrap block (never freed), a free
+// before resolution, a large block, another allocator, a sampled block.
+[[gnu::noinline]] void free_slow(void* p) noexcept {
+    if (is_bootstrap(p)) [[unlikely]]
+        return;
+    if (!ready()) [[unlikely]]
+        if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
+    count_free(usable_size(p));  // before the real free: the block is gone afterwards
+    if (profile::maybe_sampled(p)) profile::forget(p);
+    real_fn<&R::free>()(p);
+}
+
+// realloc: a free of the old block plus an allocation of the new one,
+// counted only for what really happened.
 [[gnu::always_inline]] inline void* counted_realloc(void* p, bool zero_size, auto&& real_call) noexcept {
-    if (!p) {
-        void* q = real_call();
-        if (q) count_alloc(q);
-        return q;
-    }
+    if (!p) return counted(real_call());
     const size_t old_usable = usable_size(p);
     const bool sampled = profile::maybe_sampled(p);
     void* q = real_call();
@@ -121,118 +158,98 @@ using detail::g_real;
         // would be taken for p's free: a window of a few instructions.
         if (sampled) [[unlikely]]
             profile::forget(p);
-        count_free_usable(old_usable);
+        count_free(old_usable);
     }
-    if (q) count_alloc(q);
-    return q;
+    return counted(q);
 }
 
 // realloc of a bootstrap block: move it to the real heap, never free it.
 [[gnu::noinline, gnu::cold]] void* realloc_from_bootstrap(void* p, size_t n) noexcept;
+
+void* realloc_impl(void* p, size_t n) noexcept {
+    if (is_bootstrap(p)) [[unlikely]]
+        return realloc_from_bootstrap(p, n);
+    auto call = [p, n] { return counted_realloc(p, n == 0, [&] { return real_fn<&R::realloc>()(p, n); }); };
+    if (!ready()) [[unlikely]]
+        return unresolved([n] { return bootstrap_alloc(n, 16); }, call);  // p is null here: nothing real exists yet
+    return call();
+}
 
 }  // namespace
 }  // namespace gometrics::agent
 
 using namespace gometrics::agent;
 
-GOMETRICS_EXPORT void* malloc(size_t n) noexcept {
-    if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return bootstrap_alloc(n, 16);
-    void* p = g_real.malloc(n);
-    if (p) [[likely]]
-        count_alloc(p);
-    return p;
-}
+GOMETRICS_EXPORT void* malloc(size_t n) noexcept { return counted(real_fn<&R::malloc>()(n)); }
 
 GOMETRICS_EXPORT void free(void* p) noexcept {
-    if (!p || is_bootstrap(p)) [[unlikely]]
+    if (!p) [[unlikely]]
         return;
-    if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
-    count_free(p);
-    forget_if_sampled(p);
-    g_real.free(p);
-}
-
-GOMETRICS_EXPORT void* calloc(size_t n, size_t size) noexcept {
-    if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) {
-            size_t total;
-            if (__builtin_mul_overflow(n, size, &total)) return nullptr;
-            return bootstrap_alloc(total, 16);  // static storage: already zero
+    ThreadSlot* s = detail::tls_slot;
+    if (has_slot(s)) [[likely]] {
+        const size_t head = glibc::chunk_head(p);
+        if (glibc::small_chunk(head) && !profile::maybe_sampled(p)) [[likely]] {
+            bump(small_counter(s, glibc::small_chunk_usable(head), kFrees), 1);
+            return real_fn<&R::free>()(p);
         }
-    void* p = g_real.calloc(n, size);
-    if (p) [[likely]]
-        count_alloc(p);
-    return p;
+    }
+    free_slow(p);
 }
 
-GOMETRICS_EXPORT void* realloc(void* p, size_t n) noexcept {
-    if (is_bootstrap(p)) [[unlikely]]
-        return realloc_from_bootstrap(p, n);
-    if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return bootstrap_alloc(n, 16);  // p is null here: nothing real exists yet
-    return counted_realloc(p, n == 0, [&] { return g_real.realloc(p, n); });
-}
+GOMETRICS_EXPORT void* calloc(size_t n, size_t size) noexcept { return counted(real_fn<&R::calloc>()(n, size)); }
 
+GOMETRICS_EXPORT void* realloc(void* p, size_t n) noexcept { return realloc_impl(p, n); }
+
+// What glibc's reallocarray is: realloc of the product, ENOMEM when it
+// overflows. Forwarding to it would count twice, as it calls realloc through
+// the PLT, into our hook.
 GOMETRICS_EXPORT void* reallocarray(void* p, size_t n, size_t size) noexcept {
     size_t total;
-    const bool overflow = __builtin_mul_overflow(n, size, &total);
-    if (is_bootstrap(p)) [[unlikely]] {
-        if (overflow) {
-            errno = ENOMEM;
-            return nullptr;
-        }
-        return realloc_from_bootstrap(p, total);
+    if (__builtin_mul_overflow(n, size, &total)) [[unlikely]] {
+        errno = ENOMEM;
+        return nullptr;
     }
-    if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return overflow ? nullptr : bootstrap_alloc(total, 16);
-    return counted_realloc(p, !overflow && total == 0, [&] { return g_real.reallocarray(p, n, size); });
+    return realloc_impl(p, total);
 }
 
 GOMETRICS_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept {
+    auto call = [=] {
+        const int rc = real_fn<&R::posix_memalign>()(out, align, n);
+        if (rc == 0) [[likely]]
+            counted(*out);
+        return rc;
+    };
     if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return (*out = bootstrap_alloc(n, align)) ? 0 : ENOMEM;
-    const int rc = g_real.posix_memalign(out, align, n);
-    if (rc == 0) [[likely]]
-        count_alloc(*out);
-    return rc;
+        return unresolved([=] { return (*out = bootstrap_alloc(n, align)) ? 0 : ENOMEM; }, call);
+    return call();
 }
 
 GOMETRICS_EXPORT void* aligned_alloc(size_t align, size_t n) noexcept {
+    auto call = [=] { return counted(real_fn<&R::aligned_alloc>()(align, n)); };
     if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return bootstrap_alloc(n, align);
-    void* p = g_real.aligned_alloc(align, n);
-    if (p) [[likely]]
-        count_alloc(p);
-    return p;
+        return unresolved([=] { return bootstrap_alloc(n, align); }, call);
+    return call();
 }
 
 GOMETRICS_EXPORT void* memalign(size_t align, size_t n) noexcept {
+    auto call = [=] { return counted(real_fn<&R::memalign>()(align, n)); };
     if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return bootstrap_alloc(n, align);
-    void* p = g_real.memalign(align, n);
-    if (p) [[likely]]
-        count_alloc(p);
-    return p;
+        return unresolved([=] { return bootstrap_alloc(n, align); }, call);
+    return call();
 }
 
 GOMETRICS_EXPORT void* valloc(size_t n) noexcept {
+    auto call = [n] { return counted(real_fn<&R::valloc>()(n)); };
     if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return bootstrap_alloc(n, 4096);
-    void* p = g_real.valloc(n);
-    if (p) [[likely]]
-        count_alloc(p);
-    return p;
+        return unresolved([n] { return bootstrap_alloc(n, 4096); }, call);
+    return call();
 }
 
 GOMETRICS_EXPORT void* pvalloc(size_t n) noexcept {
+    auto call = [n] { return counted(real_fn<&R::pvalloc>()(n)); };
     if (!ready()) [[unlikely]]
-        if (bootstrap_or_resolve()) return bootstrap_alloc((n + 4095) & ~size_t{4095}, 4096);
-    void* p = g_real.pvalloc(n);
-    if (p) [[likely]]
-        count_alloc(p);
-    return p;
+        return unresolved([n] { return bootstrap_alloc((n + 4095) & ~size_t{4095}, 4096); }, call);
+    return call();
 }
 
 GOMETRICS_EXPORT size_t malloc_usable_size(void* p) noexcept {
@@ -241,7 +258,7 @@ GOMETRICS_EXPORT size_t malloc_usable_size(void* p) noexcept {
         return bootstrap_usable_size(p);
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return 0;
-    return g_real.malloc_usable_size(p);
+    return real_fn<&R::malloc_usable_size>()(p);
 }
 
 namespace gometrics::agent {

@@ -35,7 +35,7 @@
 namespace gometrics::agent::profile {
 
 namespace detail {
-constinit uint8_t* g_live_filter = nullptr;
+alignas(4096) constinit uint8_t g_live_filter[size_t{1} << kFilterBits];
 }  // namespace detail
 
 namespace {
@@ -79,7 +79,6 @@ constinit uint64_t* g_record_hash = nullptr;
 constinit std::atomic<uint32_t>* g_index = nullptr;  // record + 1, 0 empty
 constinit uint32_t g_index_mask = 0;
 constinit LiveObject* g_live = nullptr;
-constinit uint8_t* g_filter = nullptr;
 constinit std::atomic<uint32_t> g_record_count{0};
 constinit std::atomic<uint64_t> g_dropped{0};
 constinit std::atomic<uint64_t> g_untracked{0};
@@ -127,9 +126,9 @@ bool map_tables() {
     g_index_mask = cap - 1;
     if (g_cfg.heap_rate) {
         g_live = static_cast<LiveObject*>(map(sizeof(LiveObject) << kLiveBits));
-        g_filter = static_cast<uint8_t*>(map(size_t{1} << detail::kFilterBits));
+        g_mapped += sizeof detail::g_live_filter;  // static, but written from here on
     }
-    return g_records && g_record_hash && g_index && (!g_cfg.heap_rate || (g_live && g_filter));
+    return g_records && g_record_hash && g_index && (!g_cfg.heap_rate || g_live);
 }
 
 // Reads the environment once (lazily: hooks run before our constructor).
@@ -233,8 +232,24 @@ int64_t intern(uint32_t kind, const uint64_t* pcs, uint32_t depth) {
 
 void add(uint64_t& field, uint64_t v) { std::atomic_ref<uint64_t>(field).fetch_add(v, std::memory_order_relaxed); }
 
+// Where p's probe sequence starts in the live-object table: a
+// multiplicative hash, so blocks from one region spread over the table.
+uint32_t live_index(const void* p) {
+    return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - kLiveBits));
+}
+
+// The live-filter byte of p, counted up or down (saturating: a byte that
+// reached 255 stays, as some of its objects went untracked).
+void filter_add(const void* p, int delta) {
+    std::atomic_ref<uint8_t> f(detail::g_live_filter[detail::filter_index(p)]);
+    uint8_t c = f.load(std::memory_order_relaxed);
+    while (c != 255 && (delta > 0 || c != 0) &&
+           !f.compare_exchange_weak(c, static_cast<uint8_t>(c + delta), std::memory_order_release)) {
+    }
+}
+
 void track_live(void* p, uint32_t stack, uint64_t size) {
-    const size_t h = detail::filter_index(p);
+    const uint32_t h = live_index(p);
     const uint32_t mask = (1u << kLiveBits) - 1;
     for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
         LiveObject& o = g_live[(h + probe) & mask];
@@ -245,11 +260,7 @@ void track_live(void* p, uint32_t stack, uint64_t size) {
             o.stack = stack;
             o.size = size;
             o.ptr.store(reinterpret_cast<uintptr_t>(p), std::memory_order_release);
-            std::atomic_ref<uint8_t> f(g_filter[h]);
-            uint8_t c = f.load(std::memory_order_relaxed);
-            while (c != 255 && !f.compare_exchange_weak(c, c + 1, std::memory_order_release)) {
-            }
-            detail::g_live_filter = g_filter;
+            filter_add(p, +1);
             return;
         }
     }
@@ -285,7 +296,7 @@ void sample_alloc(ThreadSlot* s, void* p, size_t usable) noexcept {
 }
 
 void forget(void* p) noexcept {
-    const size_t h = detail::filter_index(p);
+    const uint32_t h = live_index(p);
     const uint32_t mask = (1u << kLiveBits) - 1;
     const auto want = reinterpret_cast<uintptr_t>(p);
     for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
@@ -297,10 +308,7 @@ void forget(void* p) noexcept {
         add(r.head.free_objects, 1);
         add(r.head.free_bytes, o.size);
         o.ptr.store(kTombstone, std::memory_order_release);
-        std::atomic_ref<uint8_t> f(g_filter[h]);
-        uint8_t c = f.load(std::memory_order_relaxed);
-        while (c != 0 && c != 255 && !f.compare_exchange_weak(c, c - 1, std::memory_order_release)) {
-        }
+        filter_add(p, -1);
         return;
     }
 }

@@ -6,13 +6,25 @@
 
 #include <cstdint>
 #include <cstring>
+#include <string_view>
 
 #include "log.h"
 
 namespace gometrics::agent {
 
+namespace {
+void* unresolved_malloc(size_t n) noexcept;
+void* unresolved_calloc(size_t n, size_t size) noexcept;
+}  // namespace
+
 namespace detail {
-constinit RealFunctions g_real{};
+constexpr RealFunctions unresolved_functions() {
+    RealFunctions f{};
+    f.malloc = unresolved_malloc;
+    f.calloc = unresolved_calloc;
+    return f;
+}
+constinit RealFunctions g_real = unresolved_functions();
 constinit std::atomic<int> g_resolve_state{0};
 alignas(64) constinit unsigned char g_arena[kArenaSize];
 constinit bool g_glibc_chunks = false;
@@ -31,24 +43,62 @@ void resolve_one(Fn& slot, const char* name) noexcept {
     slot = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
 }
 
-// Whether usable_size() may read glibc's chunk header: the real malloc must
-// live in libc.so.6 and agree with malloc_usable_size on small, large and
-// mmapped blocks.
-bool verify_glibc_chunks() noexcept {
+// Whether the hooks may read glibc's chunk header (real.h): the real malloc
+// must live in libc.so.6 and agree with malloc_usable_size on small, large
+// and mmapped blocks, through both the general and the small-chunk reading.
+bool verify_glibc_chunks(const RealFunctions& f) noexcept {
     Dl_info info{};
-    if (!dladdr(reinterpret_cast<void*>(g_real.malloc), &info) || !info.dli_fname ||
+    if (!dladdr(reinterpret_cast<void*>(f.malloc), &info) || !info.dli_fname ||
         !std::strstr(info.dli_fname, "/libc.so.6"))
         return false;
-    g_glibc_chunks = true;
     bool same = true;
-    for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{1000}, size_t{70000}, size_t{300000}}) {
-        void* p = g_real.malloc(n);
+    for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{992}, size_t{1000}, size_t{1016},
+                     size_t{70000}, size_t{300000}}) {
+        void* p = f.malloc(n);
         if (!p) continue;
-        same = same && usable_size(p) == g_real.malloc_usable_size(p);
-        g_real.free(p);
+        const size_t head = glibc::chunk_head(p), usable = f.malloc_usable_size(p);
+        same = same && glibc::chunk_usable(head) == usable &&
+               (!glibc::small_chunk(head) || glibc::small_chunk_usable(head) == usable);
+        f.free(p);
     }
-    g_glibc_chunks = false;
     return same;
+}
+
+// Makes the resolved functions visible to every thread: all of them first,
+// then calloc and malloc, whose stubs stop the hooks that see them from
+// going on before everything else is in place.
+void publish(const RealFunctions& found) noexcept {
+    RealFunctions& to = g_real;
+#define GOMETRICS_PUBLISH(name) \
+    if (std::string_view(#name) != "malloc" && std::string_view(#name) != "calloc") \
+        __atomic_store_n(&to.name, found.name, __ATOMIC_RELAXED);
+    GOMETRICS_REAL_FUNCTIONS(GOMETRICS_PUBLISH)
+#undef GOMETRICS_PUBLISH
+    __atomic_store_n(&to.pthread_create, found.pthread_create, __ATOMIC_RELAXED);
+    __atomic_store_n(&to.calloc, found.calloc, __ATOMIC_RELEASE);
+    __atomic_store_n(&to.malloc, found.malloc, __ATOMIC_RELEASE);
+}
+
+// The stubs g_real starts with: serve dlsym's calls while resolving, or
+// resolve, then forward.
+bool bootstrap_or_resolve() noexcept {
+    if (resolving()) return true;
+    resolve_real();
+    return false;
+}
+
+void* unresolved_malloc(size_t n) noexcept {
+    if (bootstrap_or_resolve()) return bootstrap_alloc(n, 16);
+    return real_fn<&RealFunctions::malloc>()(n);
+}
+
+void* unresolved_calloc(size_t n, size_t size) noexcept {
+    if (bootstrap_or_resolve()) {
+        size_t total;
+        if (__builtin_mul_overflow(n, size, &total)) return nullptr;
+        return bootstrap_alloc(total, 16);  // static storage: already zero
+    }
+    return real_fn<&RealFunctions::calloc>()(n, size);
 }
 
 }  // namespace
@@ -62,22 +112,26 @@ void real_after_fork_child() noexcept {
 
 void* bootstrap_alloc(size_t size, size_t align) noexcept {
     if (align < 16) align = 16;
+    if (align & (align - 1)) return nullptr;  // as the real aligned functions refuse it
+    const auto base = reinterpret_cast<uintptr_t>(g_arena);
     size_t used = g_arena_used.load(std::memory_order_relaxed);
     for (;;) {
-        const size_t start = (used + sizeof(size_t) + align - 1) & ~(align - 1);
+        // Aligned as an address: the arena itself is only cache-line aligned.
+        const size_t start = ((base + used + sizeof(size_t) + align - 1) & ~(align - 1)) - base;
         const size_t end = start + size;
-        if (end > kArenaSize || end < start) return nullptr;
+        if (start > kArenaSize || end > kArenaSize || end < start) return nullptr;
         if (g_arena_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
-            std::memcpy(g_arena + start - sizeof(size_t), &size, sizeof size);
+            const size_t head = size * 8 + 2;  // see real.h: never a small glibc chunk
+            std::memcpy(g_arena + start - sizeof(size_t), &head, sizeof head);
             return g_arena + start;  // zeroed: static storage, never reused
         }
     }
 }
 
 size_t bootstrap_usable_size(const void* p) noexcept {
-    size_t n;
-    std::memcpy(&n, static_cast<const unsigned char*>(p) - sizeof(size_t), sizeof n);
-    return n;
+    size_t head;
+    std::memcpy(&head, static_cast<const unsigned char*>(p) - sizeof(size_t), sizeof head);
+    return head / 8;
 }
 
 namespace detail {
@@ -90,22 +144,26 @@ void resolve_real() noexcept {
         while (g_resolve_state.load(std::memory_order_acquire) != 2) sched_yield();
         return;
     }
-#define GOMETRICS_RESOLVE(name) resolve_one(g_real.name, #name);
+    RealFunctions found{};
+#define GOMETRICS_RESOLVE(name) resolve_one(found.name, #name);
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_RESOLVE)
 #undef GOMETRICS_RESOLVE
     // The default version of pthread_create, as an unversioned reference
     // from the program would bind to; older glibc has only GLIBC_2.2.5.
-    g_real.pthread_create = reinterpret_cast<decltype(g_real.pthread_create)>(dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.34"));
-    if (!g_real.pthread_create)
-        g_real.pthread_create = reinterpret_cast<decltype(g_real.pthread_create)>(dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.2.5"));
-    if (!g_real.pthread_create) resolve_one(g_real.pthread_create, "pthread_create");
+    using CreateFn = decltype(found.pthread_create);
+    found.pthread_create = reinterpret_cast<CreateFn>(dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.34"));
+    if (!found.pthread_create)
+        found.pthread_create = reinterpret_cast<CreateFn>(dlvsym(RTLD_NEXT, "pthread_create", "GLIBC_2.2.5"));
+    if (!found.pthread_create) resolve_one(found.pthread_create, "pthread_create");
 
-    if (!g_real.malloc || !g_real.free || !g_real.calloc || !g_real.realloc) {
+    if (!found.malloc || !found.free || !found.calloc || !found.realloc || !found.malloc_usable_size) {
         // Nothing to forward to: the process cannot run. Say so and stop.
         log::fatal("cannot resolve the real malloc family with dlsym(RTLD_NEXT)");
     }
-    prepare_allocator_switch();  // GOMETRICS_ALLOCATOR: before glibc's first real allocation
-    g_glibc_chunks = verify_glibc_chunks();
+    // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
+    prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
+    g_glibc_chunks = verify_glibc_chunks(found);
+    publish(found);
     g_resolve_state.store(2, std::memory_order_release);
 }
 

@@ -18,7 +18,6 @@
     X(free)                         \
     X(calloc)                       \
     X(realloc)                      \
-    X(reallocarray)                 \
     X(posix_memalign)               \
     X(aligned_alloc)                \
     X(memalign)                     \
@@ -51,11 +50,23 @@ struct RealFunctions {
 };
 
 namespace detail {
+// The real functions. Before resolution malloc and calloc point at stubs
+// that resolve (or serve dlsym's own calls from the bootstrap arena), so
+// the hottest hooks need no readiness check; the other members are null
+// until resolution publishes them all, malloc and calloc last. The hooks
+// load them with real_fn().
 extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
-void prepare_allocator_switch() noexcept;  // allocator_switch.cpp
+void prepare_allocator_switch(void* real_malloc) noexcept;  // allocator_switch.cpp
 }  // namespace detail
+
+// A member of g_real, as the hooks call it: one load (acquire: a published
+// malloc implies everything resolution wrote before it).
+template <auto Member>
+[[gnu::always_inline]] inline auto real_fn() noexcept {
+    return __atomic_load_n(&(detail::g_real.*Member), __ATOMIC_ACQUIRE);
+}
 
 // The real functions, resolved on first use.
 [[gnu::always_inline]] inline const RealFunctions& real() noexcept {
@@ -70,6 +81,10 @@ bool resolving() noexcept;
 // In a forked child: a resolution another thread had under way will never
 // finish here; start it again from scratch.
 void real_after_fork_child() noexcept;
+// Each bootstrap block is preceded by a word holding size * 8 + 2: bit 1 is
+// glibc's IS_MMAPPED, so the hooks' inline glibc path never takes a
+// bootstrap block for a small chunk, and sends it to the slow path, which
+// recognises it.
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
 
@@ -97,17 +112,40 @@ extern bool g_glibc_chunks;
     return reinterpret_cast<uintptr_t>(p) - reinterpret_cast<uintptr_t>(detail::g_arena) < detail::kArenaSize;
 }
 
-// malloc_usable_size of a live block. On glibc it is read inline from the
-// chunk header (size field at p - 8: the chunk size with flag bits; an
-// mmapped chunk has a two-word header, a heap chunk lends its successor's
-// prev_size word): the same arithmetic as glibc's musable(), without the
-// call. Anything else (jemalloc, tcmalloc, glibc's debug malloc) is asked.
+// glibc's chunk header, read inline when detail::g_glibc_chunks says the real
+// malloc is glibc's (verified against malloc_usable_size at start-up). The
+// word at p - 8 is the chunk size with three flag bits: PREV_INUSE (1),
+// IS_MMAPPED (2), NON_MAIN_ARENA (4). A heap chunk lends its successor's
+// prev_size word, an mmapped chunk has a two-word header: usable sizes are
+// glibc's musable() arithmetic, without the call.
+namespace glibc {
+// GCC rightly sees a read before the start of the block malloc returned.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Warray-bounds"
+[[gnu::always_inline]] inline size_t chunk_head(const void* p) noexcept {
+    size_t head;
+    __builtin_memcpy(&head, static_cast<const unsigned char*>(p) - sizeof head, sizeof head);
+    return head;
+}
+#pragma GCC diagnostic pop
+[[gnu::always_inline]] constexpr size_t chunk_usable(size_t head) noexcept {
+    return (head & ~size_t{7}) - sizeof(size_t) - ((head & 2) << 2);  // IS_MMAPPED: one word more
+}
+// A heap chunk of at most 1008 bytes (flags other than IS_MMAPPED allowed):
+// its usable size is one of buckets.h's small sizes, in one `and`.
+[[gnu::always_inline]] constexpr bool small_chunk(size_t head) noexcept { return (head & ~size_t{0x3F0 | 5}) == 0; }
+[[gnu::always_inline]] constexpr size_t small_chunk_usable(size_t head) noexcept {
+    return (head & 0x3F0) - sizeof(size_t);
+}
+static_assert(small_chunk(0x3F1) && small_chunk_usable(0x3F5) == 1000 && small_chunk_usable(0x21) == 24 &&
+              !small_chunk(0x400) && !small_chunk(0x3F2) && !small_chunk(0x1003) && chunk_usable(0x3F5) == 1000);
+}  // namespace glibc
+
+// malloc_usable_size of a live block: glibc's header read inline, anything
+// else (jemalloc, tcmalloc, glibc's debug malloc) asked.
 [[gnu::always_inline]] inline size_t usable_size(void* p) noexcept {
-    if (detail::g_glibc_chunks) [[likely]] {
-        size_t head;
-        __builtin_memcpy(&head, static_cast<unsigned char*>(p) - sizeof(size_t), sizeof head);
-        return (head & ~size_t{7}) - sizeof(size_t) - ((head & 2) << 2);  // IS_MMAPPED (2): one word more
-    }
+    if (detail::g_glibc_chunks) [[likely]]
+        return glibc::chunk_usable(glibc::chunk_head(p));
     return detail::g_real.malloc_usable_size(p);
 }
 

@@ -8,10 +8,13 @@
 
 #include <cerrno>
 
+#include "real.h"
+
 namespace gometrics::agent {
 
 namespace detail {
 __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]] = nullptr;
+__thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 constinit ThreadSlot g_orphans{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<bool> g_restart_pending{false};
@@ -73,6 +76,7 @@ ThreadSlot* slow_slot() noexcept {
     const auto m = reinterpret_cast<uintptr_t>(tls_slot);
     if (m == kAgentThread) return nullptr;
     if (m == kExited) return &g_orphans;
+    if (m == kSlowSlot) return tls_slow_slot;
 
     const int saved_errno = errno;  // mmap may fail: the hook's errno is the real call's
     ThreadSlot* slot = claim_existing();
@@ -84,7 +88,12 @@ ThreadSlot* slow_slot() noexcept {
     slot->tid = static_cast<int32_t>(syscall(SYS_gettid));
     // Publish the slot before pthread_setspecific, which may itself allocate
     // (keys past the first block) and so re-enter the hooks.
-    tls_slot = slot;
+    if (g_glibc_chunks) {
+        tls_slot = slot;
+    } else {
+        tls_slow_slot = slot;
+        tls_slot = marker(kSlowSlot);
+    }
     pthread_once(&g_exit_key_once, create_exit_key);
     pthread_setspecific(g_exit_key, slot);
     if (g_restart_pending.load(std::memory_order_relaxed) && g_restart_hook) [[unlikely]]
@@ -100,8 +109,22 @@ void mark_agent_thread() noexcept { tls_slot = marker(kAgentThread); }
 void retire_slots_after_fork() noexcept {
     for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire))
         if (s->state.load(std::memory_order_relaxed) == kLive) s->state.store(kRetired, std::memory_order_release);
-    if (reinterpret_cast<uintptr_t>(tls_slot) > kMaxMarker) tls_slot = marker(kNoSlot);
+    const auto m = reinterpret_cast<uintptr_t>(tls_slot);
+    if (m > kMaxMarker || m == kSlowSlot) tls_slot = marker(kNoSlot);
 }
+
+namespace detail {
+void demote_slot() noexcept {
+    if (reinterpret_cast<uintptr_t>(tls_slot) <= kMaxMarker) return;
+    tls_slow_slot = tls_slot;
+    tls_slot = marker(kSlowSlot);
+}
+
+void restore_slot(ThreadSlot* saved) noexcept {
+    tls_slot = saved;
+    if (!g_glibc_chunks) demote_slot();
+}
+}  // namespace detail
 
 uint64_t slot_bytes() noexcept { return g_chunk_bytes.load(std::memory_order_relaxed); }
 

@@ -22,26 +22,40 @@
 
 namespace gometrics::agent {
 
+// Which side of a heap counter pair: the allocations or the frees.
+enum HeapSide : unsigned { kAllocs = 0, kFrees = 1 };
+
 struct alignas(64) ThreadSlot {
     // Slot bookkeeping (cold): state is kFree, kLive or kRetired.
     std::atomic<uint32_t> state;
     int32_t tid;                    // owner's tid while live
     std::atomic<ThreadSlot*> next;  // all slots ever created, a push-only list
 
-    // Heap (heap collector). Bytes are usable sizes; objects are the sums of
-    // the size buckets (one counter less on the hot path).
-    alignas(64) uint64_t alloc_bytes, free_bytes;
     // Heap profiling (owner only, never published): bytes left until the
     // next sample, and the thread's random state (agent/profile.cpp).
-    int64_t sample_countdown;
+    alignas(64) int64_t sample_countdown;
     uint64_t sample_rng;
-    uint64_t alloc_by_size[buckets::kSizeCounts];
-    uint64_t free_by_size[buckets::kSizeCounts];
+    // Heap (heap collector), in usable sizes, each pair [kAllocs, kFrees],
+    // so a malloc and the free of the same size touch one cache line.
+    // Small sizes (buckets::is_small) count objects per exact size: their
+    // bytes are size times count. Other sizes count their bytes and a
+    // log-linear bucket (buckets::size_index).
+    uint64_t other_bytes[2];
+    uint64_t small[buckets::kSmallCounts][2];
+    uint64_t other_by_size[buckets::kSizeCounts][2];
 
     // Lock contention (sync collector): only contended acquisitions.
     alignas(64) uint64_t contentions, wait_ns;
     uint64_t wait_by_time[buckets::kTimeCounts];
 };
+
+// small[usable / 8][side] for a small usable size (a multiple of 8): the size
+// is half the byte offset of its pair, so the hot path needs no shift. (A
+// corrupt glibc header, a free of something malloc never returned, could
+// give -8 at worst: other_bytes, still inside the slot.)
+[[gnu::always_inline]] inline uint64_t& small_counter(ThreadSlot* s, uint64_t usable, HeapSide side) noexcept {
+    return *reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(&s->small[0][side]) + 2 * usable);
+}
 
 enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2 };
 
@@ -69,15 +83,20 @@ inline uint64_t load(const uint64_t& counter) noexcept {
 }
 
 namespace detail {
-// TLS of the calling thread: a slot, or one of these markers. Initial-exec,
-// one word: no __tls_get_addr, no allocation, no static-TLS pressure.
+// TLS of the calling thread: its slot when the hooks may count inline (a
+// claimed slot, and the real malloc is glibc's, whose chunk headers they
+// read: real.h), else one of these markers; with kSlowSlot (any other
+// allocator) the slot is in tls_slow_slot. Initial-exec, two words: no
+// __tls_get_addr, no allocation, no static-TLS pressure.
 inline constexpr uintptr_t kNoSlot = 0;       // not claimed yet
 inline constexpr uintptr_t kExited = 1;       // the thread's exit destructor ran
 inline constexpr uintptr_t kAgentThread = 2;  // the agent's own work: never counted
-inline constexpr uintptr_t kMaxMarker = 2;
+inline constexpr uintptr_t kSlowSlot = 3;     // claimed, in tls_slow_slot: counted out of line
+inline constexpr uintptr_t kMaxMarker = 3;
 
 // __thread, not thread_local: no TLS wrapper call on each access.
 extern __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
+extern __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]];
 extern ThreadSlot g_orphans;
 
 inline ThreadSlot* marker(uintptr_t m) noexcept { return reinterpret_cast<ThreadSlot*>(m); }
@@ -85,6 +104,12 @@ inline ThreadSlot* marker(uintptr_t m) noexcept { return reinterpret_cast<Thread
 // Cold path of current_slot(): claims a slot, or returns the orphan slot or
 // nullptr (agent thread, or the reentrancy guard is up).
 [[gnu::noinline, gnu::cold]] ThreadSlot* slow_slot() noexcept;
+
+// The real malloc stops being glibc's (the allocator switch, while the
+// calling thread is the only one): its slot moves out of the inline path.
+void demote_slot() noexcept;
+// Guard's exit: the saved TLS back, demoted if the switch happened inside.
+void restore_slot(ThreadSlot* saved) noexcept;
 }  // namespace detail
 
 // The slot the calling thread counts into; nullptr: do not count.
@@ -105,7 +130,7 @@ void mark_agent_thread() noexcept;
 class Guard {
 public:
     Guard() noexcept : saved_(detail::tls_slot) { detail::tls_slot = detail::marker(detail::kAgentThread); }
-    ~Guard() { detail::tls_slot = saved_; }
+    ~Guard() { detail::restore_slot(saved_); }
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
 

@@ -2,6 +2,7 @@
 #include "heap.h"
 
 #include <algorithm>
+#include <array>
 
 #include "agent.h"
 #include "slots.h"
@@ -13,6 +14,24 @@ namespace {
 using agent::load;
 using agent::ThreadSlot;
 
+// The published bucket of each exact small size.
+constexpr auto kSmallBucket = [] {
+    std::array<uint8_t, buckets::kSmallCounts> b{};
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<uint8_t>(buckets::size_index(8 * i));
+    return b;
+}();
+
+// Adds one side (allocations or frees) of a slot's heap counts.
+void add_side(const ThreadSlot& s, agent::HeapSide side, uint64_t& bytes, uint64_t* by_size) {
+    for (size_t i = 0; i < buckets::kSmallCounts; ++i) {
+        const uint64_t n = load(s.small[i][side]);
+        by_size[kSmallBucket[i]] += n;
+        bytes += 8 * i * n;
+    }
+    for (size_t i = 0; i < buckets::kSizeCounts; ++i) by_size[i] += load(s.other_by_size[i][side]);
+    bytes += load(s.other_bytes[side]);
+}
+
 // Frees are summed before allocations, with acquire loads. Each thread
 // stores its counters with release (slots.h), so for any free we count, the
 // allocation of the same block (which happened before the free, through
@@ -21,14 +40,8 @@ using agent::ThreadSlot;
 // bucket, and live objects never underflow.
 HeapTotals sum_slots(const Snapshot&) {
     HeapTotals t{};
-    agent::for_each_slot([&](const ThreadSlot& s) {
-        t.free_bytes += load(s.free_bytes);
-        for (size_t i = 0; i < buckets::kSizeCounts; ++i) t.free_by_size[i] += load(s.free_by_size[i]);
-    });
-    agent::for_each_slot([&](const ThreadSlot& s) {
-        t.alloc_bytes += load(s.alloc_bytes);
-        for (size_t i = 0; i < buckets::kSizeCounts; ++i) t.alloc_by_size[i] += load(s.alloc_by_size[i]);
-    });
+    agent::for_each_slot([&](const ThreadSlot& s) { add_side(s, agent::kFrees, t.free_bytes, t.free_by_size); });
+    agent::for_each_slot([&](const ThreadSlot& s) { add_side(s, agent::kAllocs, t.alloc_bytes, t.alloc_by_size); });
     for (size_t i = 0; i < buckets::kSizeCounts; ++i) {
         t.free_objects += t.free_by_size[i];
         t.alloc_objects += t.alloc_by_size[i];

@@ -31,6 +31,30 @@ class HeapExactness(unittest.TestCase):
         self.assertEqual(b["/gc/heap/live:bytes"] - a["/gc/heap/live:bytes"], expected)
         self.assertEqual(b["/memory/classes/heap/objects:bytes"], b["/gc/heap/live:bytes"])
 
+    def test_every_size_path_is_exact(self):
+        # Small blocks are counted inline by exact size, the rest by bytes and
+        # bucket, bootstrap and aligned blocks on paths of their own: around
+        # the limit, large and mmapped, from every function, the live bytes
+        # are glibc's usable sizes to the byte and each lands in its bucket.
+        _, twin = run_with_report([program("sizes"), "0"])
+        cp, leaky = run_with_report([program("sizes"), "1"])
+        usable = [int(x) for x in cp.stdout.split()[1:]]
+        self.assertEqual(len(usable), 22 * 9)
+        a, b = metrics(twin), metrics(leaky)
+        self.assertEqual(b["/gc/heap/objects:objects"] - a["/gc/heap/objects:objects"], len(usable))
+        self.assertEqual(b["/gc/heap/live:bytes"] - a["/gc/heap/live:bytes"], sum(usable))
+        self.assertEqual(b["/gc/heap/allocs:bytes"] - b["/gc/heap/frees:bytes"], b["/gc/heap/live:bytes"])
+        edges = [float(e) for e in b["/gc/heap/allocs-by-size:bytes"]["buckets"]]
+
+        def live_counts(m):
+            allocs, frees = m["/gc/heap/allocs-by-size:bytes"]["counts"], m["/gc/heap/frees-by-size:bytes"]["counts"]
+            return [x - y for x, y in zip(allocs, frees)]
+
+        expected = [0] * (len(edges) - 1)
+        for u in usable:
+            expected[next(i for i in range(len(expected)) if edges[i] <= u < edges[i + 1])] += 1
+        self.assertEqual([x - y for x, y in zip(live_counts(b), live_counts(a))], expected)
+
     def test_exited_threads_are_not_lost(self):
         threads, k = 64, 500
         _, rep = run_with_report([program("thread_allocs"), str(threads), str(k)])

@@ -46,3 +46,10 @@ TEST_CASE("edges increase strictly and end at +Inf") {
     CHECK(std::isinf(kSizeEdges.back()));
     CHECK(std::isinf(kTimeEdgesSeconds.back()));
 }
+
+TEST_CASE("small sizes: exactly the multiples of 8 up to 1016") {
+    for (uint64_t v = 0; v < 5000; ++v) CHECK(is_small(v) == (v % 8 == 0 && v <= 1016));
+    CHECK_FALSE(is_small(uint64_t{1} << 40));
+    CHECK_FALSE(is_small(~uint64_t{0} & ~uint64_t{7}));
+    CHECK(kSmallCounts * 8 == 1024);
+}
