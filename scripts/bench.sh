@@ -75,29 +75,56 @@ table() {
   done
 }
 
-# The alternatives, when installed (scripts/setup.sh test installs them).
-memusage_lib=$(ls /usr/lib/*/libmemusage.so /usr/lib/libmemusage.so 2>/dev/null | head -1 || true)
-configs=("no agent=" "gometrics=LD_PRELOAD=$agent")
-command -v heaptrack >/dev/null && configs+=("heaptrack=heaptrack -o $tmp/heaptrack")
-[ -n "$memusage_lib" ] && configs+=("memusage=LD_PRELOAD=$memusage_lib")
-ltrace_config=()
-command -v ltrace >/dev/null && ltrace_config=("ltrace=ltrace -f -e malloc+free -o /dev/null")
+# gometrics against heaptrack, glibc's memusage and ltrace, on the malloc
+# microbenchmark and two real workloads, in one table (bench_alternatives.py;
+# scripts/setup.sh test installs the alternatives).
+bench_alternatives() {
+  echo "### gometrics and the alternatives (fastest of $runs alternating rounds; ratios to no agent)"
+  echo
+  python3 scripts/bench_alternatives.py --agent "$agent" --build build --runs "$runs" --clock "${BENCH_CLOCK:-wall}"
+}
 
-bench_malloc() {
-  echo "### malloc+free pair, mixed sizes 16 B-1 KiB (ns per pair, per thread)"
+# Instructions executed (callgrind): the same as the timings but exact and
+# repeatable, so a change of a few instructions per call is visible through
+# the noise of a shared machine. Smaller workloads: callgrind runs ~50x slower.
+bench_instructions() {
+  command -v valgrind >/dev/null || { echo "(valgrind not installed: instruction counts skipped)"; echo; return; }
+  echo "### instructions executed (callgrind, whole program; ratio to no agent)"
   echo
-  echo "| threads | configuration | ns/pair | added ns | ratio |"
+  echo "| workload | no agent | gometrics, profiling off | gometrics (default) | gometrics, lazy publisher |"
   echo "|---|---|---|---|---|"
-  for t in 1 2; do
-    local rows
-    rows=$(measure configs build/tests/bench_malloc "$t" 2000000)
-    # ltrace stops the process at every call: far fewer pairs, same ns/pair.
-    [ ${#ltrace_config[@]} -gt 0 ] && rows+=$'\n'$(limit=120 measure ltrace_config build/tests/bench_malloc "$t" 20000)
-    table "$t" <<<"$rows"
-    added_ratios "$t" <<<"$rows" >>"$tmp/summary"
+  local python db=$tmp/instr.db
+  python=$(python3 -c 'import sys; print(sys.executable)')
+  instr() {  # instructions of "$@" under the environment in $1
+    local envs=$1
+    shift
+    rm -f "$db"
+    env $extra $envs valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+      sed -n 's/.*Collected : \([0-9]*\).*/\1/p' | tail -1
+  }
+  local w label base row envs n extra
+  for w in python python-malloc sqlite malloc; do
+    extra=""
+    case $w in
+      python) label="python3 alloc_heavy.py 20"
+              set -- "$python" tests/realapps/workloads/alloc_heavy.py 20 ;;
+      python-malloc) label="same, PYTHONMALLOC=malloc" extra=PYTHONMALLOC=malloc
+              set -- "$python" tests/realapps/workloads/alloc_heavy.py 20 ;;
+      sqlite) label="sqlite3, 100k inserts"
+              set -- sqlite3 "$db" 'create table n(v); insert into n values(100000);' \
+                '.read tests/realapps/workloads/sqlite_inserts.sql' ;;
+      malloc) label="bench_malloc, 1M pairs"
+              set -- build/tests/bench_malloc 1 1000000 ;;
+    esac
+    base=$(instr "" "$@")
+    row="| $label | $base |"
+    for envs in "LD_PRELOAD=$agent GOMETRICS_PROFILE_RATE=0 GOMETRICS_MUTEX_PROFILE_FRACTION=0" "LD_PRELOAD=$agent" \
+                "LD_PRELOAD=$agent GOMETRICS_PUBLISHER=lazy"; do
+      n=$(instr "$envs" "$@")
+      row+=$(awk -v n="$n" -v b="$base" 'BEGIN { printf " %d (%.3fx) |", n, n / b }')
+    done
+    echo "$row"
   done
-  echo
-  cat "$tmp/summary"
   echo
 }
 
@@ -285,32 +312,6 @@ bench_trace() {
   echo
 }
 
-# "threads T: added time per pair, X: N times gometrics'" for each alternative.
-added_ratios() {
-  awk -F'\t' -v t="$1" 'NR == 1 { base = $2; next }
-    $1 == "gometrics" { ours = $2 - base; next }
-    $2 != "" { other[$1] = $2 - base }
-    END { for (k in other) if (ours > 0) printf "- %d thread(s): %s adds %.0fx the time per pair that gometrics adds\n", t, k, other[k] / ours }'
-}
-
-# Real workloads: wall time in seconds, whole program.
-bench_workloads() {
-  echo "### Real workloads (${BENCH_CLOCK:-wall} seconds)"
-  echo
-  echo "| workload | configuration | seconds | added s | ratio |"
-  echo "|---|---|---|---|---|"
-  # PYTHONMALLOC=malloc: every object through malloc, the case where a malloc tool costs most.
-  # The interpreter itself, not a wrapper script (pyenv's shims are shell scripts).
-  local python
-  python=$(python3 -c 'import sys; print(sys.executable)')
-  wall=1 measure configs env PYTHONMALLOC=malloc "$python" tests/realapps/workloads/alloc_heavy.py 100 |
-    table "python3 alloc_heavy.py 100"
-  local db=$tmp/bench.db
-  wall=1 measure configs sh -c "rm -f $db; exec sqlite3 $db 'create table n(v); insert into n values(500000);' \
-    '.read tests/realapps/workloads/sqlite_inserts.sql'" | table "sqlite3 500k inserts"
-  echo
-}
-
 # One configuration of bench_profile, chosen by $MODE (measure() passes
 # configurations as environment); heaptrack prints its own messages, so only
 # the program's number is kept.
@@ -346,9 +347,9 @@ bench_profile() {
 
 echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), glibc $(ldd --version | head -1 | awk '{print $NF}'), load $(cut -d' ' -f1 /proc/loadavg), $runs runs each, medians)"
 echo
-bench_malloc
+bench_alternatives
+bench_instructions
 bench_profile
-bench_workloads
 bench_locks
 bench_scrape
 bench_malloc_jemalloc
