@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -46,6 +47,11 @@ void resolve_one(Fn& slot, const char* name) noexcept {
 // Whether the hooks may read glibc's chunk header (real.h): the real malloc
 // must live in libc.so.6 and agree with malloc_usable_size on small, large
 // and mmapped blocks, through both the general and the small-chunk reading.
+// The mmapped block is larger than glibc's dynamic threshold ever goes (32
+// MiB): freeing a smaller one would raise the program's mmap and trim
+// thresholds (glibc adjusts them on every such free), a change of its
+// allocator's behaviour that made some programs faster under the agent. It
+// is address space only, never touched.
 bool verify_glibc_chunks(const RealFunctions& f) noexcept {
     Dl_info info{};
     if (!dladdr(reinterpret_cast<void*>(f.malloc), &info) || !info.dli_fname ||
@@ -53,7 +59,7 @@ bool verify_glibc_chunks(const RealFunctions& f) noexcept {
         return false;
     bool same = true;
     for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{992}, size_t{1000}, size_t{1016},
-                     size_t{70000}, size_t{300000}}) {
+                     size_t{1024}, size_t{5000}, (size_t{33} << 20)}) {
         void* p = f.malloc(n);
         if (!p) continue;
         const size_t head = glibc::chunk_head(p), usable = f.malloc_usable_size(p);
@@ -144,6 +150,7 @@ void resolve_real() noexcept {
         while (g_resolve_state.load(std::memory_order_acquire) != 2) sched_yield();
         return;
     }
+    const int saved_errno = errno;  // the hook that got here returns the real call's errno
     RealFunctions found{};
 #define GOMETRICS_RESOLVE(name) resolve_one(found.name, #name);
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_RESOLVE)
@@ -165,6 +172,7 @@ void resolve_real() noexcept {
     g_glibc_chunks = verify_glibc_chunks(found);
     publish(found);
     g_resolve_state.store(2, std::memory_order_release);
+    errno = saved_errno;
 }
 
 }  // namespace detail
