@@ -74,21 +74,46 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
     }
 }
 
-// The thread's countdown of bytes crossed zero: sample this allocation for
-// the heap profile (which draws the next countdown), and let a lazy
-// publisher see whether it is wanted. While one is pending, the countdown
-// is kept short so a reader's request is noticed within a few KiB.
-[[gnu::noinline, gnu::cold]] void* countdown_expired(ThreadSlot* s, void* p, size_t usable) noexcept {
-    constexpr int64_t kPollBytes = 64 * 1024;
+// While a lazy publisher waits, samples are kept close together so that a
+// reader's request is noticed (publisher_poll) within about this many bytes.
+constexpr uint64_t kPollBytes = 64 * 1024;
+
+// The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
+[[gnu::noinline, gnu::cold]] void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     publisher_poll();
-    profile::sample_alloc(s, p, usable);
-    if (publisher_pending() && s->sample_countdown > kPollBytes) s->sample_countdown = kPollBytes;
+    profile::small_reached(s, p, usable);
+    if (publisher_pending() && usable) {
+        const uint64_t soon = load(small_counter(s, usable, kAllocs)) + (kPollBytes + usable - 1) / usable;
+        if (small_next(s, usable) > soon) small_next(s, usable) = soon;
+    }
     return p;
 }
 
-[[gnu::always_inline]] inline void* count_down(ThreadSlot* s, void* p, size_t usable) noexcept {
+[[gnu::noinline, gnu::cold]] void* countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
+    publisher_poll();
+    profile::countdown_crossed(s, p, usable);
+    if (publisher_pending() && s->sample_countdown > int64_t{kPollBytes}) s->sample_countdown = kPollBytes;
+    return p;
+}
+
+// Counts the allocation p of `usable` bytes on the owner's slot, and
+// schedules heap samples: a small size compares the count it just
+// incremented with the count of its next sample; other sizes count down.
+// e: the size's small_entry.
+[[gnu::always_inline]] inline void* count_small_alloc(ThreadSlot* s, uint64_t* e, void* p, size_t usable) noexcept {
+    bump(e[kAllocs], 1);
+    if (load(e[kAllocs]) >= e[2]) [[unlikely]]
+        return small_reached(s, p, usable);
+    return p;
+}
+
+[[gnu::always_inline]] inline void* count_alloc(ThreadSlot* s, void* p, size_t usable) noexcept {
+    if (buckets::is_small(usable)) [[likely]]
+        return count_small_alloc(s, small_entry(s, usable), p, usable);
+    bump(s->other_bytes[kAllocs], usable);
+    bump(s->other_by_size[buckets::size_index(usable)][kAllocs], 1);
     if ((s->sample_countdown -= static_cast<int64_t>(usable)) < 0) [[unlikely]]
-        return countdown_expired(s, p, usable);
+        return countdown_crossed(s, p, usable);
     return p;
 }
 
@@ -104,8 +129,7 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
         record_orphan(kAllocs, usable);
         return p;
     }
-    record(s, kAllocs, usable);
-    return count_down(s, p, usable);
+    return count_alloc(s, p, usable);
 }
 
 // Counts the allocation p, if any, and returns it.
@@ -118,9 +142,8 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
     const size_t head = glibc::chunk_head(p);
     if (!glibc::small_chunk(head)) [[unlikely]]
         return count_alloc_slow(p);
-    const size_t usable = glibc::small_chunk_usable(head);
-    bump(small_counter(s, usable, kAllocs), 1);
-    return count_down(s, p, usable);
+    const size_t chunk = glibc::small_chunk_size(head);
+    return count_small_alloc(s, small_entry_of_chunk(s, chunk), p, glibc::small_chunk_usable(head));
 }
 
 // Counts the free of a block of `usable` bytes.
@@ -189,7 +212,7 @@ GOMETRICS_EXPORT void free(void* p) noexcept {
     if (has_slot(s)) [[likely]] {
         const size_t head = glibc::chunk_head(p);
         if (glibc::small_chunk(head) && !profile::maybe_sampled(p)) [[likely]] {
-            bump(small_counter(s, glibc::small_chunk_usable(head), kFrees), 1);
+            bump(small_entry_of_chunk(s, glibc::small_chunk_size(head))[kFrees], 1);
             return real_fn<&R::free>()(p);
         }
     }

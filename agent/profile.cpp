@@ -172,13 +172,17 @@ uint64_t next_random(ThreadSlot* s) {
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-// Bytes until the next sample: exponential with mean heap_rate, so that
-// samples are a Poisson process over allocated bytes (Go's fastexprand).
-int64_t draw_countdown(ThreadSlot* s, uint64_t rate) {
+// 1 + floor(E * mean) for E exponential with mean 1 (Go's fastexprand),
+// at most 2^62. With mean = rate, the bytes until the next sample; with
+// mean = rate / u, the allocations of u bytes until the next sample of that
+// size (geometric with p = 1 - exp(-u / rate)).
+uint64_t draw(ThreadSlot* s, double mean) {
     const double u = (double(next_random(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    const double bytes = -std::log(u) * double(rate);
-    return bytes > 0x1.0p62 ? int64_t{1} << 62 : int64_t(bytes) + 1;
+    const double x = -std::log(u) * mean;
+    return x >= 0x1.0p62 ? uint64_t{1} << 62 : uint64_t(x) + 1;
 }
+
+constexpr uint64_t kNever = uint64_t{1} << 62;
 
 uint32_t capture(uint64_t* pcs) {
     void* raw[kDepth + 16];
@@ -267,31 +271,42 @@ void track_live(void* p, uint32_t stack, uint64_t size) {
     g_untracked.fetch_add(1, std::memory_order_relaxed);
 }
 
+// p, of `usable` bytes, is a heap sample: its stack, and the object, so
+// that its free is seen.
+void record_sample(void* p, size_t usable) {
+    Guard guard;  // libunwind's own allocations are not the program's
+    uint64_t pcs[kDepth];
+    const uint32_t depth = capture(pcs);
+    const int64_t r = intern(layout::kStackHeap, pcs, depth);
+    if (r < 0) {
+        g_dropped.fetch_add(1, std::memory_order_relaxed);
+    } else {
+        add(g_records[r].head.alloc_objects, 1);
+        add(g_records[r].head.alloc_bytes, usable);
+        track_live(p, static_cast<uint32_t>(r), usable);
+    }
+}
+
 }  // namespace
 
-void sample_alloc(ThreadSlot* s, void* p, size_t usable) noexcept {
-    const Config& c = config();
-    if (!c.heap_rate) {
-        s->sample_countdown = INT64_MAX;  // never again on this slot
-        return;
-    }
-    const bool first = s->sample_rng == 0;
-    s->sample_countdown = draw_countdown(s, c.heap_rate);
-    if (first) return;  // the first crossing only draws the first countdown
+void small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     const int saved_errno = errno;
-    {
-        Guard guard;  // libunwind's own allocations are not the program's
-        uint64_t pcs[kDepth];
-        const uint32_t depth = capture(pcs);
-        const int64_t r = intern(layout::kStackHeap, pcs, depth);
-        if (r < 0) {
-            g_dropped.fetch_add(1, std::memory_order_relaxed);
-        } else {
-            add(g_records[r].head.alloc_objects, 1);
-            add(g_records[r].head.alloc_bytes, usable);
-            track_live(p, static_cast<uint32_t>(r), usable);
-        }
-    }
+    const Config& c = config();
+    uint64_t& next = small_next(s, usable);
+    const bool first = next == 0;
+    const uint64_t count = load(small_counter(s, usable, kAllocs));
+    next = count + (c.heap_rate && usable ? draw(s, double(c.heap_rate) / double(usable)) : kNever);
+    if (!first && c.heap_rate) record_sample(p, usable);
+    errno = saved_errno;
+}
+
+void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
+    const int saved_errno = errno;
+    const Config& c = config();
+    const bool first = !s->countdown_drawn;
+    s->countdown_drawn = 1;
+    s->sample_countdown = static_cast<int64_t>(c.heap_rate ? draw(s, double(c.heap_rate)) : kNever);
+    if (!first && c.heap_rate) record_sample(p, usable);
     errno = saved_errno;
 }
 

@@ -40,10 +40,18 @@ extern uint8_t g_live_filter[size_t{1} << kFilterBits];
 }
 }  // namespace detail
 
-// Cold paths, called by the hooks.
-// The thread's countdown crossed zero (or was never drawn): sample this
-// allocation, draw the next countdown.
-[[gnu::noinline, gnu::cold]] void sample_alloc(ThreadSlot* s, void* p, size_t usable) noexcept;
+// Cold paths, called by the hooks. Each thread schedules its heap samples
+// so that an allocation of u usable bytes is sampled with probability
+// 1 - exp(-u / rate), independently of the others: what Go's byte countdown
+// gives (a Poisson process over allocated bytes). A small size (buckets.h)
+// keeps the count at which its next sample falls, a geometric draw, so its
+// hook only compares a counter it has just incremented; any other size
+// counts bytes down, an exponential draw. The first time either is reached
+// on a slot it is only drawn, not sampled.
+// The allocation p reached the sampling count of its small size.
+[[gnu::noinline, gnu::cold]] void small_reached(ThreadSlot* s, void* p, size_t usable) noexcept;
+// The byte countdown of the other sizes crossed zero at p.
+[[gnu::noinline, gnu::cold]] void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept;
 // The filter says p may be a sampled object: if it is, record its free.
 [[gnu::noinline, gnu::cold]] void forget(void* p) noexcept;
 // A contended acquisition that waited wait_ns: maybe sample it.

@@ -134,8 +134,9 @@ namespace glibc {
 // A heap chunk of at most 1008 bytes (flags other than IS_MMAPPED allowed):
 // its usable size is one of buckets.h's small sizes, in one `and`.
 [[gnu::always_inline]] constexpr bool small_chunk(size_t head) noexcept { return (head & ~size_t{0x3F0 | 5}) == 0; }
+[[gnu::always_inline]] constexpr size_t small_chunk_size(size_t head) noexcept { return head & 0x3F0; }
 [[gnu::always_inline]] constexpr size_t small_chunk_usable(size_t head) noexcept {
-    return (head & 0x3F0) - sizeof(size_t);
+    return small_chunk_size(head) - sizeof(size_t);
 }
 static_assert(small_chunk(0x3F1) && small_chunk_usable(0x3F5) == 1000 && small_chunk_usable(0x21) == 24 &&
               !small_chunk(0x400) && !small_chunk(0x3F2) && !small_chunk(0x1003) && chunk_usable(0x3F5) == 1000);

@@ -31,17 +31,21 @@ struct alignas(64) ThreadSlot {
     int32_t tid;                    // owner's tid while live
     std::atomic<ThreadSlot*> next;  // all slots ever created, a push-only list
 
-    // Heap profiling (owner only, never published): bytes left until the
-    // next sample, and the thread's random state (agent/profile.cpp).
+    // Heap profiling's schedule (owner only, never published; see profile.h):
+    // for sizes that are not small, bytes left until the next sample and
+    // whether that countdown was ever drawn; the thread's random state.
     alignas(64) int64_t sample_countdown;
     uint64_t sample_rng;
-    // Heap (heap collector), in usable sizes, each pair [kAllocs, kFrees],
-    // so a malloc and the free of the same size touch one cache line.
-    // Small sizes (buckets::is_small) count objects per exact size: their
-    // bytes are size times count. Other sizes count their bytes and a
+    uint32_t countdown_drawn;
+    // Heap (heap collector), in usable sizes, [kAllocs] and [kFrees] side by
+    // side. Small sizes (buckets::is_small) count objects per exact size:
+    // their bytes are size times count; with the two counts, the
+    // allocation count at which the size's next heap sample falls (owner
+    // only, never published; 0: never drawn), so a malloc and the free of a
+    // size touch one cache line. Other sizes count their bytes and a
     // log-linear bucket (buckets::size_index).
     uint64_t other_bytes[2];
-    uint64_t small[buckets::kSmallCounts][2];
+    uint64_t small[buckets::kSmallCounts][4];  // [kAllocs], [kFrees], next sample, unused
     uint64_t other_by_size[buckets::kSizeCounts][2];
 
     // Lock contention (sync collector): only contended acquisitions.
@@ -49,12 +53,23 @@ struct alignas(64) ThreadSlot {
     uint64_t wait_by_time[buckets::kTimeCounts];
 };
 
-// small[usable / 8][side] for a small usable size (a multiple of 8): the size
-// is half the byte offset of its pair, so the hot path needs no shift. (A
-// corrupt glibc header, a free of something malloc never returned, could
-// give -8 at worst: other_bytes, still inside the slot.)
+// small[usable / 8] for a small usable size (a multiple of 8): the size is
+// a quarter of the byte offset of its entry, so the hot path needs no
+// shift. (A corrupt glibc header, a free of something malloc never
+// returned, could give -8 at worst: before small[0], still inside the slot.)
+[[gnu::always_inline]] inline uint64_t* small_entry(ThreadSlot* s, uint64_t usable) noexcept {
+    return reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(s->small) + 4 * usable);
+}
+// The same for a glibc chunk of `chunk` bytes (usable: chunk - 8), written so
+// that the -8 folds into the instruction's displacement.
+[[gnu::always_inline]] inline uint64_t* small_entry_of_chunk(ThreadSlot* s, uint64_t chunk) noexcept {
+    return reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(s->small) + 4 * chunk) - 4;
+}
 [[gnu::always_inline]] inline uint64_t& small_counter(ThreadSlot* s, uint64_t usable, HeapSide side) noexcept {
-    return *reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(&s->small[0][side]) + 2 * usable);
+    return small_entry(s, usable)[side];
+}
+[[gnu::always_inline]] inline uint64_t& small_next(ThreadSlot* s, uint64_t usable) noexcept {
+    return small_entry(s, usable)[2];
 }
 
 enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2 };

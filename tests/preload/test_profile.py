@@ -73,6 +73,23 @@ def profile(*args):
 
 
 @unittest.skipUnless(GO, "go tool pprof (golang-go) is needed: scripts/setup.sh test installs it")
+class HeapProfileAcrossSizes(unittest.TestCase):
+    def test_small_and_large_blocks_are_weighed_alike(self):
+        # Small sizes schedule their samples by count, the others by a byte
+        # countdown: half the bytes in 64-byte blocks, half in 4000-byte ones
+        # must come out half and half, and each scaled back to what it is.
+        mib = 32
+        with tempfile.TemporaryDirectory() as d, Live(["sizes", mib], {"GOMETRICS_PROFILE_RATE": str(RATE)}) as proc:
+            path = os.path.join(d, "heap.pb.gz")
+            profile("heap", "--pid", proc.pid, "-o", path)
+            flat = go_top(path, "inuse_space")
+        self.assertAlmostEqual(share(flat, "small_site", "large_site"), 0.5, delta=0.08, msg=flat)
+        half = mib * 2**20 / 2
+        self.assertAlmostEqual(flat.get("small_site", 0) / (half * 72 / 64), 1.0, delta=0.2, msg=flat)
+        self.assertAlmostEqual(flat.get("large_site", 0) / (half * 4008 / 4000), 1.0, delta=0.2, msg=flat)
+
+
+@unittest.skipUnless(GO, "go tool pprof (golang-go) is needed: scripts/setup.sh test installs it")
 class HeapProfile(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

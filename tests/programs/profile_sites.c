@@ -4,6 +4,9 @@
  *                                (both kept), gamma_site MB/2 MiB (all freed)
  *   profile_sites threads T MB   the same, from T threads at once
  *   profile_sites fork MB        heap, then a child that runs child_site and exits
+ *   profile_sites sizes MB       small_site allocates MB/2 MiB in 64-byte blocks, large_site
+ *                                MB/2 MiB in 4000-byte ones (both kept): the two ways the agent
+ *                                schedules samples (per small size, and by bytes) must agree
  *   profile_sites mutex ROUNDS   alpha_lock_site waits 15 ms per round, beta_lock_site 5 ms
  *
  * Then prints "ready" and waits for stdin to close before exiting, so a test
@@ -53,6 +56,24 @@ __attribute__((noinline)) void gamma_site(size_t bytes) {
 
 __attribute__((noinline)) void child_site(struct block** list, size_t bytes) {
     for (size_t done = 0; done < bytes; done += kBlock) keep(list, malloc(kBlock));
+}
+
+enum { kSmallBlock = 64, kLargeBlock = 4000 };
+
+__attribute__((noinline)) void small_site(struct block** list, size_t bytes) {
+    for (size_t done = 0; done < bytes; done += kSmallBlock) keep(list, malloc(kSmallBlock));
+}
+
+__attribute__((noinline)) void large_site(struct block** list, size_t bytes) {
+    for (size_t done = 0; done < bytes; done += kLargeBlock) keep(list, malloc(kLargeBlock));
+}
+
+static void sizes(struct block** list, size_t mib) {
+    const size_t bytes = mib << 20;
+    for (int round = 0; round < 16; ++round) {
+        small_site(list, bytes / 2 / 16);
+        large_site(list, bytes / 2 / 16);
+    }
 }
 
 static void heap(struct block** list, size_t mib) {
@@ -141,7 +162,7 @@ static void ready_then_wait(void) {
 
 int main(int argc, char** argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s heap MB | threads T MB | fork MB | mutex ROUNDS\n", argv[0]);
+        fprintf(stderr, "usage: %s heap MB | threads T MB | fork MB | sizes MB | mutex ROUNDS\n", argv[0]);
         return 2;
     }
     struct block* list = NULL;
@@ -167,6 +188,8 @@ int main(int argc, char** argv) {
             fprintf(stderr, "child failed\n");
             return 1;
         }
+    } else if (strcmp(mode, "sizes") == 0) {
+        sizes(&list, strtoul(argv[2], NULL, 10));
     } else if (strcmp(mode, "mutex") == 0) {
         mutex(atoi(argv[2]));
     } else {
