@@ -26,15 +26,22 @@ import time
 
 
 def run_once(cmd, env, limit, measure):
-    """Runs cmd; returns the measured number, or None when it failed or ran
-    past `limit` seconds. measure: 'program' (the last number it printed),
-    'wall' (seconds) or 'cpu' (user + system seconds, children included)."""
+    """Runs cmd; returns the measured number, or a string saying why there is
+    none (it failed, or ran past `limit` seconds). measure: 'program' (the
+    last number it printed), 'wall' (seconds) or 'cpu' (user + system
+    seconds, children included)."""
     t0 = time.perf_counter()
     # A process group of its own: past the limit, the whole group goes (a
     # killed ltrace would leave its tracee running on, skewing what follows).
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                          start_new_session=True)
-    timer = threading.Timer(limit, lambda: os.killpg(p.pid, signal.SIGKILL))
+    expired = threading.Event()
+
+    def expire():
+        expired.set()
+        os.killpg(p.pid, signal.SIGKILL)
+
+    timer = threading.Timer(limit, expire)
     timer.start()
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
@@ -44,15 +51,17 @@ def run_once(cmd, env, limit, measure):
         os.killpg(p.pid, signal.SIGKILL)  # anything it left behind
     except ProcessLookupError:
         pass
-    p.returncode = os.waitstatus_to_exitcode(status)
-    if p.returncode != 0:
-        return None
+    if expired.is_set():
+        return f"did not finish in {limit:g} s"
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        return f"failed ({'signal ' + str(-code) if code < 0 else 'status ' + str(code)})"
     if measure == "wall":
         return wall
     if measure == "cpu":
         return usage.ru_utime + usage.ru_stime
     numbers = [line for line in out.split() if line.replace(".", "", 1).isdigit()]
-    return float(numbers[-1]) if numbers else None
+    return float(numbers[-1]) if numbers else "printed no number"
 
 
 def main():
@@ -67,7 +76,10 @@ def main():
     bench = os.path.join(args.build, "tests", "bench_malloc")
     python = subprocess.run([sys.executable, "-c", "import sys; print(sys.executable)"], capture_output=True,
                             text=True).stdout.strip()
-    db = os.path.join(tmp, "bench.db")
+    # The database in memory-backed /dev/shm where there is one: disk flushes
+    # would add their noise to what is a CPU-bound workload.
+    db_dir = tempfile.mkdtemp(prefix="gm-bench-", dir="/dev/shm") if os.path.isdir("/dev/shm") else tmp
+    db = os.path.join(db_dir, "bench.db")
     sqlite_cmd = ["sqlite3", db, "create table n(v); insert into n values(500000);",
                   ".read " + os.path.join(source, "tests/realapps/workloads/sqlite_inserts.sql")]
 
@@ -103,14 +115,14 @@ def main():
         ("sqlite3, 500k inserts (s)", sqlite_cmd, {}, clock, None, 120),
     ]
 
-    values = {}  # (config, workload) -> [value per round, None when it did not finish]
+    values = {}  # (config, workload) -> [value per round, or why there is none]
     for _ in range(args.runs):
         for w_label, argv, extra, what, ltrace_argv, limit in workloads:
             for c_label, wrapper, env_add in configs:
                 if c_label == "ltrace" and ltrace_argv is None:
                     # Every malloc stops the process: the real workloads would
                     # take hours. Tried once, with a short limit.
-                    if values.get((c_label, w_label)):
+                    if (c_label, w_label) in values:
                         continue
                     cmd, lim = wrapper + argv, 60
                 else:
@@ -122,14 +134,19 @@ def main():
                 for f in glob.glob(os.path.join(tmp, "heaptrack*")):  # tens of MB a run
                     os.remove(f)
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(db_dir, ignore_errors=True)
 
     # The fastest run of each: on a shared machine the others carry the
     # neighbours' noise, which only ever adds time.
+    def numbers(vs):
+        return [v for v in vs if not isinstance(v, str)]
+
     def cell(c_label, w_label):
-        done = [v for v in values.get((c_label, w_label), []) if v is not None]
+        vs = values.get((c_label, w_label), [])
+        done = numbers(vs)
         if not done:
-            return "did not finish in 60 s" if c_label == "ltrace" else "did not finish", None
-        base = [v for v in values[("no agent", w_label)] if v is not None]
+            return (vs[0] if vs else "not run"), None
+        base = numbers(values[("no agent", w_label)])
         return min(done), (min(done) / min(base) if base else None)
 
     print(f"| configuration | {' | '.join(w[0] for w in workloads)} |")
@@ -137,11 +154,11 @@ def main():
     for c_label, _, _ in configs:
         cells = []
         for w in workloads:
-            med, ratio = cell(c_label, w[0])
+            best, ratio = cell(c_label, w[0])
             if ratio is None:
-                cells.append(med if isinstance(med, str) else f"{med:.3g}")
+                cells.append(best if isinstance(best, str) else f"{best:.3g}")
             else:
-                cells.append(f"{med:,.4g} ({ratio:.3f}x)" if med < 1000 else f"{med:,.0f} ({ratio:,.0f}x)")
+                cells.append(f"{best:,.4g} ({ratio:.3f}x)" if best < 1000 else f"{best:,.0f} ({ratio:,.0f}x)")
         print(f"| {c_label} | {' | '.join(cells)} |")
     print()
     # Added time per pair, against what gometrics adds (the issue's targets:
