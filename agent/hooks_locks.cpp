@@ -4,8 +4,9 @@
 // and "try first, time on failure" costs a pthread_mutex_trylock, about
 // three uncontended locks on glibc 2.36 (PITFALLS.md). Instead each hook
 // peeks at the lock with one relaxed load before calling the real
-// function (the owner's tid for a mutex and a reader, the state word for a
-// writer): only when it says the lock is held does it take two
+// function (the owner's tid of most mutexes and of a default rwlock's
+// writer, else the lock's state word; see held()): only when it says the
+// lock is held does it take two
 // CLOCK_MONOTONIC readings (vDSO, no syscall) around the real call and
 // count the wait. The uncontended path is: load, compare, tail call.
 //
@@ -17,8 +18,8 @@
 //   and counts a contention with a near-zero wait;
 // - a lock taken by another thread just after the peek, or held with its
 //   owner not yet recorded or already cleared (the few instructions after
-//   glibc's acquisition and before its release), is a contention the hint
-//   misses (the wait is not counted);
+//   glibc's acquisition and before its release, where the owner is read),
+//   is a contention the hint misses (the wait is not counted);
 // - an adaptive mutex that acquires while spinning counts a contention
 //   with its short (spinning) wait, which is real waiting;
 // - a robust mutex whose owner died reads as held (owner-died bit) and
@@ -44,20 +45,41 @@ namespace {
 // glibc's rwlock state word (nptl/pthread_rwlock_common.c): bit 0 is the
 // write phase, bit 1 "a writer owns the lock or (in a read phase) wants
 // it", bit 2 readers waiting, the reader count from bit 3 up.
-constexpr unsigned kWrPhase = 1, kRWaiting = 4;
+constexpr unsigned kWrPhase = 1, kWrLocked = 2, kRWaiting = 4;
 
 [[gnu::always_inline]] inline unsigned peek(const unsigned& w) noexcept { return __atomic_load_n(&w, __ATOMIC_RELAXED); }
 [[gnu::always_inline]] inline int peek(const int& w) noexcept { return __atomic_load_n(&w, __ATOMIC_RELAXED); }
+[[gnu::always_inline]] inline unsigned char peek(const unsigned char& w) noexcept {
+    return __atomic_load_n(&w, __ATOMIC_RELAXED);
+}
 
-// The hint reads the owner's tid, which glibc records just after acquiring
-// any mutex type and clears just before releasing it, rather than the lock
-// word itself: on the x86 machine measured, loading the very word the real
-// call is about to lock-cmpxchg cost 3.5 ns per lock (18 -> 21.4 ns a
-// lock+unlock pair), loading its neighbour nothing measurable.
-[[gnu::always_inline]] inline bool held(const pthread_mutex_t* m) noexcept { return peek(m->__data.__owner) != 0; }
-// A reader waits when a writer owns the lock: the writer's tid, recorded
-// the same way.
+// Which word the hint reads. Loading the very word the real call is about to
+// lock-cmpxchg cost 3.4 ns per lock on the x86 machine measured (18.0 ->
+// 21.4 ns a lock+unlock pair); loading a neighbour of it, nothing
+// measurable. So a mutex's hint is its owner's tid, which glibc records
+// just after acquiring and clears just before releasing, wherever that is
+// faithful: not where the lock passes to a waiter before the waiter runs
+// and records itself (priority inheritance: the kernel hands it over), not
+// for robust mutexes (a not-recoverable one keeps a nonzero owner while
+// free), not under lock elision (owners are not recorded), nor for
+// priority-protected ones. Those read the lock word, as before. glibc's
+// flag bits in __kind (pthreadP.h, part of the ABI: they live in the
+// program's memory): robust 16, priority inheritance 32, priority protect
+// 64, elision 256 (set at the first lock when elision is forced).
+constexpr int kMutexOwnerUnfaithful = 16 | 32 | 64 | 256;
+[[gnu::always_inline]] inline bool held(const pthread_mutex_t* m) noexcept {
+    if (peek(m->__data.__kind) & kMutexOwnerUnfaithful) [[unlikely]]
+        return peek(m->__data.__lock) != 0;
+    return peek(m->__data.__owner) != 0;
+}
+// A reader waits when a writer owns the lock. A reader-preferring rwlock
+// (the default, __flags 0) records its writer's tid after acquiring and
+// clears it first thing on release, and never hands the lock from writer to
+// writer; the other kinds do hand over, so they read the state word: "write
+// phase, and a writer owns it".
 [[gnu::always_inline]] inline bool held_for_read(const pthread_rwlock_t* l) noexcept {
+    if (peek(l->__data.__flags) != 0) [[unlikely]]
+        return (peek(l->__data.__readers) & (kWrPhase | kWrLocked)) == (kWrPhase | kWrLocked);
     return peek(l->__data.__cur_writer) != 0;
 }
 // A writer waits when readers hold the lock or a writer owns or wants it.

@@ -74,8 +74,9 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
     }
 }
 
-// While a lazy publisher waits, samples are kept close together so that a
-// reader's request is noticed (publisher_poll) within about this many bytes.
+// While a lazy publisher waits, the hooks call out at least every so many
+// bytes of a size (or of the other sizes) so that a reader's request is
+// noticed (publisher_poll); the samples keep their own schedule.
 constexpr uint64_t kPollBytes = 64 * 1024;
 
 // The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
@@ -84,7 +85,7 @@ constexpr uint64_t kPollBytes = 64 * 1024;
     profile::small_reached(s, p, usable);
     if (publisher_pending() && usable) {
         const uint64_t soon = load(small_counter(s, usable, kAllocs)) + (kPollBytes + usable - 1) / usable;
-        if (small_next(s, usable) > soon) small_next(s, usable) = soon;
+        if (small_call_at(s, usable) > soon) small_call_at(s, usable) = soon;
     }
     return p;
 }
@@ -92,7 +93,10 @@ constexpr uint64_t kPollBytes = 64 * 1024;
 [[gnu::noinline, gnu::cold]] void* countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
     publisher_poll();
     profile::countdown_crossed(s, p, usable);
-    if (publisher_pending() && s->sample_countdown > int64_t{kPollBytes}) s->sample_countdown = kPollBytes;
+    if (publisher_pending() && s->sample_countdown > int64_t{kPollBytes}) {
+        s->sample_beyond = s->sample_countdown - int64_t{kPollBytes};
+        s->sample_countdown = kPollBytes;
+    }
     return p;
 }
 

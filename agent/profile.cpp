@@ -292,21 +292,29 @@ void record_sample(void* p, size_t usable) {
 void small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     const int saved_errno = errno;
     const Config& c = config();
-    uint64_t& next = small_next(s, usable);
-    const bool first = next == 0;
+    uint64_t& sample_at = small_sample_at(s, usable);
     const uint64_t count = load(small_counter(s, usable, kAllocs));
-    next = count + (c.heap_rate && usable ? draw(s, double(c.heap_rate) / double(usable)) : kNever);
-    if (!first && c.heap_rate) record_sample(p, usable);
+    const bool first = sample_at == 0;
+    if (first || count >= sample_at) {  // else the hook only polled, early
+        if (!first && c.heap_rate) record_sample(p, usable);
+        sample_at = count + (c.heap_rate && usable ? draw(s, double(c.heap_rate) / double(usable)) : kNever);
+    }
+    small_call_at(s, usable) = sample_at;
     errno = saved_errno;
 }
 
 void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
     const int saved_errno = errno;
     const Config& c = config();
+    int64_t left = s->sample_countdown + s->sample_beyond;  // to the sample, when the hook polled early
+    s->sample_beyond = 0;
     const bool first = !s->countdown_drawn;
-    s->countdown_drawn = 1;
-    s->sample_countdown = static_cast<int64_t>(c.heap_rate ? draw(s, double(c.heap_rate)) : kNever);
-    if (!first && c.heap_rate) record_sample(p, usable);
+    if (first || left < 0) {
+        if (!first && c.heap_rate) record_sample(p, usable);
+        s->countdown_drawn = 1;
+        left = static_cast<int64_t>(c.heap_rate ? draw(s, double(c.heap_rate)) : kNever);
+    }
+    s->sample_countdown = left;
     errno = saved_errno;
 }
 

@@ -47,10 +47,12 @@ extern uint8_t g_live_filter[size_t{1} << kFilterBits];
 // keeps the count at which its next sample falls, a geometric draw, so its
 // hook only compares a counter it has just incremented; any other size
 // counts bytes down, an exponential draw. The first time either is reached
-// on a slot it is only drawn, not sampled.
-// The allocation p reached the sampling count of its small size.
+// on a slot it is only drawn, not sampled. A lazy publisher that waits may
+// make the hooks call out earlier (to poll): those calls sample nothing
+// and leave the schedule as it was.
+// The allocation p reached the call-out count of its small size.
 [[gnu::noinline, gnu::cold]] void small_reached(ThreadSlot* s, void* p, size_t usable) noexcept;
-// The byte countdown of the other sizes crossed zero at p.
+// The byte countdown of the other sizes (to its call-out) crossed zero at p.
 [[gnu::noinline, gnu::cold]] void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept;
 // The filter says p may be a sampled object: if it is, record its free.
 [[gnu::noinline, gnu::cold]] void forget(void* p) noexcept;

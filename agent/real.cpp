@@ -70,10 +70,17 @@ bool verify_glibc_chunks(const RealFunctions& f) noexcept {
     return same;
 }
 
-// Makes the resolved functions visible to every thread: all of them first,
-// then calloc and malloc, whose stubs stop the hooks that see them from
-// going on before everything else is in place.
-void publish(const RealFunctions& found) noexcept {
+// What resolution found, complete before the state says ready (the stubs
+// forward to it, whatever g_real shows at that moment).
+constinit RealFunctions g_found{};
+
+// Makes the resolved functions visible to every thread, in two steps around
+// the state's move to ready (resolve_real): every member but malloc and
+// calloc before it, so that a hook that sees ready finds what it calls; those
+// two after it, so that a thread holding a real block, which came from one of
+// them, also sees ready (realloc, free and malloc_usable_size of a real block
+// must not take the unresolved paths).
+void publish_all_but_stubbed(const RealFunctions& found) noexcept {
     RealFunctions& to = g_real;
 #define GOMETRICS_PUBLISH(name) \
     if (std::string_view(#name) != "malloc" && std::string_view(#name) != "calloc") \
@@ -81,8 +88,16 @@ void publish(const RealFunctions& found) noexcept {
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_PUBLISH)
 #undef GOMETRICS_PUBLISH
     __atomic_store_n(&to.pthread_create, found.pthread_create, __ATOMIC_RELAXED);
-    __atomic_store_n(&to.calloc, found.calloc, __ATOMIC_RELEASE);
-    __atomic_store_n(&to.malloc, found.malloc, __ATOMIC_RELEASE);
+}
+
+// Replaces a stub that g_real still holds (by the resolving thread, or in a
+// forked child whose parent was between the two steps); never what the
+// allocator switch put there.
+template <auto Member, class Fn>
+void publish_stubbed(Fn stub) noexcept {
+    Fn expected = stub;
+    __atomic_compare_exchange_n(&(g_real.*Member), &expected, g_found.*Member, false, __ATOMIC_RELEASE,
+                                __ATOMIC_RELAXED);
 }
 
 // The stubs g_real starts with: serve dlsym's calls while resolving, or
@@ -95,16 +110,23 @@ bool bootstrap_or_resolve() noexcept {
 
 void* unresolved_malloc(size_t n) noexcept {
     if (bootstrap_or_resolve()) return bootstrap_alloc(n, 16);
-    return real_fn<&RealFunctions::malloc>()(n);
+    publish_stubbed<&RealFunctions::malloc>(unresolved_malloc);
+    const auto f = real_fn<&RealFunctions::malloc>();
+    return (f == unresolved_malloc ? g_found.malloc : f)(n);
 }
 
 void* unresolved_calloc(size_t n, size_t size) noexcept {
     if (bootstrap_or_resolve()) {
         size_t total;
-        if (__builtin_mul_overflow(n, size, &total)) return nullptr;
+        if (__builtin_mul_overflow(n, size, &total)) {
+            errno = ENOMEM;
+            return nullptr;
+        }
         return bootstrap_alloc(total, 16);  // static storage: already zero
     }
-    return real_fn<&RealFunctions::calloc>()(n, size);
+    publish_stubbed<&RealFunctions::calloc>(unresolved_calloc);
+    const auto f = real_fn<&RealFunctions::calloc>();
+    return (f == unresolved_calloc ? g_found.calloc : f)(n, size);
 }
 
 }  // namespace
@@ -118,14 +140,20 @@ void real_after_fork_child() noexcept {
 
 void* bootstrap_alloc(size_t size, size_t align) noexcept {
     if (align < 16) align = 16;
-    if (align & (align - 1)) return nullptr;  // as the real aligned functions refuse it
+    if (align & (align - 1)) {  // as the real aligned functions refuse it
+        errno = EINVAL;
+        return nullptr;
+    }
     const auto base = reinterpret_cast<uintptr_t>(g_arena);
     size_t used = g_arena_used.load(std::memory_order_relaxed);
     for (;;) {
         // Aligned as an address: the arena itself is only cache-line aligned.
         const size_t start = ((base + used + sizeof(size_t) + align - 1) & ~(align - 1)) - base;
         const size_t end = start + size;
-        if (start > kArenaSize || end > kArenaSize || end < start) return nullptr;
+        if (start > kArenaSize || end > kArenaSize || end < start) {
+            errno = ENOMEM;  // as malloc says it
+            return nullptr;
+        }
         if (g_arena_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
             const size_t head = size * 8 + 2;  // see real.h: never a small glibc chunk
             std::memcpy(g_arena + start - sizeof(size_t), &head, sizeof head);
@@ -170,8 +198,11 @@ void resolve_real() noexcept {
     // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
     prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
     g_glibc_chunks = verify_glibc_chunks(found);
-    publish(found);
+    g_found = found;
+    publish_all_but_stubbed(found);
     g_resolve_state.store(2, std::memory_order_release);
+    publish_stubbed<&RealFunctions::calloc>(unresolved_calloc);
+    publish_stubbed<&RealFunctions::malloc>(unresolved_malloc);
     errno = saved_errno;
 }
 

@@ -31,21 +31,25 @@ struct alignas(64) ThreadSlot {
     int32_t tid;                    // owner's tid while live
     std::atomic<ThreadSlot*> next;  // all slots ever created, a push-only list
 
-    // Heap profiling's schedule (owner only, never published; see profile.h):
-    // for sizes that are not small, bytes left until the next sample and
-    // whether that countdown was ever drawn; the thread's random state.
+    // Heap profiling's schedule (owner only, never published; see profile.h)
+    // for the sizes that are not small: bytes left until the hook calls out
+    // (the next sample, or sooner to poll for a lazy publisher), the bytes
+    // from there to the sample, whether it was ever drawn; and the thread's
+    // random state.
     alignas(64) int64_t sample_countdown;
+    int64_t sample_beyond;
     uint64_t sample_rng;
     uint32_t countdown_drawn;
     // Heap (heap collector), in usable sizes, [kAllocs] and [kFrees] side by
     // side. Small sizes (buckets::is_small) count objects per exact size:
-    // their bytes are size times count; with the two counts, the
-    // allocation count at which the size's next heap sample falls (owner
-    // only, never published; 0: never drawn), so a malloc and the free of a
-    // size touch one cache line. Other sizes count their bytes and a
-    // log-linear bucket (buckets::size_index).
+    // their bytes are size times count; with the two counts, the size's
+    // sampling schedule (owner only, never published): the allocation count
+    // at which the hook calls out, and the one at which the next heap
+    // sample falls (0: never drawn), so a malloc and the free of a size
+    // touch one cache line. Other sizes count their bytes and a log-linear
+    // bucket (buckets::size_index).
     uint64_t other_bytes[2];
-    uint64_t small[buckets::kSmallCounts][4];  // [kAllocs], [kFrees], next sample, unused
+    uint64_t small[buckets::kSmallCounts][4];  // [kAllocs], [kFrees], call out at, sample at
     uint64_t other_by_size[buckets::kSizeCounts][2];
 
     // Lock contention (sync collector): only contended acquisitions.
@@ -68,8 +72,11 @@ struct alignas(64) ThreadSlot {
 [[gnu::always_inline]] inline uint64_t& small_counter(ThreadSlot* s, uint64_t usable, HeapSide side) noexcept {
     return small_entry(s, usable)[side];
 }
-[[gnu::always_inline]] inline uint64_t& small_next(ThreadSlot* s, uint64_t usable) noexcept {
+[[gnu::always_inline]] inline uint64_t& small_call_at(ThreadSlot* s, uint64_t usable) noexcept {
     return small_entry(s, usable)[2];
+}
+[[gnu::always_inline]] inline uint64_t& small_sample_at(ThreadSlot* s, uint64_t usable) noexcept {
+    return small_entry(s, usable)[3];
 }
 
 enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2 };

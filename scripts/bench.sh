@@ -86,7 +86,10 @@ bench_alternatives() {
 
 # Instructions executed (callgrind): the same as the timings but exact and
 # repeatable, so a change of a few instructions per call is visible through
-# the noise of a shared machine. Smaller workloads: callgrind runs ~50x slower.
+# the noise of a shared machine. Smaller workloads: callgrind runs ~50x
+# slower, which would multiply the publisher's interval snapshots by as much,
+# so the agent runs here with a one-hour interval (a snapshot's own cost is
+# bench_snapshot's table).
 bench_instructions() {
   command -v valgrind >/dev/null || { echo "(valgrind not installed: instruction counts skipped)"; echo; return; }
   echo "### instructions executed (callgrind, whole program; ratio to no agent)"
@@ -118,8 +121,9 @@ bench_instructions() {
     esac
     base=$(instr "" "$@")
     row="| $label | $base |"
-    for envs in "LD_PRELOAD=$agent GOMETRICS_PROFILE_RATE=0 GOMETRICS_MUTEX_PROFILE_FRACTION=0" "LD_PRELOAD=$agent" \
-                "LD_PRELOAD=$agent GOMETRICS_PUBLISHER=lazy"; do
+    local hour="LD_PRELOAD=$agent GOMETRICS_INTERVAL_MS=3600000"
+    for envs in "$hour GOMETRICS_PROFILE_RATE=0 GOMETRICS_MUTEX_PROFILE_FRACTION=0" "$hour" \
+                "$hour GOMETRICS_PUBLISHER=lazy"; do
       n=$(instr "$envs" "$@")
       row+=$(awk -v n="$n" -v b="$base" 'BEGIN { printf " %d (%.3fx) |", n, n / b }')
     done

@@ -39,7 +39,10 @@ def run_once(cmd, env, limit, measure):
 
     def expire():
         expired.set()
-        os.killpg(p.pid, signal.SIGKILL)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended just now
+            pass
 
     timer = threading.Timer(limit, expire)
     timer.start()
@@ -51,7 +54,7 @@ def run_once(cmd, env, limit, measure):
         os.killpg(p.pid, signal.SIGKILL)  # anything it left behind
     except ProcessLookupError:
         pass
-    if expired.is_set():
+    if expired.is_set() and wall >= limit:
         return f"did not finish in {limit:g} s"
     code = os.waitstatus_to_exitcode(status)
     if code != 0:

@@ -3,6 +3,7 @@
 and profiling switched off."""
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -87,6 +88,30 @@ class HeapProfileAcrossSizes(unittest.TestCase):
         half = mib * 2**20 / 2
         self.assertAlmostEqual(flat.get("small_site", 0) / (half * 72 / 64), 1.0, delta=0.2, msg=flat)
         self.assertAlmostEqual(flat.get("large_site", 0) / (half * 4008 / 4000), 1.0, delta=0.2, msg=flat)
+
+
+class SamplingSchedule(unittest.TestCase):
+    def samples(self, publisher):
+        """Heap samples taken from `profile_sites sizes 32` at the default rate."""
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "profile.json")
+            env = gmtest.agent_env({"GOMETRICS_PUBLISHER": publisher, "GOMETRICS_PROFILE_REPORT": path})
+            cp = subprocess.run([program("profile_sites"), "sizes", "32"], env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=120)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            with open(path) as f:
+                return sum(st["alloc_objects"] for st in json.load(f)["stacks"] if st["kind"] == "heap")
+
+    def test_a_waiting_lazy_publisher_does_not_add_samples(self):
+        # While a lazy publisher waits, the hooks call out every 64 KiB of a
+        # size to poll for readers; those calls must not be samples (they
+        # were: 8 times the samples at the default 512 KiB rate). 16 MiB of
+        # 72-byte and 16 MiB of 4008-byte blocks: about 68 samples expected.
+        expected = (16 * 2**20 / 64 * 72 + 16 * 2**20 / 4000 * 4008) / 524288
+        for publisher in ("thread", "lazy"):
+            n = self.samples(publisher)
+            self.assertGreater(n, 0.5 * expected, (publisher, n, expected))
+            self.assertLess(n, 1.6 * expected, (publisher, n, expected))
 
 
 @unittest.skipUnless(GO, "go tool pprof (golang-go) is needed: scripts/setup.sh test installs it")
