@@ -53,8 +53,9 @@ namespace detail {
 // The real functions. Before resolution malloc and calloc point at stubs
 // that resolve (or serve dlsym's own calls from the bootstrap arena), so
 // the hottest hooks need no readiness check; the other members are null
-// until resolution publishes them all, malloc and calloc last. The hooks
-// load them with real_fn().
+// until resolution publishes them, then the ready state, then malloc and
+// calloc (real.cpp): whoever holds a real block sees ready. The hooks load
+// them with real_fn().
 extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
