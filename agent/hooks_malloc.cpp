@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "buckets.h"
+#include "heap_hooks.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -203,6 +204,16 @@ void* realloc_impl(void* p, size_t n) noexcept {
 }
 
 }  // namespace
+
+void* count_allocation(void* p) noexcept { return counted(p); }
+
+void count_release(void* p) noexcept {
+    if (!p || is_bootstrap(p)) [[unlikely]]
+        return;
+    count_free(usable_size(p));
+    if (profile::maybe_sampled(p)) profile::forget(p);
+}
+
 }  // namespace gometrics::agent
 
 using namespace gometrics::agent;

@@ -206,6 +206,8 @@ void resolve_real() noexcept {
     errno = saved_errno;
 }
 
+decltype(&::malloc) found_malloc() noexcept { return g_found.malloc; }
+
 }  // namespace detail
 
 }  // namespace gometrics::agent

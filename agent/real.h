@@ -60,6 +60,9 @@ extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
 void prepare_allocator_switch(void* real_malloc) noexcept;  // allocator_switch.cpp
+// The malloc that resolution found (dlsym RTLD_NEXT), whatever the
+// allocator switch put in g_real since; nullptr before resolution.
+decltype(&::malloc) found_malloc() noexcept;
 }  // namespace detail
 
 // A member of g_real, as the hooks call it: one load (acquire: a published

@@ -1,8 +1,10 @@
 // C++ allocation paths under the agent: new/delete, new[]/delete[], aligned
 // new (operator new with align_val_t, served by aligned_alloc) and
 // std::thread. Per iteration exactly five allocations and five frees, so a
-// test can compare a run against its twin with zero iterations.
-//   cxx_app THREADS ITERATIONS
+// test can compare a run against its twin with zero iterations. With a third
+// argument, it also asks for more memory than exists, from the throwing and
+// the nothrow new: bad_alloc and nullptr, nothing allocated.
+//   cxx_app THREADS ITERATIONS [refused]
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -69,5 +71,16 @@ int main(int argc, char** argv) {
     uint64_t total = 0;
     for (uint64_t s : sums) total += s;
     std::printf("threads=%d iterations=%ld sum=%llu\n", threads, iterations, static_cast<unsigned long long>(total));
+    if (argc > 3) {
+        const size_t huge = SIZE_MAX / 4;
+        try {
+            g_sink = ::operator new(huge);
+            std::printf("no bad_alloc\n");
+        } catch (const std::bad_alloc&) {
+            std::printf("bad_alloc\n");
+        }
+        g_sink = ::operator new[](huge, std::nothrow);
+        std::printf("nothrow=%s\n", g_sink ? "block" : "nullptr");
+    }
     return 0;
 }

@@ -1,0 +1,152 @@
+// operator new and delete, interposed to forward and, where they do not
+// reach malloc, to count.
+//
+// libstdc++'s operator new calls malloc, where our hook counts the block.
+// jemalloc's and tcmalloc's serve it themselves, so a C++ program on one of
+// them (preloaded after the agent, or linked) used to allocate unseen
+// (PITFALLS 12). Each operator here jumps through a table to the next
+// definition (dlsym RTLD_NEXT: what the program would have bound to without
+// us). When that definition lives in the object that also serves malloc, the
+// table points at wrappers that forward and count like a malloc hook
+// instead. The table starts with stubs that fill it in on first use.
+//
+// Which case applies is decided once, by the objects the definitions live
+// in; whether such an operator reaches malloc or free inside (jemalloc's
+// delete calls free) does not matter, see the wrappers.
+#include <dlfcn.h>
+
+#include <cstddef>
+#include <new>
+
+#include "heap_hooks.h"
+#include "log.h"
+#include "real.h"
+#include "slots.h"
+
+namespace gometrics::agent {
+namespace {
+
+// X(member, operator, parameters, arguments, exception specification): the
+// replaceable allocation functions; the symbol is "_" member.
+#define GOMETRICS_NEW_FUNCTIONS(X)                                                                          \
+    X(Znwm, new, (std::size_t n), (n), noexcept(false))                                                     \
+    X(Znam, new[], (std::size_t n), (n), noexcept(false))                                                   \
+    X(ZnwmSt11align_val_t, new, (std::size_t n, std::align_val_t a), (n, a), noexcept(false))               \
+    X(ZnamSt11align_val_t, new[], (std::size_t n, std::align_val_t a), (n, a), noexcept(false))             \
+    X(ZnwmRKSt9nothrow_t, new, (std::size_t n, const std::nothrow_t& t), (n, t), noexcept)                  \
+    X(ZnamRKSt9nothrow_t, new[], (std::size_t n, const std::nothrow_t& t), (n, t), noexcept)                \
+    X(ZnwmSt11align_val_tRKSt9nothrow_t, new, (std::size_t n, std::align_val_t a, const std::nothrow_t& t), \
+      (n, a, t), noexcept)                                                                                  \
+    X(ZnamSt11align_val_tRKSt9nothrow_t, new[], (std::size_t n, std::align_val_t a, const std::nothrow_t& t), \
+      (n, a, t), noexcept)
+// The deallocation functions, all noexcept; every first parameter is p.
+#define GOMETRICS_DELETE_FUNCTIONS(X)                                                                  \
+    X(ZdlPv, delete, (void* p), (p))                                                                   \
+    X(ZdaPv, delete[], (void* p), (p))                                                                 \
+    X(ZdlPvm, delete, (void* p, std::size_t n), (p, n))                                                \
+    X(ZdaPvm, delete[], (void* p, std::size_t n), (p, n))                                              \
+    X(ZdlPvSt11align_val_t, delete, (void* p, std::align_val_t a), (p, a))                             \
+    X(ZdaPvSt11align_val_t, delete[], (void* p, std::align_val_t a), (p, a))                           \
+    X(ZdlPvmSt11align_val_t, delete, (void* p, std::size_t n, std::align_val_t a), (p, n, a))          \
+    X(ZdaPvmSt11align_val_t, delete[], (void* p, std::size_t n, std::align_val_t a), (p, n, a))        \
+    X(ZdlPvRKSt9nothrow_t, delete, (void* p, const std::nothrow_t& t), (p, t))                         \
+    X(ZdaPvRKSt9nothrow_t, delete[], (void* p, const std::nothrow_t& t), (p, t))                       \
+    X(ZdlPvSt11align_val_tRKSt9nothrow_t, delete, (void* p, std::align_val_t a, const std::nothrow_t& t), \
+      (p, a, t))                                                                                       \
+    X(ZdaPvSt11align_val_tRKSt9nothrow_t, delete[], (void* p, std::align_val_t a, const std::nothrow_t& t), \
+      (p, a, t))
+
+struct Table {
+#define GOMETRICS_MEMBER_NEW(member, op, params, args, spec) void* (*member) params spec;
+#define GOMETRICS_MEMBER_DELETE(member, op, params, args) void (*member) params noexcept;
+    GOMETRICS_NEW_FUNCTIONS(GOMETRICS_MEMBER_NEW)
+    GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_MEMBER_DELETE)
+};
+
+template <class Fn>
+[[gnu::always_inline]] inline Fn acquired(Fn& f) noexcept {
+    return __atomic_load_n(&f, __ATOMIC_ACQUIRE);
+}
+
+void resolve() noexcept;
+
+// The definitions that follow ours, complete before any target points at a
+// wrapper that calls them.
+constinit Table g_next{};
+
+// Stubs: resolve, then go where the table now says.
+#define GOMETRICS_STUB_NEW(member, op, params, args, spec) \
+    void* stub_##member params spec { return resolve(), acquired(g_target.member) args; }
+#define GOMETRICS_STUB_DELETE(member, op, params, args) \
+    void stub_##member params noexcept { resolve(), acquired(g_target.member) args; }
+extern Table g_target;
+GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_NEW)
+GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_DELETE)
+
+// Where each operator goes: a stub, the next definition or a wrapper.
+#define GOMETRICS_STUB_INIT(member, ...) .member = stub_##member,
+constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_INIT)};
+
+// Wrappers for an allocator that serves the operators itself. They count,
+// and the next definition runs under the reentrancy guard: one that reaches
+// malloc or free after all (jemalloc's delete calls free through its PLT,
+// into our hook) is then not counted a second time. A new that throws has
+// allocated nothing: nothing to count, and the guard is released on the way.
+#define GOMETRICS_COUNT_NEW(member, op, params, args, spec) \
+    void* counting_##member params spec {                   \
+        void* q;                                            \
+        {                                                   \
+            Guard own;                                      \
+            q = g_next.member args;                         \
+        }                                                   \
+        return count_allocation(q);                         \
+    }
+#define GOMETRICS_COUNT_DELETE(member, op, params, args) \
+    void counting_##member params noexcept {             \
+        count_release(p);                                \
+        Guard own;                                       \
+        g_next.member args;                              \
+    }
+GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
+GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_COUNT_DELETE)
+
+template <class Fn>
+bool find_next(Fn& to, const char* symbol) noexcept {
+    __atomic_store_n(&to, reinterpret_cast<Fn>(dlsym(RTLD_NEXT, symbol)), __ATOMIC_RELAXED);
+    return to != nullptr;
+}
+
+// Idempotent, with no in-progress state: racing threads, or a forked child
+// whose parent was half-way, write the same values again.
+void resolve() noexcept {
+    real();  // the malloc family, for the object that serves malloc
+    bool found = true;
+#define GOMETRICS_FIND(member, ...) found = find_next(g_next.member, "_" #member) && found;
+    GOMETRICS_NEW_FUNCTIONS(GOMETRICS_FIND)
+    GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_FIND)
+    // The agent links libstdc++, which defines all twenty (GCC 7 and later):
+    // there is always a next definition.
+    if (!found) log::fatal("cannot resolve the next operator new and delete with dlsym(RTLD_NEXT)");
+    Dl_info of_malloc, of_new;
+    const bool counts = dladdr(reinterpret_cast<void*>(detail::found_malloc()), &of_malloc) &&
+                        dladdr(reinterpret_cast<void*>(g_next.Znwm), &of_new) &&
+                        of_malloc.dli_fbase == of_new.dli_fbase;
+#define GOMETRICS_PUBLISH(member, ...) \
+    __atomic_store_n(&g_target.member, counts ? counting_##member : g_next.member, __ATOMIC_RELEASE);
+    GOMETRICS_NEW_FUNCTIONS(GOMETRICS_PUBLISH)
+    GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_PUBLISH)
+}
+
+}  // namespace
+}  // namespace gometrics::agent
+
+using gometrics::agent::g_target;
+using gometrics::agent::acquired;
+
+// The exported operators: one load and a tail jump each.
+#define GOMETRICS_DEFINE_NEW(member, op, params, args, spec) \
+    [[gnu::visibility("default")]] void* operator op params spec { return acquired(g_target.member) args; }
+#define GOMETRICS_DEFINE_DELETE(member, op, params, args) \
+    [[gnu::visibility("default")]] void operator op params noexcept { acquired(g_target.member) args; }
+GOMETRICS_NEW_FUNCTIONS(GOMETRICS_DEFINE_NEW)
+GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_DEFINE_DELETE)
