@@ -139,6 +139,8 @@ void restore_slot(ThreadSlot* saved) noexcept;
     ThreadSlot* s = detail::tls_slot;
     if (reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker) [[likely]]
         return s;
+    if (s == detail::marker(detail::kSlowSlot)) [[likely]]  // another allocator than glibc's
+        return detail::tls_slow_slot;
     return detail::slow_slot();
 }
 
