@@ -146,12 +146,19 @@ static_assert(small_chunk(0x3F1) && small_chunk_usable(0x3F5) == 1000 && small_c
               !small_chunk(0x400) && !small_chunk(0x3F2) && !small_chunk(0x1003) && chunk_usable(0x3F5) == 1000);
 }  // namespace glibc
 
+namespace detail {
+// The real malloc_usable_size, called under the reentrancy guard (slots.cpp):
+// tcmalloc's allocates on its first call (operator new, MallocExtension),
+// which must not come back into counting, and so into this call, forever.
+size_t asked_usable_size(void* p) noexcept;
+}  // namespace detail
+
 // malloc_usable_size of a live block: glibc's header read inline, anything
 // else (jemalloc, tcmalloc, glibc's debug malloc) asked.
 [[gnu::always_inline]] inline size_t usable_size(void* p) noexcept {
     if (detail::g_glibc_chunks) [[likely]]
         return glibc::chunk_usable(glibc::chunk_head(p));
-    return detail::g_real.malloc_usable_size(p);
+    return detail::asked_usable_size(p);
 }
 
 }  // namespace gometrics::agent

@@ -124,6 +124,11 @@ void restore_slot(ThreadSlot* saved) noexcept {
     tls_slot = saved;
     if (!g_glibc_chunks) demote_slot();
 }
+
+size_t asked_usable_size(void* p) noexcept {
+    Guard own;
+    return g_real.malloc_usable_size(p);
+}
 }  // namespace detail
 
 uint64_t slot_bytes() noexcept { return g_chunk_bytes.load(std::memory_order_relaxed); }

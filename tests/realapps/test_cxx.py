@@ -2,7 +2,8 @@
 std::thread, counted exactly against its twin run with no iterations: on
 glibc, where libstdc++'s operator new calls malloc, and on jemalloc, whose
 operator new and delete serve blocks themselves (PITFALLS 12), preloaded
-after the agent and linked with the program."""
+after the agent and linked with the program, and on tcmalloc, whose
+malloc_usable_size allocates with operator new on its first call."""
 
 import os
 import subprocess
@@ -13,6 +14,7 @@ import realapp  # noqa: E402
 from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 class Cxx(realapp.RealAppTest):
@@ -39,6 +41,10 @@ class Cxx(realapp.RealAppTest):
 
     def test_jemalloc_preloaded_after_the_agent(self):
         self.assert_exact(preload=f"{gmtest.AGENT}:{JEMALLOC}")
+
+    def test_tcmalloc_preloaded_after_the_agent(self):
+        self.assertTrue(os.path.exists(TCMALLOC), "libtcmalloc-minimal4 missing (scripts/setup.sh test)")
+        self.assert_exact(preload=f"{gmtest.AGENT}:{TCMALLOC}")
 
     def test_linked_with_jemalloc(self):
         self.assertTrue(os.path.exists(app("cxx_app_jemalloc")), "libjemalloc-dev missing at build time")

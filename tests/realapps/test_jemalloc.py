@@ -1,7 +1,8 @@
-"""jemalloc: a program linked with it, and libjemalloc preloaded in both
-orders (PITFALLS 3 and 12): the program always runs on jemalloc and works;
-with the agent first every allocation is counted; with jemalloc first the
-agent cannot see malloc and says so instead of reporting zeros."""
+"""Other allocators: a program linked with jemalloc, libjemalloc preloaded in
+both orders (PITFALLS 3 and 12), and tcmalloc preloaded after the agent. The
+program always runs on the allocator it asked for and works; with the agent
+first every allocation is counted; with jemalloc first the agent cannot see
+malloc and says so instead of reporting zeros."""
 
 import os
 import subprocess
@@ -12,6 +13,7 @@ import realapp  # noqa: E402
 from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 N = 5000
 
 
@@ -31,6 +33,18 @@ class Jemalloc(realapp.RealAppTest):
 
     def test_preloaded_after_the_agent(self):
         self.assert_counts_n(preload=f"{gmtest.AGENT}:{JEMALLOC}")
+
+    def test_tcmalloc_preloaded_after_the_agent(self):
+        # tcmalloc's malloc_usable_size, which the agent asks of every block,
+        # allocates with operator new on its first call: counted once, with
+        # no recursion
+        self.assertTrue(os.path.exists(TCMALLOC), "libtcmalloc-minimal4 missing (scripts/setup.sh test)")
+        cp, m = self.run_app([app("allocator_probe"), str(N)], preload=f"{gmtest.AGENT}:{TCMALLOC}")
+        self.assertEqual(cp.stdout, f"allocator=other\nblocks={N}\n")
+        _, twin = self.run_app([app("allocator_probe"), "0"], preload=f"{gmtest.AGENT}:{TCMALLOC}")
+        self.assertEqual(m["/gc/heap/allocs:objects"] - twin["/gc/heap/allocs:objects"], N + 1)
+        self.assertEqual(m["/gc/heap/frees:objects"] - twin["/gc/heap/frees:objects"], N + 1)
+        self.assert_sane(m)
 
     def test_preloaded_before_the_agent(self):
         cp, rep = gmtest.run_with_report([app("allocator_probe"), str(N)], preload=f"{JEMALLOC}:{gmtest.AGENT}")
