@@ -125,9 +125,14 @@ void restore_slot(ThreadSlot* saved) noexcept {
     if (!g_glibc_chunks) demote_slot();
 }
 
+// Guard's work without restore_slot's demotion check: the allocator switch
+// cannot happen inside malloc_usable_size.
 size_t asked_usable_size(void* p) noexcept {
-    Guard own;
-    return g_real.malloc_usable_size(p);
+    ThreadSlot* const saved = tls_slot;
+    tls_slot = marker(kAgentThread);
+    const size_t usable = g_real.malloc_usable_size(p);
+    tls_slot = saved;
+    return usable;
 }
 }  // namespace detail
 
