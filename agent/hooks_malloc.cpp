@@ -129,6 +129,7 @@ constexpr uint64_t kPollBytes = 64 * 1024;
         return p;
     ThreadSlot* s = current_slot();
     if (!s) return p;  // the agent's own
+    detail::tls_last_counted = p;
     const size_t usable = usable_size(p);
     if (is_orphans(s)) [[unlikely]] {
         record_orphan(kAllocs, usable);
@@ -151,14 +152,16 @@ constexpr uint64_t kPollBytes = 64 * 1024;
     return count_small_alloc(s, small_entry_of_chunk(s, chunk), p, glibc::small_chunk_usable(head));
 }
 
-// Counts the free of a block of `usable` bytes.
-void count_free(size_t usable) noexcept {
-    ThreadSlot* s = current_slot();
-    if (!s) return;  // the agent's own
+// Counts the free of a block of `usable` bytes on s, the caller's slot.
+void count_free_on(ThreadSlot* s, size_t usable) noexcept {
     if (is_orphans(s)) [[unlikely]]
         record_orphan(kFrees, usable);
     else
         record(s, kFrees, usable);
+}
+
+void count_free(size_t usable) noexcept {
+    if (ThreadSlot* s = current_slot()) count_free_on(s, usable);  // else the agent's own
 }
 
 // free, other than the common case: a bootstrap block (never freed), a free
@@ -168,7 +171,10 @@ void count_free(size_t usable) noexcept {
         return;
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
-    count_free(usable_size(p));  // before the real free: the block is gone afterwards
+    // Before the real free, as the block is gone afterwards; the size only
+    // for a slot (the agent's own frees, such as inside a counted delete,
+    // need no malloc_usable_size of another allocator).
+    if (ThreadSlot* s = current_slot()) count_free_on(s, usable_size(p));
     if (profile::maybe_sampled(p)) profile::forget(p);
     real_fn<&R::free>()(p);
 }
@@ -210,7 +216,7 @@ void* count_allocation(void* p) noexcept { return counted(p); }
 void count_release(void* p) noexcept {
     if (!p || is_bootstrap(p)) [[unlikely]]
         return;
-    count_free(usable_size(p));
+    if (ThreadSlot* s = current_slot()) count_free_on(s, usable_size(p));
     if (profile::maybe_sampled(p)) profile::forget(p);
 }
 

@@ -10,9 +10,9 @@
 // table points at wrappers that forward and count like a malloc hook
 // instead. The table starts with stubs that fill it in on first use.
 //
-// Which case applies is decided once, by the objects the definitions live
-// in; whether such an operator reaches malloc or free inside (jemalloc's
-// delete calls free) does not matter, see the wrappers.
+// Which case applies is decided once per operator, by the objects the
+// definitions live in. Only there: an operator new of some other object (a
+// pool of its own) hands out blocks that malloc_usable_size must never see.
 #include <dlfcn.h>
 
 #include <cstddef>
@@ -87,25 +87,25 @@ GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_DELETE)
 #define GOMETRICS_STUB_INIT(member, ...) .member = stub_##member,
 constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_INIT)};
 
-// Wrappers for an allocator that serves the operators itself. They count,
-// and the next definition runs under the reentrancy guard: one that reaches
-// malloc or free after all (jemalloc's delete calls free through its PLT,
-// into our hook) is then not counted a second time. A new that throws has
-// allocated nothing: nothing to count, and the guard is released on the way.
-#define GOMETRICS_COUNT_NEW(member, op, params, args, spec) \
-    void* counting_##member params spec {                   \
-        void* q;                                            \
-        {                                                   \
-            Guard own;                                      \
-            q = g_next.member args;                         \
-        }                                                   \
-        return count_allocation(q);                         \
+// Wrappers for an operator served by the allocator itself. It may reach our
+// hooks after all: jemalloc's delete calls free through its PLT, and its new,
+// after the program's new_handler ran, calls malloc again.
+// - new counts the block unless malloc's hook just did (tls_last_counted).
+//   Nothing runs guarded, so what the new_handler allocates and frees, and
+//   the bad_alloc a refused new throws, are counted like any other block.
+// - delete counts, then runs the next definition under the reentrancy guard,
+//   since no code of the program runs inside it.
+#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)            \
+    void* counting_##member params spec {                              \
+        detail::tls_last_counted = nullptr;                            \
+        void* q = __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
+        return q == detail::tls_last_counted ? q : count_allocation(q); \
     }
-#define GOMETRICS_COUNT_DELETE(member, op, params, args) \
-    void counting_##member params noexcept {             \
-        count_release(p);                                \
-        Guard own;                                       \
-        g_next.member args;                              \
+#define GOMETRICS_COUNT_DELETE(member, op, params, args)      \
+    void counting_##member params noexcept {                  \
+        count_release(p);                                     \
+        Guard own;                                            \
+        __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
     }
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_COUNT_DELETE)
@@ -124,15 +124,21 @@ void resolve() noexcept {
 #define GOMETRICS_FIND(member, ...) found = find_next(g_next.member, "_" #member) && found;
     GOMETRICS_NEW_FUNCTIONS(GOMETRICS_FIND)
     GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_FIND)
-    // The agent links libstdc++, which defines all twenty (GCC 7 and later):
-    // there is always a next definition.
+    // The agent links libstdc++ (agent/meson.build), which defines all twenty
+    // (GCC 7 and later): there is always a next definition.
     if (!found) log::fatal("cannot resolve the next operator new and delete with dlsym(RTLD_NEXT)");
-    Dl_info of_malloc, of_new;
-    const bool counts = dladdr(reinterpret_cast<void*>(detail::found_malloc()), &of_malloc) &&
-                        dladdr(reinterpret_cast<void*>(g_next.Znwm), &of_new) &&
-                        of_malloc.dli_fbase == of_new.dli_fbase;
-#define GOMETRICS_PUBLISH(member, ...) \
-    __atomic_store_n(&g_target.member, counts ? counting_##member : g_next.member, __ATOMIC_RELEASE);
+    // Each operator on its own: tcmalloc or jemalloc may lack a form, whose
+    // next definition is then libstdc++'s.
+    Dl_info of_malloc;
+    const void* malloc_object =
+        dladdr(reinterpret_cast<void*>(detail::found_malloc()), &of_malloc) ? of_malloc.dli_fbase : nullptr;
+    auto serves_itself = [malloc_object](auto* next) {
+        Dl_info of_next;
+        return malloc_object && dladdr(reinterpret_cast<void*>(next), &of_next) && of_next.dli_fbase == malloc_object;
+    };
+#define GOMETRICS_PUBLISH(member, ...)                                                                   \
+    __atomic_store_n(&g_target.member, serves_itself(g_next.member) ? counting_##member : g_next.member, \
+                     __ATOMIC_RELEASE);
     GOMETRICS_NEW_FUNCTIONS(GOMETRICS_PUBLISH)
     GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_PUBLISH)
 }

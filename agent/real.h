@@ -147,9 +147,10 @@ static_assert(small_chunk(0x3F1) && small_chunk_usable(0x3F5) == 1000 && small_c
 }  // namespace glibc
 
 namespace detail {
-// The real malloc_usable_size, called under the reentrancy guard (slots.cpp):
-// tcmalloc's allocates on its first call (operator new, MallocExtension),
-// which must not come back into counting, and so into this call, forever.
+// The real malloc_usable_size, called with the calling thread marked as the
+// agent's own (slots.cpp): tcmalloc's allocates on its first call (operator
+// new, MallocExtension), which must not come back into counting, and so into
+// this call, forever.
 size_t asked_usable_size(void* p) noexcept;
 }  // namespace detail
 

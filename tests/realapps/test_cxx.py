@@ -18,23 +18,43 @@ TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 
 
 class Cxx(realapp.RealAppTest):
-    def assert_exact(self, program="cxx_app", preload=None):
-        threads, iterations = 4, 5000
+    def assert_exact(self, program="cxx_app", preload=None, extra_env=None):
         kw = {"preload": preload} if preload else {}
-        cp, m = self.run_app([app(program), str(threads), str(iterations), "refused"], **kw)
+        if extra_env:
+            kw["extra_env"] = extra_env
+
+        def run(*args):
+            return self.run_app([app(program), *map(str, args)], **kw)
+
+        threads, iterations = 4, 5000
+        cp, m = run(threads, iterations)
         expected_sum = threads * (sum(range(iterations)) + iterations * (3 + 100))
-        self.assertEqual(
-            cp.stdout,
-            f"threads={threads} iterations={iterations} sum={expected_sum}\nbad_alloc\nnothrow=nullptr\n",
-        )
-        # the twin is refused too: a new that fails counts nothing
-        _, twin = self.run_app([app(program), str(threads), "0", "refused"], **kw)
+        self.assertEqual(cp.stdout, f"threads={threads} iterations={iterations} sum={expected_sum}\n")
+        _, twin = run(threads, 0)
+
+        def added(a, name):
+            return a[name] - twin[name]
+
         # five allocations and five frees per iteration (cxx_app.cpp)
-        self.assertEqual(m["/gc/heap/allocs:objects"] - twin["/gc/heap/allocs:objects"], 5 * threads * iterations)
-        self.assertEqual(m["/gc/heap/frees:objects"] - twin["/gc/heap/frees:objects"], 5 * threads * iterations)
+        self.assertEqual(added(m, "/gc/heap/allocs:objects"), 5 * threads * iterations)
+        self.assertEqual(added(m, "/gc/heap/frees:objects"), 5 * threads * iterations)
         # the 4096-byte aligned block lands in the histogram too
-        self.assertGreater(m["/gc/heap/allocs:bytes"] - twin["/gc/heap/allocs:bytes"], 4096 * threads * iterations)
+        self.assertGreater(added(m, "/gc/heap/allocs:bytes"), 4096 * threads * iterations)
         self.assert_sane(m, min_threads=threads)
+
+        # each of the twenty operators, 100 times
+        cp, forms = run(threads, 0, "forms")
+        self.assertTrue(cp.stdout.endswith("forms=20\n"), cp.stdout)
+        self.assertEqual(added(forms, "/gc/heap/allocs:objects"), 1200)
+        self.assertEqual(added(forms, "/gc/heap/frees:objects"), 1200)
+
+        # refused allocations: what is allocated meanwhile (the reserve the
+        # new_handler frees, two bad_alloc exceptions) is counted both ways
+        cp, refused = run(threads, 0, "refused")
+        self.assertTrue(cp.stdout.endswith("bad_alloc\nnothrow=nullptr\nnew_handler called\n"), cp.stdout)
+        self.assertGreaterEqual(added(refused, "/gc/heap/allocs:objects"), 3)
+        self.assertEqual(added(refused, "/gc/heap/allocs:objects"), added(refused, "/gc/heap/frees:objects"))
+        self.assertEqual(added(refused, "/gc/heap/allocs:bytes"), added(refused, "/gc/heap/frees:bytes"))
 
     def test_new_delete_aligned_new_threads(self):
         self.assert_exact()
@@ -49,6 +69,9 @@ class Cxx(realapp.RealAppTest):
     def test_linked_with_jemalloc(self):
         self.assertTrue(os.path.exists(app("cxx_app_jemalloc")), "libjemalloc-dev missing at build time")
         self.assert_exact(program="cxx_app_jemalloc")
+
+    def test_switched_to_jemalloc(self):
+        self.assert_exact(extra_env={"GOMETRICS_ALLOCATOR": "jemalloc"})
 
 
 if __name__ == "__main__":

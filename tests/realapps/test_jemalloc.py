@@ -36,8 +36,8 @@ class Jemalloc(realapp.RealAppTest):
 
     def test_tcmalloc_preloaded_after_the_agent(self):
         # tcmalloc's malloc_usable_size, which the agent asks of every block,
-        # allocates with operator new on its first call: counted once, with
-        # no recursion
+        # allocates with operator new on its first call; the agent counts
+        # nothing of its own work there, and this once recursed forever
         self.assertTrue(os.path.exists(TCMALLOC), "libtcmalloc-minimal4 missing (scripts/setup.sh test)")
         cp, m = self.run_app([app("allocator_probe"), str(N)], preload=f"{gmtest.AGENT}:{TCMALLOC}")
         self.assertEqual(cp.stdout, f"allocator=other\nblocks={N}\n")

@@ -1,10 +1,9 @@
 // C++ allocation paths under the agent: new/delete, new[]/delete[], aligned
 // new (operator new with align_val_t, served by aligned_alloc) and
 // std::thread. Per iteration exactly five allocations and five frees, so a
-// test can compare a run against its twin with zero iterations. With a third
-// argument, it also asks for more memory than exists, from the throwing and
-// the nothrow new: bad_alloc and nullptr, nothing allocated.
-//   cxx_app THREADS ITERATIONS [refused]
+// test can compare a run against its twin with zero iterations. A third
+// argument adds every operator form (forms) or refused allocations (refused).
+//   cxx_app THREADS ITERATIONS [forms|refused]
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -58,6 +57,64 @@ uint64_t work(long iterations) {
     return sum;
 }
 
+void* kept(void* p) {
+    g_sink = p;
+    return p;
+}
+
+// Each of the twenty replaceable operators, 100 times: 1,200 allocations
+// and as many frees.
+void every_form() {
+    const auto al = std::align_val_t{64};
+    const auto& nt = std::nothrow;
+    for (int i = 0; i < 100; ++i) {
+        ::operator delete(kept(::operator new(24)));
+        ::operator delete(kept(::operator new(24)), 24);
+        ::operator delete[](kept(::operator new[](24)));
+        ::operator delete[](kept(::operator new[](24)), 24);
+        ::operator delete(kept(::operator new(24, al)), al);
+        ::operator delete(kept(::operator new(24, al)), 24, al);
+        ::operator delete[](kept(::operator new[](24, al)), al);
+        ::operator delete[](kept(::operator new[](24, al)), 24, al);
+        ::operator delete(kept(::operator new(24, nt)), nt);
+        ::operator delete[](kept(::operator new[](24, nt)), nt);
+        ::operator delete(kept(::operator new(24, al, nt)), al, nt);
+        ::operator delete[](kept(::operator new[](24, al, nt)), al, nt);
+    }
+    std::printf("forms=20\n");
+}
+
+char* g_reserve;
+
+void release_reserve() {
+    delete[] g_reserve;
+    g_reserve = nullptr;
+    std::set_new_handler(nullptr);
+}
+
+// More memory than exists, from the throwing new (bad_alloc), the nothrow
+// new (nullptr) and a throwing new whose new_handler frees a reserve first:
+// nothing is allocated but the exceptions and the reserve, all freed.
+void refused() {
+    const size_t huge = SIZE_MAX / 4;
+    try {
+        g_sink = ::operator new(huge);
+        std::printf("no bad_alloc\n");
+    } catch (const std::bad_alloc&) {
+        std::printf("bad_alloc\n");
+    }
+    g_sink = ::operator new[](huge, std::nothrow);
+    std::printf("nothrow=%s\n", g_sink ? "block" : "nullptr");
+    g_reserve = new char[4000];
+    std::set_new_handler(release_reserve);
+    try {
+        g_sink = ::operator new[](huge);
+        std::printf("no bad_alloc\n");
+    } catch (const std::bad_alloc&) {
+        std::printf("new_handler %s\n", g_reserve ? "not called" : "called");
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -71,16 +128,8 @@ int main(int argc, char** argv) {
     uint64_t total = 0;
     for (uint64_t s : sums) total += s;
     std::printf("threads=%d iterations=%ld sum=%llu\n", threads, iterations, static_cast<unsigned long long>(total));
-    if (argc > 3) {
-        const size_t huge = SIZE_MAX / 4;
-        try {
-            g_sink = ::operator new(huge);
-            std::printf("no bad_alloc\n");
-        } catch (const std::bad_alloc&) {
-            std::printf("bad_alloc\n");
-        }
-        g_sink = ::operator new[](huge, std::nothrow);
-        std::printf("nothrow=%s\n", g_sink ? "block" : "nullptr");
-    }
+    const std::string extra = argc > 3 ? argv[3] : "";
+    if (extra == "forms") every_form();
+    if (extra == "refused") refused();
     return 0;
 }
