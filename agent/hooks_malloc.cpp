@@ -129,13 +129,22 @@ constexpr uint64_t kPollBytes = 64 * 1024;
         return p;
     ThreadSlot* s = current_slot();
     if (!s) return p;  // the agent's own
-    detail::tls_last_counted = p;
     const size_t usable = usable_size(p);
-    if (is_orphans(s)) [[unlikely]] {
+    if (is_orphans(s)) [[unlikely]]
         record_orphan(kAllocs, usable);
-        return p;
-    }
-    return count_alloc(s, p, usable);
+    else
+        count_alloc(s, p, usable);
+    // Last: asking the size or sampling may itself allocate (a counted
+    // operator new, which resets the word).
+    detail::tls_last_counted = p;
+    return p;
+}
+
+// p is being freed: a block the slow path counted last is no longer the one
+// a wrapped operator new may hand out without our count (hooks_new.cpp).
+[[gnu::always_inline]] inline void forget_last_counted(void* p) noexcept {
+    if (p == detail::tls_last_counted) [[unlikely]]
+        detail::tls_last_counted = nullptr;
 }
 
 // Counts the allocation p, if any, and returns it.
@@ -174,7 +183,13 @@ void count_free(size_t usable) noexcept {
     // Before the real free, as the block is gone afterwards; the size only
     // for a slot (the agent's own frees, such as inside a counted delete,
     // need no malloc_usable_size of another allocator).
-    if (ThreadSlot* s = current_slot()) count_free_on(s, usable_size(p));
+    ThreadSlot* s = current_slot();
+    forget_last_counted(p);
+    if (p == detail::tls_counted_free) [[unlikely]] {  // inside a counted operator delete
+        detail::tls_counted_free = nullptr;
+        s = nullptr;
+    }
+    if (s) count_free_on(s, usable_size(p));
     if (profile::maybe_sampled(p)) profile::forget(p);
     real_fn<&R::free>()(p);
 }
@@ -192,6 +207,7 @@ void count_free(size_t usable) noexcept {
         // would be taken for p's free: a window of a few instructions.
         if (sampled) [[unlikely]]
             profile::forget(p);
+        forget_last_counted(p);
         count_free(old_usable);
     }
     return counted(q);
@@ -216,6 +232,7 @@ void* count_allocation(void* p) noexcept { return counted(p); }
 void count_release(void* p) noexcept {
     if (!p || is_bootstrap(p)) [[unlikely]]
         return;
+    forget_last_counted(p);
     if (ThreadSlot* s = current_slot()) count_free_on(s, usable_size(p));
     if (profile::maybe_sampled(p)) profile::forget(p);
 }

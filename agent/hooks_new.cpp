@@ -88,24 +88,27 @@ GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_DELETE)
 constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_INIT)};
 
 // Wrappers for an operator served by the allocator itself. It may reach our
-// hooks after all: jemalloc's delete calls free through its PLT, and its new,
-// after the program's new_handler ran, calls malloc again.
-// - new counts the block unless malloc's hook just did (tls_last_counted).
-//   Nothing runs guarded, so what the new_handler allocates and frees, and
-//   the bad_alloc a refused new throws, are counted like any other block.
-// - delete counts, then runs the next definition under the reentrancy guard,
-//   since no code of the program runs inside it.
-#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)            \
-    void* counting_##member params spec {                              \
-        detail::tls_last_counted = nullptr;                            \
+// hooks after all: jemalloc's new calls malloc again after the program's
+// new_handler ran, and its delete calls free, both through its PLT. Nothing
+// runs guarded, so what a new_handler or a signal handler allocates and
+// frees meanwhile, and the bad_alloc a refused new throws, count as usual.
+// - new counts its block unless malloc's hook just did: the slow path keeps
+//   the block it counted last, until that is freed (tls_last_counted). A
+//   signal handler that allocates between that count and the return makes
+//   the block count twice.
+// - delete counts, and names the block to free's hook (tls_counted_free).
+#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)               \
+    void* counting_##member params spec {                                 \
+        detail::tls_last_counted = nullptr;                               \
         void* q = __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
-        return q == detail::tls_last_counted ? q : count_allocation(q); \
+        return q == detail::tls_last_counted ? q : count_allocation(q);   \
     }
-#define GOMETRICS_COUNT_DELETE(member, op, params, args)      \
-    void counting_##member params noexcept {                  \
-        count_release(p);                                     \
-        Guard own;                                            \
+#define GOMETRICS_COUNT_DELETE(member, op, params, args)    \
+    void counting_##member params noexcept {                \
+        count_release(p);                                   \
+        detail::tls_counted_free = p;                       \
         __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
+        detail::tls_counted_free = nullptr;                 \
     }
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_COUNT_DELETE)

@@ -16,6 +16,7 @@ namespace detail {
 __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread void* tls_last_counted [[gnu::tls_model("initial-exec")]] = nullptr;
+__thread void* tls_counted_free [[gnu::tls_model("initial-exec")]] = nullptr;
 constinit ThreadSlot g_orphans{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<bool> g_restart_pending{false};

@@ -119,9 +119,12 @@ inline constexpr uintptr_t kMaxMarker = 3;
 // __thread, not thread_local: no TLS wrapper call on each access.
 extern __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
 extern __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]];
-// The block the calling thread's slow path counted last (hooks_new.cpp asks
-// whether an operator new it wraps reached malloc's hook).
+// The block the calling thread's slow path counted last, until it is freed
+// (hooks_new.cpp asks whether an operator new it wraps reached malloc's hook).
 extern __thread void* tls_last_counted [[gnu::tls_model("initial-exec")]];
+// The block a counted operator delete is releasing: free's hook, should the
+// real delete call free, must not count it again.
+extern __thread void* tls_counted_free [[gnu::tls_model("initial-exec")]];
 extern ThreadSlot g_orphans;
 
 inline ThreadSlot* marker(uintptr_t m) noexcept { return reinterpret_cast<ThreadSlot*>(m); }

@@ -56,6 +56,13 @@ class Cxx(realapp.RealAppTest):
         self.assertEqual(added(refused, "/gc/heap/allocs:objects"), added(refused, "/gc/heap/frees:objects"))
         self.assertEqual(added(refused, "/gc/heap/allocs:bytes"), added(refused, "/gc/heap/frees:bytes"))
 
+        # a new refused once, then served by the retry after the new_handler
+        # (which allocates and frees a block of the same size): two and two
+        cp, retried = run(threads, 0, "retried")
+        self.assertTrue(cp.stdout.endswith("retried after the new_handler\n"), cp.stdout)
+        self.assertEqual(added(retried, "/gc/heap/allocs:objects"), 2)
+        self.assertEqual(added(retried, "/gc/heap/frees:objects"), 2)
+
     def test_new_delete_aligned_new_threads(self):
         self.assert_exact()
 

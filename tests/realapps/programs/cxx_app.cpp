@@ -2,8 +2,13 @@
 // new (operator new with align_val_t, served by aligned_alloc) and
 // std::thread. Per iteration exactly five allocations and five frees, so a
 // test can compare a run against its twin with zero iterations. A third
-// argument adds every operator form (forms) or refused allocations (refused).
-//   cxx_app THREADS ITERATIONS [forms|refused]
+// argument adds every operator form (forms), refused allocations (refused)
+// or one refused and then retried (retried).
+//   cxx_app THREADS ITERATIONS [forms|refused|retried]
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -115,6 +120,41 @@ void refused() {
     }
 }
 
+// A throwing new refused once: the address space is limited, the
+// new_handler lifts the limit and allocates and frees a block of the same
+// size (an allocator may hand that address to the retry), and the retry
+// succeeds. Two allocations and two frees.
+rlimit g_saved_limit;
+size_t g_retry_size;
+bool g_lifted;
+
+void lift_limit() {
+    std::set_new_handler(nullptr);
+    setrlimit(RLIMIT_AS, &g_saved_limit);
+    g_lifted = true;
+    delete[] static_cast<char*>(kept(new char[g_retry_size]));
+}
+
+void retried() {
+    long pages = 0;  // read(2), not stdio: no allocation of its own
+    char statm[64] = {};
+    const int fd = open("/proc/self/statm", O_RDONLY);
+    if (fd >= 0 && read(fd, statm, sizeof statm - 1) > 0) pages = std::atol(statm);
+    if (fd >= 0) close(fd);
+    getrlimit(RLIMIT_AS, &g_saved_limit);
+    const rlimit low{rlim_t(pages) * rlim_t(sysconf(_SC_PAGESIZE)) + (rlim_t{256} << 20), g_saved_limit.rlim_max};
+    if (pages == 0 || setrlimit(RLIMIT_AS, &low) != 0) {
+        std::perror("setrlimit");
+        std::exit(1);
+    }
+    g_retry_size = size_t{512} << 20;
+    std::set_new_handler(lift_limit);
+    char* block = static_cast<char*>(kept(new char[g_retry_size]));
+    block[0] = 1;
+    delete[] block;
+    std::printf("retried %s\n", g_lifted ? "after the new_handler" : "without the new_handler");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,5 +171,6 @@ int main(int argc, char** argv) {
     const std::string extra = argc > 3 ? argv[3] : "";
     if (extra == "forms") every_form();
     if (extra == "refused") refused();
+    if (extra == "retried") retried();
     return 0;
 }
