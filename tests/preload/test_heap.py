@@ -94,12 +94,14 @@ class HeapExactness(unittest.TestCase):
         preload = f"{gmtest.AGENT} {program('libbump_alloc.so')}"
         _, quiet = run_with_report([program("signal_allocs"), "0"], preload=preload)
         cp, busy = run_with_report([program("signal_allocs"), "400"], preload=preload)
-        self.assertGreater(int(cp.stdout), 50)  # the handler really ran, many times
+        self.assertGreaterEqual(int(cp.stdout), 100)  # the handler really ran, many times
         q, b = metrics(quiet), metrics(busy)
         # Everything the loop and the handler allocate is freed: no drift.
         self.assertEqual(b["/gc/heap/objects:objects"], q["/gc/heap/objects:objects"])
         self.assertEqual(b["/gc/heap/live:bytes"], q["/gc/heap/live:bytes"])
-        self.assertGreater(b["/gc/heap/allocs:objects"], q["/gc/heap/allocs:objects"] + 100000)
+        # at least 200 rounds of 1,000 (signal_allocs.c): once only 56 ran in
+        # 400 ms on a loaded CI machine
+        self.assertGreaterEqual(b["/gc/heap/allocs:objects"], q["/gc/heap/allocs:objects"] + 199000)
 
 
 class Coherence(unittest.TestCase):
