@@ -52,14 +52,24 @@ uint32_t env_u32(const char* name, uint32_t fallback, uint32_t lo, uint32_t hi) 
     return static_cast<uint32_t>(n);
 }
 
-// The program's malloc is ours unless something earlier in the lookup order
-// (the executable itself, statically linked with its own allocator) defines
-// it: then our hooks never see its allocations.
+// Whether the program's malloc reaches our hook, judged by calling it: the
+// address dlsym(RTLD_DEFAULT) gives is the program's malloc, and for a
+// non-PIE executable that takes its address it is a PLT entry in the
+// executable that still jumps to us. Only an allocator of the program's own
+// (statically linked) never comes here. Runs under the constructor's Guard.
 bool detect_interposition() {
-    Dl_info mine{}, theirs{};
-    void* def = dlsym(RTLD_DEFAULT, "malloc");
-    if (!def || !dladdr(reinterpret_cast<void*>(&detect_interposition), &mine) || !dladdr(def, &theirs)) return true;
-    return mine.dli_fbase == theirs.dli_fbase;
+    using Malloc = void* (*)(size_t);
+    using Free = void (*)(void*);
+    auto* their_malloc = reinterpret_cast<Malloc>(dlsym(RTLD_DEFAULT, "malloc"));
+    auto* their_free = reinterpret_cast<Free>(dlsym(RTLD_DEFAULT, "free"));
+    if (!their_malloc || !their_free) return true;
+    ThreadSlot* const saved = detail::tls_slot;
+    detail::tls_slot = detail::marker(detail::kProbe);
+    void* p = their_malloc(24);
+    const bool reached = detail::tls_slot != detail::marker(detail::kProbe);
+    detail::tls_slot = saved;  // the Guard's marker: the free below is not counted
+    their_free(p);
+    return reached;
 }
 
 uint64_t realtime_ns() {

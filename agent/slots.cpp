@@ -77,6 +77,10 @@ namespace detail {
 ThreadSlot* slow_slot() noexcept {
     const auto m = reinterpret_cast<uintptr_t>(tls_slot);
     if (m == kAgentThread) return nullptr;
+    if (m == kProbe) {
+        tls_slot = marker(kAgentThread);
+        return nullptr;
+    }
     if (m == kExited) return &g_orphans;
     if (m == kSlowSlot) return tls_slow_slot;
 

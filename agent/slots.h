@@ -114,7 +114,10 @@ inline constexpr uintptr_t kNoSlot = 0;       // not claimed yet
 inline constexpr uintptr_t kExited = 1;       // the thread's exit destructor ran
 inline constexpr uintptr_t kAgentThread = 2;  // the agent's own work: never counted
 inline constexpr uintptr_t kSlowSlot = 3;     // claimed, in tls_slow_slot: counted out of line
-inline constexpr uintptr_t kMaxMarker = 3;
+// The start-up probe (agent.cpp): the first hook that sees it turns it into
+// kAgentThread, which tells the probe that a call reached the agent.
+inline constexpr uintptr_t kProbe = 4;
+inline constexpr uintptr_t kMaxMarker = 4;
 
 // __thread, not thread_local: no TLS wrapper call on each access.
 extern __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
