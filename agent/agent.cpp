@@ -4,11 +4,14 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <time.h>
+#include <valgrind/valgrind.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 
+#include "catalog.h"
+#include "crash.h"
 #include "log.h"
 #include "profile.h"
 #include "publisher.h"
@@ -94,6 +97,7 @@ void on_fork_child() {
     retire_slots_after_fork();
     detail::threads_after_fork();
     publisher_forget_after_fork();
+    collect::drop_files_after_fork();  // the parent's /proc files; the child keeps its own at restart
     detail::g_restart_pending.store(true, std::memory_order_relaxed);
 }
 
@@ -123,10 +127,14 @@ using namespace gometrics::agent;
     detail::g_interposed = detect_interposition();
     if (!detail::g_interposed)
         log::once(g_said_not_interposed,
-                  {"malloc is not interposed (the program has its own, statically linked?): heap metrics are off"});
+                  {"malloc is not interposed (",
+                   RUNNING_ON_VALGRIND ? "valgrind serves every malloc itself"
+                                       : "the program has its own, statically linked?",
+                   "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
     pthread_atfork(nullptr, nullptr, on_fork_child);
     publisher_start();
+    crash_install();
 }
 
 [[gnu::destructor]] static void gometrics_stop() { publisher_shutdown(); }

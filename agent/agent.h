@@ -23,7 +23,12 @@ const Config& config() noexcept;
 // allocator): heap metrics are then left out instead of reading zero.
 bool malloc_interposed() noexcept;
 
-uint64_t start_time_ns() noexcept;  // CLOCK_REALTIME when the agent started in this process
+uint64_t start_time_ns() noexcept;
+
+// The program is dying of a crash signal and the handler computes the last
+// snapshot, maybe inside a malloc that holds the allocator's lock: what
+// would take a lock keeps its last figures.
+bool crashing() noexcept;  // CLOCK_REALTIME when the agent started in this process
 
 // Bytes the publisher maps for itself (state, values buffer, segment): part
 // of /memory/classes/other. Set by the publisher, read by collectors.
@@ -35,6 +40,7 @@ extern Config g_config;
 extern bool g_interposed;
 extern uint64_t g_start_time_ns;
 extern std::atomic<uint64_t> g_publisher_bytes;
+extern std::atomic<bool> g_crashing;
 }  // namespace detail
 
 }  // namespace gometrics::agent

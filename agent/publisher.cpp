@@ -24,8 +24,10 @@
 
 #include "agent.h"
 #include "catalog.h"
+#include "kept_file.h"
 #include "log.h"
 #include "profile.h"
+#include "procfs.h"
 #include "profile_report.h"
 #include "real.h"
 #include "report.h"
@@ -56,8 +58,12 @@ struct State {
     uint32_t lazy_request = 0;  // the request word when the lazy publisher began waiting
 };
 
-constinit State* g_state = nullptr;  // in an anonymous mapping: no static destructor, no malloc
+constinit State* g_state = nullptr;
+constinit sys::KeptFile g_shm_dir;  // /dev/shm, to remove the segment after a chroot  // in an anonymous mapping: no static destructor, no malloc
 constinit std::atomic<bool> g_stop{false};
+// Held by whoever computes a snapshot: the publisher thread, or the crash
+// handler, which then keeps it (the thread must not write after it).
+constinit std::atomic<bool> g_computing{false};
 // 0: no lazy publisher pending; 1: pending; 2: a thread is starting it.
 constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
@@ -69,19 +75,12 @@ uint64_t clock_ns(clockid_t c) {
     return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
 }
 
-// Field 22 of /proc/self/stat, read with plain syscalls.
+// Field 22 of /proc/self/stat: tells a reused pid apart.
 uint64_t read_proc_start_ticks() {
     char buf[1024];
-    const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    const ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    const char* p = strrchr(buf, ')');
-    if (!p) return 0;
-    for (int field = 2; field < 22 && p; ++field) p = strchr(p + 1, ' ');
-    return p ? strtoull(p + 1, nullptr, 10) : 0;
+    const auto text = collect::procfs::read_self(collect::procfs::Self::kStat, buf, sizeof buf);
+    const auto stat = text ? collect::procfs::parse_stat(*text) : std::nullopt;
+    return stat ? stat->starttime : 0;
 }
 
 void build_table(State& st) {
@@ -115,7 +114,9 @@ void* publisher_main(void*) {
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
     while (!g_stop.load(std::memory_order_acquire)) {
+        if (g_computing.exchange(true, std::memory_order_acquire)) break;  // a crash handler took over
         compute_and_publish(st);
+        g_computing.store(false, std::memory_order_release);
         // Sleep until a reader bumps the request word or the interval ends.
         const uint32_t ms = config().interval_ms;
         timespec timeout{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
@@ -170,6 +171,8 @@ void publisher_start() noexcept {
     Guard guard;  // our own allocations (pthread_create's) are not the program's
     const int saved_errno = errno;
     g_stop.store(false, std::memory_order_relaxed);
+    collect::keep_files();  // now, on the program's only thread, or never
+    if (config().report_path) prepare_report(config().report_path);
     if (!g_state && !(g_state = create_state())) {
         errno = saved_errno;
         return;
@@ -177,6 +180,7 @@ void publisher_start() noexcept {
     State& st = *g_state;
     st.seq = 0;
     st.thread_started = false;
+    (void)g_shm_dir.open(AT_FDCWD, "/dev/shm", O_PATH | O_DIRECTORY);
     trace_restart();
     const int err = st.writer.create({st.specs, st.count}, getpid(), read_proc_start_ticks(), start_time_ns(),
                                      config().interval_ms, profile::region_bytes());
@@ -247,18 +251,44 @@ void publisher_shutdown() noexcept {
     // needs no publisher.
     if (config().profile_report_path) write_profile_report(config().profile_report_path);
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
+    if (g_computing.exchange(true, std::memory_order_acquire)) return;  // a crash handler wrote it
     st.writer.set_state(layout::kStatePublisherRunning, false);
     compute_and_publish(st, true);  // also fills the words when there is no segment
     st.writer.set_state(layout::kStateExited, true);
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
-    st.writer.unlink();
+    st.writer.unlink(g_shm_dir.fd());
+}
+
+void publisher_crash() noexcept {
+    if (!g_state) return;
+    Guard guard;
+    State& st = *g_state;
+    detail::g_crashing.store(true, std::memory_order_relaxed);
+    // The publisher thread finishes a snapshot in well under a millisecond;
+    // if the crash is its own, or it does not finish, the last words stand.
+    bool mine = publisher_tid() != static_cast<int>(syscall(SYS_gettid));
+    for (int tries = 0; mine && g_computing.exchange(true, std::memory_order_acquire); ++tries) {
+        if (tries == 200) mine = false;
+        const timespec ms{0, 1000000};
+        nanosleep(&ms, nullptr);
+    }
+    if (mine) {
+        st.writer.set_state(layout::kStatePublisherRunning, false);
+        compute_and_publish(st, true);
+        st.writer.set_state(layout::kStateExited, true);
+    }
+    if (config().report_path)
+        write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
+    if (mine) st.writer.unlink(g_shm_dir.fd());
 }
 
 void publisher_forget_after_fork() noexcept {
     g_lazy.store(0, std::memory_order_relaxed);
+    g_computing.store(false, std::memory_order_relaxed);  // the parent's thread may have held it
     if (!g_state) return;
     g_state->writer.abandon();  // the parent's: never write it from here
+    g_shm_dir.close();
     g_state->thread_started = false;
 }
 

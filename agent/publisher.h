@@ -23,6 +23,10 @@ bool publisher_pending() noexcept;  // lazy and not started yet
 // (GOMETRICS_REPORT) and removes the segment.
 void publisher_shutdown() noexcept;
 
+// In the crash handler (crash.cpp), once: the final snapshot, report and
+// trace line, without allocating and without waiting for long on anything.
+void publisher_crash() noexcept;
+
 // In a forked child (atfork handler, trivial): forget the parent's segment
 // and thread; publisher_start() runs again at the child's first counted call.
 void publisher_forget_after_fork() noexcept;

@@ -6,6 +6,7 @@
 
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -32,7 +33,9 @@
     X(pthread_rwlock_timedrdlock)   \
     X(pthread_rwlock_timedwrlock)   \
     X(pthread_rwlock_clockrdlock)   \
-    X(pthread_rwlock_clockwrlock)
+    X(pthread_rwlock_clockwrlock)   \
+    X(sigaction)                    \
+    X(signal)
 
 // Declarations of the agent's internals are hidden too, so the hooks reach
 // them PC-relative rather than through the GOT.

@@ -1,16 +1,21 @@
-// The exit report; see report.h. Runs on the exit path under a Guard, so the
-// allocations fmt makes are the agent's own and are not counted.
+// The exit report; see report.h. It neither allocates nor takes a lock: it
+// also runs in the crash handler (crash.cpp), maybe inside a malloc that
+// holds the allocator's lock. The text goes to an anonymous mapping, sized
+// for the table beforehand.
 #include "report.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <bit>
+#include <cerrno>
 #include <cmath>
-#include <string>
+#include <cstring>
 
 #include <fmt/format.h>
 
+#include "kept_file.h"
 #include "log.h"
 
 namespace gometrics::agent {
@@ -26,76 +31,133 @@ const char* kind_name(layout::Kind k) {
     }
 }
 
-void append_number(fmt::memory_buffer& out, double v) {
-    if (std::isinf(v))
-        fmt::format_to(std::back_inserter(out), "\"{}Inf\"", v > 0 ? '+' : '-');
-    else if (std::isnan(v))
-        fmt::format_to(std::back_inserter(out), "\"NaN\"");
-    else
-        fmt::format_to(std::back_inserter(out), "{}", v);
+// Upper bound of one number's text ("-1.2345678901234567e-308", quoted Inf).
+constexpr size_t kNumber = 32;
+
+size_t bound(std::span<const collect::Metric* const> metrics) {
+    size_t n = 64;
+    for (const collect::Metric* m : metrics) n += 128 + m->name.size() + 2 * kNumber * (m->bounds.size() + 1);
+    return n;
 }
 
-void append_value(fmt::memory_buffer& out, const collect::Metric& m, const uint64_t* w) {
+char* number(char* out, double v) {
+    if (std::isinf(v)) return fmt::format_to(out, "\"{}Inf\"", v > 0 ? '+' : '-');
+    if (std::isnan(v)) return fmt::format_to(out, "\"NaN\"");
+    return fmt::format_to(out, "{}", v);
+}
+
+char* value(char* out, const collect::Metric& m, const uint64_t* w) {
     switch (m.kind) {
-        case layout::kKindUint64: fmt::format_to(std::back_inserter(out), "{}", *w); break;
-        case layout::kKindFloat64: append_number(out, std::bit_cast<double>(*w)); break;
+        case layout::kKindUint64: return fmt::format_to(out, "{}", *w);
+        case layout::kKindFloat64: return number(out, std::bit_cast<double>(*w));
         case layout::kKindFloat64Histogram: {
-            fmt::format_to(std::back_inserter(out), "{{\"buckets\": [");
-            for (size_t i = 0; i < m.bounds.size(); ++i) {
-                if (i) fmt::format_to(std::back_inserter(out), ", ");
-                append_number(out, m.bounds[i]);
-            }
-            fmt::format_to(std::back_inserter(out), "], \"counts\": [{}]}}",
-                           fmt::join(w, w + m.bounds.size() - 1, ", "));
-            break;
+            out = fmt::format_to(out, "{{\"buckets\": [");
+            for (size_t i = 0; i < m.bounds.size(); ++i) out = number(i ? fmt::format_to(out, ", ") : out, m.bounds[i]);
+            out = fmt::format_to(out, "], \"counts\": [");
+            for (size_t i = 0; i + 1 < m.bounds.size(); ++i) out = fmt::format_to(out, "{}{}", i ? ", " : "", w[i]);
+            return fmt::format_to(out, "]}}");
         }
-        default: fmt::format_to(std::back_inserter(out), "null");
+        default: return fmt::format_to(out, "null");
     }
 }
 
-std::string expand_path(const char* path) {
-    std::string p = path;
-    for (size_t at; (at = p.find("%p")) != std::string::npos;) p.replace(at, 2, std::to_string(getpid()));
-    return p;
+// path with "%p" as the pid; false when it does not fit.
+bool expand(const char* path, char (&out)[4096]) {
+    char pid[24];
+    const std::string_view digits = log::dec(getpid(), pid);
+    size_t n = 0;
+    for (const char* p = path; *p; ++p) {
+        const bool pct = p[0] == '%' && p[1] == 'p';
+        const std::string_view part = pct ? digits : std::string_view(p, 1);
+        if (n + part.size() >= sizeof out) return false;
+        std::memcpy(out + n, part.data(), part.size());
+        n += part.size();
+        p += pct;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+bool write_all(int fd, const char* p, size_t n) {
+    while (n) {
+        const ssize_t w = ::write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    return true;
+}
+
+// The report file, created when the agent starts: written through this
+// descriptor when its path no longer leads there (the program chroot()ed or
+// dropped the privileges that let it create files in that directory).
+constinit sys::KeptFile g_fallback;
+
+bool write_fallback(const char* text, size_t n) {
+    const int fd = g_fallback.fd();
+    if (fd < 0 || ftruncate(fd, 0) != 0) return false;
+    for (size_t off = 0; off < n;) {
+        const ssize_t w = pwrite(fd, text + off, n - off, static_cast<off_t>(off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        off += static_cast<size_t>(w);
+    }
+    return true;
 }
 
 }  // namespace
 
+void prepare_report(const char* path) noexcept {
+    const int saved_errno = errno;
+    static char expanded[4096];
+    if (expand(path, expanded)) (void)g_fallback.open(AT_FDCWD, expanded, O_WRONLY | O_CREAT, 0644);
+    errno = saved_errno;
+}
+
 void write_report(const char* path, std::span<const collect::Metric* const> metrics, const uint64_t* words,
                   std::span<const size_t> word_offset) noexcept {
-    try {
-        fmt::memory_buffer out;
-        fmt::format_to(std::back_inserter(out), "{{\"pid\": {}, \"metrics\": [\n", getpid());
-        for (size_t i = 0; i < metrics.size(); ++i) {
-            const auto& m = *metrics[i];
-            fmt::format_to(std::back_inserter(out), "  {{\"name\": \"{}\", \"kind\": \"{}\", \"cumulative\": {}, \"value\": ",
-                           m.name, kind_name(m.kind), m.cumulative);
-            append_value(out, m, words + word_offset[i]);
-            fmt::format_to(std::back_inserter(out), "}}{}\n", i + 1 < metrics.size() ? "," : "");
-        }
-        fmt::format_to(std::back_inserter(out), "]}}\n");
-
-        const std::string final_path = expand_path(path);
-        const std::string tmp = final_path + ".tmp." + std::to_string(getpid());
-        const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            log::line({"cannot write report ", final_path, ": ", strerror(errno)});
-            return;
-        }
-        size_t off = 0;
-        while (off < out.size()) {
-            const ssize_t n = ::write(fd, out.data() + off, out.size() - off);
-            if (n <= 0) break;
-            off += static_cast<size_t>(n);
-        }
-        close(fd);
-        if (off != out.size() || rename(tmp.c_str(), final_path.c_str()) != 0) {
-            log::line({"cannot write report ", final_path});
-            unlink(tmp.c_str());
-        }
-    } catch (...) {
-        log::line({"cannot write report: out of memory"});
+    const int saved_errno = errno;
+    static char final_path[4096], tmp[4096 + 32];  // one writer: the exit path or the crash handler
+    if (!expand(path, final_path)) {
+        log::line({"cannot write report: its path is too long"});
+        return;
     }
+    const size_t cap = bound(metrics);
+    void* mem = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+        log::line({"cannot write report ", final_path, ": out of memory"});
+        errno = saved_errno;
+        return;
+    }
+    char* const text = static_cast<char*>(mem);
+    char* out = fmt::format_to(text, "{{\"pid\": {}, \"metrics\": [\n", getpid());
+    for (size_t i = 0; i < metrics.size(); ++i) {
+        const auto& m = *metrics[i];
+        out = fmt::format_to(out, "  {{\"name\": \"{}\", \"kind\": \"{}\", \"cumulative\": {}, \"value\": ", m.name,
+                             kind_name(m.kind), m.cumulative);
+        out = value(out, m, words + word_offset[i]);
+        out = fmt::format_to(out, "}}{}\n", i + 1 < metrics.size() ? "," : "");
+    }
+    out = fmt::format_to(out, "]}}\n");
+
+    char pid[24];
+    *fmt::format_to(tmp, "{}.tmp.{}", final_path, log::dec(getpid(), pid)) = '\0';
+    const size_t n = static_cast<size_t>(out - text);
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int open_errno = errno;
+    bool done = false;
+    if (fd >= 0) {
+        done = write_all(fd, text, n);
+        close(fd);
+        done = done && rename(tmp, final_path) == 0;
+        if (!done) unlink(tmp);
+    }
+    if (!done && !write_fallback(text, n))
+        log::line({"cannot write report ", final_path, fd < 0 ? ": " : "", fd < 0 ? strerror(open_errno) : ""});
+    g_fallback.close();
+    munmap(mem, cap);
+    errno = saved_errno;
 }
 
 }  // namespace gometrics::agent

@@ -11,6 +11,10 @@
 
 namespace gometrics::agent {
 
+// At start-up (and in a forked child's restart): creates the report file,
+// kept open for when its path no longer leads there at exit.
+void prepare_report(const char* path) noexcept;
+
 // "%p" in path becomes the pid, so that forked children write their own.
 void write_report(const char* path, std::span<const collect::Metric* const> metrics, const uint64_t* words,
                   std::span<const size_t> word_offset) noexcept;

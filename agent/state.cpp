@@ -9,11 +9,13 @@ constinit Config g_config{1000, nullptr, true, nullptr};
 constinit bool g_interposed = true;
 constinit uint64_t g_start_time_ns = 0;
 constinit std::atomic<uint64_t> g_publisher_bytes{0};
+constinit std::atomic<bool> g_crashing{false};
 }  // namespace detail
 
 const Config& config() noexcept { return detail::g_config; }
 bool malloc_interposed() noexcept { return detail::g_interposed; }
 uint64_t start_time_ns() noexcept { return detail::g_start_time_ns; }
+bool crashing() noexcept { return detail::g_crashing.load(std::memory_order_relaxed); }
 uint64_t publisher_bytes() noexcept { return detail::g_publisher_bytes.load(std::memory_order_relaxed); }
 
 }  // namespace gometrics::agent

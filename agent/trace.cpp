@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "agent.h"
+#include "kept_file.h"
 #include "log.h"
 
 namespace gometrics::agent {
@@ -41,7 +42,8 @@ struct Baseline {
 };
 
 // Written by the constructor, then only by the single writer.
-constinit int g_fd = -1;
+constinit int g_fd = -1;             // STDERR_FILENO, g_file's number, or -1: no trace
+constinit sys::KeptFile g_file;      // GOMETRICS_TRACE=FILE
 constinit Baseline g_base{};
 
 double cpu_seconds() {
@@ -120,7 +122,14 @@ double rate(double now, double before, double dt) {
 }
 
 void write_all(const char* p, size_t n) {
-    const ssize_t w = ::write(g_fd, p, n);  // one call: lines stay whole in a shared file
+    // A file of ours is written only while its number still names it: a
+    // program that closed it may have opened a file of its own there.
+    const int fd = g_fd == STDERR_FILENO ? g_fd : g_file.fd();
+    if (fd < 0) {
+        if (g_file.lost_now()) log::line({"the GOMETRICS_TRACE file was closed by the program: no more trace lines"});
+        return;
+    }
+    const ssize_t w = ::write(fd, p, n);  // one call: lines stay whole in a shared file
     (void)w;
 }
 
@@ -148,8 +157,11 @@ void trace_configure() noexcept {
         }
     }
     path[n] = '\0';
-    g_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (g_fd < 0) log::line({"cannot open GOMETRICS_TRACE file ", path, " (", strerror(errno), "): no trace lines"});
+    if (const int err = g_file.open(AT_FDCWD, path, O_WRONLY | O_CREAT | O_APPEND, 0644)) {
+        log::line({"cannot open GOMETRICS_TRACE file ", path, " (", strerror(err), "): no trace lines"});
+        return;
+    }
+    g_fd = g_file.fd();
 }
 
 void trace_restart() noexcept { g_base.set = false; }

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "allocator.h"
+#include "procfs.h"
 
 namespace gometrics::collect {
 
@@ -19,12 +20,9 @@ namespace {
 // start_brk, field 47 of /proc/self/stat: where the brk heap begins.
 uintptr_t read_start_brk() {
     char buf[2048];
-    const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    const ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
+    const auto text = procfs::read_self(procfs::Self::kStat, buf, sizeof buf - 1);
+    if (!text) return 0;
+    buf[text->size()] = '\0';
     const char* p = std::strrchr(buf, ')');
     for (int f = 2; f < 47 && p; ++f) p = std::strchr(p + 1, ' ');
     return p ? std::strtoull(p + 1, nullptr, 10) : 0;

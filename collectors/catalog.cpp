@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <array>
 
+#include "procfs.h"
+
 namespace gometrics::collect {
 
 namespace {
@@ -35,6 +37,18 @@ struct Table {
 };
 
 }  // namespace
+
+void keep_files() noexcept {
+    procfs::keep_self_files();
+    cpu_keep_files();
+    memory_keep_files();
+}
+
+void drop_files_after_fork() noexcept {
+    procfs::drop_self_files();
+    cpu_drop_files();
+    memory_drop_files();
+}
 
 std::span<const Metric* const> catalog() {
     static const Table table;  // thread-safe init; first called from the agent's start-up

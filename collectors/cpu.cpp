@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "catalog.h"
+#include "kept_file.h"
 #include "procfs.h"
 
 namespace gometrics::collect::cpu {
@@ -63,45 +64,48 @@ uint32_t affinity_cpus() {
     return n;
 }
 
-// The cpu.max file of our leaf cgroup v2, found once (as Go does at start-up:
-// a process moved to another group later keeps the first one's quota).
-struct CgroupCpuMax {
-    bool looked = false;
-    char path[512] = {};
-};
-CgroupCpuMax g_cpu_max;  // publisher only
+// The cpu.max file of our leaf cgroup v2, found and kept at start-up (as Go
+// reads it at start-up: a process moved to another group later keeps the
+// first one's quota).
+constinit sys::KeptFile g_cpu_max;  // publisher only, opened by cpu_keep_files()
+
+void find_cpu_max() {
+    static char cg_buf[1024], mi_buf[16384];  // static: start-up may run on a small stack
+    const auto cg = procfs::read_file(AT_FDCWD, "/proc/self/cgroup", cg_buf, sizeof cg_buf);
+    const auto mi = procfs::read_file(AT_FDCWD, "/proc/self/mountinfo", mi_buf, sizeof mi_buf);
+    const auto group = cg ? procfs::cgroup_v2_path(*cg) : std::nullopt;
+    const auto mount = mi ? procfs::cgroup2_mount(*mi) : std::nullopt;
+    if (!group || !mount) return;
+    // The group is relative to the hierarchy's root; the mount shows it
+    // from mount->root (a container's namespace, say).
+    std::string_view rel = *group;
+    if (mount->root != "/" && rel.substr(0, mount->root.size()) == mount->root) rel.remove_prefix(mount->root.size());
+    const std::string_view parts[] = {mount->mount_point, rel == "/" ? std::string_view{} : rel, "/cpu.max"};
+    static char path[512];
+    size_t n = 0;
+    for (std::string_view p : parts) {
+        if (p.empty()) continue;  // an empty view's data() may be null: no memcpy from it
+        if (n + p.size() >= sizeof path) return;
+        std::memcpy(path + n, p.data(), p.size());
+        n += p.size();
+    }
+    path[n] = '\0';
+    (void)g_cpu_max.open(AT_FDCWD, path, O_RDONLY);
+}
 
 std::optional<double> cgroup_limit() {
-    if (!g_cpu_max.looked) {
-        g_cpu_max.looked = true;
-        char cg_buf[1024], mi_buf[16384];
-        const auto cg = procfs::read_file(AT_FDCWD, "/proc/self/cgroup", cg_buf, sizeof cg_buf);
-        const auto mi = procfs::read_file(AT_FDCWD, "/proc/self/mountinfo", mi_buf, sizeof mi_buf);
-        const auto group = cg ? procfs::cgroup_v2_path(*cg) : std::nullopt;
-        const auto mount = mi ? procfs::cgroup2_mount(*mi) : std::nullopt;
-        if (group && mount) {
-            // The group is relative to the hierarchy's root; the mount shows
-            // it from mount->root (a container's namespace, say).
-            std::string_view rel = *group;
-            if (mount->root != "/" && rel.substr(0, mount->root.size()) == mount->root) rel.remove_prefix(mount->root.size());
-            const std::string_view parts[] = {mount->mount_point, rel == "/" ? std::string_view{} : rel, "/cpu.max"};
-            size_t n = 0;
-            for (std::string_view p : parts) {
-                if (p.empty()) continue;  // an empty view's data() may be null: no memcpy from it
-                if (n + p.size() >= sizeof g_cpu_max.path) return std::nullopt;
-                std::memcpy(g_cpu_max.path + n, p.data(), p.size());
-                n += p.size();
-            }
-            g_cpu_max.path[n] = '\0';
-        }
-    }
-    if (!g_cpu_max.path[0]) return std::nullopt;
     char buf[128];
-    const auto text = procfs::read_file(AT_FDCWD, g_cpu_max.path, buf, sizeof buf);
+    const auto text = g_cpu_max.read(buf, sizeof buf);
     return text ? procfs::parse_cpu_max(*text) : std::nullopt;
 }
 
-uint64_t compute_gomaxprocs(const Snapshot&) { return cpu::gomaxprocs(affinity_cpus(), cgroup_limit()); }
+// sched_getaffinity is not ours to call once the program confined itself:
+// the last value stands.
+uint64_t compute_gomaxprocs(const Snapshot& s) {
+    static uint64_t last = 0;
+    if (!last || !procfs::self_status(s).confined) last = cpu::gomaxprocs(affinity_cpus(), cgroup_limit());
+    return last;
+}
 PerSnapshot<uint64_t, compute_gomaxprocs> g_gomaxprocs;
 
 // The integration state: publisher only. A forked child (another pid)
@@ -163,6 +167,9 @@ constexpr Metric kCpu[] = {
 };
 
 }  // namespace
+
+void cpu_keep_files() noexcept { find_cpu_max(); }
+void cpu_drop_files() noexcept { g_cpu_max.close(); }
 
 std::span<const Metric> cpu_metrics() { return kCpu; }
 

@@ -23,7 +23,9 @@
 #include "allocator.h"
 #include "catalog.h"
 #include "heap.h"
+#include "kept_file.h"
 #include "metric.h"
+#include "procfs.h"
 #include "real.h"
 #include "slots.h"
 
@@ -55,7 +57,7 @@ AllocatorStats allocator_stats(const Snapshot& s) {
     static AllocatorStats last{};
     static uint64_t next_ns = 0;
     const auto read = allocator().read;
-    if (!read || s.monotonic_ns < next_ns) return last;
+    if (!read || s.monotonic_ns < next_ns || agent::crashing()) return last;
     timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     if (!read(last)) last = {};
@@ -123,13 +125,9 @@ constexpr uint64_t kNoLimit = std::numeric_limits<int64_t>::max();  // Go's "no 
 
 // Reads a small file into buf (NUL-terminated); false if it cannot.
 bool read_file(const char* path, char* buf, size_t cap) {
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    size_t len = 0;
-    for (ssize_t r; len < cap - 1 && (r = read(fd, buf + len, cap - 1 - len)) > 0;) len += static_cast<size_t>(r);
-    close(fd);
-    buf[len] = '\0';
-    return len > 0;
+    const auto text = procfs::read_file(AT_FDCWD, path, buf, cap - 1);
+    buf[text ? text->size() : 0] = '\0';
+    return text.has_value();
 }
 
 // The i-th space-separated field of a line (0-based).
@@ -197,38 +195,48 @@ bool find_cgroup(CgroupDir& out) {
     return true;
 }
 
-// The tightest memory limit on the way from the process's cgroup to the
-// root of its hierarchy ("max", or v1's page-rounded LONG_MAX: none).
-uint64_t cgroup_limit() {
-    // Found once: a process rarely changes cgroups, and mountinfo is long.
-    static CgroupDir found;
-    static const bool have = find_cgroup(found);
-    if (!have) return kNoLimit;
-    CgroupDir d = found;
-    uint64_t limit = kNoLimit;
-    for (size_t len = std::strlen(d.path); len >= d.mount_len;) {
-        char file[1100], value[64];
+// The limit files on the way from the process's cgroup to the root of its
+// hierarchy, found and kept at start-up: a process rarely changes cgroups,
+// and the agent opens nothing later.
+constexpr size_t kMaxLevels = 8;
+constinit sys::KeptFile g_limit_files[kMaxLevels];
+
+void keep_limit_files() {
+    static CgroupDir d;  // static: start-up may run on a small stack
+    if (!find_cgroup(d)) return;
+    size_t kept = 0;
+    for (size_t len = std::strlen(d.path); len >= d.mount_len && kept < kMaxLevels;) {
+        static char file[1100];
         d.path[len] = '\0';
         std::strcpy(file, d.path);
         std::strcat(file, "/");
         std::strcat(file, d.file);
-        if (read_file(file, value, sizeof value) && value[0] >= '0' && value[0] <= '9') {
-            const uint64_t v = std::strtoull(value, nullptr, 10);
-            if (v < 0x7ffffffffffff000ULL) limit = std::min(limit, v);
-        }
+        if (g_limit_files[kept].open(AT_FDCWD, file, O_RDONLY) == 0) ++kept;
         const char* slash = std::strrchr(d.path, '/');
         if (!slash || static_cast<size_t>(slash - d.path) < d.mount_len) break;
         len = static_cast<size_t>(slash - d.path);
     }
+}
+
+// The tightest of those limits ("max", or v1's page-rounded LONG_MAX: none).
+uint64_t cgroup_limit() {
+    uint64_t limit = kNoLimit;
+    for (sys::KeptFile& f : g_limit_files) {
+        char value[64];
+        const auto text = f.read(value, sizeof value - 1);
+        if (!text || text->empty() || (*text)[0] < '0' || (*text)[0] > '9') continue;
+        value[text->size()] = '\0';
+        const uint64_t v = std::strtoull(value, nullptr, 10);
+        if (v < 0x7ffffffffffff000ULL) limit = std::min(limit, v);
+    }
     return limit;
 }
 
-// Limits change rarely and the cgroup walk costs a few file reads: read at
-// most once a second (a reader asking for fresh snapshots in a loop must
-// not turn it into a stream of opens).
+// Limits change rarely: read at most once a second (a reader asking for
+// fresh snapshots in a loop must not turn it into a stream of reads).
 void limit(const Snapshot& s, uint64_t* out) {
     static uint64_t value = 0, next_ns = 0;
-    if (value == 0 || s.monotonic_ns >= next_ns) {
+    if (value == 0 || (s.monotonic_ns >= next_ns && !procfs::self_status(s).confined)) {
         value = cgroup_limit();
         rlimit as{};
         if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) value = std::min<uint64_t>(value, as.rlim_cur);
@@ -265,6 +273,11 @@ constexpr Metric kMemory[] = {
 };
 
 }  // namespace
+
+void memory_keep_files() noexcept { keep_limit_files(); }
+void memory_drop_files() noexcept {
+    for (sys::KeptFile& f : g_limit_files) f.close();
+}
 
 std::span<const Metric> memory_metrics() { return kMemory; }
 

@@ -6,19 +6,21 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "kept_file.h"
 #include "procfs.h"
 
 namespace gometrics::collect {
 
 namespace {
 
-// Entries of /proc/self/fd, counted with getdents64 (opendir would
-// allocate); the descriptor we open to count is left out.
-uint64_t count_fds(const Snapshot&) {
-    const int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+// Entries of /proc/self/fd, counted with getdents64 on the kept directory
+// (opendir would allocate); the agent's kept descriptors are left out.
+uint64_t count_fds(const Snapshot& s) {
+    if (procfs::self_status(s).confined) return 0;  // getdents64 is not ours to call then
+    const int dir = procfs::self_dir(procfs::Self::kFdDir);
     if (dir < 0) return 0;
     uint64_t n = 0;
-    alignas(8) char buf[8192];
+    alignas(8) static char buf[8192];  // publisher only; static: this may run on a small stack of the program's
     for (;;) {
         const long got = syscall(SYS_getdents64, dir, buf, sizeof buf);
         if (got <= 0) break;
@@ -30,8 +32,8 @@ uint64_t count_fds(const Snapshot&) {
             off += reclen;
         }
     }
-    close(dir);
-    return n > 0 ? n - 1 : 0;
+    const uint64_t ours = static_cast<uint64_t>(sys::kept_count());
+    return n > ours ? n - ours : 0;
 }
 PerSnapshot<uint64_t, count_fds> g_fds;
 
@@ -69,7 +71,7 @@ constexpr Metric kProcess[] = {
      "Page faults of the process that needed I/O (reading a mapped file or swap).", major},
     {"/process/faults/minor:faults", kKindUint64, true,
      "Page faults of the process served without I/O (first touch of memory, shared pages).", minor},
-    {"/process/fds/open:fds", kKindUint64, false, "Open file descriptors of the process.", fds},
+    {"/process/fds/open:fds", kKindUint64, false, "Open file descriptors of the process, the few the agent keeps for itself left out.", fds},
     {"/process/memory/rss:bytes", kKindUint64, false,
      "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, have_status},
     {"/process/uptime:seconds", kKindFloat64, false, "Wall-clock time since the process started.", uptime, {},

@@ -2,11 +2,15 @@
 #include "procfs.h"
 
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
+
+#include "kept_file.h"
+#include "log.h"
 
 namespace gometrics::collect::procfs {
 
@@ -153,16 +157,41 @@ std::optional<double> parse_cpu_max(std::string_view text) noexcept {
 
 namespace {
 
+struct SelfFile {
+    const char* path;
+    int flags;
+    const char* off;  // what stops when the program takes it away
+};
+constexpr SelfFile kSelfFiles[] = {
+    {"/proc/self/stat", O_RDONLY, "process, thread and CPU metrics"},
+    {"/proc/self/status", O_RDONLY, "process, thread and CPU metrics"},
+    {"/proc/self/schedstat", O_RDONLY, "scheduler latencies"},  // the main thread's
+    {"/proc/self/fd", O_RDONLY | O_DIRECTORY, "/process/open-fds"},
+    {"/proc/self/task", O_RDONLY | O_DIRECTORY, "scheduler latencies"},
+};
+static_assert(std::size(kSelfFiles) == size_t(Self::kCount));
+constinit sys::KeptFile g_self[size_t(Self::kCount)];
+
+sys::KeptFile& checked(Self which) noexcept {
+    sys::KeptFile& f = g_self[size_t(which)];
+    f.fd();
+    if (f.lost_now())
+        agent::log::line({kSelfFiles[size_t(which)].path, " was closed by the program: ", kSelfFiles[size_t(which)].off,
+                          " stop"});
+    return f;
+}
+
 SelfStatus read_self_status(const Snapshot&) {
     SelfStatus out{};
-    char buf[4096];
-    const auto status = read_file(AT_FDCWD, "/proc/self/status", buf, sizeof buf);
+    static char buf[4096];  // publisher only; static: this may run on a small stack of the program's
+    const auto status = read_self(Self::kStatus, buf, sizeof buf);
     if (!status) return out;
     const auto threads = status_field(*status, "Threads");
+    out.confined = status_field(*status, "Seccomp").value_or(0) != 0;
     out.rss_kib = status_field(*status, "VmRSS").value_or(0);
     out.ctx_voluntary = status_field(*status, "voluntary_ctxt_switches").value_or(0);
     out.ctx_involuntary = status_field(*status, "nonvoluntary_ctxt_switches").value_or(0);
-    const auto stat_text = read_file(AT_FDCWD, "/proc/self/stat", buf, sizeof buf);
+    const auto stat_text = read_self(Self::kStat, buf, sizeof buf);
     const auto stat = stat_text ? parse_stat(*stat_text) : std::nullopt;
     if (!threads || !stat) return out;
     out.threads = *threads;
@@ -175,9 +204,9 @@ PerSnapshot<SelfStatus, read_self_status> g_self_status;
 
 uint64_t timeval_ns(const timeval& tv) { return uint64_t(tv.tv_sec) * 1000000000ULL + uint64_t(tv.tv_usec) * 1000; }
 
-Usage read_usage(const Snapshot&) {
+Usage read_usage(const Snapshot& s) {
     rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
+    if (!g_self_status.get(s).confined) getrusage(RUSAGE_SELF, &ru);
     return {timeval_ns(ru.ru_utime), timeval_ns(ru.ru_stime),     uint64_t(ru.ru_minflt),
             uint64_t(ru.ru_majflt),  uint64_t(ru.ru_nvcsw),       uint64_t(ru.ru_nivcsw)};
 }
@@ -185,6 +214,24 @@ Usage read_usage(const Snapshot&) {
 PerSnapshot<Usage, read_usage> g_usage;
 
 }  // namespace
+
+std::optional<std::string_view> read_self(Self file, char* buf, size_t size) noexcept {
+    return checked(file).read(buf, size);
+}
+
+int self_dir(Self dir) noexcept {
+    const int fd = checked(dir).fd();
+    if (fd >= 0 && lseek(fd, 0, SEEK_SET) != 0) return -1;
+    return fd;
+}
+
+void keep_self_files() noexcept {
+    for (size_t i = 0; i < size_t(Self::kCount); ++i) (void)g_self[i].open(AT_FDCWD, kSelfFiles[i].path, kSelfFiles[i].flags);
+}
+
+void drop_self_files() noexcept {
+    for (sys::KeptFile& f : g_self) f.close();
+}
 
 const SelfStatus& self_status(const Snapshot& s) { return g_self_status.get(s); }
 const Usage& self_usage(const Snapshot& s) { return g_usage.get(s); }

@@ -49,9 +49,28 @@ struct Mount {
 std::optional<Mount> cgroup2_mount(std::string_view mountinfo) noexcept;
 std::optional<double> parse_cpu_max(std::string_view text) noexcept;
 
+// The /proc/self files and directories read at every snapshot. They are
+// opened once, while no thread of the program can be surprised by a new
+// descriptor (keep_files(): the agent's start-up and a forked child's first
+// counted call), kept at high numbers (sys::KeptFile) and re-read with pread:
+// after start-up the agent opens nothing of its own accord.
+enum class Self { kStat, kStatus, kSchedstat, kFdDir, kTaskDir, kCount };
+std::optional<std::string_view> read_self(Self file, char* buf, size_t size) noexcept;
+// A kept directory's descriptor, rewound, or -1 when it is lost.
+int self_dir(Self dir) noexcept;
+
+// Opens the kept /proc/self files (collect::keep_files(), catalog.h), and
+// closes them in a forked child, where they are the parent's.
+void keep_self_files() noexcept;
+void drop_self_files() noexcept;
+
 // What several families read from /proc/self once per snapshot.
 struct SelfStatus {
     bool ok;                 // false when /proc/self/status or stat could not be read
+    // The program confined itself with seccomp (status' "Seccomp:" field is
+    // not 0): only the system calls it is most likely to allow remain ours
+    // to make (pread, write, futex, clock_gettime, mmap and munmap).
+    bool confined;
     uint64_t threads;        // Threads: all tasks of the process, the agent's included
     uint64_t rss_kib;        // VmRSS
     uint64_t ctx_voluntary, ctx_involuntary;

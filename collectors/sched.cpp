@@ -100,11 +100,24 @@ sched::Latencies g_latencies;  // publisher only
 
 // Reads every thread's schedstat (the publisher's own left out, as in
 // /sched/threads/total), then the final readings of threads that ended.
-bool update(const Snapshot&) {
-    const int dir = open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+// The main thread's file is kept open. Other threads' are opened on the
+// kept /proc/self/task (openat), only when the program has threads of its
+// own besides main (a new descriptor, even for a moment, would break the
+// lowest-free-descriptor rule a single-threaded program relies on), and not
+// once the program confined itself (openat may be what its filter forbids).
+bool update(const Snapshot& s) {
+    const procfs::SelfStatus& st = procfs::self_status(s);
+    const uint64_t ours = agent::publisher_tid() > 0 ? 1 : 0;
+    const bool alone = st.ok && st.threads <= 1 + ours;
+    if (alone) {
+        char text[128];
+        if (const auto t = procfs::read_self(procfs::Self::kSchedstat, text, sizeof text))
+            if (const auto ss = procfs::parse_schedstat(*t)) g_latencies.live(getpid(), ss->wait_ns, ss->timeslices);
+    }
+    const int dir = alone || st.confined ? -1 : procfs::self_dir(procfs::Self::kTaskDir);
     if (dir >= 0) {
         const int publisher = agent::publisher_tid();
-        alignas(8) char dents[16384];
+        alignas(8) static char dents[16384];  // publisher only; static: small stacks of the program's
         for (;;) {
             const long got = syscall(SYS_getdents64, dir, dents, sizeof dents);
             if (got <= 0) break;
@@ -126,7 +139,6 @@ bool update(const Snapshot&) {
                     if (const auto ss = procfs::parse_schedstat(*t)) g_latencies.live(tid, ss->wait_ns, ss->timeslices);
             }
         }
-        close(dir);
     }
     agent::ExitedSchedstat r;
     while (agent::pop_exited_schedstat(r)) g_latencies.exited(r.tid, r.wait_ns, r.timeslices);

@@ -201,13 +201,13 @@ void SegmentWriter::abandon() noexcept {
     size_ = 0;
 }
 
-void SegmentWriter::unlink() noexcept {
+void SegmentWriter::unlink(int shm_dir) noexcept {
     // Only the process that created the name removes it: a forked child
     // inherits this object but owns a different name.
     if (base_ && owner_pid_ == getpid()) {
         char name[32];
         shm_name(owner_pid_, name);
-        shm_unlink(name);
+        if (shm_dir < 0 || unlinkat(shm_dir, name + 1, 0) != 0) shm_unlink(name);
     }
     abandon();
 }

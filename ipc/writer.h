@@ -58,7 +58,9 @@ public:
     // Forget the mapping without touching the name (a forked child must not
     // write its parent's segment); unlink() removes the name too.
     void abandon() noexcept;
-    void unlink() noexcept;
+    // shm_dir: a descriptor of /dev/shm, which still names it after the
+    // program chroot()ed; -1 to go by the name.
+    void unlink(int shm_dir = -1) noexcept;
 
 private:
     layout::SegmentHeader* header() const noexcept { return static_cast<layout::SegmentHeader*>(base_); }

@@ -46,6 +46,26 @@ def metrics(report):
     return {m["name"]: m["value"] for m in report["metrics"]}
 
 
+def agent_fds(pid):
+    """The descriptors the agent keeps in process pid: at high numbers, on
+    its own /proc files, cgroup files and /dev/shm (sys/kept_file.h)."""
+    ours = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if int(name) >= 976 and (target.startswith(f"/proc/{pid}/") or target.startswith("/sys/fs/cgroup/")
+                                 or target == "/dev/shm"):
+            ours[int(name)] = target
+    return ours
+
+
+def program_fds(pid):
+    """The descriptors of process pid that are the program's own."""
+    return sorted(set(int(n) for n in os.listdir(f"/proc/{pid}/fd")) - set(agent_fds(pid)))
+
+
 def cli(*args, timeout=30, check=False):
     return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=check)
 

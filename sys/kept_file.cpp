@@ -1,0 +1,107 @@
+// Descriptors kept out of the program's way; see kept_file.h.
+#include "kept_file.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+namespace gometrics::sys {
+
+namespace {
+// Below this soft limit every descriptor may be one the program counts on.
+constexpr rlim_t kMinLimit = 256;
+// Kept descriptors live in the top of the first 1024 (a larger soft limit
+// would make the kernel grow the table to our number) ...
+constexpr rlim_t kTop = 1024;
+// ... in this many numbers, far above what programs reach by the lowest-free rule.
+constexpr int kBand = 48;
+constinit std::atomic<int> g_open{0};
+}  // namespace
+
+int kept_count() noexcept { return g_open.load(std::memory_order_relaxed); }
+
+int kept_fd_floor() noexcept {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur < kMinLimit) return -1;
+    const rlim_t top = r.rlim_cur < kTop ? r.rlim_cur : kTop;
+    return static_cast<int>(top) - kBand;
+}
+
+int KeptFile::open(int dirfd, const char* path, int flags, mode_t mode) noexcept {
+    close();
+    lost_ = said_ = false;
+    const int floor = kept_fd_floor();
+    if (floor < 0) return EMFILE;
+    const int low = ::openat(dirfd, path, flags | O_CLOEXEC, mode);
+    if (low < 0) return errno;
+    const int high = fcntl(low, F_DUPFD_CLOEXEC, floor);
+    const int err = high < 0 ? errno : 0;
+    ::close(low);
+    if (high < 0) return err;
+    struct stat st {};
+    if (fstat(high, &st) != 0) {
+        const int e = errno;
+        ::close(high);
+        return e;
+    }
+    fd_ = high;
+    g_open.fetch_add(1, std::memory_order_relaxed);
+    dev_ = st.st_dev;
+    ino_ = st.st_ino;
+    return 0;
+}
+
+int KeptFile::fd() noexcept {
+    if (fd_ < 0) return -1;
+    struct stat st {};
+    if (fstat(fd_, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+        fd_ = -1;  // the program's now, or nobody's: never ours again
+        lost_ = true;
+        g_open.fetch_sub(1, std::memory_order_relaxed);
+        return -1;
+    }
+    return fd_;
+}
+
+bool KeptFile::lost_now() noexcept {
+    if (!lost_ || said_) return false;
+    said_ = true;
+    return true;
+}
+
+std::optional<std::string_view> KeptFile::read(char* buf, size_t size) noexcept {
+    const int f = fd();
+    if (f < 0) return std::nullopt;
+    size_t n = 0;
+    while (n < size) {
+        const size_t want = size - n;
+        const ssize_t r = pread(f, buf + n, want, static_cast<off_t>(n));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        n += static_cast<size_t>(r);
+        if (static_cast<size_t>(r) < want) break;  // /proc gives all it has when it fits
+    }
+    if (n == 0) return std::nullopt;
+    return std::string_view(buf, n);
+}
+
+void KeptFile::close() noexcept {
+    if (fd() >= 0) {
+        ::close(fd_);
+        g_open.fetch_sub(1, std::memory_order_relaxed);
+    }
+    fd_ = -1;
+}
+
+}  // namespace gometrics::sys
+
+namespace gometrics::sys {
+void KeptFile::forget() noexcept {
+    if (fd_ >= 0) g_open.fetch_sub(1, std::memory_order_relaxed);
+    fd_ = -1;
+}
+}  // namespace gometrics::sys

@@ -1,0 +1,56 @@
+// Descriptors the agent keeps for the life of the process, out of the
+// program's way: opened once while nothing else can be surprised by a new
+// descriptor (start-up, or a forked child's first counted call), moved to a
+// high number with FD_CLOEXEC, and re-read with pread from offset 0 (/proc
+// and cgroup files regenerate their text on every read). Programs close
+// descriptors they did not open and reuse the numbers, so every use first
+// checks that the number still names the file we opened.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace gometrics::sys {
+
+// The lowest number a kept descriptor may take, or -1 when RLIMIT_NOFILE is
+// too low to keep any without taking one the program may need.
+int kept_fd_floor() noexcept;
+
+// Kept descriptors open now, all KeptFiles together (the agent leaves them
+// out of the process's descriptor count).
+int kept_count() noexcept;
+
+class KeptFile {
+public:
+    // Opens `path` relative to `dirfd` (AT_FDCWD: absolute) and moves it to
+    // kept_fd_floor() or above. 0, or an errno value (EMFILE when the limit
+    // leaves no room).
+    int open(int dirfd, const char* path, int flags, mode_t mode = 0) noexcept;
+
+    // The descriptor when it is still ours, else -1 (the program closed or
+    // replaced it: from then on the file is lost, and never touched again).
+    // A lost file is reported once through the return of lost_now().
+    int fd() noexcept;
+    bool is_open() const noexcept { return fd_ >= 0; }
+    // True exactly once: on the first fd() call that found the file gone.
+    bool lost_now() noexcept;
+
+    // A small file's whole text, read with pread from offset 0, or nullopt.
+    std::optional<std::string_view> read(char* buf, size_t size) noexcept;
+
+    // Closes it if it is still ours.
+    void close() noexcept;
+    // Forgets it without closing (the number may be the program's now).
+    void forget() noexcept;
+
+private:
+    int fd_ = -1;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+    bool lost_ = false, said_ = false;
+};
+
+}  // namespace gometrics::sys

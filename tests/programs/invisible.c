@@ -1,0 +1,164 @@
+/* What a program does that an agent must not disturb (test_invisible.py):
+     closefds FILE   close 3-1023, then write lines of its own to FILE while allocating
+     seccomp         forbid open/openat to every thread (SIGSYS), then allocate for a while
+     openloop N      open and close /dev/null N times; print how many failed
+     dup1 MS         close(1); dup(fd) for MS milliseconds; report on stderr how often dup was not 1
+     smallfork       fork from a thread with a 16 KiB stack; the child allocates
+     crash MODE N    allocate N blocks of 100 bytes, then: segv, abort, kill (SIGSEGV sent), own (own handler)
+     confine DIR     chroot(DIR), setuid(nobody), allocate 1000 blocks, exit 0
+   Each prints "done" on success. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+void* volatile keep[100000];
+int* volatile nowhere;
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void churn(double seconds) {
+    for (double end = now() + seconds; now() < end;) {
+        for (int i = 0; i < 100; ++i) free(malloc(64 + i));
+        usleep(1000);
+    }
+}
+
+static int closefds(const char* path) {
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return perror("open"), 1;
+    for (double end = now() + 0.5; now() < end;) {
+        if (write(fd, "mine\n", 5) != 5) return 1;
+        churn(0.005);
+    }
+    close(fd);
+    puts("done");
+    return 0;
+}
+
+static int confine_seccomp(void) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_open, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_openat, 1, 0),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return perror("prctl"), 1;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+        return perror("seccomp"), 1;
+    churn(0.5);
+    puts("done");
+    return 0;
+}
+
+static int openloop(long n) {
+    long failed = 0;
+    for (long i = 0; i < n; ++i) {
+        int fd = open("/dev/null", O_RDONLY);
+        if (fd < 0) ++failed;
+        else close(fd);
+    }
+    printf("failures=%ld\ndone\n", failed);
+    return 0;
+}
+
+static int dup1(int ms) {
+    int fd = open("/dev/null", O_WRONLY);
+    long rounds = 0, surprised = 0;
+    for (double end = now() + ms / 1000.0; now() < end; ++rounds) {
+        close(1);
+        int got = dup(fd);
+        if (got != 1) {
+            ++surprised;
+            if (got >= 0) close(got);
+            dup2(fd, 1);
+        }
+        free(malloc(32));
+    }
+    dprintf(2, "rounds=%ld surprised=%ld\n", rounds, surprised);
+    return 0;
+}
+
+static void* fork_on_small_stack(void* arg) {
+    (void)arg;
+    pid_t pid = fork();
+    if (pid == 0) {
+        for (int i = 0; i < 1000; ++i) keep[i] = malloc(100);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return (void*)(long)status;
+}
+
+static int smallfork(void) {
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, 16384);
+    pthread_t t;
+    if (pthread_create(&t, &a, fork_on_small_stack, NULL) != 0) return 1;
+    void* status;
+    pthread_join(t, &status);
+    printf("child=%ld\ndone\n", (long)status);
+    return 0;
+}
+
+static void own_handler(int sig) {
+    (void)sig;
+    static const char msg[] = "own handler\n";
+    (void)!write(1, msg, sizeof msg - 1);
+    _exit(42);
+}
+
+static int crash(const char* mode, int n) {
+    for (int i = 0; i < n && i < 100000; ++i) keep[i] = malloc(100);
+    fflush(stdout);
+    if (!strcmp(mode, "segv")) *nowhere = 1;
+    if (!strcmp(mode, "abort")) abort();
+    if (!strcmp(mode, "kill")) kill(getpid(), SIGSEGV);
+    if (!strcmp(mode, "own")) {
+        signal(SIGSEGV, own_handler);
+        *nowhere = 1;
+    }
+    return 3;
+}
+
+static int confine(const char* dir) {
+    if (chroot(dir) != 0 || chdir("/") != 0) return perror("chroot"), 1;
+    if (setgid(65534) != 0 || setuid(65534) != 0) return perror("setuid"), 1;
+    for (int i = 0; i < 1000; ++i) keep[i] = malloc(100);
+    puts("done");
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    const char* m = argc > 1 ? argv[1] : "";
+    if (!strcmp(m, "closefds") && argc > 2) return closefds(argv[2]);
+    if (!strcmp(m, "seccomp")) return confine_seccomp();
+    if (!strcmp(m, "openloop") && argc > 2) return openloop(atol(argv[2]));
+    if (!strcmp(m, "dup1") && argc > 2) return dup1(atoi(argv[2]));
+    if (!strcmp(m, "smallfork")) return smallfork();
+    if (!strcmp(m, "crash") && argc > 3) return crash(argv[2], atoi(argv[3]));
+    if (!strcmp(m, "confine") && argc > 2) return confine(argv[2]);
+    fprintf(stderr, "usage: invisible closefds FILE | seccomp | openloop N | dup1 MS | smallfork | crash MODE N | confine DIR\n");
+    return 2;
+}
