@@ -133,7 +133,7 @@ void* je_pvalloc(size_t n) noexcept {
 
 // Field `field` (1-based, as in proc(5)) of /proc/self/stat, or 0.
 uint64_t proc_stat_field(int field) noexcept {
-    char buf[2048];
+    static char buf[2048];  // static: start-up may run on a small stack of the program's
     const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     const ssize_t n = read(fd, buf, sizeof buf - 1);

@@ -77,7 +77,7 @@ uint64_t clock_ns(clockid_t c) {
 
 // Field 22 of /proc/self/stat: tells a reused pid apart.
 uint64_t read_proc_start_ticks() {
-    char buf[1024];
+    static char buf[1024];  // static: this may run on a small stack of the program's
     const auto text = collect::procfs::read_self(collect::procfs::Self::kStat, buf, sizeof buf);
     const auto stat = text ? collect::procfs::parse_stat(*text) : std::nullopt;
     return stat ? stat->starttime : 0;

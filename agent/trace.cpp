@@ -145,7 +145,7 @@ void trace_configure() noexcept {
         return;
     }
     // "%p" -> pid, into a stack buffer: the constructor does not allocate.
-    char path[4096];
+    static char path[4096];  // static: the constructor may run on a small stack
     size_t n = 0;
     for (const char* p = v; *p && n < sizeof path - 24; ++p) {
         if (p[0] == '%' && p[1] == 'p') {

@@ -19,7 +19,7 @@ namespace {
 
 // start_brk, field 47 of /proc/self/stat: where the brk heap begins.
 uintptr_t read_start_brk() {
-    char buf[2048];
+    static char buf[2048];  // static: start-up may run on a small stack of the program's
     const auto text = procfs::read_self(procfs::Self::kStat, buf, sizeof buf - 1);
     if (!text) return 0;
     buf[text->size()] = '\0';

@@ -92,9 +92,13 @@ class Confinement(unittest.TestCase):
 
 
 class Limits(unittest.TestCase):
-    def test_a_16_kib_main_stack(self):
-        cp = run(["openloop", 10], FAST, shell_prefix="ulimit -s 16")
-        self.assertEqual((cp.returncode, cp.stdout), (0, "failures=0\ndone\n"), cp.stderr)
+    def test_a_24_kib_main_stack(self):
+        # At 16 KiB the dynamic loader itself runs out of stack now and then
+        # while it maps any preloaded library (a one-line one as well), before
+        # any code of ours runs; 24 KiB is enough for it and must be for us.
+        for _ in range(10):
+            cp = run(["openloop", 10], FAST, shell_prefix="ulimit -s 24")
+            self.assertEqual((cp.returncode, cp.stdout), (0, "failures=0\ndone\n"), cp.stderr)
 
     def test_fork_from_a_thread_with_a_16_kib_stack(self):
         cp = run(["smallfork"], FAST)
