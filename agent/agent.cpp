@@ -107,8 +107,17 @@ void on_fork_child() {
 
 using namespace gometrics::agent;
 
+static void start_under_guard();
+
 [[gnu::constructor]] static void gometrics_start() {
-    Guard guard;
+    {
+        Guard guard;
+        start_under_guard();
+    }
+    adopt_shared_slot();  // this thread's counts from before now, into the segment
+}
+
+static void start_under_guard() {
     (void)real();
     switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
     detail::g_start_time_ns = realtime_ns();
@@ -116,11 +125,13 @@ using namespace gometrics::agent;
     if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = copy_path(r, g_report_path);
     if (const char* r = getenv("GOMETRICS_PROFILE_REPORT"); r && *r)
         detail::g_config.profile_report_path = copy_path(r, g_profile_report_path);
+    // "auto" (the default; "lazy" is its old name): a thread of ours only
+    // once the program has one of its own. "thread": from the start.
     if (const char* p = getenv("GOMETRICS_PUBLISHER"); p && *p) {
-        if (strcmp(p, "lazy") == 0)
-            detail::g_config.eager_publisher = false;
-        else if (strcmp(p, "thread") != 0)
-            log::line({"ignoring GOMETRICS_PUBLISHER=", p, " (thread or lazy)"});
+        if (strcmp(p, "thread") == 0)
+            detail::g_config.eager_publisher = true;
+        else if (strcmp(p, "auto") != 0 && strcmp(p, "lazy") != 0)
+            log::line({"ignoring GOMETRICS_PUBLISHER=", p, " (auto or thread)"});
     }
     trace_configure();
     if (trace_enabled()) detail::g_config.eager_publisher = true;  // a line per interval needs the thread
@@ -132,7 +143,7 @@ using namespace gometrics::agent;
                                        : "the program has its own, statically linked?",
                    "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
-    pthread_atfork(nullptr, nullptr, on_fork_child);
+    pthread_atfork(slots_before_fork, slots_after_fork_parent, on_fork_child);
     publisher_start();
     crash_install();
 }

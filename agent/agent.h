@@ -10,9 +10,10 @@ namespace gometrics::agent {
 struct Config {
     uint32_t interval_ms;     // GOMETRICS_INTERVAL_MS, default 1000: publisher refresh period
     const char* report_path;  // GOMETRICS_REPORT: final snapshot as JSON at exit ("%p" -> pid), or null
-    // GOMETRICS_PUBLISHER: "thread" (default) starts the publisher thread at
-    // once; "lazy" leaves a single-threaded program single-threaded until it
-    // creates a thread or a reader asks (see layout::kStatePublisherLazy).
+    // GOMETRICS_PUBLISHER: "auto" (default) starts the publisher thread only
+    // once the program has a thread of its own; until then the program's
+    // thread takes a snapshot when a reader asks (layout::kStatePublisherLazy).
+    // "thread" starts it at once.
     bool eager_publisher;
     const char* profile_report_path;  // GOMETRICS_PROFILE_REPORT: sampled stacks as JSON at exit ("%p" -> pid), or null
 };

@@ -110,18 +110,20 @@ GOMETRICS_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* att
     const RealFunctions& r = real();
     // The agent's own threads (created under a Guard) are not the program's.
     if (reinterpret_cast<uintptr_t>(tls_slot) == kAgentThread) return r.pthread_create(thread, attr, routine, arg);
-    // The program goes multi-threaded: glibc's single-thread fast paths end
-    // anyway, so a lazy publisher can start now at no extra cost.
-    publisher_start_thread_if_lazy();
     pthread_once(&g_exit_key_once, create_exit_key);
     auto* start = g_have_exit_key ? static_cast<Start*>(r.malloc(sizeof(Start))) : nullptr;
     if (!start) return r.pthread_create(thread, attr, routine, arg);  // unseen: still in the kernel's count
     *start = {routine, arg, stack_bytes_of(attr)};
     const int rc = r.pthread_create(thread, attr, wrapped_start, start);
+    const int saved_errno = errno;
     if (rc != 0) {
-        const int saved_errno = errno;
         r.free(start);
-        errno = saved_errno;
+    } else {
+        // The program has a thread of its own now (glibc's single-thread fast
+        // paths are gone anyway): the publisher thread may start, after the
+        // program's, so that a limit on threads never fails the program's.
+        publisher_start_thread_if_lazy();
     }
+    errno = saved_errno;
     return rc;
 }

@@ -238,6 +238,10 @@ void add(uint64_t& field, uint64_t v) { std::atomic_ref<uint64_t>(field).fetch_a
 
 // Where p's probe sequence starts in the live-object table: a
 // multiplicative hash, so blocks from one region spread over the table.
+void record_changed(uint32_t r) {
+    if (auto* hook = g_record_changed) hook(r);
+}
+
 uint32_t live_index(const void* p) {
     return static_cast<uint32_t>((reinterpret_cast<uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ULL >> (64 - kLiveBits));
 }
@@ -284,6 +288,7 @@ void record_sample(void* p, size_t usable) {
         add(g_records[r].head.alloc_objects, 1);
         add(g_records[r].head.alloc_bytes, usable);
         track_live(p, static_cast<uint32_t>(r), usable);
+        record_changed(static_cast<uint32_t>(r));
     }
 }
 
@@ -330,8 +335,10 @@ void forget(void* p) noexcept {
         Record& r = g_records[o.stack];
         add(r.head.free_objects, 1);
         add(r.head.free_bytes, o.size);
+        const uint32_t stack = o.stack;
         o.ptr.store(kTombstone, std::memory_order_release);
         filter_add(p, -1);
+        record_changed(stack);
         return;
     }
 }
@@ -349,6 +356,7 @@ void sample_contention(uint64_t wait_ns) noexcept {
             g_dropped.fetch_add(1, std::memory_order_relaxed);
         } else {
             add(g_records[r].head.contentions, 1);
+            record_changed(static_cast<uint32_t>(r));
             add(g_records[r].head.delay_ns, wait_ns);
         }
     }
@@ -388,6 +396,27 @@ void publish(void* region) noexcept {
                                              .load(std::memory_order_relaxed));
         out += kRecordSize / 8;
     }
+    w.end();
+}
+
+void (*g_record_changed)(uint32_t record) noexcept = nullptr;
+
+void publish_record(void* region, uint32_t r) noexcept {
+    const Config& c = config();
+    if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
+    auto* h = static_cast<ProfileHeader*>(region);
+    const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
+    if (r >= count) return;
+    auto* out = reinterpret_cast<uint64_t*>(h + 1) + size_t{r} * (kRecordSize / 8);
+    const auto* src = reinterpret_cast<const uint64_t*>(&g_records[r]);
+    seqlock::Writer w(&h->seq);
+    w.begin();
+    seqlock::store_word(&h->stack_count, count);
+    seqlock::store_word(&h->dropped_samples, g_dropped.load(std::memory_order_relaxed));
+    seqlock::store_word(&h->untracked_frees, g_untracked.load(std::memory_order_relaxed));
+    seqlock::store_word(out, std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(src)).load(std::memory_order_acquire));
+    for (uint32_t k = 1; k < kRecordSize / 8; ++k)
+        seqlock::store_word(out + k, std::atomic_ref<uint64_t>(*const_cast<uint64_t*>(src + k)).load(std::memory_order_relaxed));
     w.end();
 }
 

@@ -56,6 +56,13 @@ extern uint8_t g_live_filter[size_t{1} << kFilterBits];
 [[gnu::noinline, gnu::cold]] void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept;
 // The filter says p may be a sampled object: if it is, record its free.
 [[gnu::noinline, gnu::cold]] void forget(void* p) noexcept;
+// Writes record r alone (and the header's counts) into the region: how a
+// process without a publisher thread keeps its profile fresh, one changed
+// record at a time. The caller is the region's single writer.
+void publish_record(void* region, uint32_t r) noexcept;
+// Told of every changed record (set by the publisher; null: nobody listens).
+extern void (*g_record_changed)(uint32_t record) noexcept;
+
 // A contended acquisition that waited wait_ns: maybe sample it.
 [[gnu::noinline, gnu::cold]] void sample_contention(uint64_t wait_ns) noexcept;
 

@@ -18,6 +18,7 @@
 #include <sys/single_threaded.h>
 
 #include <atomic>
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <new>
@@ -51,15 +52,24 @@ struct State {
     size_t word_offset[kMaxMetrics];
     size_t count = 0;
     uint64_t* words = nullptr;  // private buffer, payload_words() long
+    uint64_t* remainder = nullptr;  // the fold's remainder (layout::LiveHeader), as long
     size_t words_bytes = 0;
+    layout::FoldTerm* terms = nullptr;  // sorted by pass
+    size_t term_count = 0, terms_bytes = 0;
+    // The distinct slot words of each pass, for the slot copies.
+    static constexpr size_t kPasses = 4, kSlotWords = sizeof(ThreadSlot) / 8;
+    uint16_t pass_words[kPasses][kSlotWords];
+    uint32_t pass_word_count[kPasses];
+    ThreadSlot* copies = nullptr;  // grows with the shared slots in use
+    size_t copies_capacity = 0;
     uint64_t seq = 0;
     bool thread_started = false;
     pthread_t thread{};
     uint32_t lazy_request = 0;  // the request word when the lazy publisher began waiting
 };
 
-constinit State* g_state = nullptr;
-constinit sys::KeptFile g_shm_dir;  // /dev/shm, to remove the segment after a chroot  // in an anonymous mapping: no static destructor, no malloc
+constinit State* g_state = nullptr;  // in an anonymous mapping: no static destructor, no malloc
+constinit sys::KeptFile g_shm_dir;  // /dev/shm, to remove the segment after a chroot
 constinit std::atomic<bool> g_stop{false};
 // Held by whoever computes a snapshot: the publisher thread, or the crash
 // handler, which then keeps it (the thread must not write after it).
@@ -68,6 +78,7 @@ constinit std::atomic<bool> g_computing{false};
 constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
 constinit std::atomic<bool> g_said_no_thread{false};
+constinit std::atomic<bool> g_thread_refused{false};  // pthread_create failed for ours: never asked again
 
 uint64_t clock_ns(clockid_t c) {
     timespec ts;
@@ -83,6 +94,63 @@ uint64_t read_proc_start_ticks() {
     return stat ? stat->starttime : 0;
 }
 
+
+constexpr uint32_t kSharedSlots = 256;  // threads at once with a slot readers fold; more count privately
+constexpr size_t kMaxTerms = 8192;
+
+// The live region's slots, for slots.cpp.
+void* reserve_slot(uint32_t i) noexcept { return g_state->writer.reserve_slot(i); }
+void slot_used(uint32_t i) noexcept { g_state->writer.slot_used(i); }
+void* slot_address(uint32_t i) noexcept { return g_state->writer.slot_address(i); }
+constinit const SharedSlots kShared{reserve_slot, slot_used, slot_address, kSharedSlots};
+
+// Collects the metrics' fold terms (collect::FoldSink) at their words.
+struct TermSink final : collect::FoldSink {
+    State& st;
+    size_t base = 0;
+    bool overflow = false;
+    explicit TermSink(State& s) : st(s) {}
+    void add(uint32_t word, uint32_t slot_word, uint8_t pass, bool is_float, uint64_t weight) {
+        if (st.term_count == kMaxTerms || slot_word >= sizeof(ThreadSlot) / 8) {
+            overflow = true;
+            return;
+        }
+        st.terms[st.term_count++] = {static_cast<uint32_t>(base + word), slot_word, pass, is_float, 0, 0, weight};
+    }
+    void term(uint32_t word, uint32_t slot_word, uint8_t pass, int64_t weight) override {
+        add(word, slot_word, pass, false, static_cast<uint64_t>(weight));
+    }
+    void term_f(uint32_t word, uint32_t slot_word, uint8_t pass, double weight) override {
+        add(word, slot_word, pass, true, std::bit_cast<uint64_t>(weight));
+    }
+};
+
+// The fold's remainder: each folded value less what the shared slots gave
+// it in this snapshot (the copies), in the terms' own arithmetic (int64
+// wrapping, or double). A reader adds the shared slots as they are then.
+void compute_remainder(State& st) {
+    std::memcpy(st.remainder, st.words, st.words_bytes);
+    // The copies; the live slots only if no copy could be made (then a
+    // reader's fold is off by what counted meanwhile).
+    const detail::SlotCopies& copies = detail::g_snapshot_slots;
+    const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire);
+    const uint32_t n = copies.slots ? copies.count
+                       : sh ? std::min(detail::g_shared_claimed.load(std::memory_order_acquire), sh->count) : 0;
+    for (uint32_t i = 0; i < n; ++i) {
+        const auto* w = copies.slots ? reinterpret_cast<const uint64_t*>(&copies.slots[i])
+                                     : static_cast<const uint64_t*>(sh->address(i));
+        for (size_t t = 0; t < st.term_count; ++t) {
+            const layout::FoldTerm& term = st.terms[t];
+            uint64_t& r = st.remainder[term.value_word];
+            if (term.is_float)
+                r = std::bit_cast<uint64_t>(std::bit_cast<double>(r) -
+                                            double(w[term.slot_word]) * std::bit_cast<double>(term.weight));
+            else
+                r -= w[term.slot_word] * term.weight;
+        }
+    }
+}
+
 void build_table(State& st) {
     size_t words = 0;
     for (const collect::Metric* m : collect::catalog()) {
@@ -96,14 +164,70 @@ void build_table(State& st) {
     }
 }
 
+// The fold terms of every metric that has them, in pass order. A table
+// that does not fit (never, with today's metrics) publishes no live region.
+void build_terms(State& st) {
+    TermSink sink(st);
+    for (uint8_t pass = 0; pass < 4; ++pass) {
+        for (size_t i = 0; i < st.count; ++i) {
+            if (!st.metrics[i]->fold) continue;
+            sink.base = st.word_offset[i];
+            const size_t before = st.term_count;
+            st.metrics[i]->fold(sink);
+            // Keep this pass's terms only (each fold emits all its passes).
+            size_t kept = before;
+            for (size_t t = before; t < st.term_count; ++t)
+                if (st.terms[t].pass == pass) st.terms[kept++] = st.terms[t];
+            st.term_count = kept;
+        }
+    }
+    if (sink.overflow) st.term_count = 0;
+    for (size_t p = 0; p < State::kPasses; ++p) {
+        bool seen[State::kSlotWords] = {};
+        st.pass_word_count[p] = 0;
+        for (size_t t = 0; t < st.term_count; ++t)
+            if (st.terms[t].pass == p && !seen[st.terms[t].slot_word]) {
+                seen[st.terms[t].slot_word] = true;
+                st.pass_words[p][st.pass_word_count[p]++] = static_cast<uint16_t>(st.terms[t].slot_word);
+            }
+    }
+}
+
+// Reads the shared slots once, pass by pass (every word of pass 0 of every
+// slot before any of pass 1: the order that keeps frees <= allocs), into
+// private copies that the collectors and the remainder then use.
+void take_slot_copies(State& st) {
+    const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire);
+    if (!sh || !st.term_count) return;
+    const uint32_t n = std::min(detail::g_shared_claimed.load(std::memory_order_acquire), sh->count);
+    if (n > st.copies_capacity) {
+        const size_t want = std::max<size_t>(n, 2 * st.copies_capacity), bytes = want * sizeof(ThreadSlot);
+        void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED) return;  // the collectors read the live slots instead
+        if (st.copies) munmap(st.copies, st.copies_capacity * sizeof(ThreadSlot));
+        st.copies = static_cast<ThreadSlot*>(m);
+        st.copies_capacity = want;
+    }
+    for (size_t p = 0; p < State::kPasses; ++p)
+        for (uint32_t i = 0; i < n; ++i) {
+            const auto* from = static_cast<const uint64_t*>(sh->address(i));
+            auto* to = reinterpret_cast<uint64_t*>(&st.copies[i]);
+            for (uint32_t k = 0; k < st.pass_word_count[p]; ++k) to[st.pass_words[p][k]] = load(from[st.pass_words[p][k]]);
+        }
+    detail::g_snapshot_slots = {st.copies, n};
+}
+
 void compute_and_publish(State& st, bool final = false) {
     collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
+    take_slot_copies(st);
     for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
     // The profile first: a reader that asked for a fresh snapshot waits for
     // the values' generation to move, then reads the profile region, which
     // must already be this snapshot's.
     profile::publish(st.writer.profile_region());
-    st.writer.publish(st.words, s.seq, s.time_ns);
+    if (st.term_count) compute_remainder(st);
+    detail::g_snapshot_slots = {nullptr, 0};
+    st.writer.publish(st.words, s.seq, s.time_ns, st.term_count ? st.remainder : nullptr);
     trace_snapshot({{st.metrics, st.count}, st.words, {st.word_offset, st.count}, s.time_ns}, config().interval_ms,
                    final);
 }
@@ -155,13 +279,19 @@ State* create_state() {
     size_t words = 0;
     for (size_t i = 0; i < st->count; ++i) words += ipc::value_words(st->specs[i]);
     st->words_bytes = (words * 8 + 4095) & ~size_t{4095};
-    void* w = mmap(nullptr, st->words_bytes ? st->words_bytes : 4096, PROT_READ | PROT_WRITE,
+    if (!st->words_bytes) st->words_bytes = 4096;
+    st->terms_bytes = (kMaxTerms * sizeof(layout::FoldTerm) + 4095) & ~size_t{4095};
+    // words, remainder, terms: one mapping
+    void* w = mmap(nullptr, 2 * st->words_bytes + st->terms_bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED) {
         munmap(mem, sizeof(State));
         return nullptr;
     }
     st->words = static_cast<uint64_t*>(w);
+    st->remainder = st->words + st->words_bytes / 8;
+    st->terms = reinterpret_cast<layout::FoldTerm*>(st->remainder + st->words_bytes / 8);
+    build_terms(*st);
     return st;
 }
 
@@ -182,21 +312,26 @@ void publisher_start() noexcept {
     st.thread_started = false;
     (void)g_shm_dir.open(AT_FDCWD, "/dev/shm", O_PATH | O_DIRECTORY);
     trace_restart();
+    const ipc::LiveSpec live{kSharedSlots, sizeof(ThreadSlot), {st.terms, st.term_count}};
     const int err = st.writer.create({st.specs, st.count}, getpid(), read_proc_start_ticks(), start_time_ns(),
-                                     config().interval_ms, profile::region_bytes());
+                                     config().interval_ms, profile::region_bytes(), st.term_count ? &live : nullptr);
     if (err != 0) {
         log::once(g_said_no_segment,
                   {"cannot create /dev/shm segment (", strerror(err), "): metrics are counted but not published"});
         errno = saved_errno;
         return;
     }
-    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + st.words_bytes + st.writer.mapped_bytes(),
+    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes + st.terms_bytes +
+                                        st.writer.mapped_bytes(),
                                     std::memory_order_relaxed);
+    if (st.writer.slot_count()) attach_shared_slots(&kShared);
+    profile::g_record_changed = publisher_profile_changed;
     if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
     compute_and_publish(st);  // readers never see an empty segment
     if (config().eager_publisher || !__libc_single_threaded) {
         if (!start_thread(st))
-            log::once(g_said_no_thread, {"cannot start the publisher thread: the segment is refreshed only at exit"});
+            log::once(g_said_no_thread, {"cannot start the publisher thread: snapshots are taken when readers ask, "
+                                         "on the program's threads"});
     } else {
         st.lazy_request = st.writer.request();
         st.writer.set_state(layout::kStatePublisherLazy, true);
@@ -207,21 +342,54 @@ void publisher_start() noexcept {
 
 void publisher_start_thread_if_lazy() noexcept {
     int pending = 1;
-    if (g_lazy.load(std::memory_order_acquire) != 1 || !g_lazy.compare_exchange_strong(pending, 2)) return;
+    if (g_lazy.load(std::memory_order_acquire) != 1 || g_thread_refused.load(std::memory_order_relaxed) ||
+        !g_lazy.compare_exchange_strong(pending, 2))
+        return;
     Guard guard;
     const int saved_errno = errno;
     State& st = *g_state;
-    if (!start_thread(st))
-        log::once(g_said_no_thread, {"cannot start the publisher thread: the segment is refreshed only at exit"});
-    st.writer.set_state(layout::kStatePublisherLazy, false);
-    g_lazy.store(0, std::memory_order_release);
+    if (start_thread(st)) {
+        st.writer.set_state(layout::kStatePublisherLazy, false);
+        g_lazy.store(0, std::memory_order_release);
+    } else {
+        // RLIMIT_NPROC, say: stay without a thread, answering on the program's.
+        g_thread_refused.store(true, std::memory_order_relaxed);
+        log::once(g_said_no_thread, {"cannot start the publisher thread: snapshots are taken when readers ask, "
+                                     "on the program's threads"});
+        g_lazy.store(1, std::memory_order_release);
+    }
+    errno = saved_errno;
+}
+
+// A reader asked and no thread of ours answers: the program's own thread
+// takes the snapshot, here in a cold path of a hook (the counts readers fold
+// themselves; this refreshes the rest).
+void snapshot_inline(State& st) noexcept {
+    if (g_computing.exchange(true, std::memory_order_acquire)) return;  // another thread is at it
+    Guard guard;
+    const int saved_errno = errno;
+    st.lazy_request = st.writer.request();
+    compute_and_publish(st);
+    g_computing.store(false, std::memory_order_release);
     errno = saved_errno;
 }
 
 void publisher_poll() noexcept {
     if (g_lazy.load(std::memory_order_acquire) != 1) return;
-    if (!__libc_single_threaded || g_state->writer.request() != g_state->lazy_request)
-        publisher_start_thread_if_lazy();
+    State& st = *g_state;
+    if (!__libc_single_threaded && !g_thread_refused.load(std::memory_order_relaxed))
+        publisher_start_thread_if_lazy();  // threads the agent did not see created (clone)
+    else if (st.writer.request() != st.lazy_request)
+        snapshot_inline(st);
+}
+
+void publisher_profile_changed(uint32_t record) noexcept {
+    if (g_lazy.load(std::memory_order_acquire) != 1) return;  // the thread publishes the whole region
+    // Another writer at work (a snapshot on another thread, which copies the
+    // whole region anyway): this record waits for the next one.
+    if (g_computing.exchange(true, std::memory_order_acquire)) return;
+    profile::publish_record(g_state->writer.profile_region(), record);
+    g_computing.store(false, std::memory_order_release);
 }
 
 bool publisher_pending() noexcept { return g_lazy.load(std::memory_order_relaxed) == 1; }

@@ -19,6 +19,10 @@ void publisher_poll() noexcept;
 void publisher_start_thread_if_lazy() noexcept;
 bool publisher_pending() noexcept;  // lazy and not started yet
 
+// A profile record changed (profile.cpp, in its cold paths): without a
+// publisher thread, the program's thread writes it into the segment now.
+void publisher_profile_changed(uint32_t record) noexcept;
+
 // At exit: stops the thread, publishes a final snapshot, writes the report
 // (GOMETRICS_REPORT) and removes the segment.
 void publisher_shutdown() noexcept;

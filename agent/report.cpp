@@ -89,29 +89,40 @@ bool write_all(int fd, const char* p, size_t n) {
     return true;
 }
 
-// The report file, created when the agent starts: written through this
-// descriptor when its path no longer leads there (the program chroot()ed or
-// dropped the privileges that let it create files in that directory).
-constinit sys::KeptFile g_fallback;
+// The report's directory, kept from start-up: the report still lands there
+// when its path no longer leads there at exit (the program chroot()ed). A
+// program that drops privileges needs a directory its new user may write.
+constinit sys::KeptFile g_dir;
 
-bool write_fallback(const char* text, size_t n) {
-    const int fd = g_fallback.fd();
-    if (fd < 0 || ftruncate(fd, 0) != 0) return false;
-    for (size_t off = 0; off < n;) {
-        const ssize_t w = pwrite(fd, text + off, n - off, static_cast<off_t>(off));
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        off += static_cast<size_t>(w);
-    }
-    return true;
+// The last component of a path, and whether it has a directory part.
+const char* base_name(const char* path) {
+    const char* slash = std::strrchr(path, '/');
+    return slash ? slash + 1 : path;
+}
+
+bool write_in_dir(const char* name, const char* tmp_name, const char* text, size_t n) {
+    const int dir = g_dir.fd();
+    if (dir < 0) return false;
+    const int fd = openat(dir, tmp_name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return false;
+    bool done = write_all(fd, text, n);
+    close(fd);
+    done = done && renameat(dir, tmp_name, dir, name) == 0;
+    if (!done) unlinkat(dir, tmp_name, 0);
+    return done;
 }
 
 }  // namespace
 
 void prepare_report(const char* path) noexcept {
     const int saved_errno = errno;
-    static char expanded[4096];
-    if (expand(path, expanded)) (void)g_fallback.open(AT_FDCWD, expanded, O_WRONLY | O_CREAT, 0644);
+    static char dir[4096];
+    if (expand(path, dir)) {
+        char* slash = std::strrchr(dir, '/');
+        if (slash == dir) slash[1] = '\0';  // "/r.json": the root
+        else if (slash) *slash = '\0';
+        (void)g_dir.open(AT_FDCWD, slash ? dir : ".", O_PATH | O_DIRECTORY);
+    }
     errno = saved_errno;
 }
 
@@ -153,9 +164,8 @@ void write_report(const char* path, std::span<const collect::Metric* const> metr
         done = done && rename(tmp, final_path) == 0;
         if (!done) unlink(tmp);
     }
-    if (!done && !write_fallback(text, n))
+    if (!done && !write_in_dir(base_name(final_path), base_name(tmp), text, n))
         log::line({"cannot write report ", final_path, fd < 0 ? ": " : "", fd < 0 ? strerror(open_errno) : ""});
-    g_fallback.close();
     munmap(mem, cap);
     errno = saved_errno;
 }

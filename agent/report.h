@@ -11,8 +11,8 @@
 
 namespace gometrics::agent {
 
-// At start-up (and in a forked child's restart): creates the report file,
-// kept open for when its path no longer leads there at exit.
+// At start-up (and in a forked child's restart): keeps the report's
+// directory open, for when its path no longer leads there at exit (chroot).
 void prepare_report(const char* path) noexcept;
 
 // "%p" in path becomes the pid, so that forked children write their own.

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstring>
 
 #include "real.h"
 
@@ -18,7 +20,11 @@ __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread void* tls_last_counted [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread void* tls_counted_free [[gnu::tls_model("initial-exec")]] = nullptr;
 constinit ThreadSlot g_orphans{};
+constinit ThreadSlot g_inherited{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
+constinit std::atomic<const SharedSlots*> g_shared{nullptr};
+constinit std::atomic<uint32_t> g_shared_claimed{0};
+constinit SlotCopies g_snapshot_slots{nullptr, 0};
 constinit std::atomic<bool> g_restart_pending{false};
 void (*g_restart_hook)() noexcept = nullptr;  // constant-initialised: a null pointer
 }  // namespace detail
@@ -30,6 +36,8 @@ using namespace detail;
 // Slots come from anonymous mappings of this many, never from malloc.
 constexpr size_t kSlotsPerChunk = 16;
 constinit std::atomic<uint64_t> g_chunk_bytes{0};
+// The forking thread's TLS word, from the prepare handler to the parent's.
+__thread ThreadSlot* tls_before_fork [[gnu::tls_model("initial-exec")]] = nullptr;
 
 pthread_key_t g_exit_key;
 pthread_once_t g_exit_key_once = PTHREAD_ONCE_INIT;
@@ -44,15 +52,39 @@ void on_thread_exit(void* p) {
 
 void create_exit_key() { (void)pthread_key_create(&g_exit_key, on_thread_exit); }
 
-ThreadSlot* claim_existing() {
-    for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire)) {
-        uint32_t st = s->state.load(std::memory_order_relaxed);
-        // Acquire on success: we continue the previous owner's counts.
-        while (st != kLive)
-            if (s->state.compare_exchange_weak(st, kLive, std::memory_order_acquire, std::memory_order_relaxed))
-                return s;
-    }
+// A slot no live thread owns, shared ones first. Acquire on success: the
+// claimer continues the previous owner's counts.
+ThreadSlot* take_if_free(ThreadSlot* s) {
+    uint32_t st = s->state.load(std::memory_order_relaxed);
+    while (st == kFree || st == kRetired)
+        if (s->state.compare_exchange_weak(st, kLive, std::memory_order_acquire, std::memory_order_relaxed)) return s;
     return nullptr;
+}
+
+ThreadSlot* claim_existing() {
+    if (const SharedSlots* sh = g_shared.load(std::memory_order_acquire)) {
+        const uint32_t claimed = g_shared_claimed.load(std::memory_order_acquire);
+        for (uint32_t i = 0; i < claimed && i < sh->count; ++i)
+            if (void* p = sh->address(i))
+                if (ThreadSlot* s = take_if_free(static_cast<ThreadSlot*>(p))) return s;
+    }
+    for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire))
+        if (ThreadSlot* t = take_if_free(s)) return t;
+    return nullptr;
+}
+
+// A new slot in the segment: zero (fresh pages), live for the caller.
+ThreadSlot* claim_new_shared() {
+    const SharedSlots* sh = g_shared.load(std::memory_order_acquire);
+    if (!sh || g_shared_claimed.load(std::memory_order_relaxed) >= sh->count) return nullptr;
+    const uint32_t i = g_shared_claimed.fetch_add(1, std::memory_order_acq_rel);
+    if (i >= sh->count) return nullptr;
+    void* p = sh->reserve(i);
+    if (!p) return nullptr;  // tmpfs full: a private slot, counted through the remainder
+    auto* slot = static_cast<ThreadSlot*>(p);
+    slot->state.store(kLive, std::memory_order_relaxed);
+    sh->used(i);
+    return slot;
 }
 
 ThreadSlot* claim_new_chunk() {
@@ -81,11 +113,16 @@ ThreadSlot* slow_slot() noexcept {
         tls_slot = marker(kAgentThread);
         return nullptr;
     }
-    if (m == kExited) return &g_orphans;
+    if (m == kExited || m == kForking) return &g_orphans;
     if (m == kSlowSlot) return tls_slow_slot;
 
     const int saved_errno = errno;  // mmap may fail: the hook's errno is the real call's
+    // A forked child restarts publication first, so that its slot is in its
+    // own segment.
+    if (g_restart_pending.load(std::memory_order_relaxed) && g_restart_hook) [[unlikely]]
+        g_restart_hook();
     ThreadSlot* slot = claim_existing();
+    if (!slot) slot = claim_new_shared();
     if (!slot) slot = claim_new_chunk();
     if (!slot) {
         errno = saved_errno;
@@ -102,8 +139,6 @@ ThreadSlot* slow_slot() noexcept {
     }
     pthread_once(&g_exit_key_once, create_exit_key);
     pthread_setspecific(g_exit_key, slot);
-    if (g_restart_pending.load(std::memory_order_relaxed) && g_restart_hook) [[unlikely]]
-        g_restart_hook();
     errno = saved_errno;
     return slot;
 }
@@ -112,11 +147,66 @@ ThreadSlot* slow_slot() noexcept {
 
 void mark_agent_thread() noexcept { tls_slot = marker(kAgentThread); }
 
+void attach_shared_slots(const SharedSlots* shared) noexcept {
+    g_shared_claimed.store(0, std::memory_order_relaxed);
+    g_shared.store(shared, std::memory_order_release);
+}
+
+void adopt_shared_slot() noexcept {
+    const auto m = reinterpret_cast<uintptr_t>(tls_slot);
+    ThreadSlot* const old = m == kSlowSlot ? tls_slow_slot : (m > kMaxMarker ? tls_slot : nullptr);
+    if (!old) return;
+    // Hooks on this thread count on the orphans while the counts move.
+    tls_slot = marker(kForking);
+    ThreadSlot* const slot = claim_new_shared();
+    if (!slot) {
+        tls_slot = marker(m);
+        if (m != kSlowSlot) tls_slot = old;
+        return;
+    }
+    // Everything after the bookkeeping: counters and the sampling schedule.
+    constexpr size_t from = offsetof(ThreadSlot, sample_countdown);
+    std::memcpy(reinterpret_cast<unsigned char*>(slot) + from, reinterpret_cast<unsigned char*>(old) + from,
+                sizeof(ThreadSlot) - from);
+    slot->tid = old->tid;
+    std::memset(reinterpret_cast<unsigned char*>(old) + from, 0, sizeof(ThreadSlot) - from);
+    old->state.store(kDead, std::memory_order_release);
+    pthread_setspecific(g_exit_key, slot);
+    if (m == kSlowSlot) {
+        tls_slow_slot = slot;
+        tls_slot = marker(kSlowSlot);
+    } else {
+        tls_slot = slot;
+    }
+}
+
+void slots_before_fork() noexcept {
+    tls_before_fork = tls_slot;
+    if (reinterpret_cast<uintptr_t>(tls_slot) > kMaxMarker || tls_slot == marker(kSlowSlot))
+        tls_slot = marker(kForking);
+}
+
+void slots_after_fork_parent() noexcept {
+    if (tls_slot == marker(kForking)) tls_slot = tls_before_fork;
+}
+
 void retire_slots_after_fork() noexcept {
+    // The parent's shared slots, summed word by word (all of a slot's words
+    // are counters but the bookkeeping; the inherited slot's schedule words
+    // are never read).
+    if (const SharedSlots* sh = g_shared.load(std::memory_order_acquire)) {
+        constexpr size_t from = offsetof(ThreadSlot, sample_countdown) / 8, words = sizeof(ThreadSlot) / 8;
+        auto* to = reinterpret_cast<uint64_t*>(&g_inherited);
+        const uint32_t claimed = g_shared_claimed.load(std::memory_order_acquire);
+        for (uint32_t i = 0; i < claimed && i < sh->count; ++i)
+            if (const auto* p = static_cast<const uint64_t*>(sh->address(i)))
+                for (size_t w = from; w < words; ++w) to[w] += load(p[w]);
+        g_shared.store(nullptr, std::memory_order_release);
+        g_shared_claimed.store(0, std::memory_order_relaxed);
+    }
     for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire))
         if (s->state.load(std::memory_order_relaxed) == kLive) s->state.store(kRetired, std::memory_order_release);
-    const auto m = reinterpret_cast<uintptr_t>(tls_slot);
-    if (m > kMaxMarker || m == kSlowSlot) tls_slot = marker(kNoSlot);
+    tls_slot = marker(kNoSlot);
 }
 
 namespace detail {

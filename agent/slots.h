@@ -1,7 +1,13 @@
 // Per-thread counters: the only state the hot path writes.
 //
 // Each thread that enters a hook claims a ThreadSlot (cold path, lock-free)
-// and keeps a pointer to it in initial-exec TLS. Only that thread writes the
+// and keeps a pointer to it in initial-exec TLS. Once the segment exists,
+// slots are claimed in its live region (layout::LiveHeader), where readers
+// fold them themselves: exact and fresh whether or not the process runs any
+// code of ours at the time, and still there after it died. Slots claimed
+// before (other libraries' constructors), beyond the region's capacity, the
+// orphans and what a forked child inherited are private: snapshots add them
+// in as the fold's remainder. Only that thread writes the
 // slot's counters, with a relaxed load and a release store (no lock-prefixed
 // read-modify-write); the publisher reads them with acquire loads. When the
 // thread exits its slot is retired with its counts intact and becomes part
@@ -79,7 +85,8 @@ struct alignas(64) ThreadSlot {
     return small_entry(s, usable)[3];
 }
 
-enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2 };
+// kDead: a private slot whose counts moved into the segment; never claimed again.
+enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2, kDead = 3 };
 
 // Owner-only increment. Single writer, so no lock prefix is needed; the
 // store must still be ordered before anything the thread does next (handing
@@ -117,7 +124,11 @@ inline constexpr uintptr_t kSlowSlot = 3;     // claimed, in tls_slow_slot: coun
 // The start-up probe (agent.cpp): the first hook that sees it turns it into
 // kAgentThread, which tells the probe that a call reached the agent.
 inline constexpr uintptr_t kProbe = 4;
-inline constexpr uintptr_t kMaxMarker = 4;
+// From the agent's fork prepare handler to its parent or child handler: the
+// forking thread counts on the orphans, so that nothing the child does
+// before it has a segment of its own lands in the parent's shared slot.
+inline constexpr uintptr_t kForking = 5;
+inline constexpr uintptr_t kMaxMarker = 5;
 
 // __thread, not thread_local: no TLS wrapper call on each access.
 extern __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
@@ -171,33 +182,82 @@ private:
     ThreadSlot* saved_;
 };
 
-// Publisher side: visit every slot ever created, orphans included.
+// Publisher side: visit every slot ever created, orphans included, and the
+// private ones alone (the fold's remainder).
 template <class F>
 void for_each_slot(F&& f);
+template <class F>
+void for_each_private_slot(F&& f);
 
+// The segment's live region, where slots are claimed from now on (publisher,
+// once the segment exists; null: none, as in a forked child until it has
+// its own). Threads with a private slot keep it, but for the caller's
+// (adopt_shared_slot()).
+struct SharedSlots {
+    void* (*reserve)(uint32_t i) noexcept;  // slot i's memory, pages reserved, or null
+    void (*used)(uint32_t i) noexcept;      // readers fold slots up to i from now on
+    void* (*address)(uint32_t i) noexcept;  // slot i's memory (reserved or never used)
+    uint32_t count;
+};
+void attach_shared_slots(const SharedSlots* shared) noexcept;
+// The calling thread's private slot, if it has one, moves into the segment
+// (the agent's constructor, after its Guard: the main thread's counts from
+// before the constructor).
+void adopt_shared_slot() noexcept;
+
+// fork: prepare and parent handlers (the forking thread counts on the
+// orphans in between), and in the child: the parent's shared slots are
+// summed into a private slot, then forgotten (their mapping goes with the
+// parent's segment; see publisher_forget_after_fork()).
+void slots_before_fork() noexcept;
+void slots_after_fork_parent() noexcept;
 // After fork, in the child: every live slot belongs to a thread that does
 // not exist here (or to the forking thread, which claims one afresh): retire
 // them all, and make the calling thread's next hook take the cold path.
 void retire_slots_after_fork() noexcept;
 
-// Number of slots (memory the agent holds for them, for /memory/classes/other).
+// Memory the agent holds for slots (for /memory/classes/other).
 uint64_t slot_bytes() noexcept;
 
 namespace detail {
 extern std::atomic<ThreadSlot*> g_slot_list;
+extern ThreadSlot g_inherited;  // a forked child's: its parent's shared slots at the fork
+extern std::atomic<const SharedSlots*> g_shared;
+// While a snapshot is computed: copies of the shared slots, taken once in
+// the fold's pass order, which for_each_slot visits instead, so that every
+// value of the snapshot and its fold remainder come from one reading.
+struct SlotCopies {
+    const ThreadSlot* slots;
+    uint32_t count;
+};
+extern SlotCopies g_snapshot_slots;
+extern std::atomic<uint32_t> g_shared_claimed;  // shared slots handed out (may pass count)
 // Set in a forked child: the next slot claimed (the child's first counted
 // call) runs g_restart_hook (agent.cpp restarts publication there), outside
 // the atfork handler.
 extern std::atomic<bool> g_restart_pending;
 extern void (*g_restart_hook)() noexcept;
+}  // namespace detail
+
+template <class F>
+void for_each_private_slot(F&& f) {
+    f(static_cast<const ThreadSlot&>(detail::g_orphans));
+    f(static_cast<const ThreadSlot&>(detail::g_inherited));
+    for (ThreadSlot* s = detail::g_slot_list.load(std::memory_order_acquire); s;
+         s = s->next.load(std::memory_order_acquire))
+        f(static_cast<const ThreadSlot&>(*s));
 }
 
 template <class F>
 void for_each_slot(F&& f) {
-    f(static_cast<const ThreadSlot&>(detail::g_orphans));
-    for (ThreadSlot* s = detail::g_slot_list.load(std::memory_order_acquire); s;
-         s = s->next.load(std::memory_order_acquire))
-        f(static_cast<const ThreadSlot&>(*s));
+    for_each_private_slot(f);
+    if (detail::g_snapshot_slots.slots) {
+        for (uint32_t i = 0; i < detail::g_snapshot_slots.count; ++i) f(detail::g_snapshot_slots.slots[i]);
+    } else if (const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire)) {
+        const uint32_t claimed = detail::g_shared_claimed.load(std::memory_order_acquire);
+        for (uint32_t i = 0; i < claimed && i < sh->count; ++i)
+            if (const void* p = sh->address(i)) f(*static_cast<const ThreadSlot*>(p));
+    }
 }
 
 }  // namespace gometrics::agent

@@ -5,7 +5,7 @@
 namespace gometrics::agent {
 
 namespace detail {
-constinit Config g_config{1000, nullptr, true, nullptr};
+constinit Config g_config{1000, nullptr, false, nullptr};
 constinit bool g_interposed = true;
 constinit uint64_t g_start_time_ns = 0;
 constinit std::atomic<uint64_t> g_publisher_bytes{0};

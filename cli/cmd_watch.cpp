@@ -146,7 +146,10 @@ int watch(const Options& o) {
         auto snap = r.ReadAll({.fresh_timeout_ms = 200});
         if (!snap) throw Failure(kExitError, snap.error().message);
         const bool exited = (r.state() & layout::kStateExited) || !process_alive(pid);
-        const double dt = before && snap->time_ns > before->time_ns ? double(snap->time_ns - before->time_ns) * 1e-9 : 0;
+        // Live values (Description::live) move between reads, the others between snapshots.
+        const auto seconds = [&](uint64_t now, uint64_t then) { return now > then ? double(now - then) * 1e-9 : 0; };
+        const double dt = before ? seconds(snap->time_ns, before->time_ns) : 0;
+        const double live_dt = before ? seconds(snap->live_time_ns, before->live_time_ns) : 0;
 
         std::string out;
         if (tty) {
@@ -158,7 +161,8 @@ int watch(const Options& o) {
             out += clock_text();
         }
         for (size_t i : shown) {
-            const Cell c = render(all[i], snap->values[i], before ? &before->values[i] : nullptr, dt);
+            const Cell c = render(all[i], snap->values[i], before ? &before->values[i] : nullptr,
+                                  all[i].live ? live_dt : dt);
             if (tty)
                 out += fmt::format("{:<{}}  {:<40}  {}\n", all[i].name, width, c.now, c.detail);
             else

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstddef>
 
 #include "agent.h"
 #include "slots.h"
@@ -53,6 +54,40 @@ PerSnapshot<HeapTotals, sum_slots> g_totals;
 
 bool interposed() { return agent::malloc_interposed(); }
 
+// The same sums as terms for readers (metric.h's FoldSink): frees in pass 0
+// and allocations in pass 1, the order sum_slots() reads them in.
+uint8_t pass(agent::HeapSide side) { return side == agent::kFrees ? 0 : 1; }
+uint32_t word_of(size_t byte_offset) { return static_cast<uint32_t>(byte_offset / 8); }
+uint32_t small_word(size_t i, agent::HeapSide side) { return word_of(offsetof(ThreadSlot, small)) + uint32_t(i * 4 + side); }
+uint32_t other_word(size_t i, agent::HeapSide side) {
+    return word_of(offsetof(ThreadSlot, other_by_size)) + uint32_t(i * 2 + side);
+}
+
+void fold_bytes(FoldSink& k, agent::HeapSide side, int64_t sign) {
+    for (size_t i = 1; i < buckets::kSmallCounts; ++i) k.term(0, small_word(i, side), pass(side), sign * int64_t(8 * i));
+    k.term(0, word_of(offsetof(ThreadSlot, other_bytes)) + side, pass(side), sign);
+}
+void fold_objects(FoldSink& k, agent::HeapSide side, int64_t sign) {
+    for (size_t i = 0; i < buckets::kSmallCounts; ++i) k.term(0, small_word(i, side), pass(side), sign);
+    for (size_t i = 0; i < buckets::kSizeCounts; ++i) k.term(0, other_word(i, side), pass(side), sign);
+}
+void fold_by_size(FoldSink& k, agent::HeapSide side) {
+    for (size_t i = 0; i < buckets::kSmallCounts; ++i) k.term(kSmallBucket[i], small_word(i, side), pass(side), 1);
+    for (size_t i = 0; i < buckets::kSizeCounts; ++i) k.term(uint32_t(i), other_word(i, side), pass(side), 1);
+}
+void fold_allocs_bytes(FoldSink& k) { fold_bytes(k, agent::kAllocs, 1); }
+void fold_frees_bytes(FoldSink& k) { fold_bytes(k, agent::kFrees, 1); }
+}  // namespace
+
+void fold_live_bytes(FoldSink& k) { fold_bytes(k, agent::kAllocs, 1), fold_bytes(k, agent::kFrees, -1); }
+
+namespace {
+void fold_allocs_objects(FoldSink& k) { fold_objects(k, agent::kAllocs, 1); }
+void fold_frees_objects(FoldSink& k) { fold_objects(k, agent::kFrees, 1); }
+void fold_live_objects(FoldSink& k) { fold_objects(k, agent::kAllocs, 1), fold_objects(k, agent::kFrees, -1); }
+void fold_allocs_by_size(FoldSink& k) { fold_by_size(k, agent::kAllocs); }
+void fold_frees_by_size(FoldSink& k) { fold_by_size(k, agent::kFrees); }
+
 void allocs_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).alloc_bytes; }
 void allocs_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).alloc_objects; }
 void frees_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_bytes; }
@@ -85,30 +120,30 @@ constexpr std::span<const double> kSizeEdges{buckets::kSizeEdges};
 constexpr Metric kHeap[] = {
     {"/gc/heap/allocs-by-size:bytes", kKindFloat64Histogram, true,
      "Distribution of heap allocations by usable size in bytes, since the agent loaded.", allocs_by_size, kSizeEdges,
-     interposed},
+     interposed, fold_allocs_by_size},
     {"/gc/heap/allocs:bytes", kKindUint64, true,
      "Cumulative usable bytes allocated by the malloc family (realloc counts as a free and an allocation).",
-     allocs_bytes, {}, interposed},
+     allocs_bytes, {}, interposed, fold_allocs_bytes},
     {"/gc/heap/allocs:objects", kKindUint64, true, "Cumulative count of allocations by the malloc family.",
-     allocs_objects, {}, interposed},
+     allocs_objects, {}, interposed, fold_allocs_objects},
     {"/gc/heap/frees-by-size:bytes", kKindFloat64Histogram, true,
      "Distribution of freed heap allocations by usable size in bytes, since the agent loaded.", frees_by_size,
-     kSizeEdges, interposed},
+     kSizeEdges, interposed, fold_frees_by_size},
     {"/gc/heap/frees:bytes", kKindUint64, true, "Cumulative usable bytes freed (free, and the old block of a realloc).",
-     frees_bytes, {}, interposed},
+     frees_bytes, {}, interposed, fold_frees_bytes},
     {"/gc/heap/frees:objects", kKindUint64, true, "Cumulative count of freed allocations.", frees_objects, {},
-     interposed},
+     interposed, fold_frees_objects},
     {"/gc/heap/live:bytes", kKindUint64, false,
      "Usable bytes of heap allocations not yet freed (a native heap has no GC: live means not freed).", live_bytes,
-     {}, interposed},
+     {}, interposed, fold_live_bytes},
     {"/gc/heap/live-peak:bytes", kKindUint64, false,
      "Highest /gc/heap/live:bytes seen by any snapshot since the agent loaded (snapshots are taken every interval, "
      "on every reader request and at exit).",
      live_peak_bytes, {}, interposed},
-    {"/gc/heap/objects:objects", kKindUint64, false, "Heap allocations not yet freed.", live_objects, {}, interposed},
+    {"/gc/heap/objects:objects", kKindUint64, false, "Heap allocations not yet freed.", live_objects, {}, interposed, fold_live_objects},
     {"/memory/classes/heap/objects:bytes", kKindUint64, false,
      "Memory occupied by live heap objects: their usable bytes, as the agent counts them.", live_bytes, {},
-     interposed},
+     interposed, fold_live_bytes},
 };
 
 }  // namespace

@@ -23,4 +23,7 @@ struct HeapTotals {
 
 const HeapTotals& heap_totals(const Snapshot& s);
 
+// Live bytes as fold terms (metric.h): for the metrics that move with them.
+void fold_live_bytes(FoldSink& sink);
+
 }  // namespace gometrics::collect

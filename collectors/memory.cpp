@@ -265,7 +265,8 @@ constexpr Metric kMemory[] = {
     {"/memory/classes/other:bytes", kKindUint64, false,
      "Memory the agent holds for itself: thread slots, its published segment and buffers.", other},
     {"/memory/classes/total:bytes", kKindUint64, false,
-     "All memory in the other /memory/classes, exactly their sum in each snapshot.", total},
+     "All memory in the other /memory/classes, exactly their sum in each snapshot.", total, {}, nullptr,
+     fold_live_bytes},
     {"/memory/limit:bytes", kKindUint64, false,
      "The tightest of the cgroup memory limit and RLIMIT_AS, or 9223372036854775807 (Go's no-limit value) when "
      "there is none.",

@@ -25,6 +25,17 @@ struct Snapshot {
 // put_f64), or bounds.size()-1 counts for a histogram.
 using ComputeFn = void (*)(const Snapshot&, uint64_t* out);
 
+// How a value is a sum of thread-slot words (layout::LiveHeader), for the
+// metrics readers can fold live: one term per slot word that counts towards
+// word `word` of the value, read in pass order (see the header).
+struct FoldSink {
+    virtual void term(uint32_t word, uint32_t slot_word, uint8_t pass, int64_t weight) = 0;
+    virtual void term_f(uint32_t word, uint32_t slot_word, uint8_t pass, double weight) = 0;
+
+protected:
+    ~FoldSink() = default;
+};
+
 struct Metric {
     std::string_view name;  // "/path:unit", Go's format
     layout::Kind kind;
@@ -35,6 +46,9 @@ struct Metric {
     // Decided once at start-up; a metric that is unavailable is left out of
     // the segment, so readers see it as unsupported (Bad), never as zero.
     bool (*available)() = nullptr;
+    // Set for a value that is exactly a sum of slot words: readers then fold
+    // it themselves, at the moment they read (fresh without a snapshot).
+    void (*fold)(FoldSink& sink) = nullptr;
 };
 
 inline void put_f64(uint64_t* out, double v) { *out = std::bit_cast<uint64_t>(v); }

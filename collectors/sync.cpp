@@ -1,6 +1,7 @@
 // The sync family: contended pthread mutex and rwlock acquisitions, summed
 // over thread slots (agent/hooks_locks.cpp times them).
 #include <algorithm>
+#include <cstddef>
 
 #include "catalog.h"
 #include "slots.h"
@@ -32,6 +33,15 @@ SyncTotals sum_slots(const Snapshot&) {
 
 PerSnapshot<SyncTotals, sum_slots> g_totals;
 
+// The same sums as terms for readers, in the same order: count, wait, histogram.
+uint32_t word_of(size_t byte_offset) { return static_cast<uint32_t>(byte_offset / 8); }
+void fold_contentions(FoldSink& k) { k.term(0, word_of(offsetof(ThreadSlot, contentions)), 0, 1); }
+void fold_wait_total(FoldSink& k) { k.term_f(0, word_of(offsetof(ThreadSlot, wait_ns)), 1, 1e-9); }
+void fold_wait_hist(FoldSink& k) {
+    for (size_t i = 0; i < buckets::kTimeCounts; ++i)
+        k.term(uint32_t(i), word_of(offsetof(ThreadSlot, wait_by_time)) + uint32_t(i), 2, 1);
+}
+
 void contentions(const Snapshot& s, uint64_t* out) { *out = g_totals.get(s).contentions; }
 void wait_total(const Snapshot& s, uint64_t* out) { put_f64(out, double(g_totals.get(s).wait_ns) * 1e-9); }
 void wait_hist(const Snapshot& s, uint64_t* out) {
@@ -44,13 +54,14 @@ using layout::kKindUint64;
 
 constexpr Metric kSync[] = {
     {"/sync/mutex/contentions:events", kKindUint64, true,
-     "Contended acquisitions of pthread mutexes and rwlocks (the lock was held when asked for).", contentions},
+     "Contended acquisitions of pthread mutexes and rwlocks (the lock was held when asked for).", contentions,
+     {}, nullptr, fold_contentions},
     {"/sync/mutex/wait/total:seconds", kKindFloat64, true,
      "Approximate cumulative time threads spent blocked acquiring a contended pthread mutex or rwlock.",
-     wait_total},
+     wait_total, {}, nullptr, fold_wait_total},
     {"/sync/mutex/wait:seconds", kKindFloat64Histogram, true,
      "Distribution of the time each contended pthread mutex or rwlock acquisition waited.", wait_hist,
-     buckets::kTimeEdgesSeconds},
+     buckets::kTimeEdgesSeconds, nullptr, fold_wait_hist},
 };
 
 }  // namespace

@@ -12,10 +12,13 @@
 //   values  (ValuesHeader, then uint64[]) at values_offset, values_size bytes
 //   profile (ProfileHeader, StackRecords) at profile_offset, profile_size
 //                                         bytes; absent (0, 0) when off
+//   live    (LiveHeader, FoldTerm[],      at live_offset, live_size bytes;
+//            thread slots)                absent (0, 0) from older agents
 //
-// Everything but the values region and the three live words of the header
-// (seq, request, state) is written once, before the header's magic is
-// published with a release store, and never changes. The values region
+// Everything but the values region, the three live words of the header
+// (seq, request, state) and the live region's slots and slots_used is
+// written once, before the header's magic is published with a release
+// store, and never changes. The values region
 // changes only under the seqlock described in seqlock.h; the profile region
 // has a seqlock of its own (ProfileHeader::seq), same protocol.
 #pragma once
@@ -44,10 +47,10 @@ enum State : uint32_t {
     kStatePublisherRunning = 1u << 0,  // a publisher thread answers requests
     kStateNotInterposed = 1u << 1,     // the program's malloc bypasses the agent
     kStateExited = 1u << 2,            // final snapshot written at exit
-    // No publisher thread yet (a single-threaded program: a thread of ours
-    // would make glibc use atomic instructions for every lock and malloc
-    // arena). A request is seen at the program's next allocations, which
-    // then start the thread; until then values are as of the last snapshot.
+    // No publisher thread (a single-threaded program, where a thread of
+    // ours would be seen: /proc/self/task, unshare, glibc's single-thread
+    // paths). A request is answered at the program's next allocations, on
+    // its own thread; values folded from the live region are fresh anyway.
     kStatePublisherLazy = 1u << 3,
 };
 
@@ -84,7 +87,9 @@ struct SegmentHeader {
 
     uint32_t profile_offset;  // 0 when the process does not profile
     uint32_t profile_size;
-    uint64_t reserved[2];
+    uint32_t live_offset;  // 0 when the agent publishes no live counters
+    uint32_t live_size;
+    uint64_t reserved;
 };
 
 // One metric. name/description point into the strings region; a histogram's
@@ -138,6 +143,59 @@ struct StackRecord {
     uint64_t free_objects, free_bytes;    // ... of which freed since (in use = alloc - free)
     uint64_t contentions, delay_ns;       // sampled contended acquisitions, their wait
 };
+
+// The live region: the agent's per-thread counters themselves, so that a
+// reader sums them at the moment it reads, whether or not the process is
+// running code of the agent then (a program blocked in read(), or dead).
+//
+// Each thread that the agent counts owns one slot: slot_size bytes of 8-byte
+// words, written only by that thread (plain stores of whole aligned words),
+// at slots_offset + i * slot_size for i < slots_used. slots_used only grows
+// (release store after the slot is ready); a slot's words only grow too,
+// whoever owns it later. What the words mean is not fixed here: the
+// FoldTerms say how values are made of them.
+//
+// Folding. A value word (index into the values payload, after the
+// ValuesHeader) named by any term is, in a fresh read:
+//     remainder[word] + sum over terms t of it, over slots i < slots_used,
+//                        of t.weight * slot_i[t.slot_word]
+// taken in pass order: every slot word of pass 0 is loaded (acquire) before
+// any of pass 1. (Pass 0 holds frees, pass 1 allocations: a free counted
+// implies its allocation is visible, so live counts never go below zero.)
+// weight is an int64 for a uint64 metric (the sum wraps modulo 2^64 and is
+// read as signed, negative meaning 0) and the bits of a double for a float64
+// one. remainder[] is remainder_words uint64 (int64 or double bits, as the
+// metric) at remainder_offset in the values region, written under the
+// values seqlock: what threads without a slot here counted (the agent's
+// snapshot adds them in). A reader that knows nothing of this region reads
+// the published values, which are complete as of their snapshot.
+struct LiveHeader {
+    uint32_t slot_count;    // slots that fit
+    uint32_t slot_size;     // bytes per slot, a multiple of 64
+    uint32_t slots_offset;  // from live_offset, 64-aligned
+    uint32_t term_count;
+    uint32_t terms_offset;      // from live_offset
+    uint32_t remainder_offset;  // bytes into the values region
+    uint32_t remainder_words;   // as many as the payload's words
+    uint32_t slots_used;        // live word: release-stored by the agent
+};
+
+struct FoldTerm {
+    uint32_t value_word;  // into the values payload (after ValuesHeader)
+    uint32_t slot_word;   // into a slot
+    uint8_t pass;         // 0 or 1
+    uint8_t is_float;     // weight is a double (else an int64)
+    uint16_t reserved0;
+    uint32_t reserved1;
+    uint64_t weight;
+};
+
+static_assert(std::is_trivially_copyable_v<LiveHeader> && std::is_standard_layout_v<LiveHeader>);
+static_assert(std::is_trivially_copyable_v<FoldTerm> && std::is_standard_layout_v<FoldTerm>);
+static_assert(sizeof(LiveHeader) == 32);
+static_assert(sizeof(FoldTerm) == 24);
+inline constexpr uint32_t kMaxFoldTerms = 1u << 16;
+inline constexpr uint32_t kMaxSlots = 1u << 16;
 
 static_assert(std::is_trivially_copyable_v<SegmentHeader> && std::is_standard_layout_v<SegmentHeader>);
 static_assert(std::is_trivially_copyable_v<ProfileHeader> && std::is_standard_layout_v<ProfileHeader>);

@@ -18,6 +18,9 @@ struct Description {
     std::string description;  // one sentence
     ValueKind kind = ValueKind::Bad;
     bool cumulative = false;
+    // Summed from the process's live counters at each read (Snapshot::
+    // live_time_ns), not as of its last published snapshot.
+    bool live = false;
 };
 
 // As in Go: Buckets has one more element than Counts; Counts[i] counts values

@@ -17,6 +17,7 @@
 #include <bit>
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -237,7 +238,106 @@ Status Reader::validate() {
     }
     values_offset_ = h.values_offset;
     values_size_ = h.values_size;
+    if (h.live_offset) {
+        if (Status st = validate_live(); !st) return st;
+    }
     return Ok{};
+}
+
+Status Reader::validate_live() {
+    const auto* bytes = static_cast<const unsigned char*>(base_);
+    SegmentHeader h;
+    std::memcpy(&h, bytes, sizeof h);
+    const auto bad = [&](const char* what) { return err(path_, std::string("corrupt segment: live region: ") + what); };
+    if (!within(h.live_offset, h.live_size, h.total_size) || h.live_offset % 8 || h.live_size < sizeof(LiveHeader))
+        return bad("outside the segment");
+    LiveHeader lh;
+    std::memcpy(&lh, bytes + h.live_offset, sizeof lh);
+    if (lh.slot_count > kMaxSlots || lh.slot_size == 0 || lh.slot_size % 64 || lh.slot_size > (1u << 20) ||
+        lh.slots_offset % 64 || !within(lh.slots_offset, uint64_t(lh.slot_count) * lh.slot_size, h.live_size))
+        return bad("bad slots");
+    if (lh.term_count > kMaxFoldTerms || lh.terms_offset % 8 ||
+        !within(lh.terms_offset, uint64_t(lh.term_count) * sizeof(FoldTerm), h.live_size))
+        return bad("bad terms");
+    const uint64_t payload = (h.values_size - sizeof(ValuesHeader)) / 8;
+    if (lh.remainder_offset % 8 || lh.remainder_words != payload / 2 ||
+        lh.remainder_offset != sizeof(ValuesHeader) + uint64_t(lh.remainder_words) * 8)
+        return bad("bad remainder");
+    Live live;
+    live.slots_offset = h.live_offset + lh.slots_offset;
+    live.slot_count = lh.slot_count;
+    live.slot_size = lh.slot_size;
+    live.used_offset = h.live_offset + offsetof(LiveHeader, slots_used);
+    live.remainder_word = lh.remainder_offset / 8;
+    live.word_is_float.assign(values_size_ / 8, 0);
+    std::vector<FoldTerm> terms(lh.term_count);
+    std::memcpy(terms.data(), bytes + h.live_offset + lh.terms_offset, terms.size() * sizeof(FoldTerm));
+    std::stable_sort(terms.begin(), terms.end(), [](const FoldTerm& a, const FoldTerm& b) { return a.pass < b.pass; });
+    for (const FoldTerm& t : terms) {
+        const uint8_t kind = t.is_float ? 2 : 1;
+        if (t.value_word >= lh.remainder_words || t.slot_word >= lh.slot_size / 8 || t.is_float > 1)
+            return bad("a term outside its value or slot");
+        uint8_t& k = live.word_is_float[2 + t.value_word];
+        if (k && k != kind) return bad("a value folded as both integer and float");
+        k = kind;
+        live.value_word.push_back(2 + t.value_word);
+        live.slot_word.push_back(t.slot_word);
+        live.pass.push_back(t.pass);
+        live.weight.push_back(t.weight);
+    }
+    // Where each pass begins, and the distinct slot words it loads.
+    for (size_t t = 0; t < live.pass.size(); ++t)
+        if (t == 0 || live.pass[t] != live.pass[t - 1]) live.pass_begin.push_back(static_cast<uint32_t>(t));
+    live.pass_begin.push_back(static_cast<uint32_t>(live.pass.size()));
+    for (size_t p = 0; p + 1 < live.pass_begin.size(); ++p) {
+        live.pass_words_begin.push_back(static_cast<uint32_t>(live.pass_words.size()));
+        std::vector<bool> seen(lh.slot_size / 8);
+        for (size_t t = live.pass_begin[p]; t < live.pass_begin[p + 1]; ++t)
+            if (!seen[live.slot_word[t]]) {
+                seen[live.slot_word[t]] = true;
+                live.pass_words.push_back(live.slot_word[t]);
+            }
+    }
+    live.pass_words_begin.push_back(static_cast<uint32_t>(live.pass_words.size()));
+    for (size_t i = 0; i < descs_.size(); ++i)
+        descs_[i].live = live.word_is_float[entries_[i].value_offset / 8] != 0;
+    live_ = std::move(live);
+    return Ok{};
+}
+
+void Reader::fold(std::vector<uint64_t>& words) const {
+    if (live_.value_word.empty()) return;
+    const auto* bytes = static_cast<const unsigned char*>(base_);
+    uint32_t used = __atomic_load_n(reinterpret_cast<const uint32_t*>(bytes + live_.used_offset), __ATOMIC_ACQUIRE);
+    used = std::min(used, live_.slot_count);
+    // Start from the remainder the snapshot published with the values.
+    std::vector<uint64_t> acc(words.size(), 0);
+    for (size_t w = 2; w < live_.remainder_word && w < words.size(); ++w)
+        if (live_.word_is_float[w]) acc[w] = words[live_.remainder_word + (w - 2)];
+    // One pass at a time over every slot; each word a pass needs is loaded
+    // once per slot, so every term of it sees the same count.
+    std::vector<uint64_t> slot_words(live_.slot_size / 8);
+    for (size_t p = 0; p + 1 < live_.pass_begin.size(); ++p) {
+        for (uint32_t i = 0; i < used; ++i) {
+            const auto* slot = reinterpret_cast<const uint64_t*>(bytes + live_.slots_offset + uint64_t(i) * live_.slot_size);
+            for (size_t k = live_.pass_words_begin[p]; k < live_.pass_words_begin[p + 1]; ++k)
+                slot_words[live_.pass_words[k]] = __atomic_load_n(slot + live_.pass_words[k], __ATOMIC_ACQUIRE);
+            for (size_t t = live_.pass_begin[p]; t < live_.pass_begin[p + 1]; ++t) {
+                const uint64_t v = slot_words[live_.slot_word[t]];
+                uint64_t& a = acc[live_.value_word[t]];
+                if (live_.word_is_float[live_.value_word[t]] == 2)
+                    a = std::bit_cast<uint64_t>(std::bit_cast<double>(a) + double(v) * std::bit_cast<double>(live_.weight[t]));
+                else
+                    a += v * live_.weight[t];  // modulo 2^64: exact while the true sum is
+            }
+        }
+    }
+    for (size_t w = 2; w < live_.remainder_word && w < words.size(); ++w) {
+        if (live_.word_is_float[w] == 1)
+            words[w] = static_cast<int64_t>(acc[w]) < 0 ? 0 : acc[w];
+        else if (live_.word_is_float[w] == 2)
+            words[w] = acc[w];
+    }
 }
 
 Reader::Reader(Reader&& o) noexcept { *this = std::move(o); }
@@ -257,6 +357,7 @@ Reader& Reader::operator=(Reader&& o) noexcept {
         values_size_ = o.values_size_;
         profile_offset_ = o.profile_offset_;
         profile_size_ = o.profile_size_;
+        live_ = std::move(o.live_);
         descs_ = std::move(o.descs_);
         entries_ = std::move(o.entries_);
         bounds_ = std::move(o.bounds_);
@@ -274,6 +375,10 @@ uint32_t Reader::state() const {
     return std::atomic_ref<uint32_t>(h->state).load(std::memory_order_acquire);
 }
 
+namespace {
+constexpr int kLazyWaitMs = 20;
+}  // namespace
+
 FreshRequest Reader::RequestFresh() {
     auto* h = static_cast<SegmentHeader*>(base_);
     if (!writable_ || !(state() & (kStatePublisherRunning | kStatePublisherLazy))) return {};
@@ -289,6 +394,10 @@ FreshRequest Reader::RequestFresh() {
 void Reader::AwaitFresh(const FreshRequest& request, int timeout_ms) {
     if (!request.pending) return;
     auto* h = static_cast<SegmentHeader*>(base_);
+    // Without a publisher thread the program answers at its next
+    // allocations, or not at all while it is blocked: wait a little only
+    // (the live counts are folded fresh regardless).
+    if ((state() & kStatePublisherLazy) && live_.slot_count) timeout_ms = std::min(timeout_ms, kLazyWaitMs);
     std::atomic_ref<uint32_t> seq(h->seq);
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
@@ -310,6 +419,7 @@ Result<std::vector<uint64_t>> Reader::copy_values(int max_tries) {
     std::vector<uint64_t> words(values_size_ / 8);
     if (seqlock::read_consistent(&h->seq, src, words.data(), words.size(), max_tries) < 0)
         return err(path_, "the snapshot never settled (the writer died mid-update or is stuck)");
+    fold(words);
     return words;
 }
 
@@ -347,6 +457,11 @@ Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
     Snapshot snap;
     snap.seq = (*words)[0];
     snap.time_ns = (*words)[1];
+    if (!live_.value_word.empty()) {
+        timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        snap.live_time_ns = uint64_t(now.tv_sec) * 1000000000ULL + uint64_t(now.tv_nsec);
+    }
     snap.values.reserve(descs_.size());
     for (size_t i = 0; i < descs_.size(); ++i) snap.values.push_back(decode(i, *words));
     return snap;

@@ -38,6 +38,7 @@ struct FreshRequest {
 struct Snapshot {
     uint64_t seq = 0;      // snapshots published by the process so far
     uint64_t time_ns = 0;  // CLOCK_REALTIME of the snapshot
+    uint64_t live_time_ns = 0;  // CLOCK_REALTIME of the read, for the Description::live values (0: none)
     std::vector<Value> values;  // parallel to Reader::All()
 };
 
@@ -106,8 +107,11 @@ private:
     Reader() = default;
     static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
     Status validate();
+    Status validate_live();
     Result<std::vector<uint64_t>> copy_values(int max_tries);
     Value decode(size_t index, const std::vector<uint64_t>& words) const;
+    // The live fold (layout::LiveHeader) over the copied words.
+    void fold(std::vector<uint64_t>& words) const;
 
     void* base_ = nullptr;
     size_t size_ = 0;
@@ -121,6 +125,21 @@ private:
     uint32_t values_size_ = 0;
     uint32_t profile_offset_ = 0;
     uint32_t profile_size_ = 0;
+    // The live region, when the segment has one (validated; terms by pass).
+    struct Live {
+        uint32_t slots_offset = 0;  // from the segment's start
+        uint32_t slot_count = 0, slot_size = 0;
+        uint32_t used_offset = 0;   // LiveHeader::slots_used, from the segment's start
+        uint32_t remainder_word = 0;  // index in the copied words
+        std::vector<uint32_t> value_word, slot_word;  // per term; value_word indexes the copied words
+        std::vector<uint8_t> pass;
+        std::vector<uint64_t> weight;
+        std::vector<uint8_t> word_is_float;  // per copied word: 0 none, 1 int, 2 float
+        std::vector<uint32_t> pass_begin;        // terms of pass p: [pass_begin[p], pass_begin[p + 1])
+        std::vector<uint32_t> pass_words;        // distinct slot words of each pass, in pass order
+        std::vector<uint32_t> pass_words_begin;  // as pass_begin, into pass_words
+    };
+    Live live_;
 
     struct Entry {
         uint32_t value_offset;  // bytes into the values region

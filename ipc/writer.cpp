@@ -77,15 +77,25 @@ void shm_name(int pid, char (&out)[32]) noexcept {
 }
 
 int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t proc_start_ticks,
-                          uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes) noexcept {
+                          uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes,
+                          const LiveSpec* live) noexcept {
     const Sizes s = measure(metrics);
     const uint64_t desc_off = align8(sizeof(SegmentHeader));
     const uint64_t strings_off = align8(desc_off + metrics.size() * sizeof(DescEntry));
     const uint64_t bounds_off = align8(strings_off + s.strings);
     const uint64_t values_off = align8(bounds_off + s.bounds);
-    const uint64_t values_size = sizeof(ValuesHeader) + s.words * 8;
+    const uint64_t values_size = sizeof(ValuesHeader) + s.words * 8 * (live ? 2 : 1);
     const uint64_t profile_off = profile_bytes ? align8(values_off + values_size) : 0;
-    const uint64_t total = align8(profile_bytes ? profile_off + profile_bytes : values_off + values_size);
+    const uint64_t static_end = align8(profile_bytes ? profile_off + profile_bytes : values_off + values_size);
+    // The live region: its header and terms, then the slots, page-aligned so
+    // that reserving one slot's pages reserves nobody else's.
+    uint64_t live_off = 0, slots_off = 0, total = static_end;
+    if (live) {
+        if (live->terms.size() > kMaxFoldTerms || live->slot_count > kMaxSlots || live->slot_size % 64) return EINVAL;
+        live_off = static_end;
+        slots_off = (sizeof(LiveHeader) + live->terms.size_bytes() + 4095) & ~uint64_t{4095};
+        total = live_off + slots_off + uint64_t{live->slot_count} * live->slot_size;
+    }
     if (total > kMaxSegmentSize || metrics.size() > kMaxMetrics) return EFBIG;
 
     char name[32];
@@ -94,13 +104,21 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     if (fd < 0) return errno;
     // Reserve the pages now: on a full tmpfs ftruncate would succeed and the
     // first store into the mapping would raise SIGBUS in the host process.
-    if (const int err = posix_fallocate(fd, 0, static_cast<off_t>(total)); err != 0) {
+    if (const int err = posix_fallocate(fd, 0, static_cast<off_t>(live ? live_off + slots_off : total)); err != 0) {
+        close(fd);
+        shm_unlink(name);
+        return err;
+    }
+    if (live && ftruncate(fd, static_cast<off_t>(total)) != 0) {  // the slots: pages only when reserved
+        const int err = errno;
         close(fd);
         shm_unlink(name);
         return err;
     }
     void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const int map_err = errno;
+    // Kept (at a high number) to reserve each slot's pages when it is claimed.
+    if (live && base != MAP_FAILED) (void)file_.adopt(fd);
     close(fd);
     if (base == MAP_FAILED) {
         shm_unlink(name);
@@ -127,6 +145,19 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     h->interval_ms = interval_ms;
     h->profile_offset = static_cast<uint32_t>(profile_off);
     h->profile_size = static_cast<uint32_t>(profile_bytes);
+    if (live) {
+        h->live_offset = static_cast<uint32_t>(live_off);
+        h->live_size = static_cast<uint32_t>(total - live_off);
+        auto* lh = reinterpret_cast<LiveHeader*>(bytes + live_off);
+        lh->slot_count = live->slot_count;
+        lh->slot_size = live->slot_size;
+        lh->slots_offset = static_cast<uint32_t>(slots_off);
+        lh->term_count = static_cast<uint32_t>(live->terms.size());
+        lh->terms_offset = sizeof(LiveHeader);
+        lh->remainder_offset = static_cast<uint32_t>(sizeof(ValuesHeader) + s.words * 8);
+        lh->remainder_words = static_cast<uint32_t>(s.words);
+        std::memcpy(bytes + live_off + sizeof(LiveHeader), live->terms.data(), live->terms.size_bytes());
+    }
 
     auto* desc = reinterpret_cast<DescEntry*>(bytes + desc_off);
     uint32_t str = 0, bnd = 0, val = sizeof(ValuesHeader);
@@ -162,16 +193,56 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     return 0;
 }
 
-void SegmentWriter::publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns) noexcept {
+void SegmentWriter::publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns,
+                            const uint64_t* remainder) noexcept {
     if (!base_) return;
     auto* values = reinterpret_cast<uint64_t*>(static_cast<unsigned char*>(base_) + header()->values_offset);
+    const bool live = header()->live_offset != 0;
     seqlock::Writer w(&header()->seq);
     w.begin();
     seqlock::store_word(values + 0, snapshot_seq);
     seqlock::store_word(values + 1, time_ns);
     for (size_t i = 0; i < payload_words_; ++i) seqlock::store_word(values + 2 + i, words[i]);
+    if (live)
+        for (size_t i = 0; i < payload_words_; ++i)
+            seqlock::store_word(values + 2 + payload_words_ + i, remainder ? remainder[i] : 0);
     w.end();
     futex_wake_all(&header()->seq);
+}
+
+LiveHeader* SegmentWriter::live_header() const noexcept {
+    if (!base_ || !header()->live_offset) return nullptr;
+    return reinterpret_cast<LiveHeader*>(static_cast<unsigned char*>(base_) + header()->live_offset);
+}
+
+uint32_t SegmentWriter::slot_count() const noexcept {
+    const LiveHeader* lh = live_header();
+    return lh ? lh->slot_count : 0;
+}
+
+void* SegmentWriter::slot_address(uint32_t i) const noexcept {
+    const LiveHeader* lh = live_header();
+    if (!lh || i >= lh->slot_count) return nullptr;
+    return static_cast<unsigned char*>(base_) + header()->live_offset + uint64_t{lh->slots_offset} +
+           uint64_t{i} * lh->slot_size;
+}
+
+void* SegmentWriter::reserve_slot(uint32_t i) noexcept {
+    LiveHeader* lh = live_header();
+    if (!lh || i >= lh->slot_count) return nullptr;
+    const uint64_t at = header()->live_offset + uint64_t{lh->slots_offset} + uint64_t{i} * lh->slot_size;
+    const int fd = file_.fd();
+    if (fd < 0 || posix_fallocate(fd, static_cast<off_t>(at), lh->slot_size) != 0) return nullptr;
+    return static_cast<unsigned char*>(base_) + at;
+}
+
+void SegmentWriter::slot_used(uint32_t i) noexcept {
+    LiveHeader* lh = live_header();
+    if (!lh) return;
+    std::atomic_ref<uint32_t> used(lh->slots_used);
+    uint32_t n = used.load(std::memory_order_relaxed);
+    while (n < i + 1 && !used.compare_exchange_weak(n, i + 1, std::memory_order_release, std::memory_order_relaxed)) {
+    }
 }
 
 void* SegmentWriter::profile_region() noexcept {
@@ -197,6 +268,7 @@ void SegmentWriter::set_state(uint32_t bits, bool on) noexcept {
 
 void SegmentWriter::abandon() noexcept {
     if (base_) munmap(base_, size_);
+    file_.close();
     base_ = nullptr;
     size_ = 0;
 }
@@ -209,7 +281,8 @@ void SegmentWriter::unlink(int shm_dir) noexcept {
         shm_name(owner_pid_, name);
         if (shm_dir < 0 || unlinkat(shm_dir, name + 1, 0) != 0) shm_unlink(name);
     }
-    abandon();
+    // The mapping stays: threads that outlive the exit path still count in
+    // their slots there, and a crash handler may still write.
 }
 
 }  // namespace gometrics::ipc

@@ -9,6 +9,7 @@
 #include <span>
 #include <string_view>
 
+#include "kept_file.h"
 #include "layout.h"
 
 namespace gometrics::ipc {
@@ -19,6 +20,14 @@ struct MetricSpec {
     layout::Kind kind;
     bool cumulative;
     std::span<const double> bounds;  // histogram edges, empty for scalars
+};
+
+// The live region (layout::LiveHeader): thread slots and how values fold
+// from them.
+struct LiveSpec {
+    uint32_t slot_count;  // slots that fit
+    uint32_t slot_size;   // bytes per slot, a multiple of 64
+    std::span<const layout::FoldTerm> terms;
 };
 
 // Words (8 bytes) that a metric's value occupies in the values region.
@@ -36,8 +45,11 @@ public:
     // profile region of profile_bytes (0: none). A segment left under the
     // same name by an earlier image of this pid (exec) or a dead process
     // whose pid was reused is replaced. Returns 0 or errno.
+    // A live region too when `live` is given (its slots get their pages only
+    // when reserved: reserve_slot()).
     [[nodiscard]] int create(std::span<const MetricSpec> metrics, int pid, uint64_t proc_start_ticks,
-                             uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes = 0) noexcept;
+                             uint64_t start_time_ns, uint32_t interval_ms, size_t profile_bytes = 0,
+                             const LiveSpec* live = nullptr) noexcept;
 
     bool ok() const noexcept { return base_ != nullptr; }
     size_t mapped_bytes() const noexcept { return size_; }  // the segment's size, 0 before create
@@ -46,7 +58,17 @@ public:
 
     // One snapshot: `words` (payload_words() of them, each metric at its
     // offset in table order) copied under the seqlock, then readers woken.
-    void publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns) noexcept;
+    // remainder: payload_words() more (layout::LiveHeader), or null.
+    void publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns,
+                 const uint64_t* remainder = nullptr) noexcept;
+
+    // Slot i of the live region with its pages reserved (so that no store
+    // into it can meet a full tmpfs), or null. Then slot_used(i) tells
+    // readers to fold it. Cold paths of any thread; no allocation.
+    void* reserve_slot(uint32_t i) noexcept;
+    void slot_used(uint32_t i) noexcept;
+    uint32_t slot_count() const noexcept;
+    void* slot_address(uint32_t i) const noexcept;  // slot i (i < slot_count()), reserved or not
 
     // The profile region (layout::ProfileHeader first), or null.
     void* profile_region() noexcept;
@@ -56,7 +78,8 @@ public:
     void set_state(uint32_t bits, bool on) noexcept;
 
     // Forget the mapping without touching the name (a forked child must not
-    // write its parent's segment); unlink() removes the name too.
+    // write its parent's segment); unlink() removes the name only (threads
+    // that outlive the exit path still write their slots in the mapping).
     void abandon() noexcept;
     // shm_dir: a descriptor of /dev/shm, which still names it after the
     // program chroot()ed; -1 to go by the name.
@@ -64,9 +87,12 @@ public:
 
 private:
     layout::SegmentHeader* header() const noexcept { return static_cast<layout::SegmentHeader*>(base_); }
+    layout::LiveHeader* live_header() const noexcept;
 
     void* base_ = nullptr;
     size_t size_ = 0;
+    // The segment's descriptor, kept for reserve_slot's fallocate.
+    sys::KeptFile file_;
     size_t payload_words_ = 0;
     int owner_pid_ = 0;
 };

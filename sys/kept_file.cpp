@@ -33,15 +33,21 @@ int kept_fd_floor() noexcept {
 
 int KeptFile::open(int dirfd, const char* path, int flags, mode_t mode) noexcept {
     close();
+    if (kept_fd_floor() < 0) return EMFILE;
+    const int low = ::openat(dirfd, path, flags | O_CLOEXEC, mode);
+    if (low < 0) return errno;
+    const int err = adopt(low);
+    ::close(low);
+    return err;
+}
+
+int KeptFile::adopt(int fd) noexcept {
+    close();
     lost_ = said_ = false;
     const int floor = kept_fd_floor();
     if (floor < 0) return EMFILE;
-    const int low = ::openat(dirfd, path, flags | O_CLOEXEC, mode);
-    if (low < 0) return errno;
-    const int high = fcntl(low, F_DUPFD_CLOEXEC, floor);
-    const int err = high < 0 ? errno : 0;
-    ::close(low);
-    if (high < 0) return err;
+    const int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (high < 0) return errno;
     struct stat st {};
     if (fstat(high, &st) != 0) {
         const int e = errno;

@@ -29,6 +29,9 @@ public:
     // kept_fd_floor() or above. 0, or an errno value (EMFILE when the limit
     // leaves no room).
     int open(int dirfd, const char* path, int flags, mode_t mode = 0) noexcept;
+    // The same for a descriptor already open (a duplicate is kept; the
+    // caller still closes `fd`).
+    int adopt(int fd) noexcept;
 
     // The descriptor when it is still ours, else -1 (the program closed or
     // replaced it: from then on the file is lost, and never touched again).

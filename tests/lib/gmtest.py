@@ -56,7 +56,7 @@ def agent_fds(pid):
         except OSError:
             continue
         if int(name) >= 976 and (target.startswith(f"/proc/{pid}/") or target.startswith("/sys/fs/cgroup/")
-                                 or target == "/dev/shm"):
+                                 or target == "/dev/shm" or target.startswith(f"/dev/shm/gometrics.{pid}")):
             ours[int(name)] = target
     return ours
 
