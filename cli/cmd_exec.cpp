@@ -103,10 +103,22 @@ std::string find_agent() {
 
 // --- /proc -------------------------------------------------------------------
 
+// A small /proc file, empty if the process is gone. Not an ifstream: a
+// process that exits between the open and the read makes read fail with
+// ESRCH, which libstdc++'s filebuf turns into an exception.
+std::string read_proc(const std::string& path) {
+    std::string out;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return out;
+}
+
 // Fields after the command of /proc/PID/stat ("S ppid ..."), empty if gone.
 std::vector<std::string> stat_fields(int pid) {
-    std::ifstream in(fmt::format("/proc/{}/stat", pid));
-    std::string s((std::istreambuf_iterator<char>(in)), {});
+    const std::string s = read_proc(fmt::format("/proc/{}/stat", pid));
     const size_t close = s.rfind(')');
     if (close == std::string::npos) return {};
     std::vector<std::string> out;
@@ -139,10 +151,8 @@ bool is_descendant(int pid) {
 }
 
 std::string comm(int pid) {
-    std::ifstream in(fmt::format("/proc/{}/comm", pid));
-    std::string s;
-    std::getline(in, s);
-    return s;
+    std::string s = read_proc(fmt::format("/proc/{}/comm", pid));
+    return s.substr(0, s.find('\n'));
 }
 
 // --- The processes of the tree --------------------------------------------------
