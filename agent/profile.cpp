@@ -82,7 +82,6 @@ constinit LiveObject* g_live = nullptr;
 constinit std::atomic<uint32_t> g_record_count{0};
 constinit std::atomic<uint64_t> g_dropped{0};
 constinit std::atomic<uint64_t> g_untracked{0};
-constinit std::atomic<uint64_t> g_contention_tick{0};
 constinit uint64_t g_mapped = 0;
 
 uint64_t env_u64(const char* name, uint64_t fallback, uint64_t hi) {
@@ -157,19 +156,34 @@ const Config& config() noexcept {
     return g_cfg;
 }
 
-// xorshift64*, per thread (the slot's rng word); never 0 once seeded.
-uint64_t next_random(ThreadSlot* s) {
-    uint64_t x = s->sample_rng;
+// xorshift64* on a per-thread state word; never 0 once seeded. `salt`
+// tells threads seeded in the same nanosecond apart.
+uint64_t next_random(uint64_t& state, uint64_t salt) {
+    uint64_t x = state;
     if (!x) {
         timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        x = ((uint64_t(ts.tv_nsec) << 20) ^ uint64_t(s->tid) ^ reinterpret_cast<uintptr_t>(s)) | 1;
+        x = ((uint64_t(ts.tv_nsec) << 20) ^ salt) | 1;
     }
     x ^= x >> 12;
     x ^= x << 25;
     x ^= x >> 27;
-    s->sample_rng = x;
+    state = x;
     return x * 0x2545F4914F6CDD1DULL;
+}
+
+uint64_t next_random(ThreadSlot* s) {
+    return next_random(s->sample_rng, uint64_t(s->tid) ^ reinterpret_cast<uintptr_t>(s));
+}
+
+// The mutex sampler's random state, per thread: a lock may be contended by a
+// thread whose frees go to the shared orphans slot, so not the slot's word.
+__thread uint64_t tls_mutex_rng [[gnu::tls_model("initial-exec")]];
+
+// A uniform draw in [0, n) (Go's cheaprandn: multiply and shift, no division).
+uint64_t random_below(uint64_t n) {
+    const uint64_t r = next_random(tls_mutex_rng, reinterpret_cast<uintptr_t>(&tls_mutex_rng)) >> 32;
+    return (r * n) >> 32;
 }
 
 // 1 + floor(E * mean) for E exponential with mean 1 (Go's fastexprand),
@@ -345,7 +359,9 @@ void forget(void* p) noexcept {
 
 void sample_contention(uint64_t wait_ns) noexcept {
     const Config& c = config();
-    if (!c.mutex_fraction || g_contention_tick.fetch_add(1, std::memory_order_relaxed) % c.mutex_fraction) return;
+    // Each contention with probability 1 / fraction, as Go's mutex profile
+    // draws: every Nth would alias with a program that contends periodically.
+    if (!c.mutex_fraction || (c.mutex_fraction > 1 && random_below(c.mutex_fraction) != 0)) return;
     const int saved_errno = errno;
     {
         Guard guard;

@@ -11,8 +11,9 @@
 // moves it from in-use to freed. Frees check a small counting filter first:
 // an unsampled pointer costs a shift, a mask and one byte load.
 //
-// Contention: one contended lock acquisition in GOMETRICS_MUTEX_PROFILE_FRACTION
-// (default 8, 0: off) is sampled with its stack and wait.
+// Contention: each contended lock acquisition, with probability 1 in
+// GOMETRICS_MUTEX_PROFILE_FRACTION (default 8, 0: off), is sampled with its
+// stack and wait.
 //
 // All tables live in anonymous mappings the agent makes itself; the
 // publisher copies the stack table into the segment's profile region.

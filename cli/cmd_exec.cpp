@@ -11,6 +11,9 @@
 //   snapshot), so a process killed by a signal, which writes no exit report,
 //   still has what was known: its segment's last snapshot (read, then
 //   removed), or failing that the last poll.
+// Profiles (--profile KIND=FILE) come from the agent's own exit path: every
+// process writes GOMETRICS_PROFILE_REPORT=<tmpdir>/profile.%p.json, and FILE
+// is converted from CMD's (or, with %p in FILE, from each process's).
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -34,6 +38,7 @@
 
 #include <fmt/format.h>
 
+#include "cli/profile_build.h"
 #include "commands.h"
 #include "common.h"
 #include "emitter.h"
@@ -60,9 +65,16 @@ constexpr std::string_view kMaxGauges[] = {"/sched/gomaxprocs:threads", "/gc/gom
 constexpr std::string_view kLivePeak = "/gc/heap/live-peak:bytes";
 constexpr std::string_view kRssPeak = "/process/memory/rss-peak:bytes";
 
+// One --profile KIND=FILE.
+struct ProfileRequest {
+    std::string kind;
+    std::string file;  // "%p" in it: one file per process of the tree
+};
+
 struct Options {
     std::string report;
     std::vector<std::string> checks;
+    std::vector<std::string> profiles;  // KIND=FILE, as given
     bool quiet = false;
     std::vector<std::string> command;
 };
@@ -91,10 +103,22 @@ std::string find_agent() {
 
 // --- /proc -------------------------------------------------------------------
 
+// A small /proc file, empty if the process is gone. Not an ifstream: a
+// process that exits between the open and the read makes read fail with
+// ESRCH, which libstdc++'s filebuf turns into an exception.
+std::string read_proc(const std::string& path) {
+    std::string out;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return out;
+}
+
 // Fields after the command of /proc/PID/stat ("S ppid ..."), empty if gone.
 std::vector<std::string> stat_fields(int pid) {
-    std::ifstream in(fmt::format("/proc/{}/stat", pid));
-    std::string s((std::istreambuf_iterator<char>(in)), {});
+    const std::string s = read_proc(fmt::format("/proc/{}/stat", pid));
     const size_t close = s.rfind(')');
     if (close == std::string::npos) return {};
     std::vector<std::string> out;
@@ -127,10 +151,8 @@ bool is_descendant(int pid) {
 }
 
 std::string comm(int pid) {
-    std::ifstream in(fmt::format("/proc/{}/comm", pid));
-    std::string s;
-    std::getline(in, s);
-    return s;
+    std::string s = read_proc(fmt::format("/proc/{}/comm", pid));
+    return s.substr(0, s.find('\n'));
 }
 
 // --- The processes of the tree --------------------------------------------------
@@ -420,6 +442,67 @@ Ended run(const Options& o, Tree& tree) {
     return ended;
 }
 
+// --- Profiles ------------------------------------------------------------------------
+
+std::vector<ProfileRequest> parse_profiles(const std::vector<std::string>& given) {
+    std::vector<ProfileRequest> out;
+    for (const std::string& g : given) {
+        const size_t eq = g.find('=');
+        const std::string kind = g.substr(0, eq);
+        if (eq == std::string::npos || eq + 1 == g.size() || !parse_profile_kind(kind))
+            throw Failure(kExitUsage,
+                          fmt::format("exec: --profile \"{}\": expected KIND=FILE, KIND heap, allocs or mutex", g));
+        out.push_back({kind, g.substr(eq + 1)});
+    }
+    return out;
+}
+
+std::string with_pid(std::string file, int pid) {
+    for (size_t at; (at = file.find("%p")) != std::string::npos;) file.replace(at, 2, std::to_string(pid));
+    return file;
+}
+
+// Converts the profile reports CMD's processes wrote at exit into the
+// requested files. False, with one line on stderr each, when a profile could
+// not be written (no report: the process was killed or ended with _exit; or
+// that kind was not sampled).
+bool write_profiles(const std::vector<ProfileRequest>& requests, const std::string& dir, int cmd_pid, bool quiet) {
+    std::vector<int> reporters;  // processes that wrote a profile report, in pid order
+    for (const auto& e : fs::directory_iterator(dir)) {
+        int pid = 0;
+        if (std::sscanf(e.path().filename().c_str(), "profile.%d.json", &pid) == 1) reporters.push_back(pid);
+    }
+    std::sort(reporters.begin(), reporters.end());
+    const auto report_of = [&](int pid) { return fmt::format("{}/profile.{}.json", dir, pid); };
+    bool ok = true;
+    const auto convert = [&](const ProfileRequest& r, int pid, const std::string& file) {
+        try {
+            write_profile_from_report(r.kind, report_of(pid), file, quiet);
+        } catch (const Failure& f) {
+            fmt::print(stderr, "gometrics-cli: no {} profile in {}: {}\n", r.kind, file, f.what());
+            ok = false;
+        }
+    };
+    for (const ProfileRequest& r : requests) {
+        if (r.file.find("%p") != std::string::npos) {
+            if (reporters.empty()) {
+                fmt::print(stderr, "gometrics-cli: no {} profile: no process wrote a profile report (killed by a "
+                                   "signal, or ended with _exit)\n", r.kind);
+                ok = false;
+            }
+            for (int pid : reporters) convert(r, pid, with_pid(r.file, pid));
+        } else if (std::find(reporters.begin(), reporters.end(), cmd_pid) == reporters.end()) {
+            fmt::print(stderr, "gometrics-cli: no {} profile in {}: CMD (process {}) wrote no profile report (killed "
+                               "by a signal, or ended with _exit){}\n", r.kind, r.file, cmd_pid,
+                       reporters.empty() ? "" : "; put %p in FILE for its children's");
+            ok = false;
+        } else {
+            convert(r, cmd_pid, r.file);
+        }
+    }
+    return ok;
+}
+
 // --- Summary and report -------------------------------------------------------------
 
 std::string tree_cpu(const rusage& ru) {
@@ -469,6 +552,7 @@ void write_file(const std::string& path, const std::string& text) {
 
 int exec_command(const Options& o) {
     const std::vector<Check> checks = parse_checks(o.checks);  // bad expressions: status 2, CMD not run
+    const std::vector<ProfileRequest> profiles = parse_profiles(o.profiles);  // the same
     const std::string agent = find_agent();
 
     std::string tmpl = fs::temp_directory_path() / "gometrics-exec.XXXXXX";
@@ -486,6 +570,7 @@ int exec_command(const Options& o) {
     const std::string preload = old && *old ? agent + ":" + old : agent;
     setenv("LD_PRELOAD", preload.c_str(), 1);
     setenv("GOMETRICS_REPORT", (dir + "/report.%p.json").c_str(), 1);
+    if (!profiles.empty()) setenv("GOMETRICS_PROFILE_REPORT", (dir + "/profile.%p.json").c_str(), 1);
 
     Tree tree(dir);
     const Ended ended = run(o, tree);
@@ -528,9 +613,10 @@ int exec_command(const Options& o) {
             {{"check", checks[i].text}, {"passed", results[i].passed}, {"message", results[i].message}});
     }
     if (!o.report.empty()) write_file(o.report, doc.dump(2) + "\n");
+    const bool profiled = write_profiles(profiles, dir, ended.pid, o.quiet);
 
     if (ended.status != 0) return ended.status;
-    return failed ? kExitError : kExitOk;
+    return failed || !profiled ? kExitError : kExitOk;
 }
 
 }  // namespace
@@ -541,6 +627,10 @@ void add_exec_command(CLI::App& app, int& status) {
     e->add_option("--report", o.report, "Write the final report (dump's JSON + command, exit status, peaks) here");
     // One expression per --check, so that "--" after it ends the options as it does elsewhere.
     e->add_option("--check", o.checks, "A check, e.g. '/gc/heap/objects:objects <= 10' (repeatable)")
+        ->allow_extra_args(false);
+    e->add_option("--profile", o.profiles,
+                  "KIND=FILE: write CMD's heap, allocs or mutex profile (pprof) when it exits; %p in FILE: one per "
+                  "process (repeatable)")
         ->allow_extra_args(false);
     e->add_flag("-q,--quiet", o.quiet, "No summary; print only the failed checks");
     // CMD and its arguments are left alone, options or not (`exec -- sh -c 'exit 3'`).

@@ -30,6 +30,7 @@ struct Options {
     std::string from_report;
     bool symbolize = true;
     std::size_t top = 10;
+    bool quiet = false;  // no line saying where the profile went
 };
 
 template <class T>
@@ -115,7 +116,7 @@ int run(const Options& o) {
         o.output.empty() ? fmt::format("{}.{}.pb.gz", profile_kind_name(kind), c.source.pid) : o.output;
     const std::string message = ok_or_fail(pprof::encode(profile));
     write_bytes(ok_or_fail(pprof::detail::gzip(message)), path);
-    if (path != "-")
+    if (path != "-" && !o.quiet)
         fmt::print(stderr, "{} profile of process {}: {} stacks, written to {}\n", profile_kind_name(kind),
                    c.source.pid, profile.samples.size(), path);
     return kExitOk;
@@ -123,8 +124,10 @@ int run(const Options& o) {
 
 }  // namespace
 
-void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output) {
+void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output,
+                               bool quiet) {
     Options o;
+    o.quiet = quiet;
     o.kind = kind;
     o.from_report = report;
     o.output = output;

@@ -18,8 +18,9 @@ void add_profile_commands(CLI::App& app, int& status);  // profile
 
 // `profile KIND --from-report REPORT -o OUTPUT`, for `exec --profile
 // KIND=FILE`: converts the GOMETRICS_PROFILE_REPORT an exited process wrote
-// into a symbolized pprof profile. KIND is heap, allocs or mutex; throws
-// Failure with a one-line message.
-void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output);
+// into a symbolized pprof profile (quiet: without the line saying so). KIND
+// is heap, allocs or mutex; throws Failure with a one-line message.
+void write_profile_from_report(const std::string& kind, const std::string& report, const std::string& output,
+                               bool quiet);
 
 }  // namespace gometrics::cli

@@ -15,7 +15,8 @@ struct AllocatorStats {
     uint64_t held;      // in blocks handed out or cached for reuse (headers, rounding, thread caches included)
     uint64_t free;      // free, and backed by memory
     uint64_t released;  // free, still mapped, not backed (returned with madvise, or never touched)
-    uint64_t metadata;  // the allocator's own bookkeeping
+    uint64_t metadata;  // the allocator's own bookkeeping, beside the headers of live blocks
+    uint64_t mapped_blocks;  // live blocks mapped on their own (glibc's mmapped chunks), which carry mapped_header
 };
 
 struct AllocatorBackend {
@@ -24,6 +25,12 @@ struct AllocatorBackend {
     // caller then reports zeros for this snapshot). Null for a back-end that
     // has no statistics: the classes it would fill are left out.
     bool (*read)(AllocatorStats& out) noexcept;
+    // Bytes each live block occupies in `held` beyond its usable size, which
+    // the memory family counts as metadata: a header word for glibc (see
+    // allocator_glibc.cpp), none for jemalloc (its sizes live in its extent
+    // metadata, already in stats.metadata).
+    uint32_t block_header = 0;
+    uint32_t mapped_header = 0;
 };
 
 // The back-end for this process, chosen on the first call (the publisher's

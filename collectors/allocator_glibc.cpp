@@ -48,15 +48,25 @@ uint64_t brk_heap_nonresident() noexcept {
 }
 
 // uordblks: bytes in chunks in use, which for glibc includes the chunks
-// parked in the per-thread tcache and each chunk's header; hblkhd: mmapped
-// chunks; fordblks: free chunks, fastbins and the top included; arena: what
-// all arenas took from the system, so arena - uordblks - fordblks is the
-// arenas' own headers (heap_info, malloc_state).
+// parked in the per-thread tcache, each chunk's header and a secondary
+// arena's own header (heap_info, malloc_state: glibc computes uordblks as
+// the arena's size minus its free space, so arena - uordblks - fordblks is
+// always 0 and the arena headers cannot be told apart); hblkhd and hblks:
+// mmapped chunks, their bytes and their number; fordblks: free chunks,
+// fastbins and the top included.
+//
+// A chunk in use of chunksize c spans c bytes of the arena: the size word
+// (8 bytes) and c - 8 usable (the next chunk's prev_size word is ours while
+// we are in use), so malloc_usable_size is c - 8; an mmapped chunk keeps
+// both words, c - 16 usable. The agent counts usable sizes, so the headers
+// of the live blocks are 8 bytes per block and 16 per mmapped one.
+constexpr uint32_t kChunkHeader = 8, kMappedChunkHeader = 16;
+
 bool read_glibc(AllocatorStats& out) noexcept {
     const struct mallinfo2 mi = mallinfo2();
     out.held = mi.uordblks + mi.hblkhd;
-    const uint64_t in_chunks = mi.uordblks + mi.fordblks;
-    out.metadata = mi.arena > in_chunks ? mi.arena - in_chunks : 0;
+    out.metadata = 0;
+    out.mapped_blocks = mi.hblks;
     // Non-resident pages are counted against free space first: a live block
     // is normally touched. Clamped: the heap can move between the two reads.
     out.released = std::min<uint64_t>(brk_heap_nonresident(), mi.fordblks);
@@ -66,6 +76,6 @@ bool read_glibc(AllocatorStats& out) noexcept {
 
 }  // namespace
 
-AllocatorBackend glibc_backend() { return {"glibc", read_glibc}; }
+AllocatorBackend glibc_backend() { return {"glibc", read_glibc, kChunkHeader, kMappedChunkHeader}; }
 
 }  // namespace gometrics::collect

@@ -93,12 +93,21 @@ const Foreign& foreign_leaves() {
 
 Classes compute_classes(const Snapshot& s) {
     Classes c{};
-    c.objects = agent::malloc_interposed() ? heap_totals(s).live_bytes() : 0;
+    const bool counted = agent::malloc_interposed();
+    c.objects = counted ? heap_totals(s).live_bytes() : 0;
     const AllocatorStats a = allocator_stats(s);
-    c.unused = a.held > c.objects ? a.held - c.objects : 0;
+    // The headers of the live blocks are the allocator's bookkeeping: known
+    // exactly from the live object count (and, for glibc, how many of them
+    // are mmapped), taken out of what the blocks hold beyond their objects.
+    const uint64_t live = counted ? heap_totals(s).live_objects() : 0;
+    const uint64_t mapped = std::min(a.mapped_blocks, live);
+    const AllocatorBackend& b = allocator();
+    const uint64_t spare = a.held > c.objects ? a.held - c.objects : 0;
+    const uint64_t headers = std::min(spare, (live - mapped) * b.block_header + mapped * b.mapped_header);
+    c.unused = spare - headers;
     c.free = a.free;
     c.released = a.released;
-    c.metadata = a.metadata;
+    c.metadata = a.metadata + headers;
     c.other = agent_bytes();
     const Foreign& f = foreign_leaves();
     for (size_t i = 0; i < f.count; ++i) {
@@ -256,11 +265,12 @@ constexpr Metric kMemory[] = {
      "muzzy pages) or never touched.",
      released, {}, have_allocator_stats},
     {"/memory/classes/heap/unused:bytes", kKindUint64, false,
-     "Memory the allocator holds in blocks for objects but not occupied by live objects: headers, size rounding, "
-     "thread caches, fragmentation.",
+     "Memory the allocator holds in blocks for objects but neither occupied by live objects nor their headers: size "
+     "rounding, blocks cached for reuse (glibc's tcache, jemalloc's thread caches), fragmentation.",
      unused, {}, have_allocator_stats},
     {"/memory/classes/metadata/other:bytes", kKindUint64, false,
-     "The allocator's own bookkeeping (glibc: arena headers; jemalloc: stats.metadata).", metadata, {},
+     "The allocator's own bookkeeping (glibc: the size header of each live block, 8 bytes, 16 for an mmapped one; "
+     "jemalloc: stats.metadata).", metadata, {},
      have_allocator_stats},
     {"/memory/classes/other:bytes", kKindUint64, false,
      "Memory the agent holds for itself: thread slots, its published segment and buffers.", other},

@@ -239,5 +239,71 @@ class CheckAndDiff(unittest.TestCase):
         self.assertNotIn("over", same.stdout)
 
 
+@unittest.skipUnless(shutil.which("go"), "go tool pprof (golang-go) is needed: scripts/setup.sh test installs it")
+class ExecProfile(unittest.TestCase):
+    """`exec --profile KIND=FILE`: the profiles of CMD when it exits, read by `go tool pprof`."""
+
+    def run_exec(self, d, *args):
+        cmd = [CLI, "exec", "--quiet", *map(str, args)]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, cwd=d)
+
+    def test_heap_allocs_and_mutex_profiles_of_cmd(self):
+        from test_profile import go_top, share
+        with tempfile.TemporaryDirectory() as d:
+            cp = self.run_exec(d, "--profile", "heap=heap.pb.gz", "--profile", "allocs=allocs.pb.gz",
+                               "--", "env", "GOMETRICS_PROFILE_RATE=32768", program("profile_sites"), "heap", 16)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertEqual(cp.stdout, "ready\n")
+            inuse = go_top(os.path.join(d, "heap.pb.gz"), "inuse_space")
+            allocated = go_top(os.path.join(d, "allocs.pb.gz"), "alloc_space")
+            cp = self.run_exec(d, "--profile", "mutex=mutex.pb.gz",
+                               "--", "env", "GOMETRICS_MUTEX_PROFILE_FRACTION=1", program("profile_sites"), "mutex", 6)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            contentions = go_top(os.path.join(d, "mutex.pb.gz"), "contentions")
+        # alpha_site keeps 3/4 of what stays in use, gamma_site frees all of its own.
+        self.assertAlmostEqual(share(inuse, "alpha_site", "beta_site"), 0.75, delta=0.10, msg=inuse)
+        self.assertLess(inuse.get("gamma_site", 0), 0.05 * inuse["alpha_site"], inuse)
+        self.assertGreater(allocated.get("gamma_site", 0), 0.3 * allocated["alpha_site"], allocated)
+        self.assertEqual(contentions.get("alpha_lock_site"), 6, contentions)
+        self.assertEqual(contentions.get("beta_lock_site"), 6, contentions)
+
+    def test_one_file_per_process_with_pid_in_the_name(self):
+        from test_profile import go_top
+        with tempfile.TemporaryDirectory() as d:
+            sites = program("profile_sites")
+            cp = self.run_exec(d, "--profile", "heap=heap.%p.pb.gz", "--", "sh", "-c",
+                               f"{sites} heap 4 </dev/null; {sites} heap 4 </dev/null")
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            files = sorted(f for f in os.listdir(d) if f.startswith("heap."))
+            # The two children; dash itself ends with _exit and writes no report.
+            self.assertEqual(len(files), 2, (files, cp.stderr))
+            for f in files:
+                self.assertIn("alpha_site", go_top(os.path.join(d, f), "inuse_space"))
+
+    def test_cmd_without_a_report_fails_with_one_line(self):
+        with tempfile.TemporaryDirectory() as d:
+            cp = self.run_exec(d, "--profile", "heap=heap.pb.gz", "--", "sh", "-c", "kill -9 $$")
+            self.assertEqual(cp.returncode, 137, cp.stderr)
+            self.assertEqual(cp.stderr.count("\n"), 1, cp.stderr)
+            self.assertIn("no heap profile in heap.pb.gz", cp.stderr)
+            self.assertFalse(os.path.exists(os.path.join(d, "heap.pb.gz")))
+            # A profile kind the process does not sample: one line, status 1.
+            cp = self.run_exec(d, "--profile", "mutex=mutex.pb.gz", "--", "env", "GOMETRICS_MUTEX_PROFILE_FRACTION=0",
+                               program("leak"), "10")
+            self.assertEqual(cp.returncode, 1, cp.stderr)
+            self.assertEqual(cp.stderr.count("\n"), 1, cp.stderr)
+            self.assertIn("does not sample lock contention", cp.stderr)
+
+    def test_bad_kind_is_a_usage_error_and_cmd_does_not_run(self):
+        with tempfile.TemporaryDirectory() as d:
+            marker = os.path.join(d, "ran")
+            for bad in ("cpu=x.pb.gz", "heap", "heap=", "=x.pb.gz"):
+                cp = self.run_exec(d, "--profile", bad, "--", "touch", marker)
+                self.assertEqual(cp.returncode, 2, (bad, cp.stderr))
+                self.assertEqual(cp.stderr.count("\n"), 1, cp.stderr)
+                self.assertIn(f'--profile "{bad}"', cp.stderr)
+                self.assertFalse(os.path.exists(marker))
+
+
 if __name__ == "__main__":
     gmtest.main()

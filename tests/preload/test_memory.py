@@ -83,6 +83,36 @@ class Glibc(unittest.TestCase):
         for m in (a, b, c):
             assert_sum_rule(self, m)
 
+    def held(self, n, size):
+        """The metrics of `chunks N SIZE` under the agent, holding its blocks."""
+        p = subprocess.Popen([program("chunks"), str(n), str(size)], env=gmtest.agent_env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), f"held {n}\n")
+            m = gmtest.dump(p.pid)
+        finally:
+            p.communicate(timeout=30)
+        assert_sum_rule(self, m)
+        return m
+
+    def test_headers_of_live_blocks_are_metadata(self):
+        """Each live glibc chunk carries an 8-byte size header beyond its usable
+        size (16 when mmapped): the allocator's bookkeeping, not unused space.
+        Twins differ by exactly N blocks of 24 usable bytes (32-byte chunks)."""
+        objects, unused, metadata = (CLASSES[0], CLASSES[1], "/memory/classes/metadata/other:bytes")
+        n = 100000
+        a, b = self.held(0, 24), self.held(n, 24)
+        self.assertEqual(b["/gc/heap/objects:objects"] - a["/gc/heap/objects:objects"], n)
+        self.assertEqual(b[objects] - a[objects], 24 * n)
+        self.assertAlmostEqual(b[metadata] - a[metadata], 8 * n, delta=0.01 * 8 * n)
+        self.assertLess(abs(b[unused] - a[unused]), 0.01 * 8 * n)
+        # 1 MiB blocks are mmapped chunks: 16 bytes of header each.
+        k = 20
+        a, b = self.held(0, MiB), self.held(k, MiB)
+        # Usable sizes: a chunk of 1 MiB + 8 rounded up to pages, less its header.
+        self.assertEqual(b[objects] - a[objects], k * (MiB + 4096 - 16))
+        self.assertAlmostEqual(b[metadata] - a[metadata], 16 * k, delta=16)
+
 
 class JemallocAccuracy(unittest.TestCase):
     """heap/objects within 1% of jemalloc's own stats.allocated for a
