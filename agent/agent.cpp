@@ -110,11 +110,11 @@ using namespace gometrics::agent;
 static void start_under_guard();
 
 [[gnu::constructor]] static void gometrics_start() {
-    {
-        Guard guard;
-        start_under_guard();
-    }
-    adopt_shared_slot();  // this thread's counts from before now, into the segment
+    Guard guard;
+    start_under_guard();
+    adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment
+    publisher_begin();
+    crash_install();
 }
 
 static void start_under_guard() {
@@ -144,8 +144,7 @@ static void start_under_guard() {
                    "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
     pthread_atfork(slots_before_fork, slots_after_fork_parent, on_fork_child);
-    publisher_start();
-    crash_install();
+    publisher_create();
 }
 
 [[gnu::destructor]] static void gometrics_stop() { publisher_shutdown(); }

@@ -298,7 +298,12 @@ State* create_state() {
 }  // namespace
 
 void publisher_start() noexcept {
-    Guard guard;  // our own allocations (pthread_create's) are not the program's
+    publisher_create();
+    publisher_begin();
+}
+
+void publisher_create() noexcept {
+    Guard guard;
     const int saved_errno = errno;
     g_stop.store(false, std::memory_order_relaxed);
     collect::keep_files();  // now, on the program's only thread, or never
@@ -327,6 +332,14 @@ void publisher_start() noexcept {
     if (st.writer.slot_count()) attach_shared_slots(&kShared);
     profile::g_record_changed = publisher_profile_changed;
     if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
+    errno = saved_errno;
+}
+
+void publisher_begin() noexcept {
+    if (!g_state || !g_state->writer.ok()) return;
+    Guard guard;  // our own allocations (pthread_create's) are not the program's
+    const int saved_errno = errno;
+    State& st = *g_state;
     compute_and_publish(st);  // readers never see an empty segment
     if (config().eager_publisher || !__libc_single_threaded) {
         if (!start_thread(st))

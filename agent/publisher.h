@@ -9,6 +9,11 @@ namespace gometrics::agent {
 // Creates the segment and starts the publisher thread. Counting works
 // whether or not this succeeds; a failure is said once on stderr.
 void publisher_start() noexcept;
+// The same in two steps, for the constructor, which moves its thread's slot
+// into the segment in between: create the segment, then publish the first
+// snapshot and start the thread if it is to start.
+void publisher_create() noexcept;
+void publisher_begin() noexcept;
 
 // The lazy publisher (layout::kStatePublisherLazy): in a single-threaded
 // program the thread starts only when the program goes multi-threaded

@@ -152,18 +152,12 @@ void attach_shared_slots(const SharedSlots* shared) noexcept {
     g_shared.store(shared, std::memory_order_release);
 }
 
-void adopt_shared_slot() noexcept {
-    const auto m = reinterpret_cast<uintptr_t>(tls_slot);
-    ThreadSlot* const old = m == kSlowSlot ? tls_slow_slot : (m > kMaxMarker ? tls_slot : nullptr);
+void adopt_shared_slot(ThreadSlot*& word) noexcept {
+    const auto m = reinterpret_cast<uintptr_t>(word);
+    ThreadSlot* const old = m == kSlowSlot ? tls_slow_slot : (m > kMaxMarker ? word : nullptr);
     if (!old) return;
-    // Hooks on this thread count on the orphans while the counts move.
-    tls_slot = marker(kForking);
     ThreadSlot* const slot = claim_new_shared();
-    if (!slot) {
-        tls_slot = marker(m);
-        if (m != kSlowSlot) tls_slot = old;
-        return;
-    }
+    if (!slot) return;  // it stays private: snapshots count it in the remainder
     // Everything after the bookkeeping: counters and the sampling schedule.
     constexpr size_t from = offsetof(ThreadSlot, sample_countdown);
     std::memcpy(reinterpret_cast<unsigned char*>(slot) + from, reinterpret_cast<unsigned char*>(old) + from,
@@ -172,12 +166,10 @@ void adopt_shared_slot() noexcept {
     std::memset(reinterpret_cast<unsigned char*>(old) + from, 0, sizeof(ThreadSlot) - from);
     old->state.store(kDead, std::memory_order_release);
     pthread_setspecific(g_exit_key, slot);
-    if (m == kSlowSlot) {
+    if (m == kSlowSlot)
         tls_slow_slot = slot;
-        tls_slot = marker(kSlowSlot);
-    } else {
-        tls_slot = slot;
-    }
+    else
+        word = slot;
 }
 
 void slots_before_fork() noexcept {

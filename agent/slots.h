@@ -175,6 +175,7 @@ class Guard {
 public:
     Guard() noexcept : saved_(detail::tls_slot) { detail::tls_slot = detail::marker(detail::kAgentThread); }
     ~Guard() { detail::restore_slot(saved_); }
+    ThreadSlot*& saved() noexcept { return saved_; }  // what the TLS word gets back
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
 
@@ -201,9 +202,9 @@ struct SharedSlots {
 };
 void attach_shared_slots(const SharedSlots* shared) noexcept;
 // The calling thread's private slot, if it has one, moves into the segment
-// (the agent's constructor, after its Guard: the main thread's counts from
-// before the constructor).
-void adopt_shared_slot() noexcept;
+// (the agent's constructor: the main thread's counts from before it). `word`
+// is what the thread's TLS word will hold again: the constructor's Guard's.
+void adopt_shared_slot(ThreadSlot*& word) noexcept;
 
 // fork: prepare and parent handlers (the forking thread counts on the
 // orphans in between), and in the child: the parent's shared slots are

@@ -21,6 +21,11 @@ INVISIBLE = program("invisible")
 FAST = {"GOMETRICS_INTERVAL_MS": "10", "GOMETRICS_PUBLISHER": "thread"}
 
 
+def metrics_of(exec_report):
+    """{name: value} of an `exec --report` document."""
+    return {m["name"]: m["value"] for m in exec_report["metrics"]}
+
+
 def run(args, extra_env=None, shell_prefix=None, timeout=120):
     cmd = [INVISIBLE, *map(str, args)]
     if shell_prefix:
@@ -68,6 +73,77 @@ class Descriptors(unittest.TestCase):
     def test_a_million_opens_under_ulimit_n_4(self):
         cp = run(["openloop", 1000000], FAST, shell_prefix="ulimit -n 4")
         self.assertEqual((cp.returncode, cp.stdout), (0, "failures=0\ndone\n"), cp.stderr)
+
+
+class NoThreadOfOurs(unittest.TestCase):
+    """A program without threads of its own sees none of ours."""
+
+    def test_proc_self_task_has_one_entry(self):
+        cp = run(["tasks"])
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout.split(), [cp.stdout.split()[0], "done"])
+
+    def test_unshare_a_user_namespace(self):
+        cp = subprocess.run(["unshare", "-U", "true"], env=gmtest.agent_env(), capture_output=True, text=True,
+                            timeout=30)
+        self.assertEqual((cp.returncode, cp.stderr), (0, ""))
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run the program as nobody (CI runs as root)")
+    def test_rlimit_nproc_that_the_program_fits_in(self):
+        # As nobody, with room for the program's main thread and its one
+        # thread (RLIMIT_NPROC counts every task of the user): ours must not
+        # take it, and fails quietly once the program has its own.
+        with tempfile.TemporaryDirectory() as d:
+            os.chmod(d, 0o755)
+            exe = os.path.join(d, "invisible")
+            subprocess.run(["cp", INVISIBLE, exe], check=True)
+            os.chmod(exe, 0o755)
+            agent = os.path.join(d, "libgometrics.so")
+            subprocess.run(["cp", gmtest.AGENT, agent], check=True)
+            os.chmod(agent, 0o755)
+            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "prlimit", "--nproc=2", exe,
+                   "threads", "1"]
+            plain = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+            self.assertEqual(plain.stdout, "child=0\ndone\n", plain.stderr)
+            cp = subprocess.run(cmd, env=gmtest.agent_env(preload=agent), capture_output=True, text=True, timeout=60)
+            self.assertEqual((cp.returncode, cp.stdout), (0, "child=0\ndone\n"), cp.stderr)
+
+    def test_reads_of_a_program_blocked_in_read_are_exact(self):
+        # No thread, and a ten-minute interval: the reader folds the counts itself.
+        env = {"GOMETRICS_INTERVAL_MS": "600000"}
+        p = subprocess.Popen([INVISIBLE, "blockread", "3000"], env=gmtest.agent_env(env), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            first = gmtest.dump(p.pid)
+            p.stdin.write("x")
+            p.stdin.flush()
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            second = gmtest.dump(p.pid)
+            for name in ("/gc/heap/allocs:objects", "/gc/heap/objects:objects"):
+                self.assertEqual(second[name] - first[name], 3000, name)
+            self.assertEqual(second["/gc/heap/live:bytes"] - first["/gc/heap/live:bytes"], 3000 * 104)
+            with open(f"/proc/{p.pid}/status") as f:
+                self.assertIn("Threads:\t1\n", f.read())
+        finally:
+            p.kill()
+            p.communicate(timeout=30)
+
+    def test_tar_200_times_each_way(self):
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "src")
+            os.mkdir(src)
+            for i in range(20):
+                with open(os.path.join(src, f"f{i}"), "w") as f:
+                    f.write("gometrics " * (100 * i + 1))
+            failures = []
+            for flag, suffix in (("czf", "tgz"), ("cJf", "txz")):
+                for i in range(200):
+                    cp = subprocess.run(["tar", flag, os.path.join(d, f"a.{suffix}"), "-C", d, "src"],
+                                        env=gmtest.agent_env(), capture_output=True, text=True, timeout=60)
+                    if cp.returncode or cp.stderr:
+                        failures.append((flag, i, cp.returncode, cp.stderr))
+            self.assertEqual(failures, [])
 
 
 class Confinement(unittest.TestCase):
@@ -155,6 +231,22 @@ class Crashes(unittest.TestCase):
 
     def test_exact_report_after_a_sigsegv_sent(self):
         self.assert_exact("kill", signal.SIGSEGV)
+
+    def test_exec_report_is_exact_after_sigkill(self):
+        # No handler can run: exec folds the dead process's counters from its segment.
+        results = []
+        with tempfile.TemporaryDirectory() as d:
+            for n in (self.N, 0):
+                report = os.path.join(d, f"r{n}.json")
+                cp = gmtest.cli("exec", "--report", report, "--", INVISIBLE, "crash", "sigkill", n, timeout=60)
+                self.assertEqual(cp.returncode, 137, cp.stderr)
+                with open(report) as f:
+                    results.append(json.load(f))
+        (proc,) = results[0]["processes"]
+        self.assertIn(proc["source"], ("segment", "last-poll"))
+        m, twin = (metrics_of(r) for r in results)
+        for name in ("/gc/heap/allocs:objects", "/gc/heap/objects:objects"):
+            self.assertEqual(m[name] - twin[name], self.N, name)
 
     def test_a_core_is_still_dumped(self):
         status, _ = self.crash("segv", 10, core=True)

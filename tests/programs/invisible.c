@@ -6,6 +6,10 @@
      smallfork       fork from a thread with a 16 KiB stack; the child allocates
      crash MODE N    allocate N blocks of 100 bytes, then: segv, abort, kill (SIGSEGV sent), own (own handler)
      confine DIR     chroot(DIR), setuid(nobody), allocate 1000 blocks, exit 0
+     blockread N     twice: allocate N blocks of 100 bytes, print "ready", block in read(0)
+     threads N       start N threads, join them; fork a child that allocates; print "done"
+     tasks           print the entries of /proc/self/task, then "done"
+   crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -24,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-void* volatile keep[100000];
+void* volatile keep[100000];  /* blockread uses two halves */
 int* volatile nowhere;
 
 static double now(void) {
@@ -135,6 +139,7 @@ static int crash(const char* mode, int n) {
     if (!strcmp(mode, "segv")) *nowhere = 1;
     if (!strcmp(mode, "abort")) abort();
     if (!strcmp(mode, "kill")) kill(getpid(), SIGSEGV);
+    if (!strcmp(mode, "sigkill")) kill(getpid(), SIGKILL);
     if (!strcmp(mode, "own")) {
         signal(SIGSEGV, own_handler);
         *nowhere = 1;
@@ -150,6 +155,59 @@ static int confine(const char* dir) {
     return 0;
 }
 
+static int blockread(int n) {
+    char c;
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i < n && i < 50000; ++i) keep[round * 50000 + i] = malloc(100);
+        printf("ready\n");
+        fflush(stdout);
+        if (read(0, &c, 1) < 0) return 1;
+    }
+    return 0;
+}
+
+static void* nap(void* arg) {
+    (void)arg;
+    usleep(20000);
+    return NULL;
+}
+
+static int threads(int n) {
+    pthread_t t[64];
+    for (int i = 0; i < n && i < 64; ++i)
+        if (pthread_create(&t[i], NULL, nap, NULL) != 0) return perror("pthread_create"), 1;
+    for (int i = 0; i < n && i < 64; ++i) pthread_join(t[i], NULL);
+    pid_t pid = fork();
+    if (pid < 0) return perror("fork"), 1;
+    if (pid == 0) {
+        for (int i = 0; i < 100; ++i) keep[i] = malloc(100);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    printf("child=%d\ndone\n", status);
+    return 0;
+}
+
+static int tasks(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task");
+    int fd = open(path, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return 1;
+    char buf[4096];
+    long n = syscall(SYS_getdents64, fd, buf, sizeof buf);
+    for (long off = 0; off < n;) {
+        unsigned short reclen;
+        memcpy(&reclen, buf + off + 16, sizeof reclen);
+        const char* name = buf + off + 19;
+        if (name[0] != '.') printf("%s\n", name);
+        off += reclen;
+    }
+    close(fd);
+    puts("done");
+    return 0;
+}
+
 int main(int argc, char** argv) {
     const char* m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "closefds") && argc > 2) return closefds(argv[2]);
@@ -159,6 +217,10 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "smallfork")) return smallfork();
     if (!strcmp(m, "crash") && argc > 3) return crash(argv[2], atoi(argv[3]));
     if (!strcmp(m, "confine") && argc > 2) return confine(argv[2]);
-    fprintf(stderr, "usage: invisible closefds FILE | seccomp | openloop N | dup1 MS | smallfork | crash MODE N | confine DIR\n");
+    if (!strcmp(m, "blockread") && argc > 2) return blockread(atoi(argv[2]));
+    if (!strcmp(m, "threads") && argc > 2) return threads(atoi(argv[2]));
+    if (!strcmp(m, "tasks")) return tasks();
+    fprintf(stderr, "usage: invisible closefds FILE | seccomp | openloop N | dup1 MS | smallfork | crash MODE N | "
+                    "confine DIR | blockread N | threads N | tasks\n");
     return 2;
 }
