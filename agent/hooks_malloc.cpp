@@ -78,7 +78,7 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
 // While a lazy publisher waits, the hooks call out at least every so many
 // bytes of a size (or of the other sizes) so that a reader's request is
 // noticed (publisher_poll); the samples keep their own schedule.
-constexpr uint64_t kPollBytes = 64 * 1024;
+constexpr uint64_t kPollBytes = 256 * 1024;
 
 // The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
 [[gnu::noinline, gnu::cold]] void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
