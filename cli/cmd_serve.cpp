@@ -1,7 +1,8 @@
 // `serve`: an HTTP server (cpp-httplib) exporting every live instrumented
-// process to Prometheus (/metrics), as JSON (/api/v1/processes[/<pid>]) and as
-// an HTML index (/). The answers come from serve.h; this file routes, binds,
-// and stops cleanly on SIGINT or SIGTERM.
+// process to Prometheus (/metrics), as JSON (/api/v1/processes[/<pid>]), as
+// pprof profiles (/debug/pprof/, Go's net/http/pprof paths) and as an HTML
+// index (/). The answers come from serve.h and debug_pprof.h; this file
+// routes, binds, and stops cleanly on SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
@@ -10,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
 #include <memory>
 #include <regex>
@@ -20,6 +22,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "debug_pprof.h"
 #include "serve.h"
 
 namespace gometrics::cli {
@@ -71,13 +74,49 @@ void reply(const httplib::Request& req, httplib::Response& res, std::string body
                              });
 }
 
+void send(httplib::Response& res, const debug_pprof::Reply& r) {
+    res.status = r.status;
+    res.set_header("X-Content-Type-Options", "nosniff");
+    if (!r.content_disposition.empty()) res.set_header("Content-Disposition", r.content_disposition);
+    if (r.go_pprof_error) res.set_header("X-Go-Pprof", "1");
+    res.set_content(r.body, r.content_type);
+}
+
+// The waits of delta profiles, cut short when serve stops: otherwise a
+// seconds=50 request would hold up the SIGTERM for as long.
+class Waits {
+public:
+    bool sleep(std::chrono::seconds d) {
+        std::unique_lock lock(mu_);
+        return !cv_.wait_for(lock, d, [&] { return stopping_; });
+    }
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+};
+
 void log_line(const std::string& line) { fmt::print(stderr, "gometrics-cli serve: {}\n", line); }
+
+// Server threads for ordinary requests, as httplib's default pool, plus
+// one per delta profile allowed to wait at once.
+constexpr int kThreads = 8;
+constexpr int kMaxWaitingDeltas = 4;
 
 struct ServeArgs {
     std::string listen = "127.0.0.1:9464";
     std::string ns{prom::kDefaultNamespace};
     std::vector<int> pids;
     int fresh_timeout_ms = 50;
+    int write_timeout_s = 60;
 };
 
 int run(const ServeArgs& args) {
@@ -104,7 +143,19 @@ int run(const ServeArgs& args) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+    Waits waits;
+    debug_pprof::Handler pprof_handler({.pids = args.pids,
+                                        .fresh_timeout_ms = args.fresh_timeout_ms,
+                                        .write_timeout_s = args.write_timeout_s,
+                                        .symbolize = true,
+                                        .max_waiting = kMaxWaitingDeltas},
+                                       [&waits](std::chrono::seconds d) { return waits.sleep(d); });
+
     httplib::Server server;
+    // Delta profiles each hold a thread for their wait: enough threads that
+    // kMaxWaitingDeltas of them still leave /metrics its usual pool.
+    server.new_task_queue = [] { return new httplib::ThreadPool(kThreads + kMaxWaitingDeltas); };
+    server.set_write_timeout(args.write_timeout_s, 0);
     server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
         const bool om = prom::accepts_openmetrics(req.get_header_value("Accept"));
         reply(req, res, collector.metrics_page(om), om ? prom::kOpenMetricsContentType : prom::kTextContentType);
@@ -125,6 +176,15 @@ int run(const ServeArgs& args) {
         } else {
             reply(req, res, **doc, "application/json");
         }
+    });
+    server.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
+        res.set_redirect("/debug/pprof/", 301);
+    });
+    server.Get("/debug/pprof/", [&](const httplib::Request& req, httplib::Response& res) {
+        send(res, pprof_handler.index(req.params));
+    });
+    server.Get(R"(/debug/pprof/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
+        send(res, pprof_handler.profile(req.matches[1].str(), req.params));
     });
     server.Get("/", [&](const httplib::Request& req, httplib::Response& res) {
         reply(req, res, collector.index_html(), "text/html; charset=utf-8");
@@ -152,6 +212,7 @@ int run(const ServeArgs& args) {
         // stop() does nothing to a server not yet running: a signal that
         // arrives before listen_after_bind() gets going must wait for it.
         while (!listen_returned && !server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        waits.stop();
         server.stop();
     });
     const bool ok = server.listen_after_bind();
@@ -168,7 +229,9 @@ int run(const ServeArgs& args) {
 void add_serve_command(CLI::App& app, int& status) {
     static ServeArgs args;
     auto* s = app.add_subcommand(
-        "serve", "Serve every live instrumented process over HTTP: /metrics (Prometheus), /api/v1/processes (JSON), /");
+        "serve",
+        "Serve every live instrumented process over HTTP: /metrics (Prometheus), /debug/pprof/ (profiles, as Go's "
+        "net/http/pprof), /api/v1/processes (JSON), /");
     s->add_option("--listen", args.listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
     s->add_option("--namespace", args.ns, "Prefix of the Prometheus names, in place of client_golang's \"go\"")
         ->capture_default_str();
@@ -177,6 +240,10 @@ void add_serve_command(CLI::App& app, int& status) {
                   "How long a request waits, in all, for fresh snapshots (0: take the latest published)")
         ->capture_default_str()
         ->check(CLI::Range(0, 10000));
+    s->add_option("--write-timeout", args.write_timeout_s,
+                  "Seconds a response may take to send; /debug/pprof's seconds=N must stay below it")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 3600));
     s->callback([&status] { status = run(args); });
 }
 

@@ -42,21 +42,6 @@ prom::Family scalar_family(std::string name, std::string help, prom::Type type, 
     return f;
 }
 
-std::string html_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
-}
-
 std::string human_uptime(double seconds) {
     const auto s = static_cast<uint64_t>(seconds);
     if (s < 60) return fmt::format("{}s", s);
@@ -231,6 +216,21 @@ json process_document(const Process& p) {
                 {"uptime_seconds", uptime_seconds(p.start_time_ns)},
                 {"time_ns", p.time_ns},
                 {"metrics", std::move(metrics)}};
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
 }
 
 bool accepts_gzip(std::string_view header) {

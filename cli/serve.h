@@ -96,6 +96,9 @@ private:
 // time_ns) plus comm, start_time_ns and uptime_seconds.
 nlohmann::ordered_json process_document(const Process& p);
 
+// s with the five HTML special characters escaped.
+std::string html_escape(std::string_view s);
+
 // Whether an Accept-Encoding header admits gzip ("gzip", "x-gzip" or "*",
 // with a q above 0).
 bool accepts_gzip(std::string_view accept_encoding);
