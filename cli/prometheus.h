@@ -150,6 +150,19 @@ struct ProcessSnapshot {
 // rejects the whole page for one invalid label value.
 void add_process(std::vector<Family>& families, const ProcessSnapshot& p, std::string_view ns);
 
+// Adds the standard process metrics every Prometheus client library exports,
+// named and typed as client_golang's process collector has them (no
+// namespace), with the same comm and pid labels, from what p publishes:
+//   process_cpu_seconds_total      counter  /cpu/classes/user + /cpu/classes/system
+//   process_resident_memory_bytes  gauge    /process/memory/rss:bytes
+//   process_open_fds               gauge    /process/fds/open:fds
+//   process_start_time_seconds     gauge    start_time_seconds (from the segment's header)
+// A series whose source p lacks is left out. The other three of client_golang
+// (process_max_fds, process_virtual_memory_bytes,
+// process_virtual_memory_max_bytes) have no source in the segment yet.
+void add_process_standard(std::vector<Family>& families, const ProcessSnapshot& p,
+                          std::optional<double> start_time_seconds);
+
 // ---- Rendering -------------------------------------------------------------
 
 // Go's strconv.FormatFloat(v, 'g', -1, 64), as expfmt writes sample values:

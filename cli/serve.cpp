@@ -8,6 +8,8 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -123,6 +125,7 @@ Collection Collector::collect_from(const std::vector<ProcessInfo>& listed, std::
         proc.snapshot.values = std::move(snap->values);
         proc.start_time_ns = o.reader.start_time_ns();
         proc.time_ns = snap->time_ns;
+        proc.proc_start_ticks = o.reader.proc_start_ticks();
         out.processes.push_back(std::move(proc));
     }
 
@@ -140,6 +143,8 @@ std::string Collector::metrics_page(bool openmetrics) {
     Collection c = collect();
     std::vector<prom::Family> families;
     for (const Process& p : c.processes) prom::add_process(families, p.snapshot, options_.ns);
+    for (const Process& p : c.processes)
+        prom::add_process_standard(families, p.snapshot, start_time_seconds(p.proc_start_ticks));
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
     uint64_t read_errors = 0, scrapes = 0;
@@ -200,6 +205,23 @@ std::string Collector::index_html() {
         "<table>\n<tr><th>PID</th><th>COMMAND</th><th>UPTIME</th><th>METRICS</th></tr>\n{1}</table>\n"
         "</body></html>\n",
         html_escape(host), rows);
+}
+
+std::optional<double> start_time_seconds(uint64_t proc_start_ticks) {
+    // Fixed while the machine runs: read once.
+    static const std::optional<uint64_t> boot_time = []() -> std::optional<uint64_t> {
+        std::ifstream stat("/proc/stat");
+        std::string key;
+        uint64_t value = 0;
+        while (stat >> key) {
+            if (key == "btime" && stat >> value) return value;
+            stat.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+        }
+        return std::nullopt;
+    }();
+    static const long ticks_per_second = sysconf(_SC_CLK_TCK);
+    if (!boot_time || proc_start_ticks == 0 || ticks_per_second <= 0) return std::nullopt;
+    return double(*boot_time) + double(proc_start_ticks) / double(ticks_per_second);
 }
 
 json process_document(const Process& p) {

@@ -31,7 +31,14 @@ struct Process {
     prom::ProcessSnapshot snapshot;  // pid, comm, descs, values
     uint64_t start_time_ns = 0;      // CLOCK_REALTIME when the agent started in it
     uint64_t time_ns = 0;            // CLOCK_REALTIME of the snapshot
+    uint64_t proc_start_ticks = 0;   // field 22 of /proc/PID/stat, from the segment's header
 };
+
+// When a process started, in seconds since the Unix epoch, as client_golang
+// computes process_start_time_seconds: the boot time (btime of /proc/stat)
+// plus the process's start in clock ticks since boot. nullopt without a
+// boot time or start ticks.
+std::optional<double> start_time_seconds(uint64_t proc_start_ticks);
 
 struct Collection {
     std::vector<Process> processes;  // read, sorted by pid
