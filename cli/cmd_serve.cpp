@@ -13,7 +13,9 @@
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -23,6 +25,7 @@
 #include "commands.h"
 #include "common.h"
 #include "debug_pprof.h"
+#include "otlp.h"
 #include "serve.h"
 
 namespace gometrics::cli {
@@ -117,6 +120,9 @@ struct ServeArgs {
     std::vector<int> pids;
     int fresh_timeout_ms = 50;
     int write_timeout_s = 60;
+    bool otlp = false;
+    std::string otlp_url;  // empty: from the environment
+    std::optional<int> otlp_interval_s;
 };
 
 int run(const ServeArgs& args) {
@@ -124,6 +130,15 @@ int run(const ServeArgs& args) {
     // metric_name() would reject every name built on a bad namespace.
     if (!std::regex_match(args.ns, std::regex("([a-zA-Z_:][a-zA-Z0-9_:]*)?")))
         throw Failure(kExitUsage, fmt::format("--namespace {}: not a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)", args.ns));
+    std::optional<otlp::Config> otlp_config;
+    if (args.otlp) {
+        auto c = otlp::configure(args.otlp_url.empty() ? std::nullopt : std::optional(args.otlp_url),
+                                 args.otlp_interval_s, [](const char* n) { return std::getenv(n); });
+        if (!c) throw Failure(kExitUsage, c.error().message);
+        otlp_config = std::move(*c);
+    } else if (args.otlp_interval_s) {
+        throw Failure(kExitUsage, "--otlp-interval needs --otlp");
+    }
     serve::Collector collector({.ns = args.ns, .pids = args.pids, .fresh_timeout_ms = args.fresh_timeout_ms},
                                log_line);
     if (!args.pids.empty()) {
@@ -205,6 +220,14 @@ int run(const ServeArgs& args) {
     fmt::print("listening on http://{}{}{}:{}/metrics\n", v6 ? "[" : "", at.host, v6 ? "]" : "", port);
     std::fflush(stdout);
 
+    // Pushes on its own thread from here on; stopped before the server ends.
+    std::optional<otlp::Exporter> exporter;
+    if (otlp_config) {
+        log_line(fmt::format("pushing OTLP metrics to {} every {} s", otlp_config->url,
+                             std::chrono::duration<double>(otlp_config->interval).count()));
+        exporter.emplace(*otlp_config, collector, log_line);
+    }
+
     std::atomic<bool> listen_returned{false};
     std::thread stopper([&] {
         int sig = 0;
@@ -217,6 +240,7 @@ int run(const ServeArgs& args) {
     });
     const bool ok = server.listen_after_bind();
     listen_returned = true;
+    if (exporter) exporter->stop();
     // Wakes the stopper if listen_after_bind returned on its own (an error);
     // harmless when the stopper already ended.
     pthread_kill(stopper.native_handle(), SIGTERM);
@@ -244,7 +268,17 @@ void add_serve_command(CLI::App& app, int& status) {
                   "Seconds a response may take to send; /debug/pprof's seconds=N must stay below it")
         ->capture_default_str()
         ->check(CLI::Range(1, 3600));
-    s->callback([&status] { status = run(args); });
+    s->add_option("--otlp", args.otlp_url,
+                  "Also push every process's metrics as OTLP/HTTP protobuf to URL (default: "
+                  "OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT, else http://localhost:4318/v1/metrics)")
+        ->expected(0, 1);
+    s->add_option("--otlp-interval", args.otlp_interval_s,
+                  "Seconds between OTLP pushes (default: OTEL_METRIC_EXPORT_INTERVAL, else 60)")
+        ->check(CLI::Range(1, 86400));
+    s->callback([&status, s] {
+        args.otlp = s->count("--otlp") > 0;
+        status = run(args);
+    });
 }
 
 }  // namespace gometrics::cli

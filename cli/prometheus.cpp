@@ -173,29 +173,6 @@ void merge_above_one_second(std::vector<double>& b) {
     return out;
 }
 
-// The cumulative scalar of p that totals the values of histogram hist_name:
-// client_golang's fixed pairs first, else "X/total:unit" for "X:unit".
-[[nodiscard]] std::optional<double> exact_sum(const ProcessSnapshot& p, std::string_view hist_name) {
-    static constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kPairs{{
-        {"/gc/heap/allocs-by-size:bytes", "/gc/heap/allocs:bytes"},
-        {"/gc/heap/frees-by-size:bytes", "/gc/heap/frees:bytes"},
-    }};
-    const auto pair = std::find_if(kPairs.begin(), kPairs.end(), [&](const auto& e) { return e.first == hist_name; });
-    std::string total;
-    if (pair != kPairs.end()) {
-        total = pair->second;
-    } else {
-        const size_t colon = hist_name.find(':');
-        total = std::string(hist_name.substr(0, colon)) + "/total" + std::string(hist_name.substr(colon));
-    }
-    for (size_t i = 0; i < std::min(p.descs.size(), p.values.size()); ++i) {
-        const Description& d = p.descs[i];
-        if (d.name == total && d.cumulative && is_scalar(d.kind) && p.values[i].kind == d.kind)
-            return scalar(p.values[i]);
-    }
-    return std::nullopt;
-}
-
 // The family called name, added with d's help if missing; nullptr when it
 // exists with another type, since one family cannot mix types.
 [[nodiscard]] Family* family_for(std::vector<Family>& families, const std::string& name, Type type,
@@ -454,6 +431,27 @@ void add_process(std::vector<Family>& families, const ProcessSnapshot& p, std::s
             s.value = scalar(v);
         f->series.push_back(std::move(s));
     }
+}
+
+std::optional<double> exact_sum(const ProcessSnapshot& p, std::string_view hist_name) {
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kPairs{{
+        {"/gc/heap/allocs-by-size:bytes", "/gc/heap/allocs:bytes"},
+        {"/gc/heap/frees-by-size:bytes", "/gc/heap/frees:bytes"},
+    }};
+    const auto pair = std::find_if(kPairs.begin(), kPairs.end(), [&](const auto& e) { return e.first == hist_name; });
+    std::string total;
+    if (pair != kPairs.end()) {
+        total = pair->second;
+    } else {
+        const size_t colon = hist_name.find(':');
+        total = std::string(hist_name.substr(0, colon)) + "/total" + std::string(hist_name.substr(colon));
+    }
+    for (size_t i = 0; i < std::min(p.descs.size(), p.values.size()); ++i) {
+        const Description& d = p.descs[i];
+        if (d.name == total && d.cumulative && is_scalar(d.kind) && p.values[i].kind == d.kind)
+            return scalar(p.values[i]);
+    }
+    return std::nullopt;
 }
 
 namespace {

@@ -140,6 +140,12 @@ struct ProcessSnapshot {
     std::vector<Value> values;  // values[i] is the value of descs[i]
 };
 
+// The cumulative scalar of p that totals the values of histogram hist_name,
+// when p publishes one: client_golang's fixed pairs
+// (/gc/heap/allocs-by-size:bytes with /gc/heap/allocs:bytes, frees likewise),
+// else "X/total:unit" for "X:unit".
+[[nodiscard]] std::optional<double> exact_sum(const ProcessSnapshot& p, std::string_view hist_name);
+
 // Adds every exportable metric of p to families, with labels comm and pid
 // (sorted by name, as client_golang sorts label pairs), merging into a family
 // another process already added (its HELP and TYPE are kept). Skipped: values
