@@ -2,7 +2,9 @@
 #include "cli/debug_pprof.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <optional>
 
 #include <fmt/format.h>
@@ -194,11 +196,7 @@ Reply Handler::profile(std::string_view name, const Params& params) {
         profile = delta(profile, built1.value);
     }
 
-    if (options_.symbolize) {
-        // Unsymbolized is still a valid profile: pprof then reads the binaries.
-        if (auto symbolizer = pprof::Symbolizer::for_pid(pid); symbolizer.ok())
-            pprof::symbolize(profile, *symbolizer.value);
-    }
+    if (options_.symbolize) symbolize(profile, pid, source.start_time_ns);
 
     if (debug != 0) {
         const std::string type =
@@ -223,6 +221,29 @@ Reply Handler::profile(std::string_view name, const Params& params) {
                  .content_disposition = fmt::format("attachment; filename=\"{}{}\"", name, seconds > 0 ? "-delta" : ""),
                  .go_pprof_error = false,
                  .body = std::move(packed.value)};
+}
+
+void Handler::symbolize(pprof::Profile& profile, int pid, uint64_t start_time_ns) {
+    std::vector<std::string> files;
+    for (const pprof::Mapping& m : profile.mappings) files.push_back(m.file);
+    std::lock_guard lock(symbols_mu_);
+    // Forget processes that have gone once the cache grows past what one
+    // host plausibly runs under the agent.
+    if (symbolizers_.size() > 512) {
+        for (auto it = symbolizers_.begin(); it != symbolizers_.end();)
+            it = kill(it->first, 0) != 0 && errno == ESRCH ? symbolizers_.erase(it) : std::next(it);
+    }
+    Cached& c = symbolizers_[pid];
+    if (!c.symbolizer || c.start_time_ns != start_time_ns || c.files != files) {
+        auto built = pprof::Symbolizer::for_pid(pid);
+        // Unsymbolized is still a valid profile: pprof then reads the binaries.
+        if (!built.ok()) {
+            symbolizers_.erase(pid);
+            return;
+        }
+        c = Cached{start_time_ns, std::move(files), std::move(built.value)};
+    }
+    pprof::symbolize(profile, *c.symbolizer);
 }
 
 pprof::Profile delta(const pprof::Profile& p0, const pprof::Profile& p1) {

@@ -20,6 +20,12 @@ missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# test_serve_otlp decodes with the OpenTelemetry project's own code from npm.
+# A Node.js from elsewhere (NodeSource's nodejs bundles npm) is kept as it is.
+if [ "$profile" = test ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "setup: installing ${missing[*]}" >&2
