@@ -403,6 +403,12 @@ Result<Config> configure(const std::optional<std::string>& url, std::optional<in
         if (!ms) return fail(fmt::format("{}=\"{}\": expected milliseconds, a positive integer", name, *text));
         c.timeout = std::chrono::milliseconds(*ms);
     }
+    for (const char* name : {"OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"}) {
+        const auto text = env(name);
+        if (!text) continue;
+        if (*text != "gzip" && *text != "none") return fail(fmt::format("{}=\"{}\": expected gzip or none", name, *text));
+        c.gzip = *text == "gzip";
+    }
     if (interval_s) {
         c.interval = std::chrono::seconds(*interval_s);
     } else if (const auto text = env("OTEL_METRIC_EXPORT_INTERVAL")) {

@@ -91,6 +91,7 @@ struct Config {
     std::vector<std::pair<std::string, std::string>> headers;
     std::chrono::milliseconds interval{60000};
     std::chrono::milliseconds timeout{10000};
+    bool gzip = false;  // Content-Encoding: gzip (OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION=gzip)
 };
 
 // The configuration from `--otlp [URL]` and the environment, as the OTLP
@@ -99,7 +100,8 @@ struct Config {
 // OTEL_EXPORTER_OTLP_METRICS_ENDPOINT as is, else OTEL_EXPORTER_OTLP_ENDPOINT
 // + "/v1/metrics", else http://localhost:4318/v1/metrics. Headers from
 // OTEL_EXPORTER_OTLP_HEADERS, then OTEL_EXPORTER_OTLP_METRICS_HEADERS (which
-// win); the timeout from OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT (ms); the
+// win); the timeout from OTEL_EXPORTER_OTLP_[METRICS_]TIMEOUT (ms), gzip
+// from OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION (gzip or none); the
 // interval is interval_s when given, else OTEL_METRIC_EXPORT_INTERVAL (ms),
 // else 60 s. An error (one line) for a URL that is not http:// (this build
 // has no TLS) or a malformed variable.

@@ -77,7 +77,9 @@ std::string Exporter::post(const std::string& body, bool& retry) {
     client.set_write_timeout(timeout);
     httplib::Headers headers;
     for (const auto& [k, v] : config_.headers) headers.emplace(k, v);
-    const auto res = client.Post(t.path, headers, body, "application/x-protobuf");
+    std::optional<std::string> packed;
+    if (config_.gzip && (packed = serve::gzip(body))) headers.emplace("Content-Encoding", "gzip");
+    const auto res = client.Post(t.path, headers, packed ? *packed : body, "application/x-protobuf");
     if (!res) {
         retry = true;
         return fmt::format("{} ({})", httplib::to_string(res.error()), config_.url);

@@ -85,9 +85,11 @@ class Counter(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def otlp_round(pids, seconds=12):
+def otlp_round(pids, seconds=12, compression="none"):
+    Counter.count = 0
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Counter)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    os.environ["OTEL_EXPORTER_OTLP_COMPRESSION"] = compression
     serve, _ = start_serve(*[a for p in pids for a in ("--pid", str(p))], "--otlp",
                            f"http://127.0.0.1:{receiver.server_address[1]}", "--otlp-interval", "1")
     try:
@@ -121,8 +123,10 @@ def main():
             for label, (med, p90, total, cpu, size) in zip(("first", "again"), pprof_rounds(pids, fresh)):
                 print(f"| /debug/pprof/heap, {label}, --fresh-timeout-ms {fresh} | {med * 1e3:.1f} | "
                       f"{p90 * 1e3:.1f} | {total:.2f} | {cpu * 1e3:.1f} | {size / 1024:.1f} |")
-        pushes, cpu, size = otlp_round(pids)
-        print(f"| OTLP push of all {n} ({pushes} pushes) | | | | {cpu * 1e3:.1f} | {size / 1024:.1f} |")
+        for compression in ("none", "gzip"):
+            pushes, cpu, size = otlp_round(pids, compression=compression)
+            print(f"| OTLP push of all {n}, compression {compression} ({pushes} pushes) | | | | {cpu * 1e3:.1f} | "
+                  f"{size / 1024:.1f} |")
     finally:
         for p in procs:
             p.kill()

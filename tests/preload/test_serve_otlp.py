@@ -6,6 +6,7 @@ OTEL_EXPORTER_OTLP_* variables choose where and with which headers; a
 collector that fails is retried with backoff, logged once, and never slows
 the HTTP side."""
 
+import gzip
 import http.server
 import json
 import os
@@ -238,7 +239,8 @@ class Decoded(unittest.TestCase):
     def test_endpoint_variables(self):
         cases = (({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:{port}/base/"}, "/base/v1/metrics"),
                  ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:1/",
-                   "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:{port}/custom/path"}, "/custom/path"))
+                   "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:{port}/custom/path",
+                   "OTEL_EXPORTER_OTLP_COMPRESSION": "gzip"}, "/custom/path"))
         for env, path in cases:
             with Receiver() as rx, gmserve.Instrumented(["sleep", "60"]) as sl:
                 env = {k: v.format(port=rx.port) for k, v in env.items()}
@@ -246,7 +248,13 @@ class Decoded(unittest.TestCase):
                     requests = rx.wait(1, 30)
                 self.assertTrue(requests, env)
                 self.assertEqual(requests[0]["path"], path)
-                self.assertTrue(decode(requests[0]["body"])["reencodedIdentical"])
+                body = requests[0]["body"]
+                if "OTEL_EXPORTER_OTLP_COMPRESSION" in env:
+                    self.assertEqual(requests[0]["headers"]["Content-Encoding"], "gzip")
+                    body = gzip.decompress(body)
+                else:
+                    self.assertNotIn("Content-Encoding", requests[0]["headers"])
+                self.assertTrue(decode(body)["reencodedIdentical"])
 
 
 class Failures(unittest.TestCase):

@@ -78,8 +78,10 @@ TEST_CASE("otlp: endpoint, headers, timeout and interval follow the OTLP exporte
                         env({{"OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%20b , x=1"},
                              {"OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x=2"},
                              {"OTEL_EXPORTER_OTLP_TIMEOUT", "2500"},
-                             {"OTEL_METRIC_EXPORT_INTERVAL", "15000"}}));
+                             {"OTEL_METRIC_EXPORT_INTERVAL", "15000"},
+                             {"OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"}}));
     REQUIRE(c);
+    CHECK(c->gzip);
     CHECK(c->headers == std::vector<std::pair<std::string, std::string>>{{"api-key", "a b"}, {"x", "2"}});
     CHECK(c->timeout == std::chrono::milliseconds(2500));
     CHECK(c->interval == std::chrono::seconds(15));
@@ -88,6 +90,7 @@ TEST_CASE("otlp: endpoint, headers, timeout and interval follow the OTLP exporte
     CHECK_FALSE(otlp::configure(std::string("col:4318"), std::nullopt, env({})));
     CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_EXPORTER_OTLP_HEADERS", "novalue"}})));
     CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_EXPORTER_OTLP_TIMEOUT", "-1"}})));
+    CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"}})));
     const auto bad = otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_METRIC_EXPORT_INTERVAL", "1m"}}));
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("OTEL_METRIC_EXPORT_INTERVAL") != std::string::npos);
