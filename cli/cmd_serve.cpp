@@ -170,7 +170,6 @@ int run(const ServeArgs& args) {
     // Delta profiles each hold a thread for their wait: enough threads that
     // kMaxWaitingDeltas of them still leave /metrics its usual pool.
     server.new_task_queue = [] { return new httplib::ThreadPool(kThreads + kMaxWaitingDeltas); };
-    server.set_write_timeout(args.write_timeout_s, 0);
     server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
         const bool om = prom::accepts_openmetrics(req.get_header_value("Accept"));
         reply(req, res, collector.metrics_page(om), om ? prom::kOpenMetricsContentType : prom::kTextContentType);
@@ -226,6 +225,16 @@ int run(const ServeArgs& args) {
         log_line(fmt::format("pushing OTLP metrics to {} every {} s", otlp_config->url,
                              std::chrono::duration<double>(otlp_config->interval).count()));
         exporter.emplace(*otlp_config, collector, log_line);
+        const std::string prefix = args.ns.empty() ? "" : args.ns + "_";
+        collector.set_extra_families([&exporter, prefix] {
+            return std::vector<prom::Family>{
+                serve::scalar_family(prefix + "serve_otlp_exports_total",
+                                     "OTLP pushes the collector accepted since gometrics-cli serve started.",
+                                     prom::Type::Counter, double(exporter->exports())),
+                serve::scalar_family(prefix + "serve_otlp_export_failures_total",
+                                     "OTLP pushes that failed (retries included) since gometrics-cli serve started.",
+                                     prom::Type::Counter, double(exporter->failures()))};
+        });
     }
 
     std::atomic<bool> listen_returned{false};
@@ -265,7 +274,7 @@ void add_serve_command(CLI::App& app, int& status) {
         ->capture_default_str()
         ->check(CLI::Range(0, 10000));
     s->add_option("--write-timeout", args.write_timeout_s,
-                  "Seconds a response may take to send; /debug/pprof's seconds=N must stay below it")
+                  "Longest a /debug/pprof response may take, as Go's WriteTimeout: seconds=N must stay below it")
         ->capture_default_str()
         ->check(CLI::Range(1, 3600));
     s->add_option("--otlp", args.otlp_url,

@@ -38,12 +38,6 @@ std::string prefixed(std::string_view ns, std::string_view name) {
     return ns.empty() ? std::string(name) : fmt::format("{}_{}", ns, name);
 }
 
-prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value) {
-    prom::Family f{.name = std::move(name), .help = std::move(help), .type = type, .series = {}};
-    f.series.push_back(prom::Series{.labels = {}, .value = value, .histogram = {}});
-    return f;
-}
-
 std::string human_uptime(double seconds) {
     const auto s = static_cast<uint64_t>(seconds);
     if (s < 60) return fmt::format("{}s", s);
@@ -155,6 +149,8 @@ std::string Collector::metrics_page(bool openmetrics) {
     }
     for (auto& f : own_families(options_.ns, seconds, c.processes.size(), read_errors, scrapes))
         families.push_back(std::move(f));
+    if (extra_)
+        for (auto& f : extra_()) families.push_back(std::move(f));
 
     std::string out;
     if (openmetrics)
@@ -178,6 +174,8 @@ std::optional<Result<std::string>> Collector::process_json(int pid) {
     const auto it = logged_.find(pid);
     return Result<std::string>(Error{it != logged_.end() ? it->second : "read failed"});
 }
+
+void Collector::set_extra_families(std::function<std::vector<prom::Family>()> extra) { extra_ = std::move(extra); }
 
 std::vector<Listed> Collector::live_listing() {
     std::vector<Listed> out;
@@ -302,6 +300,12 @@ std::optional<std::string> gzip(std::string_view body) {
     if (rc != Z_STREAM_END) return std::nullopt;
     out.resize(written);
     return out;
+}
+
+prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value) {
+    prom::Family f{.name = std::move(name), .help = std::move(help), .type = type, .series = {}};
+    f.series.push_back(prom::Series{.labels = {}, .value = value, .histogram = {}});
+    return f;
 }
 
 std::vector<prom::Family> own_families(std::string_view ns, double scrape_seconds, size_t processes,

@@ -86,6 +86,10 @@ public:
     // `/`: an HTML index of the live processes, linking to the JSON and /metrics.
     std::string index_html();
 
+    // More of serve's own families for every /metrics page (the OTLP
+    // exporter's counts); called without the collection lock held.
+    void set_extra_families(std::function<std::vector<prom::Family>()> extra);
+
 private:
     bool admitted(int pid) const;
     void log_failure(int pid, const std::string& message);
@@ -97,6 +101,7 @@ private:
     std::map<int, std::string> logged_;  // pid -> the error already logged for it
     uint64_t scrapes_ = 0;               // /metrics pages served
     uint64_t read_errors_ = 0;           // processes dropped from /metrics pages
+    std::function<std::vector<prom::Family>()> extra_;  // set before serving starts
 };
 
 // The JSON document of one process: `dump --format json`'s (pid, metrics,
@@ -111,6 +116,9 @@ std::string html_escape(std::string_view s);
 bool accepts_gzip(std::string_view accept_encoding);
 // body as a gzip member (zlib, fastest level); nullopt if zlib fails.
 std::optional<std::string> gzip(std::string_view body);
+
+// A family of one unlabelled sample.
+prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value);
 
 // Serve's own families: scrape duration, processes exported, read errors, scrapes.
 std::vector<prom::Family> own_families(std::string_view ns, double scrape_seconds, size_t processes,

@@ -271,7 +271,17 @@ class Failures(unittest.TestCase):
                 self.assertEqual(srv.get("/metrics")[0], 200)
                 slowest = max(slowest, time.monotonic() - start)
                 time.sleep(0.2)
+            # The fourth push is counted once serve has the collector's answer.
+            gmserve.wait_until(lambda: gmserve.own_value(srv.get("/metrics")[2],
+                                                         "gometrics_serve_otlp_exports_total") == 1, 10)
+            _, _, page = srv.get("/metrics")
             srv.stop()
+        if shutil.which("promtool"):
+            cp = subprocess.run(["promtool", "check", "metrics"], input=page, capture_output=True, text=True)
+            self.assertEqual((cp.returncode, cp.stdout + cp.stderr), (0, ""))
+        # serve's own counts of the exporter, for alerts on it.
+        self.assertEqual(gmserve.own_value(page, "gometrics_serve_otlp_export_failures_total"), 3, page[-600:])
+        self.assertEqual(gmserve.own_value(page, "gometrics_serve_otlp_exports_total"), 1)
         times = [r["time"] for r in rx.requests[:4]]
         self.assertEqual(len(times), 4, srv.stderr)
         gaps = [b - a for a, b in zip(times, times[1:])]
