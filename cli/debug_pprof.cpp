@@ -1,11 +1,14 @@
 // serve's /debug/pprof/ endpoints; see debug_pprof.h.
 #include "cli/debug_pprof.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <csignal>
 #include <optional>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -226,24 +229,33 @@ Reply Handler::profile(std::string_view name, const Params& params) {
 void Handler::symbolize(pprof::Profile& profile, int pid, uint64_t start_time_ns) {
     std::vector<std::string> files;
     for (const pprof::Mapping& m : profile.mappings) files.push_back(m.file);
+    std::set<uint64_t> addresses;
+    for (const pprof::Sample& s : profile.samples) addresses.insert(s.stack.begin(), s.stack.end());
+
     std::lock_guard lock(symbols_mu_);
     // Forget processes that have gone once the cache grows past what one
     // host plausibly runs under the agent.
-    if (symbolizers_.size() > 512) {
-        for (auto it = symbolizers_.begin(); it != symbolizers_.end();)
-            it = kill(it->first, 0) != 0 && errno == ESRCH ? symbolizers_.erase(it) : std::next(it);
+    if (resolved_.size() > 1024) {
+        for (auto it = resolved_.begin(); it != resolved_.end();)
+            it = kill(it->first, 0) != 0 && errno == ESRCH ? resolved_.erase(it) : std::next(it);
     }
-    Cached& c = symbolizers_[pid];
-    if (!c.symbolizer || c.start_time_ns != start_time_ns || c.files != files) {
-        auto built = pprof::Symbolizer::for_pid(pid);
+    Resolved& r = resolved_[pid];
+    if (r.start_time_ns != start_time_ns || r.files != files || r.frames.size() > 200000)
+        r = Resolved{start_time_ns, std::move(files), {}};
+    if (std::any_of(addresses.begin(), addresses.end(), [&](uint64_t a) { return !r.frames.contains(a); })) {
         // Unsymbolized is still a valid profile: pprof then reads the binaries.
-        if (!built.ok()) {
-            symbolizers_.erase(pid);
-            return;
-        }
-        c = Cached{start_time_ns, std::move(files), std::move(built.value)};
+        auto built = pprof::Symbolizer::for_pid(pid);
+        if (built.ok())
+            for (uint64_t a : addresses)
+                if (!r.frames.contains(a)) r.frames.emplace(a, built.value->resolve(pprof::call_site(a)));
+        built.value.reset();
+        // libdwfl's tens of MiB of DWARF tables, freed in this thread's
+        // arena, would otherwise stay resident in every server thread.
+        malloc_trim(0);
     }
-    pprof::symbolize(profile, *c.symbolizer);
+    for (uint64_t a : addresses)
+        if (const auto it = r.frames.find(a); it != r.frames.end() && !it->second.empty())
+            profile.symbols.emplace(a, it->second);
 }
 
 pprof::Profile delta(const pprof::Profile& p0, const pprof::Profile& p1) {

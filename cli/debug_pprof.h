@@ -61,24 +61,26 @@ public:
     Reply profile(std::string_view name, const Params& params);
 
 private:
-    // Symbolizes with the process's cached symbolizer: building one (libdwfl
-    // reading every mapped ELF file) is about 90% of a fetch, ~40 ms for a
-    // small C program. A symbolizer is rebuilt when the process is another
-    // (pid reused) or maps other files (dlopen).
+    // Symbolizes from the frames this process's earlier fetches resolved,
+    // building a symbolizer only for addresses not seen before. Building one
+    // (libdwfl reading every mapped ELF file) is about 90% of a first fetch,
+    // ~45 ms for a small C program, and keeping it would cost ~12 MiB per
+    // process; the frames cost a few hundred bytes per address. Forgotten
+    // when the process is another (pid reused) or maps other files (dlopen).
     void symbolize(pprof::Profile& profile, int pid, uint64_t start_time_ns);
 
-    struct Cached {
+    struct Resolved {
         uint64_t start_time_ns = 0;
-        std::vector<std::string> files;  // the mapped files it was built for
-        std::unique_ptr<pprof::Symbolizer> symbolizer;
+        std::vector<std::string> files;  // the mapped files the frames were resolved in
+        std::map<uint64_t, std::vector<pprof::Frame>> frames;  // by stack address; empty: unknown there
     };
 
     Options options_;
     Sleep sleep_;
     std::mutex mu_;    // guards waiting_
     int waiting_ = 0;  // delta profiles in their wait
-    std::mutex symbols_mu_;  // guards symbolizers_, and serialises their use (they are not thread-safe)
-    std::map<int, Cached> symbolizers_;
+    std::mutex symbols_mu_;  // guards resolved_, and serialises symbolizing (libdwfl is not thread-safe)
+    std::map<int, Resolved> resolved_;  // by pid
 };
 
 // p1 minus p0, stack by stack (samples with the same stack summed first),

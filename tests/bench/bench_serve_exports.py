@@ -64,6 +64,10 @@ def pprof_rounds(pids, fresh_ms):
             times.sort()
             out.append((statistics.median(times), times[int(0.9 * len(times))], sum(times), cpu,
                         statistics.median(sizes)))
+        with open(f"/proc/{serve.pid}/status") as f:
+            status = {line.split(":")[0]: int(line.split()[1]) for line in f if line.startswith("Rss")}
+        print(f"serve's memory after fetching from {len(pids)} processes twice: "
+              f"anonymous {status['RssAnon'] / 1024:.1f} MiB, file pages {status['RssFile'] / 1024:.1f} MiB")
     finally:
         stop(serve)
     return out
