@@ -403,6 +403,9 @@ Result<Config> configure(const std::optional<std::string>& url, std::optional<in
         if (!ms) return fail(fmt::format("{}=\"{}\": expected milliseconds, a positive integer", name, *text));
         c.timeout = std::chrono::milliseconds(*ms);
     }
+    if (const auto text = env("OTEL_RESOURCE_ATTRIBUTES")) {
+        if (auto pairs = parse_pairs("OTEL_RESOURCE_ATTRIBUTES", *text); !pairs) return fail(pairs.error().message);
+    }
     for (const char* name : {"OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION"}) {
         const auto text = env(name);
         if (!text) continue;

@@ -104,7 +104,7 @@ struct Config {
 // from OTEL_EXPORTER_OTLP_[METRICS_]COMPRESSION (gzip or none); the
 // interval is interval_s when given, else OTEL_METRIC_EXPORT_INTERVAL (ms),
 // else 60 s. An error (one line) for a URL that is not http:// (this build
-// has no TLS) or a malformed variable.
+// has no TLS) or a malformed variable (OTEL_RESOURCE_ATTRIBUTES included).
 Result<Config> configure(const std::optional<std::string>& url, std::optional<int> interval_s,
                          const std::function<const char*(const char*)>& getenv);
 

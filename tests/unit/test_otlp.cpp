@@ -91,6 +91,7 @@ TEST_CASE("otlp: endpoint, headers, timeout and interval follow the OTLP exporte
     CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_EXPORTER_OTLP_HEADERS", "novalue"}})));
     CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_EXPORTER_OTLP_TIMEOUT", "-1"}})));
     CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_EXPORTER_OTLP_COMPRESSION", "zstd"}})));
+    CHECK_FALSE(otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_RESOURCE_ATTRIBUTES", "team"}})));
     const auto bad = otlp::configure(std::nullopt, std::nullopt, env({{"OTEL_METRIC_EXPORT_INTERVAL", "1m"}}));
     REQUIRE_FALSE(bad);
     CHECK(bad.error().message.find("OTEL_METRIC_EXPORT_INTERVAL") != std::string::npos);
