@@ -32,6 +32,10 @@
 
 #include "cli/serve.h"
 
+namespace httplib {
+class Client;
+}
+
 namespace gometrics::cli::otlp {
 
 // ---- Encoding ----------------------------------------------------------------
@@ -142,6 +146,7 @@ private:
     std::condition_variable cv_;
     bool stopping_ = false;
     bool failing_ = false;  // a failure was logged and no push has succeeded since
+    httplib::Client* active_ = nullptr;  // the push in flight, guarded by mu_: stop() cuts it short
     std::atomic<uint64_t> exports_{0}, failures_{0};
     std::thread thread_;
 };

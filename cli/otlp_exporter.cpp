@@ -50,6 +50,9 @@ void Exporter::stop() {
     {
         std::lock_guard lock(mu_);
         stopping_ = true;
+        // A collector that takes the request and never answers would hold
+        // serve's exit for the whole timeout.
+        if (active_) active_->stop();
     }
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
@@ -79,7 +82,16 @@ std::string Exporter::post(const std::string& body, bool& retry) {
     for (const auto& [k, v] : config_.headers) headers.emplace(k, v);
     std::optional<std::string> packed;
     if (config_.gzip && (packed = serve::gzip(body))) headers.emplace("Content-Encoding", "gzip");
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_) return "serve is stopping";
+        active_ = &client;
+    }
     const auto res = client.Post(t.path, headers, packed ? *packed : body, "application/x-protobuf");
+    {
+        std::lock_guard lock(mu_);
+        active_ = nullptr;
+    }
     if (!res) {
         retry = true;
         return fmt::format("{} ({})", httplib::to_string(res.error()), config_.url);

@@ -306,6 +306,22 @@ class Failures(unittest.TestCase):
             self.assertEqual(srv.stop(), 0)
         self.assertEqual(srv.stderr.count("OTLP export failed"), 1, srv.stderr)
 
+    def test_sigterm_does_not_wait_for_a_silent_collector(self):
+        # It takes the request and never answers: serve still stops at once.
+        with socket.socket() as silent:
+            silent.bind(("127.0.0.1", 0))
+            silent.listen(4)
+            port = silent.getsockname()[1]
+            with gmserve.Instrumented(["sleep", "60"]) as sl, \
+                    gmserve.Serve("--pid", sl.pid, "--otlp", f"http://127.0.0.1:{port}", "--otlp-interval", 1) as srv:
+                conn, _ = silent.accept()  # the first push, left unanswered
+                try:
+                    start = time.monotonic()
+                    self.assertEqual(srv.stop(), 0, srv.stderr)
+                    self.assertLess(time.monotonic() - start, 3)
+                finally:
+                    conn.close()
+
     def test_bad_configuration_is_one_line_and_status_2(self):
         cases = ((["--otlp", "https://collector:4318"], {}, "only http://"),
                  (["--otlp", "collector:4318"], {}, "not an http:// URL"),
