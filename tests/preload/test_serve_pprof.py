@@ -29,7 +29,7 @@ RATE = 32 * 1024  # mean bytes between heap samples
 TOP_ROW = re.compile(r"^\s*(-?[\d.]+)(\S*)\s+(-?[\d.]+)%\s+(-?[\d.]+)%\s+\S+\s+(-?[\d.]+)%\s+(.+?)\s*$")
 
 
-def go_pprof_top(url, sample_index=None):
+def go_pprof_top(url, sample_index=None, extra=()):
     """{function: flat value} from `go tool pprof -top URL` (bytes for space, ns for delay)."""
     with tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, HOME=home, PPROF_TMPDIR=home, GOFLAGS="", GOCACHE=os.path.join(home, "cache"))
@@ -38,7 +38,7 @@ def go_pprof_top(url, sample_index=None):
         if sample_index:
             args += [f"-sample_index={sample_index}",
                      "-unit=B" if "space" in sample_index else "-unit=ns" if sample_index == "delay" else "-unit=minimum"]
-        cp = subprocess.run(args + [url], capture_output=True, text=True, timeout=120, env=env)
+        cp = subprocess.run(args + list(extra) + [url], capture_output=True, text=True, timeout=120, env=env)
     if cp.returncode != 0:
         raise AssertionError(f"go tool pprof {url} failed: {cp.stderr[-2000:]}")
     flat = {}
@@ -220,8 +220,9 @@ class OneProcess(unittest.TestCase):
             self.assertAlmostEqual(delta.get("second_phase_site", 0) / (8 * 2**20 * 520 / 512), 1.0, delta=0.25,
                                    msg=out)
 
-            # And through go tool pprof's own -seconds, which asks for the same.
-            quiet, out = go_pprof_top(f"{srv.url}/debug/pprof/heap?seconds=1", "inuse_space")
+            # And through go tool pprof's own -seconds, which adds seconds=1 to the URL.
+            quiet, out = go_pprof_top(f"{srv.url}/debug/pprof/heap", "inuse_space", extra=["-seconds", "1"])
+            self.assertIn("delta", out)
             self.assertNotIn("first_phase_site", quiet, out)
             self.assertNotIn("second_phase_site", quiet, out)
 
