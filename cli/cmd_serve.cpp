@@ -1,7 +1,8 @@
 // `serve`: an HTTP server (cpp-httplib) exporting every live instrumented
-// process to Prometheus (/metrics), as JSON (/api/v1/processes[/<pid>]) and as
-// an HTML index (/). The answers come from serve.h; this file routes, binds,
-// and stops cleanly on SIGINT or SIGTERM.
+// process to Prometheus (/metrics), as JSON (/api/v1/processes[/<pid>]), as
+// pprof profiles (/debug/pprof/, Go's net/http/pprof paths) and as an HTML
+// index (/). The answers come from serve.h and debug_pprof.h; this file
+// routes, binds, and stops cleanly on SIGINT or SIGTERM.
 #include <pthread.h>
 #include <signal.h>
 
@@ -10,8 +11,11 @@
 #include <cerrno>
 #include <chrono>
 #include <charconv>
+#include <condition_variable>
 #include <cstring>
+#include <cstdlib>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <thread>
 
@@ -20,6 +24,8 @@
 
 #include "commands.h"
 #include "common.h"
+#include "debug_pprof.h"
+#include "otlp.h"
 #include "serve.h"
 
 namespace gometrics::cli {
@@ -71,13 +77,52 @@ void reply(const httplib::Request& req, httplib::Response& res, std::string body
                              });
 }
 
+void send(httplib::Response& res, const debug_pprof::Reply& r) {
+    res.status = r.status;
+    res.set_header("X-Content-Type-Options", "nosniff");
+    if (!r.content_disposition.empty()) res.set_header("Content-Disposition", r.content_disposition);
+    if (r.go_pprof_error) res.set_header("X-Go-Pprof", "1");
+    res.set_content(r.body, r.content_type);
+}
+
+// The waits of delta profiles, cut short when serve stops: otherwise a
+// seconds=50 request would hold up the SIGTERM for as long.
+class Waits {
+public:
+    bool sleep(std::chrono::seconds d) {
+        std::unique_lock lock(mu_);
+        return !cv_.wait_for(lock, d, [&] { return stopping_; });
+    }
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            stopping_ = true;
+        }
+        cv_.notify_all();
+    }
+
+private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool stopping_ = false;
+};
+
 void log_line(const std::string& line) { fmt::print(stderr, "gometrics-cli serve: {}\n", line); }
+
+// Server threads for ordinary requests, as httplib's default pool, plus
+// one per delta profile allowed to wait at once.
+constexpr int kThreads = 8;
+constexpr int kMaxWaitingDeltas = 4;
 
 struct ServeArgs {
     std::string listen = "127.0.0.1:9464";
     std::string ns{prom::kDefaultNamespace};
     std::vector<int> pids;
     int fresh_timeout_ms = 50;
+    int write_timeout_s = 60;
+    bool otlp = false;
+    std::string otlp_url;  // empty: from the environment
+    std::optional<int> otlp_interval_s;
 };
 
 int run(const ServeArgs& args) {
@@ -85,6 +130,15 @@ int run(const ServeArgs& args) {
     // metric_name() would reject every name built on a bad namespace.
     if (!std::regex_match(args.ns, std::regex("([a-zA-Z_:][a-zA-Z0-9_:]*)?")))
         throw Failure(kExitUsage, fmt::format("--namespace {}: not a Prometheus name ([a-zA-Z_:][a-zA-Z0-9_:]*)", args.ns));
+    std::optional<otlp::Config> otlp_config;
+    if (args.otlp) {
+        auto c = otlp::configure(args.otlp_url.empty() ? std::nullopt : std::optional(args.otlp_url),
+                                 args.otlp_interval_s, [](const char* n) { return std::getenv(n); });
+        if (!c) throw Failure(kExitUsage, c.error().message);
+        otlp_config = std::move(*c);
+    } else if (args.otlp_interval_s) {
+        throw Failure(kExitUsage, "--otlp-interval needs --otlp");
+    }
     serve::Collector collector({.ns = args.ns, .pids = args.pids, .fresh_timeout_ms = args.fresh_timeout_ms},
                                log_line);
     if (!args.pids.empty()) {
@@ -104,7 +158,18 @@ int run(const ServeArgs& args) {
     sigaddset(&stop_signals, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+    Waits waits;
+    debug_pprof::Handler pprof_handler({.pids = args.pids,
+                                        .fresh_timeout_ms = args.fresh_timeout_ms,
+                                        .write_timeout_s = args.write_timeout_s,
+                                        .symbolize = true,
+                                        .max_waiting = kMaxWaitingDeltas},
+                                       [&waits](std::chrono::seconds d) { return waits.sleep(d); });
+
     httplib::Server server;
+    // Delta profiles each hold a thread for their wait: enough threads that
+    // kMaxWaitingDeltas of them still leave /metrics its usual pool.
+    server.new_task_queue = [] { return new httplib::ThreadPool(kThreads + kMaxWaitingDeltas); };
     server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
         const bool om = prom::accepts_openmetrics(req.get_header_value("Accept"));
         reply(req, res, collector.metrics_page(om), om ? prom::kOpenMetricsContentType : prom::kTextContentType);
@@ -126,6 +191,15 @@ int run(const ServeArgs& args) {
             reply(req, res, **doc, "application/json");
         }
     });
+    server.Get("/debug/pprof", [](const httplib::Request&, httplib::Response& res) {
+        res.set_redirect("/debug/pprof/", 301);
+    });
+    server.Get("/debug/pprof/", [&](const httplib::Request& req, httplib::Response& res) {
+        send(res, pprof_handler.index(req.params));
+    });
+    server.Get(R"(/debug/pprof/([^/]+))", [&](const httplib::Request& req, httplib::Response& res) {
+        send(res, pprof_handler.profile(req.matches[1].str(), req.params));
+    });
     server.Get("/", [&](const httplib::Request& req, httplib::Response& res) {
         reply(req, res, collector.index_html(), "text/html; charset=utf-8");
     });
@@ -145,6 +219,24 @@ int run(const ServeArgs& args) {
     fmt::print("listening on http://{}{}{}:{}/metrics\n", v6 ? "[" : "", at.host, v6 ? "]" : "", port);
     std::fflush(stdout);
 
+    // Pushes on its own thread from here on; stopped before the server ends.
+    std::optional<otlp::Exporter> exporter;
+    if (otlp_config) {
+        log_line(fmt::format("pushing OTLP metrics to {} every {} s", otlp_config->url,
+                             std::chrono::duration<double>(otlp_config->interval).count()));
+        exporter.emplace(*otlp_config, collector, log_line);
+        const std::string prefix = args.ns.empty() ? "" : args.ns + "_";
+        collector.set_extra_families([&exporter, prefix] {
+            return std::vector<prom::Family>{
+                serve::scalar_family(prefix + "serve_otlp_exports_total",
+                                     "OTLP pushes the collector accepted since gometrics-cli serve started.",
+                                     prom::Type::Counter, double(exporter->exports())),
+                serve::scalar_family(prefix + "serve_otlp_export_failures_total",
+                                     "OTLP pushes that failed (retries included) since gometrics-cli serve started.",
+                                     prom::Type::Counter, double(exporter->failures()))};
+        });
+    }
+
     std::atomic<bool> listen_returned{false};
     std::thread stopper([&] {
         int sig = 0;
@@ -152,10 +244,12 @@ int run(const ServeArgs& args) {
         // stop() does nothing to a server not yet running: a signal that
         // arrives before listen_after_bind() gets going must wait for it.
         while (!listen_returned && !server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        waits.stop();
         server.stop();
     });
     const bool ok = server.listen_after_bind();
     listen_returned = true;
+    if (exporter) exporter->stop();
     // Wakes the stopper if listen_after_bind returned on its own (an error);
     // harmless when the stopper already ended.
     pthread_kill(stopper.native_handle(), SIGTERM);
@@ -168,7 +262,9 @@ int run(const ServeArgs& args) {
 void add_serve_command(CLI::App& app, int& status) {
     static ServeArgs args;
     auto* s = app.add_subcommand(
-        "serve", "Serve every live instrumented process over HTTP: /metrics (Prometheus), /api/v1/processes (JSON), /");
+        "serve",
+        "Serve every live instrumented process over HTTP: /metrics (Prometheus), /debug/pprof/ (profiles, as Go's "
+        "net/http/pprof), /api/v1/processes (JSON), /");
     s->add_option("--listen", args.listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
     s->add_option("--namespace", args.ns, "Prefix of the Prometheus names, in place of client_golang's \"go\"")
         ->capture_default_str();
@@ -177,7 +273,21 @@ void add_serve_command(CLI::App& app, int& status) {
                   "How long a request waits, in all, for fresh snapshots (0: take the latest published)")
         ->capture_default_str()
         ->check(CLI::Range(0, 10000));
-    s->callback([&status] { status = run(args); });
+    s->add_option("--write-timeout", args.write_timeout_s,
+                  "Longest a /debug/pprof response may take, as Go's WriteTimeout: seconds=N must stay below it")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 3600));
+    s->add_option("--otlp", args.otlp_url,
+                  "Also push every process's metrics as OTLP/HTTP protobuf to URL (default: "
+                  "OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT, else http://localhost:4318/v1/metrics)")
+        ->expected(0, 1);
+    s->add_option("--otlp-interval", args.otlp_interval_s,
+                  "Seconds between OTLP pushes (default: OTEL_METRIC_EXPORT_INTERVAL, else 60)")
+        ->check(CLI::Range(1, 86400));
+    s->callback([&status, s] {
+        args.otlp = s->count("--otlp") > 0;
+        status = run(args);
+    });
 }
 
 }  // namespace gometrics::cli

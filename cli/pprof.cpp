@@ -2,6 +2,7 @@
 #include "cli/pprof.h"
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -84,6 +85,40 @@ void ProtoWriter::packed_uint64_field(int field, const std::vector<uint64_t>& va
 
 void ProtoWriter::packed_int64_field(int field, const std::vector<int64_t>& values) {
     packed_uint64_field(field, std::vector<uint64_t>(values.begin(), values.end()));
+}
+
+void ProtoWriter::fixed64(uint64_t value) {
+    for (int i = 0; i < 8; ++i) out_ += static_cast<char>(value >> (8 * i) & 0xff);
+}
+
+void ProtoWriter::fixed64_field(int field, uint64_t value) {
+    if (value == 0) return;
+    tag(field, WireType::Fixed64);
+    fixed64(value);
+}
+
+void ProtoWriter::double_field(int field, double value) {
+    tag(field, WireType::Fixed64);
+    fixed64(std::bit_cast<uint64_t>(value));
+}
+
+void ProtoWriter::sfixed64_field(int field, int64_t value) {
+    tag(field, WireType::Fixed64);
+    fixed64(static_cast<uint64_t>(value));
+}
+
+void ProtoWriter::packed_fixed64_field(int field, const std::vector<uint64_t>& values) {
+    if (values.empty()) return;
+    ProtoWriter packed;
+    for (uint64_t v : values) packed.fixed64(v);
+    bytes_field(field, packed.bytes());
+}
+
+void ProtoWriter::packed_double_field(int field, const std::vector<double>& values) {
+    if (values.empty()) return;
+    ProtoWriter packed;
+    for (double v : values) packed.fixed64(std::bit_cast<uint64_t>(v));
+    bytes_field(field, packed.bytes());
 }
 
 Result<std::string> gzip(std::string_view data) {

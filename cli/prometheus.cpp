@@ -173,29 +173,6 @@ void merge_above_one_second(std::vector<double>& b) {
     return out;
 }
 
-// The cumulative scalar of p that totals the values of histogram hist_name:
-// client_golang's fixed pairs first, else "X/total:unit" for "X:unit".
-[[nodiscard]] std::optional<double> exact_sum(const ProcessSnapshot& p, std::string_view hist_name) {
-    static constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kPairs{{
-        {"/gc/heap/allocs-by-size:bytes", "/gc/heap/allocs:bytes"},
-        {"/gc/heap/frees-by-size:bytes", "/gc/heap/frees:bytes"},
-    }};
-    const auto pair = std::find_if(kPairs.begin(), kPairs.end(), [&](const auto& e) { return e.first == hist_name; });
-    std::string total;
-    if (pair != kPairs.end()) {
-        total = pair->second;
-    } else {
-        const size_t colon = hist_name.find(':');
-        total = std::string(hist_name.substr(0, colon)) + "/total" + std::string(hist_name.substr(colon));
-    }
-    for (size_t i = 0; i < std::min(p.descs.size(), p.values.size()); ++i) {
-        const Description& d = p.descs[i];
-        if (d.name == total && d.cumulative && is_scalar(d.kind) && p.values[i].kind == d.kind)
-            return scalar(p.values[i]);
-    }
-    return std::nullopt;
-}
-
 // The family called name, added with d's help if missing; nullptr when it
 // exists with another type, since one family cannot mix types.
 [[nodiscard]] Family* family_for(std::vector<Family>& families, const std::string& name, Type type,
@@ -454,6 +431,69 @@ void add_process(std::vector<Family>& families, const ProcessSnapshot& p, std::s
             s.value = scalar(v);
         f->series.push_back(std::move(s));
     }
+}
+
+std::optional<double> exact_sum(const ProcessSnapshot& p, std::string_view hist_name) {
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 2> kPairs{{
+        {"/gc/heap/allocs-by-size:bytes", "/gc/heap/allocs:bytes"},
+        {"/gc/heap/frees-by-size:bytes", "/gc/heap/frees:bytes"},
+    }};
+    const auto pair = std::find_if(kPairs.begin(), kPairs.end(), [&](const auto& e) { return e.first == hist_name; });
+    std::string total;
+    if (pair != kPairs.end()) {
+        total = pair->second;
+    } else {
+        const size_t colon = hist_name.find(':');
+        total = std::string(hist_name.substr(0, colon)) + "/total" + std::string(hist_name.substr(colon));
+    }
+    for (size_t i = 0; i < std::min(p.descs.size(), p.values.size()); ++i) {
+        const Description& d = p.descs[i];
+        if (d.name == total && d.cumulative && is_scalar(d.kind) && p.values[i].kind == d.kind)
+            return scalar(p.values[i]);
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+// The scalar value of the metric called name in p, if p publishes it.
+std::optional<double> scalar_of(const ProcessSnapshot& p, std::string_view name) {
+    for (size_t i = 0; i < std::min(p.descs.size(), p.values.size()); ++i)
+        if (p.descs[i].name == name && is_scalar(p.descs[i].kind) && p.values[i].kind == p.descs[i].kind)
+            return scalar(p.values[i]);
+    return std::nullopt;
+}
+
+void add_standard(std::vector<Family>& families, std::string_view name, std::string_view help, Type type,
+                  const std::vector<Label>& labels, std::optional<double> value) {
+    if (!value) return;
+    auto it = std::find_if(families.begin(), families.end(), [&](const Family& f) { return f.name == name; });
+    if (it == families.end()) {
+        families.push_back(Family{.name = std::string(name), .help = std::string(help), .type = type, .series = {}});
+        it = families.end() - 1;
+    } else if (it->type != type) {
+        return;
+    }
+    it->series.push_back(Series{.labels = labels, .value = *value, .histogram = {}});
+}
+
+}  // namespace
+
+void add_process_standard(std::vector<Family>& families, const ProcessSnapshot& p,
+                          std::optional<double> start_time_seconds) {
+    const std::vector<Label> labels{{"comm", to_valid_utf8(p.comm)}, {"pid", std::to_string(p.pid)}};
+    const auto user = scalar_of(p, "/cpu/classes/user:cpu-seconds");
+    const auto system = scalar_of(p, "/cpu/classes/system:cpu-seconds");
+    add_standard(families, "process_cpu_seconds_total",
+                 "Total user and system CPU time of the process in seconds (getrusage, as /proc/PID/stat counts it).",
+                 Type::Counter, labels, user && system ? std::optional(*user + *system) : std::nullopt);
+    add_standard(families, "process_open_fds", "Number of open file descriptors of the process.", Type::Gauge,
+                 labels, scalar_of(p, "/process/fds/open:fds"));
+    add_standard(families, "process_resident_memory_bytes", "Resident memory size of the process in bytes.",
+                 Type::Gauge, labels, scalar_of(p, "/process/memory/rss:bytes"));
+    add_standard(families, "process_start_time_seconds",
+                 "Start time of the process since the Unix epoch in seconds.", Type::Gauge, labels,
+                 start_time_seconds);
 }
 
 std::string format_float(double v) {

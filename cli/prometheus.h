@@ -140,6 +140,12 @@ struct ProcessSnapshot {
     std::vector<Value> values;  // values[i] is the value of descs[i]
 };
 
+// The cumulative scalar of p that totals the values of histogram hist_name,
+// when p publishes one: client_golang's fixed pairs
+// (/gc/heap/allocs-by-size:bytes with /gc/heap/allocs:bytes, frees likewise),
+// else "X/total:unit" for "X:unit".
+[[nodiscard]] std::optional<double> exact_sum(const ProcessSnapshot& p, std::string_view hist_name);
+
 // Adds every exportable metric of p to families, with labels comm and pid
 // (sorted by name, as client_golang sorts label pairs), merging into a family
 // another process already added (its HELP and TYPE are kept). Skipped: values
@@ -149,6 +155,19 @@ struct ProcessSnapshot {
 // comm is made valid UTF-8 (invalid bytes become U+FFFD), since a scraper
 // rejects the whole page for one invalid label value.
 void add_process(std::vector<Family>& families, const ProcessSnapshot& p, std::string_view ns);
+
+// Adds the standard process metrics every Prometheus client library exports,
+// named and typed as client_golang's process collector has them (no
+// namespace), with the same comm and pid labels, from what p publishes:
+//   process_cpu_seconds_total      counter  /cpu/classes/user + /cpu/classes/system
+//   process_resident_memory_bytes  gauge    /process/memory/rss:bytes
+//   process_open_fds               gauge    /process/fds/open:fds
+//   process_start_time_seconds     gauge    start_time_seconds (from the segment's header)
+// A series whose source p lacks is left out. The other three of client_golang
+// (process_max_fds, process_virtual_memory_bytes,
+// process_virtual_memory_max_bytes) have no source in the segment yet.
+void add_process_standard(std::vector<Family>& families, const ProcessSnapshot& p,
+                          std::optional<double> start_time_seconds);
 
 // ---- Rendering -------------------------------------------------------------
 

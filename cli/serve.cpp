@@ -8,6 +8,8 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <fstream>
+#include <limits>
 
 #include <fmt/format.h>
 #include <zlib.h>
@@ -34,27 +36,6 @@ double uptime_seconds(uint64_t start_time_ns) {
 
 std::string prefixed(std::string_view ns, std::string_view name) {
     return ns.empty() ? std::string(name) : fmt::format("{}_{}", ns, name);
-}
-
-prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value) {
-    prom::Family f{.name = std::move(name), .help = std::move(help), .type = type, .series = {}};
-    f.series.push_back(prom::Series{.labels = {}, .value = value, .histogram = {}});
-    return f;
-}
-
-std::string html_escape(std::string_view s) {
-    std::string out;
-    for (char c : s) {
-        switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&quot;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
-        }
-    }
-    return out;
 }
 
 std::string human_uptime(double seconds) {
@@ -138,6 +119,7 @@ Collection Collector::collect_from(const std::vector<ProcessInfo>& listed, std::
         proc.snapshot.values = std::move(snap->values);
         proc.start_time_ns = o.reader.start_time_ns();
         proc.time_ns = snap->time_ns;
+        proc.proc_start_ticks = o.reader.proc_start_ticks();
         out.processes.push_back(std::move(proc));
     }
 
@@ -155,6 +137,8 @@ std::string Collector::metrics_page(bool openmetrics) {
     Collection c = collect();
     std::vector<prom::Family> families;
     for (const Process& p : c.processes) prom::add_process(families, p.snapshot, options_.ns);
+    for (const Process& p : c.processes)
+        prom::add_process_standard(families, p.snapshot, start_time_seconds(p.proc_start_ticks));
     const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
 
     uint64_t read_errors = 0, scrapes = 0;
@@ -165,6 +149,8 @@ std::string Collector::metrics_page(bool openmetrics) {
     }
     for (auto& f : own_families(options_.ns, seconds, c.processes.size(), read_errors, scrapes))
         families.push_back(std::move(f));
+    if (extra_)
+        for (auto& f : extra_()) families.push_back(std::move(f));
 
     std::string out;
     if (openmetrics)
@@ -188,6 +174,8 @@ std::optional<Result<std::string>> Collector::process_json(int pid) {
     const auto it = logged_.find(pid);
     return Result<std::string>(Error{it != logged_.end() ? it->second : "read failed"});
 }
+
+void Collector::set_extra_families(std::function<std::vector<prom::Family>()> extra) { extra_ = std::move(extra); }
 
 std::vector<Listed> Collector::live_listing() {
     std::vector<Listed> out;
@@ -217,6 +205,23 @@ std::string Collector::index_html() {
         html_escape(host), rows);
 }
 
+std::optional<double> start_time_seconds(uint64_t proc_start_ticks) {
+    // Fixed while the machine runs: read once.
+    static const std::optional<uint64_t> boot_time = []() -> std::optional<uint64_t> {
+        std::ifstream stat("/proc/stat");
+        std::string key;
+        uint64_t value = 0;
+        while (stat >> key) {
+            if (key == "btime" && stat >> value) return value;
+            stat.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+        }
+        return std::nullopt;
+    }();
+    static const long ticks_per_second = sysconf(_SC_CLK_TCK);
+    if (!boot_time || proc_start_ticks == 0 || ticks_per_second <= 0) return std::nullopt;
+    return double(*boot_time) + double(proc_start_ticks) / double(ticks_per_second);
+}
+
 json process_document(const Process& p) {
     json metrics = json::array();
     const auto& s = p.snapshot;
@@ -231,6 +236,21 @@ json process_document(const Process& p) {
                 {"uptime_seconds", uptime_seconds(p.start_time_ns)},
                 {"time_ns", p.time_ns},
                 {"metrics", std::move(metrics)}};
+}
+
+std::string html_escape(std::string_view s) {
+    std::string out;
+    for (char c : s) {
+        switch (c) {
+            case '&': out += "&amp;"; break;
+            case '<': out += "&lt;"; break;
+            case '>': out += "&gt;"; break;
+            case '"': out += "&quot;"; break;
+            case '\'': out += "&#39;"; break;
+            default: out += c;
+        }
+    }
+    return out;
 }
 
 bool accepts_gzip(std::string_view header) {
@@ -280,6 +300,12 @@ std::optional<std::string> gzip(std::string_view body) {
     if (rc != Z_STREAM_END) return std::nullopt;
     out.resize(written);
     return out;
+}
+
+prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value) {
+    prom::Family f{.name = std::move(name), .help = std::move(help), .type = type, .series = {}};
+    f.series.push_back(prom::Series{.labels = {}, .value = value, .histogram = {}});
+    return f;
 }
 
 std::vector<prom::Family> own_families(std::string_view ns, double scrape_seconds, size_t processes,

@@ -31,7 +31,14 @@ struct Process {
     prom::ProcessSnapshot snapshot;  // pid, comm, descs, values
     uint64_t start_time_ns = 0;      // CLOCK_REALTIME when the agent started in it
     uint64_t time_ns = 0;            // CLOCK_REALTIME of the snapshot
+    uint64_t proc_start_ticks = 0;   // field 22 of /proc/PID/stat, from the segment's header
 };
+
+// When a process started, in seconds since the Unix epoch, as client_golang
+// computes process_start_time_seconds: the boot time (btime of /proc/stat)
+// plus the process's start in clock ticks since boot. nullopt without a
+// boot time or start ticks.
+std::optional<double> start_time_seconds(uint64_t proc_start_ticks);
 
 struct Collection {
     std::vector<Process> processes;  // read, sorted by pid
@@ -79,6 +86,10 @@ public:
     // `/`: an HTML index of the live processes, linking to the JSON and /metrics.
     std::string index_html();
 
+    // More of serve's own families for every /metrics page (the OTLP
+    // exporter's counts); called without the collection lock held.
+    void set_extra_families(std::function<std::vector<prom::Family>()> extra);
+
 private:
     bool admitted(int pid) const;
     void log_failure(int pid, const std::string& message);
@@ -90,17 +101,24 @@ private:
     std::map<int, std::string> logged_;  // pid -> the error already logged for it
     uint64_t scrapes_ = 0;               // /metrics pages served
     uint64_t read_errors_ = 0;           // processes dropped from /metrics pages
+    std::function<std::vector<prom::Family>()> extra_;  // set before serving starts
 };
 
 // The JSON document of one process: `dump --format json`'s (pid, metrics,
 // time_ns) plus comm, start_time_ns and uptime_seconds.
 nlohmann::ordered_json process_document(const Process& p);
 
+// s with the five HTML special characters escaped.
+std::string html_escape(std::string_view s);
+
 // Whether an Accept-Encoding header admits gzip ("gzip", "x-gzip" or "*",
 // with a q above 0).
 bool accepts_gzip(std::string_view accept_encoding);
 // body as a gzip member (zlib, fastest level); nullopt if zlib fails.
 std::optional<std::string> gzip(std::string_view body);
+
+// A family of one unlabelled sample.
+prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value);
 
 // Serve's own families: scrape duration, processes exported, read errors, scrapes.
 std::vector<prom::Family> own_families(std::string_view ns, double scrape_seconds, size_t processes,

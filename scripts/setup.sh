@@ -8,7 +8,7 @@ profile=${1:-build}
 build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev libjemalloc-dev libcli11-dev
   nlohmann-json3-dev libcpp-httplib-dev zlib1g-dev libdw-dev valgrind python3)
 test_pkgs=(perl sqlite3 git redis-server redis-tools golang-go prometheus clang libclang-rt-14-dev tmux heaptrack
-  ltrace libc-devtools procps python3-prometheus-client libtcmalloc-minimal4)
+  ltrace libc-devtools procps python3-prometheus-client libtcmalloc-minimal4 systemd)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;
@@ -20,6 +20,12 @@ missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# test_serve_otlp decodes with the OpenTelemetry project's own code from npm.
+# A Node.js from elsewhere (NodeSource's nodejs bundles npm) is kept as it is.
+if [ "$profile" = test ]; then
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "setup: installing ${missing[*]}" >&2

@@ -68,6 +68,29 @@ class Pages(unittest.TestCase):
         self.assertEqual(len(types), len(set(types)))
         self.assertFalse([n for n in types if not re.fullmatch(r"[a-zA-Z_:][a-zA-Z0-9_:]*", n)])
 
+    def test_standard_process_metrics_as_client_golang_names_them(self):
+        _, _, page = self.serve.get("/metrics")
+        for name, kind in (("process_cpu_seconds_total", "counter"), ("process_open_fds", "gauge"),
+                           ("process_resident_memory_bytes", "gauge"), ("process_start_time_seconds", "gauge")):
+            self.assertEqual(page.count(f"# TYPE {name} {kind}\n"), 1, name)
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/stat") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime "))
+        for p in (self.pa, self.pb):
+            self.assertIn(f'process_open_fds{{comm="sleep",pid="{p.pid}"}}', page)
+            with open(f"/proc/{p.pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+            # Fields 14, 15 and 22 of /proc/PID/stat (utime, stime, starttime), in ticks.
+            utime, stime, start = int(stat[11]), int(stat[12]), int(stat[19])
+            self.assertAlmostEqual(sample_value(page, "process_start_time_seconds", p.pid), btime + start / ticks,
+                                   places=3)
+            self.assertAlmostEqual(sample_value(page, "process_cpu_seconds_total", p.pid), (utime + stime) / ticks,
+                                   delta=0.05)
+            self.assertEqual(sample_value(page, "process_open_fds", p.pid), len(os.listdir(f"/proc/{p.pid}/fd")))
+            with open(f"/proc/{p.pid}/status") as f:
+                rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
+            self.assertAlmostEqual(sample_value(page, "process_resident_memory_bytes", p.pid) / rss, 1, delta=0.2)
+
     @unittest.skipUnless(PROMTOOL, "promtool not installed (Debian package prometheus; scripts/setup.sh test)")
     def test_promtool_finds_no_problem(self):
         _, _, page = self.serve.get("/metrics")
@@ -251,6 +274,8 @@ class Resilience(unittest.TestCase):
             _, _, page = srv.get("/metrics")
             self.assertIsNotNone(sample_value(page, "native_gc_heap_allocs_bytes_total", p.pid))
             self.assertNotIn("gometrics_", page)
+            # The standard process metrics keep their names whatever the namespace.
+            self.assertIsNotNone(sample_value(page, "process_resident_memory_bytes", p.pid))
             self.assertEqual(own_value(page, "native_serve_scrapes_total"), 1)
 
     def test_sigterm_stops_it_cleanly(self):

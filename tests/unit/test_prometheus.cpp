@@ -553,3 +553,33 @@ TEST_CASE("accepts_openmetrics: as Prometheus negotiates", "[prometheus]") {
     CHECK_FALSE(accepts_openmetrics("application/openmetrics-text;q=0"));
     CHECK_FALSE(accepts_openmetrics("application/openmetrics-text;q=bad"));
 }
+
+TEST_CASE("add_process_standard: client_golang's process families from what the process publishes", "[prometheus]") {
+    ProcessSnapshot full{.pid = 42, .comm = "app", .descs = {}, .values = {}};
+    full.descs = {desc("/cpu/classes/system:cpu-seconds", ValueKind::Float64, true),
+                  desc("/cpu/classes/user:cpu-seconds", ValueKind::Float64, true),
+                  desc("/process/fds/open:fds", ValueKind::Uint64, false),
+                  desc("/process/memory/rss:bytes", ValueKind::Uint64, false)};
+    full.values = {f64(0.25), f64(1.5), u64(7), u64(1 << 20)};
+    // An older agent: no CPU classes, no fds.
+    ProcessSnapshot partial{.pid = 7, .comm = "old", .descs = {desc("/process/memory/rss:bytes", ValueKind::Uint64, false)},
+                            .values = {u64(4096)}};
+    std::vector<Family> families;
+    add_process_standard(families, full, 1.7e9);
+    add_process_standard(families, partial, std::nullopt);
+
+    const Family* cpu = find(families, "process_cpu_seconds_total");
+    REQUIRE(cpu);
+    CHECK(cpu->type == Type::Counter);
+    REQUIRE(cpu->series.size() == 1);
+    CHECK(cpu->series[0].value == 1.75);
+    CHECK(cpu->series[0].labels.at(0).value == "app");
+    CHECK(cpu->series[0].labels.at(1).value == "42");
+    CHECK(find(families, "process_open_fds")->series.at(0).value == 7);
+    CHECK(find(families, "process_start_time_seconds")->series.size() == 1);
+    const Family* rss = find(families, "process_resident_memory_bytes");
+    REQUIRE(rss->series.size() == 2);
+    CHECK(rss->type == Type::Gauge);
+    CHECK(rss->series[1].value == 4096);
+    CHECK(rss->series[1].labels.at(1).value == "7");
+}
