@@ -151,7 +151,9 @@ class Decoded(unittest.TestCase):
         py_cmd = ["/usr/bin/python3", "-c", "import time; time.sleep(60)"]
         env = {"OTEL_SERVICE_NAME": "checkout", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20abc, x-team=native",
                "OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=test,service.name=ignored"}
-        with Receiver() as rx, gmserve.Instrumented(sleep_cmd) as sl, gmserve.Instrumented(py_cmd) as py, \
+        # Compared with /proc below: idle single-threaded programs need the thread for fresh /proc figures.
+        thread = {"GOMETRICS_PUBLISHER": "thread"}
+        with Receiver() as rx, gmserve.Instrumented(sleep_cmd, thread) as sl, gmserve.Instrumented(py_cmd, thread) as py, \
                 ServeEnv(env, "--pid", sl.pid, "--pid", py.pid, "--otlp", f"http://127.0.0.1:{rx.port}",
                          "--otlp-interval", 1) as srv:
             requests = rx.wait(1, 30)
