@@ -489,8 +489,15 @@ void add_process_standard(std::vector<Family>& families, const ProcessSnapshot& 
                  Type::Counter, labels, user && system ? std::optional(*user + *system) : std::nullopt);
     add_standard(families, "process_open_fds", "Number of open file descriptors of the process.", Type::Gauge,
                  labels, scalar_of(p, "/process/fds/open:fds"));
+    add_standard(families, "process_max_fds", "Maximum number of open file descriptors.", Type::Gauge, labels,
+                 scalar_of(p, "/process/fds/limit:fds"));
     add_standard(families, "process_resident_memory_bytes", "Resident memory size of the process in bytes.",
                  Type::Gauge, labels, scalar_of(p, "/process/memory/rss:bytes"));
+    add_standard(families, "process_virtual_memory_bytes", "Virtual memory size of the process in bytes.",
+                 Type::Gauge, labels, scalar_of(p, "/process/memory/virtual:bytes"));
+    add_standard(families, "process_virtual_memory_max_bytes",
+                 "Maximum amount of virtual memory available in bytes.", Type::Gauge, labels,
+                 scalar_of(p, "/process/memory/virtual-limit:bytes"));
     add_standard(families, "process_start_time_seconds",
                  "Start time of the process since the Unix epoch in seconds.", Type::Gauge, labels,
                  start_time_seconds);

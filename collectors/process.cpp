@@ -1,6 +1,7 @@
 // The process family: what the kernel knows about the whole process, read
 // at publish time (/proc/self/status, /proc/self/fd, getrusage).
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,18 @@ bool have_status() {
 }
 
 void rss(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).rss_kib * 1024; }
+void virtual_size(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).vm_size_kib * 1024; }
+
+// A soft resource limit (RLIM_INFINITY as 2^64 - 1, as the kernel has it);
+// getrlimit is not ours to call once the program confined itself: the last
+// value stands.
+template <int Resource>
+void soft_limit(const Snapshot& s, uint64_t* out) {
+    static uint64_t last = 0;
+    rlimit r{};
+    if ((!last || !procfs::self_status(s).confined) && getrlimit(Resource, &r) == 0) last = r.rlim_cur;
+    *out = last;
+}
 void fds(const Snapshot& s, uint64_t* out) { *out = g_fds.get(s); }
 void major(const Snapshot& s, uint64_t* out) { *out = procfs::self_usage(s).majflt; }
 void minor(const Snapshot& s, uint64_t* out) { *out = procfs::self_usage(s).minflt; }
@@ -71,9 +84,17 @@ constexpr Metric kProcess[] = {
      "Page faults of the process that needed I/O (reading a mapped file or swap).", major},
     {"/process/faults/minor:faults", kKindUint64, true,
      "Page faults of the process served without I/O (first touch of memory, shared pages).", minor},
-    {"/process/fds/open:fds", kKindUint64, false, "Open file descriptors of the process, the few the agent keeps for itself left out.", fds},
+    {"/process/fds/limit:fds", kKindUint64, false,
+     "The most file descriptors the process may have open: its soft RLIMIT_NOFILE.", soft_limit<RLIMIT_NOFILE>},
+    {"/process/fds/open:fds", kKindUint64, false,
+     "Open file descriptors of the process, the few the agent keeps for itself left out.", fds},
     {"/process/memory/rss:bytes", kKindUint64, false,
      "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, have_status},
+    {"/process/memory/virtual-limit:bytes", kKindUint64, false,
+     "The most address space the process may map: its soft RLIMIT_AS (18446744073709551615: no limit).",
+     soft_limit<RLIMIT_AS>},
+    {"/process/memory/virtual:bytes", kKindUint64, false, "Address space the process has mapped (VmSize).",
+     virtual_size, {}, have_status},
     {"/process/uptime:seconds", kKindFloat64, false, "Wall-clock time since the process started.", uptime, {},
      have_status},
 };

@@ -189,6 +189,7 @@ SelfStatus read_self_status(const Snapshot&) {
     const auto threads = status_field(*status, "Threads");
     out.confined = status_field(*status, "Seccomp").value_or(0) != 0;
     out.rss_kib = status_field(*status, "VmRSS").value_or(0);
+    out.vm_size_kib = status_field(*status, "VmSize").value_or(0);
     out.ctx_voluntary = status_field(*status, "voluntary_ctxt_switches").value_or(0);
     out.ctx_involuntary = status_field(*status, "nonvoluntary_ctxt_switches").value_or(0);
     const auto stat_text = read_self(Self::kStat, buf, sizeof buf);

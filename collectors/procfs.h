@@ -73,6 +73,7 @@ struct SelfStatus {
     bool confined;
     uint64_t threads;        // Threads: all tasks of the process, the agent's included
     uint64_t rss_kib;        // VmRSS
+    uint64_t vm_size_kib;    // VmSize: the address space mapped
     uint64_t ctx_voluntary, ctx_involuntary;
     Stat stat;
 };

@@ -74,6 +74,8 @@ class Pages(unittest.TestCase):
     def test_standard_process_metrics_as_client_golang_names_them(self):
         _, _, page = self.serve.get("/metrics")
         for name, kind in (("process_cpu_seconds_total", "counter"), ("process_open_fds", "gauge"),
+                           ("process_max_fds", "gauge"), ("process_virtual_memory_bytes", "gauge"),
+                           ("process_virtual_memory_max_bytes", "gauge"),
                            ("process_resident_memory_bytes", "gauge"), ("process_start_time_seconds", "gauge")):
             self.assertEqual(page.count(f"# TYPE {name} {kind}\n"), 1, name)
         ticks = os.sysconf("SC_CLK_TCK")
@@ -93,6 +95,15 @@ class Pages(unittest.TestCase):
             with open(f"/proc/{p.pid}/status") as f:
                 rss = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS:"))
             self.assertAlmostEqual(sample_value(page, "process_resident_memory_bytes", p.pid) / rss, 1, delta=0.2)
+            with open(f"/proc/{p.pid}/limits") as f:
+                limits = {line[:26].strip(): line[26:].split() for line in f}
+            self.assertEqual(sample_value(page, "process_max_fds", p.pid), int(limits["Max open files"][0]))
+            as_limit = limits["Max address space"][0]
+            self.assertEqual(sample_value(page, "process_virtual_memory_max_bytes", p.pid),
+                             float(2**64 - 1) if as_limit == "unlimited" else int(as_limit))
+            with open(f"/proc/{p.pid}/status") as f:
+                vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+            self.assertAlmostEqual(sample_value(page, "process_virtual_memory_bytes", p.pid) / vm, 1, delta=0.2)
 
     @unittest.skipUnless(PROMTOOL, "promtool not installed (Debian package prometheus; scripts/setup.sh test)")
     def test_promtool_finds_no_problem(self):
