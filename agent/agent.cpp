@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <time.h>
+#include <sys/single_threaded.h>
 #include <valgrind/valgrind.h>
 
 #include <atomic>
@@ -12,6 +13,7 @@
 
 #include "catalog.h"
 #include "crash.h"
+#include "procfs.h"
 #include "log.h"
 #include "profile.h"
 #include "publisher.h"
@@ -82,7 +84,9 @@ uint64_t realtime_ns() {
 }
 
 void restart_after_fork() noexcept {
-    if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed)) {
+    // A child of a program that confined itself may not open files: it is
+    // counted, unpublished.
+    if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed) && !collect::procfs::confined_now()) {
         detail::g_start_time_ns = realtime_ns();
         publisher_start();
     }
@@ -113,7 +117,7 @@ static void start_under_guard();
     Guard guard;
     start_under_guard();
     adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment
-    publisher_begin();
+    publisher_begin(!__libc_single_threaded);
     crash_install();
 }
 

@@ -12,7 +12,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "procfs.h"
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
@@ -37,15 +36,13 @@ pthread_key_t g_exit_key;
 pthread_once_t g_exit_key_once = PTHREAD_ONCE_INIT;
 constinit bool g_have_exit_key = false;
 
-// The thread's end: fold its scheduling statistics in and count it out.
-// Runs on the exiting thread, off every hot path, so it may read /proc.
+// The thread's end: count it out. (Its scheduling statistics since the last
+// snapshot are not read here: opening its /proc file on the program's thread
+// would take a descriptor while the program's other threads run, and may be
+// what a seccomp filter forbids.)
 void thread_ended(void* p) {
     const int saved_errno = errno;
     auto* start = static_cast<Start*>(p);
-    char buf[128];
-    if (const auto text = collect::procfs::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf))
-        if (const auto ss = collect::procfs::parse_schedstat(*text))
-            (void)push_exited_schedstat({static_cast<int32_t>(syscall(SYS_gettid)), ss->wait_ns, ss->timeslices});
     g_thread_stack_bytes.fetch_sub(start->stack_bytes, std::memory_order_relaxed);
     // Release: a snapshot that sees this exit also sees the stack go.
     g_threads_exited.fetch_add(1, std::memory_order_release);

@@ -292,6 +292,7 @@ void track_live(void* p, uint32_t stack, uint64_t size) {
 // p, of `usable` bytes, is a heap sample: its stack, and the object, so
 // that its free is seen.
 void record_sample(void* p, size_t usable) {
+    SignalsHeld held;
     Guard guard;  // libunwind's own allocations are not the program's
     uint64_t pcs[kDepth];
     const uint32_t depth = capture(pcs);
@@ -364,6 +365,7 @@ void sample_contention(uint64_t wait_ns) noexcept {
     if (!c.mutex_fraction || (c.mutex_fraction > 1 && random_below(c.mutex_fraction) != 0)) return;
     const int saved_errno = errno;
     {
+        SignalsHeld held;
         Guard guard;
         uint64_t pcs[kDepth];
         const uint32_t depth = capture(pcs);

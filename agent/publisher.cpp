@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,9 +88,14 @@ uint64_t clock_ns(clockid_t c) {
 }
 
 // Field 22 of /proc/self/stat: tells a reused pid apart.
+// Read where a descriptor may come and go: at start-up, or at a forked
+// child's first allocation, on its only thread; through the kept file, or
+// directly when the limit on descriptors left none kept (readers need it to
+// tell the process from a dead one with the same pid).
 uint64_t read_proc_start_ticks() {
     static char buf[1024];  // static: this may run on a small stack of the program's
-    const auto text = collect::procfs::read_self(collect::procfs::Self::kStat, buf, sizeof buf);
+    auto text = collect::procfs::read_self(collect::procfs::Self::kStat, buf, sizeof buf);
+    if (!text) text = collect::procfs::read_file(AT_FDCWD, "/proc/self/stat", buf, sizeof buf);
     const auto stat = text ? collect::procfs::parse_stat(*text) : std::nullopt;
     return stat ? stat->starttime : 0;
 }
@@ -234,6 +240,7 @@ void compute_and_publish(State& st, bool final = false) {
 
 void* publisher_main(void*) {
     mark_agent_thread();
+    prctl(PR_SET_NAME, "gometrics");  // its own name: pthread_setname_np would open /proc/self/task/N/comm
     set_publisher_tid(static_cast<int>(syscall(SYS_gettid)));  // /sched/threads/total leaves it out
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
@@ -263,7 +270,6 @@ bool start_thread(State& st) {
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (rc != 0) return false;
-    pthread_setname_np(st.thread, "gometrics");
     st.thread_started = true;
     st.writer.set_state(layout::kStatePublisherRunning, true);
     return true;
@@ -299,7 +305,7 @@ State* create_state() {
 
 void publisher_start() noexcept {
     publisher_create();
-    publisher_begin();
+    publisher_begin(false);  // a forked child: the forking thread alone
 }
 
 void publisher_create() noexcept {
@@ -335,13 +341,13 @@ void publisher_create() noexcept {
     errno = saved_errno;
 }
 
-void publisher_begin() noexcept {
+void publisher_begin(bool program_has_threads) noexcept {
     if (!g_state || !g_state->writer.ok()) return;
     Guard guard;  // our own allocations (pthread_create's) are not the program's
     const int saved_errno = errno;
     State& st = *g_state;
     compute_and_publish(st);  // readers never see an empty segment
-    if (config().eager_publisher || !__libc_single_threaded) {
+    if (config().eager_publisher || program_has_threads) {
         if (!start_thread(st))
             log::once(g_said_no_thread, {"cannot start the publisher thread: snapshots are taken when readers ask, "
                                          "on the program's threads"});
@@ -361,7 +367,8 @@ void publisher_start_thread_if_lazy() noexcept {
     Guard guard;
     const int saved_errno = errno;
     State& st = *g_state;
-    if (start_thread(st)) {
+    // A program that confined itself may forbid what starting a thread does.
+    if (!collect::procfs::confined_now() && start_thread(st)) {
         st.writer.set_state(layout::kStatePublisherLazy, false);
         g_lazy.store(0, std::memory_order_release);
     } else {
@@ -379,6 +386,7 @@ void publisher_start_thread_if_lazy() noexcept {
 // themselves; this refreshes the rest).
 void snapshot_inline(State& st) noexcept {
     if (g_computing.exchange(true, std::memory_order_acquire)) return;  // another thread is at it
+    SignalsHeld held;
     Guard guard;
     const int saved_errno = errno;
     st.lazy_request = st.writer.request();
@@ -390,10 +398,7 @@ void snapshot_inline(State& st) noexcept {
 void publisher_poll() noexcept {
     if (g_lazy.load(std::memory_order_acquire) != 1) return;
     State& st = *g_state;
-    if (!__libc_single_threaded && !g_thread_refused.load(std::memory_order_relaxed))
-        publisher_start_thread_if_lazy();  // threads the agent did not see created (clone)
-    else if (st.writer.request() != st.lazy_request)
-        snapshot_inline(st);
+    if (st.writer.request() != st.lazy_request) snapshot_inline(st);
 }
 
 void publisher_profile_changed(uint32_t record) noexcept {
@@ -428,14 +433,20 @@ void publisher_shutdown() noexcept {
         sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
         st.thread_started = !sole_writer;
     }
+    // Files are opened and the segment removed only if the program allows
+    // it: a confined one keeps its segment, where exec and gc find it.
+    const bool confined = collect::procfs::confined_now();
+    if (confined && (config().report_path || config().profile_report_path))
+        log::line({"the program confined itself (seccomp): no report files"});
     // The stacks live in the agent's own tables, not in the segment: this
     // needs no publisher.
-    if (config().profile_report_path) write_profile_report(config().profile_report_path);
+    if (config().profile_report_path && !confined) write_profile_report(config().profile_report_path);
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
     if (g_computing.exchange(true, std::memory_order_acquire)) return;  // a crash handler wrote it
     st.writer.set_state(layout::kStatePublisherRunning, false);
     compute_and_publish(st, true);  // also fills the words when there is no segment
     st.writer.set_state(layout::kStateExited, true);
+    if (confined) return;
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
     st.writer.unlink(g_shm_dir.fd());
@@ -459,6 +470,7 @@ void publisher_crash() noexcept {
         compute_and_publish(st, true);
         st.writer.set_state(layout::kStateExited, true);
     }
+    if (collect::procfs::confined_now()) return;  // its filter may forbid what follows
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
     if (mine) st.writer.unlink(g_shm_dir.fd());

@@ -13,7 +13,8 @@ void publisher_start() noexcept;
 // into the segment in between: create the segment, then publish the first
 // snapshot and start the thread if it is to start.
 void publisher_create() noexcept;
-void publisher_begin() noexcept;
+// program_has_threads: the constructor found threads of the program's own.
+void publisher_begin(bool program_has_threads) noexcept;
 
 // The lazy publisher (layout::kStatePublisherLazy): in a single-threaded
 // program the thread starts only when the program goes multi-threaded

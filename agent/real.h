@@ -35,7 +35,9 @@
     X(pthread_rwlock_clockrdlock)   \
     X(pthread_rwlock_clockwrlock)   \
     X(sigaction)                    \
-    X(signal)
+    X(signal)                       \
+    X(sysv_signal)                  \
+    X(sigset)
 
 // Declarations of the agent's internals are hidden too, so the hooks reach
 // them PC-relative rather than through the GOT.
@@ -43,6 +45,9 @@
 
 namespace gometrics::agent {
 
+// sigset is deprecated, but programs still call it: the hook forwards to it.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct RealFunctions {
 #define GOMETRICS_DECLARE_REAL(name) decltype(&::name) name;
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_DECLARE_REAL)
@@ -51,6 +56,7 @@ struct RealFunctions {
     // dlvsym to the default version, see real.cpp.
     decltype(&::pthread_create) pthread_create;
 };
+#pragma GCC diagnostic pop
 
 namespace detail {
 // The real functions. Before resolution malloc and calloc point at stubs

@@ -61,13 +61,20 @@ ThreadSlot* take_if_free(ThreadSlot* s) {
     return nullptr;
 }
 
-ThreadSlot* claim_existing() {
+// A shared slot no live thread owns.
+ThreadSlot* claim_existing_shared() {
     if (const SharedSlots* sh = g_shared.load(std::memory_order_acquire)) {
         const uint32_t claimed = g_shared_claimed.load(std::memory_order_acquire);
         for (uint32_t i = 0; i < claimed && i < sh->count; ++i)
             if (void* p = sh->address(i))
                 if (ThreadSlot* s = take_if_free(static_cast<ThreadSlot*>(p))) return s;
     }
+    return nullptr;
+}
+
+// A private slot no live thread owns: only when the segment has no room
+// (readers see private slots as of the last snapshot).
+ThreadSlot* claim_existing_private() {
     for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire))
         if (ThreadSlot* t = take_if_free(s)) return t;
     return nullptr;
@@ -121,8 +128,9 @@ ThreadSlot* slow_slot() noexcept {
     // own segment.
     if (g_restart_pending.load(std::memory_order_relaxed) && g_restart_hook) [[unlikely]]
         g_restart_hook();
-    ThreadSlot* slot = claim_existing();
+    ThreadSlot* slot = claim_existing_shared();
     if (!slot) slot = claim_new_shared();
+    if (!slot) slot = claim_existing_private();
     if (!slot) slot = claim_new_chunk();
     if (!slot) {
         errno = saved_errno;

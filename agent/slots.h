@@ -19,6 +19,9 @@
 // rare, and counted without resurrecting a slot.
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -181,6 +184,26 @@ public:
 
 private:
     ThreadSlot* saved_;
+};
+
+// Around the agent's longer work on a program thread (a heap sample's
+// unwinding, a snapshot taken for a reader), under a Guard: a signal handler
+// of the program that allocated in that window would have its blocks taken
+// for the agent's (uncounted) and their frees counted. Its signals wait
+// for the few microseconds instead.
+class SignalsHeld {
+public:
+    SignalsHeld() noexcept {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old_);
+    }
+    ~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+    SignalsHeld(const SignalsHeld&) = delete;
+    SignalsHeld& operator=(const SignalsHeld&) = delete;
+
+private:
+    sigset_t old_;
 };
 
 // Publisher side: visit every slot ever created, orphans included, and the

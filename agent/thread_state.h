@@ -27,20 +27,6 @@ ThreadCounts thread_counts() noexcept;
 int publisher_tid() noexcept;
 void set_publisher_tid(int tid) noexcept;
 
-// The final /proc/thread-self/schedstat of an exiting wrapped thread. The
-// sched collector folds these in, so the last stretch of a thread's life
-// (since the previous snapshot) is not lost.
-struct ExitedSchedstat {
-    int32_t tid;
-    uint64_t wait_ns;     // time runnable, waiting for a CPU
-    uint64_t timeslices;  // times it was put on a CPU
-};
-// Exiting threads (many producers): false when the queue is full (the
-// record is dropped: that thread's last stretch is then missed).
-bool push_exited_schedstat(const ExitedSchedstat& r) noexcept;
-// The publisher (the single consumer): the next record, or false when none.
-bool pop_exited_schedstat(ExitedSchedstat& r) noexcept;
-
 namespace detail {
 extern std::atomic<uint64_t> g_threads_started, g_threads_exited, g_thread_stack_bytes;
 // The calling thread's stack bytes plus one if the agent saw it start, 0

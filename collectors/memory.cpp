@@ -57,7 +57,8 @@ AllocatorStats allocator_stats(const Snapshot& s) {
     static AllocatorStats last{};
     static uint64_t next_ns = 0;
     const auto read = allocator().read;
-    if (!read || s.monotonic_ns < next_ns || agent::crashing()) return last;
+    // Confined: the back-end's brk and mincore may be what the filter forbids.
+    if (!read || s.monotonic_ns < next_ns || agent::crashing() || procfs::self_status(s).confined) return last;
     timespec t0, t1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
     if (!read(last)) last = {};

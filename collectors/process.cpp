@@ -46,14 +46,15 @@ bool have_status() {
 void rss(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).rss_kib * 1024; }
 void virtual_size(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).vm_size_kib * 1024; }
 
-// A soft resource limit (RLIM_INFINITY as 2^64 - 1, as the kernel has it);
-// getrlimit is not ours to call once the program confined itself: the last
-// value stands.
+// A soft resource limit, none as MaxInt64 (the convention of
+// /memory/limit:bytes and Go's gomemlimit); getrlimit is not ours to call
+// once the program confined itself: the last value stands.
 template <int Resource>
 void soft_limit(const Snapshot& s, uint64_t* out) {
     static uint64_t last = 0;
     rlimit r{};
-    if ((!last || !procfs::self_status(s).confined) && getrlimit(Resource, &r) == 0) last = r.rlim_cur;
+    if ((!last || !procfs::self_status(s).confined) && getrlimit(Resource, &r) == 0)
+        last = r.rlim_cur == RLIM_INFINITY || r.rlim_cur > uint64_t{INT64_MAX} ? uint64_t{INT64_MAX} : r.rlim_cur;
     *out = last;
 }
 void fds(const Snapshot& s, uint64_t* out) { *out = g_fds.get(s); }
@@ -91,7 +92,7 @@ constexpr Metric kProcess[] = {
     {"/process/memory/rss:bytes", kKindUint64, false,
      "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, have_status},
     {"/process/memory/virtual-limit:bytes", kKindUint64, false,
-     "The most address space the process may map: its soft RLIMIT_AS (18446744073709551615: no limit).",
+     "The most address space the process may map: its soft RLIMIT_AS, or 9223372036854775807 when there is none.",
      soft_limit<RLIMIT_AS>},
     {"/process/memory/virtual:bytes", kKindUint64, false, "Address space the process has mapped (VmSize).",
      virtual_size, {}, have_status},

@@ -2,6 +2,7 @@
 #include "procfs.h"
 
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -224,6 +225,13 @@ int self_dir(Self dir) noexcept {
     const int fd = checked(dir).fd();
     if (fd >= 0 && lseek(fd, 0, SEEK_SET) != 0) return -1;
     return fd;
+}
+
+bool confined_now() noexcept {
+    char buf[2048];  // "Seccomp:" comes about half way into status
+    if (const auto text = read_self(Self::kStatus, buf, sizeof buf))
+        if (const auto mode = status_field(*text, "Seccomp")) return *mode != 0;
+    return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) > 0;
 }
 
 void keep_self_files() noexcept {

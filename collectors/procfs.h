@@ -64,6 +64,11 @@ int self_dir(Self dir) noexcept;
 void keep_self_files() noexcept;
 void drop_self_files() noexcept;
 
+// Whether the program confined itself with seccomp, asked now: before a
+// system call of ours that a filter may forbid (opening a file, starting a
+// thread). From the kept /proc/self/status, or prctl when none is kept.
+bool confined_now() noexcept;
+
 // What several families read from /proc/self once per snapshot.
 struct SelfStatus {
     bool ok;                 // false when /proc/self/status or stat could not be read

@@ -1,6 +1,5 @@
 // The sched family: /sched/latencies from every thread's schedstat at
-// publish time, exited threads folded in (agent/hooks_pthread.cpp reads a
-// wrapped thread's final schedstat as it ends).
+// publish time.
 #include "sched_latencies.h"
 
 #include <fcntl.h>
@@ -66,24 +65,6 @@ void Latencies::sort_current() noexcept {
     cur_sorted_ = true;
 }
 
-void Latencies::exited(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept {
-    sort_current();
-    // Relative to the latest reading we hold: this snapshot's if the thread
-    // is still listed (then later readings continue from the final one),
-    // else the previous snapshot's, else none (born and gone in between).
-    if (Entry* e = cur_.find(tid)) {
-        if (wait_ns >= e->wait_ns && timeslices >= e->timeslices) {
-            add(wait_ns - e->wait_ns, timeslices - e->timeslices);
-            e->wait_ns = wait_ns;
-            e->timeslices = timeslices;
-        }
-    } else if (const Entry* p = prev_.find(tid)) {
-        if (wait_ns >= p->wait_ns && timeslices >= p->timeslices) add(wait_ns - p->wait_ns, timeslices - p->timeslices);
-    } else {
-        add(wait_ns, timeslices);
-    }
-}
-
 void Latencies::end() noexcept {
     sort_current();
     std::swap(prev_, cur_);
@@ -140,8 +121,6 @@ bool update(const Snapshot& s) {
             }
         }
     }
-    agent::ExitedSchedstat r;
-    while (agent::pop_exited_schedstat(r)) g_latencies.exited(r.tid, r.wait_ns, r.timeslices);
     g_latencies.end();
     return true;
 }

@@ -11,15 +11,13 @@ namespace gometrics::collect::sched {
 
 // Folds successive readings of every thread's schedstat (time runnable but
 // waiting for a CPU, and timeslices run) into cumulative totals that never
-// go down, whether threads come, go, or are seen only at their exit.
+// go down, whether threads come or go.
 //
-// Each snapshot: live() for every listed thread, then exited() for every
-// thread that reported its final reading since the last one, then end().
+// Each snapshot: live() for every listed thread, then end().
 // What a thread accumulated since its previous reading is added once; its
 // distribution is an estimate: the stretch's wait is spread evenly over
 // the timeslices it ran, so `timeslices` samples of wait/timeslices each.
-// A thread that vanishes without a final reading (one the agent did not
-// see start) loses only its last stretch. Publisher thread only; storage
+// A thread that ends loses only its last stretch (since its last reading). Publisher thread only; storage
 // comes from anonymous mappings, never malloc.
 class Latencies {
 public:
@@ -32,7 +30,6 @@ public:
     // buffers). The mappings go with the process.
 
     void live(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept;
-    void exited(int32_t tid, uint64_t wait_ns, uint64_t timeslices) noexcept;
     void end() noexcept;
 
     uint64_t total_wait_ns() const noexcept { return total_wait_ns_; }

@@ -271,7 +271,8 @@ Status Reader::validate_live() {
     live.remainder_word = lh.remainder_offset / 8;
     live.word_is_float.assign(values_size_ / 8, 0);
     std::vector<FoldTerm> terms(lh.term_count);
-    std::memcpy(terms.data(), bytes + h.live_offset + lh.terms_offset, terms.size() * sizeof(FoldTerm));
+    if (!terms.empty())
+        std::memcpy(terms.data(), bytes + h.live_offset + lh.terms_offset, terms.size() * sizeof(FoldTerm));
     std::stable_sort(terms.begin(), terms.end(), [](const FoldTerm& a, const FoldTerm& b) { return a.pass < b.pass; });
     for (const FoldTerm& t : terms) {
         const uint8_t kind = t.is_float ? 2 : 1;

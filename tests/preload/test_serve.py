@@ -100,7 +100,7 @@ class Pages(unittest.TestCase):
             self.assertEqual(sample_value(page, "process_max_fds", p.pid), int(limits["Max open files"][0]))
             as_limit = limits["Max address space"][0]
             self.assertEqual(sample_value(page, "process_virtual_memory_max_bytes", p.pid),
-                             float(2**64 - 1) if as_limit == "unlimited" else int(as_limit))
+                             float(2**63 - 1) if as_limit == "unlimited" else int(as_limit))
             with open(f"/proc/{p.pid}/status") as f:
                 vm = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
             self.assertAlmostEqual(sample_value(page, "process_virtual_memory_bytes", p.pid) / vm, 1, delta=0.2)

@@ -108,16 +108,15 @@ TEST_CASE("sched latencies: stretches added once, threads come and go") {
     l.end();
     CHECK(l.total_wait_ns() == 1500);
     l.live(5, 700, 3);   // +200 over 2 slices
-    l.live(10, 1000, 10);
-    l.exited(10, 1400, 12);  // final reading while still listed: +400 over 2
+    l.live(10, 1400, 12);  // +400 over 2
     l.end();
     CHECK(l.total_wait_ns() == 2100);
-    l.live(10, 1400, 12);  // not reaped yet: nothing new
+    l.live(10, 1400, 12);  // nothing new
     l.live(5, 800, 4);     // +100 over 1
-    l.exited(7, 300, 3);   // born and gone between snapshots
+    l.live(7, 300, 3);     // new since the last snapshot: all of it
     l.end();
     CHECK(l.total_wait_ns() == 2500);
-    l.exited(5, 900, 5);  // gone from the listing, final reading after the last one: +100 over 1
+    l.live(5, 900, 5);  // 10 and 7 gone: their totals stay; +100 over 1
     l.end();
     CHECK(l.total_wait_ns() == 2600);
     l.live(5, 50, 1);  // tid reused by a new thread
