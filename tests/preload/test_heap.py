@@ -133,7 +133,7 @@ class ForkAndExec(unittest.TestCase):
                 "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0)\n")
         # The child sleeps after allocating: only an eager publisher refreshes
         # an idle single-threaded process (see the Publisher tests).
-        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread"}),
+        p = subprocess.Popen([gmtest.PYTHON, "-c", code], env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread"}),
                              stdout=subprocess.PIPE, text=True)
         child = int(p.stdout.readline())
         gmtest.wait_for_segment(child)
@@ -183,7 +183,7 @@ class Publisher(unittest.TestCase):
                        "    keep.append(bytearray(50000)); time.sleep(0.05)\n")
 
     def test_single_threaded_program_has_no_thread_until_read(self):
-        with gmtest.Spawned([sys.executable, "-c", self.ALLOCATE_SLOWLY], self.LAZY) as p:
+        with gmtest.Spawned([gmtest.PYTHON, "-c", self.ALLOCATE_SLOWLY], self.LAZY) as p:
             time.sleep(0.5)
             self.assertEqual(threads_of(p.pid), 1)
             first = gmtest.dump(p.pid)["/gc/heap/allocs:objects"]
