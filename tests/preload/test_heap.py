@@ -132,8 +132,10 @@ class ForkAndExec(unittest.TestCase):
                 f"    os.write(w,b'x'); time.sleep(2); {child_exit}\n"
                 "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0)\n")
         # The child sleeps after allocating: only an eager publisher refreshes
-        # an idle single-threaded process (see the Publisher tests).
-        p = subprocess.Popen([gmtest.PYTHON, "-c", code], env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread"}),
+        # an idle single-threaded process (see the Publisher tests). Debian's
+        # python3 serves small objects from pymalloc: malloc takes them all.
+        p = subprocess.Popen([gmtest.PYTHON, "-c", code],
+                             env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread", "PYTHONMALLOC": "malloc"}),
                              stdout=subprocess.PIPE, text=True)
         child = int(p.stdout.readline())
         gmtest.wait_for_segment(child)
