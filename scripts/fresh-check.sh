@@ -60,6 +60,7 @@ fi
 
 if [ -z "$root" ]; then
   root=$(mktemp -d /var/tmp/gometrics-fresh.XXXXXX)
+  chmod 755 "$root"  # it becomes /: other users (apt's _apt, the tests' nobody) must enter it
 else
   [ ! -e "$root" ] || { echo "fresh-check: $root exists; give a new directory" >&2; exit 2; }
   mkdir -p "$root"
@@ -111,15 +112,18 @@ mount --rbind /dev "$root/dev"
 mount --make-rslave "$root/dev"
 mount -t tmpfs -o mode=1777 tmpfs "$root/dev/shm"
 
-git clone -q --no-checkout "$src" "$root/root/gometrics"
-git -C "$root/root/gometrics" fetch -q "$src" HEAD
-git -C "$root/root/gometrics" checkout -q -B fresh-check FETCH_HEAD
+# Under /usr/local/src, not /root (0700): the tests that drop to user nobody
+# need to enter the build directory.
+clone=/usr/local/src/gometrics
+git clone -q --no-checkout "$src" "$root$clone"
+git -C "$root$clone" fetch -q "$src" HEAD
+git -C "$root$clone" checkout -q -B fresh-check FETCH_HEAD
 
 # Runs a command in the root as a newcomer would, from the clone.
 inside() {
   local env=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root)
   [ -z "${GOMETRICS_FUZZ_SECONDS+set}" ] || env+=("GOMETRICS_FUZZ_SECONDS=$GOMETRICS_FUZZ_SECONDS")
-  chroot "$root" /usr/bin/env -i "${env[@]}" /bin/bash -c "cd /root/gometrics && $1"
+  chroot "$root" /usr/bin/env -i "${env[@]}" /bin/bash -c "cd $clone && $1"
 }
 
 echo "fresh-check: scripts/demo.sh at $head" >&2
