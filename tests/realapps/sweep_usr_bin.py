@@ -36,6 +36,9 @@ DENY = {
 # (xkill kills the window one clicks; D-Bus autolaunch starts a daemon).
 UNSET = ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "SSH_AUTH_SOCK", "GPG_AGENT_INFO", "XAUTHORITY")
 MAX_OUTPUT = 1 << 20
+# Process groups of the runs in flight: killed if the sweep itself is
+# stopped (meson's timeout sends SIGTERM), so nothing outlives it.
+RUNNING = set()
 
 
 def is_elf(path):
@@ -88,6 +91,7 @@ def run_once(name, env, workdir, timeout):
                                  stderr=err, cwd=workdir, env=env, start_new_session=True)
         except OSError as e:
             return Run(f"cannot start: {e}", b"", b"", 0.0)
+        RUNNING.add(p.pid)
         try:
             status = p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -98,6 +102,7 @@ def run_once(name, env, workdir, timeout):
             pass
         if status is None:
             p.wait()
+        RUNNING.discard(p.pid)
         seconds = time.monotonic() - start
         out.seek(0)
         err.seek(0)
@@ -155,7 +160,18 @@ def left_running(token):
     return pids
 
 
+def stop(signum, _frame):
+    for pgid in list(RUNNING):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os._exit(128 + signum)
+
+
 def main():
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--agent", default=os.environ.get("GOMETRICS_AGENT"), help="path of libgometrics.so")
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
