@@ -103,6 +103,11 @@ debootstrap --variant=minbase bookworm "$root" "$url" >"$logs/debootstrap.log" 2
   { echo "fresh-check: debootstrap failed (see $logs/debootstrap.log)" >&2; tail -n 20 "$logs/debootstrap.log" >&2; exit 1; }
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 
+# The root a mount point of its own, as / is on a machine: `unshare -m`
+# (the tests that replace /dev/shm) cannot change the propagation of a
+# chroot's / otherwise.
+mount --bind "$root" "$root"
+mount --make-private "$root"
 mount -t proc proc "$root/proc"
 mount -t sysfs sysfs "$root/sys"
 # The host's /dev with its pts (tmux needs a terminal), as a slave so that
