@@ -7,8 +7,12 @@ set -euo pipefail
 profile=${1:-build}
 build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev libjemalloc-dev libcli11-dev
   nlohmann-json3-dev libcpp-httplib-dev zlib1g-dev libdw-dev valgrind python3)
+# The runtimes and allocators of the realapps suite are Debian's own: nodejs,
+# default-jdk-headless, libmimalloc2.0, libgoogle-perftools4 (tcmalloc),
+# libtcmalloc-minimal4, libjemalloc2; binutils gives readelf.
 test_pkgs=(perl sqlite3 git redis-server redis-tools golang-go prometheus clang libclang-rt-14-dev tmux heaptrack
-  ltrace libc-devtools procps python3-prometheus-client libtcmalloc-minimal4 systemd)
+  ltrace libc-devtools procps python3-prometheus-client binutils nodejs default-jdk-headless libmimalloc2.0
+  libgoogle-perftools4 libtcmalloc-minimal4 libjemalloc2 systemd)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;

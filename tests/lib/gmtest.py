@@ -12,6 +12,11 @@ import unittest
 AGENT = os.environ.get("GOMETRICS_AGENT", "")
 CLI = os.environ.get("GOMETRICS_CLI", "")
 PROGRAMS = os.environ.get("GOMETRICS_PROGRAMS", "")
+# Programs run under the agent are the system's, as users run them: PATH's
+# python3 may be a build of its own (pyenv: PIE, shared libpython) that hides
+# what Debian's non-PIE one does. The harness itself may run on any python3.
+SYSTEM_PATH = "/usr/bin:/bin"
+PYTHON = "/usr/bin/python3"
 
 
 def program(name):

@@ -44,11 +44,12 @@ def catalog_names():
 
 
 def need(tool):
-    """Path of a system tool the test cannot run without; a missing one fails
-    the test (scripts/setup.sh test installs them all)."""
-    path = shutil.which(tool)
+    """Path of the system's tool (/usr/bin, as Debian installs it; never
+    another one first on PATH) the test cannot run without; a missing one
+    fails the test (scripts/setup.sh test installs them all)."""
+    path = shutil.which(tool, path=gmtest.SYSTEM_PATH)
     if not path:
-        raise AssertionError(f"{tool} is not installed: run scripts/setup.sh test")
+        raise AssertionError(f"{tool} is not installed in /usr/bin: run scripts/setup.sh test")
     return path
 
 
@@ -83,6 +84,7 @@ class RealAppTest(unittest.TestCase):
         self.assertEqual(sum(m["/gc/heap/allocs-by-size:bytes"]["counts"]), allocs)
         self.assertEqual(sum(m["/gc/heap/frees-by-size:bytes"]["counts"]), frees)
         self.assertEqual(m["/gc/heap/objects:objects"], allocs - frees)
+        self.assertEqual(m["/gc/heap/live:bytes"], m["/gc/heap/allocs:bytes"] - m["/gc/heap/frees:bytes"])
         self.assertGreater(m["/gc/heap/allocs:bytes"], 0)
         for name, v in m.items():
             if "limit:" in name:

@@ -132,8 +132,10 @@ class ForkAndExec(unittest.TestCase):
                 f"    os.write(w,b'x'); time.sleep(2); {child_exit}\n"
                 "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0)\n")
         # The child sleeps after allocating: only an eager publisher refreshes
-        # an idle single-threaded process (see the Publisher tests).
-        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread"}),
+        # an idle single-threaded process (see the Publisher tests). Debian's
+        # python3 serves small objects from pymalloc: malloc takes them all.
+        p = subprocess.Popen([gmtest.PYTHON, "-c", code],
+                             env=gmtest.agent_env({"GOMETRICS_PUBLISHER": "thread", "PYTHONMALLOC": "malloc"}),
                              stdout=subprocess.PIPE, text=True)
         child = int(p.stdout.readline())
         gmtest.wait_for_segment(child)
@@ -182,7 +184,7 @@ class Publisher(unittest.TestCase):
                        "    keep.append(bytearray(50000)); time.sleep(0.05)\n")
 
     def test_single_threaded_program_never_gets_a_thread_and_reads_stay_fresh(self):
-        with gmtest.Spawned(["/usr/bin/python3", "-c", self.ALLOCATE_SLOWLY]) as p:
+        with gmtest.Spawned([gmtest.PYTHON, "-c", self.ALLOCATE_SLOWLY]) as p:
             first = gmtest.dump(p.pid)["/gc/heap/allocs:objects"]
             time.sleep(0.5)
             self.assertGreater(gmtest.dump(p.pid)["/gc/heap/allocs:objects"], first)
@@ -191,7 +193,7 @@ class Publisher(unittest.TestCase):
 
     def test_the_thread_comes_with_the_programs_first(self):
         code = "import threading, time\ntime.sleep(0.5)\nthreading.Thread(target=time.sleep, args=(5,)).start()\n"
-        with gmtest.Spawned(["/usr/bin/python3", "-c", code]) as p:
+        with gmtest.Spawned([gmtest.PYTHON, "-c", code]) as p:
             self.assertEqual(threads_of(p.pid), 1)
             deadline = time.monotonic() + 5
             while threads_of(p.pid) != 3 and time.monotonic() < deadline:

@@ -175,7 +175,7 @@ class AllocatorSwitch(unittest.TestCase):
                 "db.executemany('insert into t values (?)', ((i,) for i in range(100000)))\n"
                 "print(status, len(data), db.execute('select sum(a) from t').fetchone()[0],\n"
                 "      'libjemalloc' in open('/proc/self/maps').read())\n")
-        cp, rep = run_with_report([sys.executable, "-c", code], JEMALLOC)
+        cp, rep = run_with_report([gmtest.PYTHON, "-c", code], JEMALLOC)
         self.assertEqual(cp.stdout, "0 100000 4999950000 True\n")
         self.assertEqual(cp.stderr, "")
         m = metrics(rep)

@@ -113,7 +113,7 @@ class Pages(unittest.TestCase):
     def test_openmetrics_page_passes_a_strict_parser(self):
         # prometheus_client's OpenMetrics parser rejects any deviation from
         # the spec (Debian's python3-prometheus-client, for the system python).
-        system_python = "/usr/bin/python3"
+        system_python = gmtest.PYTHON
         probe = subprocess.run([system_python, "-c", "import prometheus_client"], capture_output=True)
         if probe.returncode != 0:
             self.skipTest("python3-prometheus-client not installed (scripts/setup.sh test installs it)")

@@ -70,7 +70,7 @@ class Threads(unittest.TestCase):
                 "    x=[bytearray(64) for _ in range(100)]\n"
                 "    os.write(w,b'x'); time.sleep(3); os._exit(0)\n"
                 "os.read(r,1); print(pid, flush=True); os.waitpid(pid,0); ev.set(); t.join()\n")
-        p = subprocess.Popen([sys.executable, "-c", code], env=gmtest.agent_env(), stdout=subprocess.PIPE, text=True)
+        p = subprocess.Popen([gmtest.PYTHON, "-c", code], env=gmtest.agent_env(), stdout=subprocess.PIPE, text=True)
         try:
             child = int(p.stdout.readline())
             gmtest.wait_for_segment(child)

@@ -2,8 +2,9 @@
 std::thread, counted exactly against its twin run with no iterations: on
 glibc, where libstdc++'s operator new calls malloc, and on jemalloc, whose
 operator new and delete serve blocks themselves (PITFALLS 12), preloaded
-after the agent and linked with the program, and on tcmalloc, whose
-malloc_usable_size allocates with operator new on its first call."""
+after the agent and linked with the program, on tcmalloc (minimal and
+full), whose malloc_usable_size allocates with operator new on its first
+call, and on mimalloc."""
 
 import os
 import subprocess
@@ -15,10 +16,12 @@ from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+TCMALLOC_FULL = "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4"  # libgoogle-perftools4: with the heap profiler's hooks
+MIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"  # libmimalloc2.0
 
 
 class Cxx(realapp.RealAppTest):
-    def assert_exact(self, program="cxx_app", preload=None, extra_env=None):
+    def assert_exact(self, program="cxx_app", preload=None, extra_env=None, new_aborts=False):
         kw = {"preload": preload} if preload else {}
         if extra_env:
             kw["extra_env"] = extra_env
@@ -48,6 +51,18 @@ class Cxx(realapp.RealAppTest):
         self.assertEqual(added(forms, "/gc/heap/allocs:objects"), 1200)
         self.assertEqual(added(forms, "/gc/heap/frees:objects"), 1200)
 
+        if new_aborts:
+            # the allocator's operator new cannot throw: a refused one aborts,
+            # with or without the agent
+            for mode in ("refused", "retried"):
+                cmd = [app(program), str(threads), "0", mode]
+                allocator = ":".join(p for p in preload.split(":") if p != gmtest.AGENT)
+                alone = subprocess.run(cmd, env=dict(realapp.plain_env(), LD_PRELOAD=allocator), capture_output=True,
+                                       timeout=60)
+                under, _ = gmtest.run_with_report(cmd, preload=preload, check=False, timeout=60)
+                self.assertEqual((alone.returncode, under.returncode), (-6, -6), mode)
+            return
+
         # refused allocations: what is allocated meanwhile (the reserve the
         # new_handler frees, two bad_alloc exceptions) is counted both ways
         cp, refused = run(threads, 0, "refused")
@@ -72,6 +87,17 @@ class Cxx(realapp.RealAppTest):
     def test_tcmalloc_preloaded_after_the_agent(self):
         self.assertTrue(os.path.exists(TCMALLOC), "libtcmalloc-minimal4 missing (scripts/setup.sh test)")
         self.assert_exact(preload=f"{gmtest.AGENT}:{TCMALLOC}")
+
+    def test_full_tcmalloc_preloaded_after_the_agent(self):
+        self.assertTrue(os.path.exists(TCMALLOC_FULL), "libgoogle-perftools4 missing (scripts/setup.sh test)")
+        self.assert_exact(preload=f"{gmtest.AGENT}:{TCMALLOC_FULL}")
+
+    def test_mimalloc_preloaded_after_the_agent(self):
+        # Debian builds mimalloc as C: its operator new aborts when refused
+        # ("out of memory in 'new'") instead of calling the new_handler or
+        # throwing bad_alloc, so the refused and retried forms cannot run
+        self.assertTrue(os.path.exists(MIMALLOC), "libmimalloc2.0 missing (scripts/setup.sh test)")
+        self.assert_exact(preload=f"{gmtest.AGENT}:{MIMALLOC}", new_aborts=True)
 
     def test_linked_with_jemalloc(self):
         self.assertTrue(os.path.exists(app("cxx_app_jemalloc")), "libjemalloc-dev missing at build time")

@@ -1,8 +1,9 @@
 """Other allocators: a program linked with jemalloc, libjemalloc preloaded in
-both orders (PITFALLS 3 and 12), and tcmalloc preloaded after the agent. The
-program always runs on the allocator it asked for and works; with the agent
-first every allocation is counted; with jemalloc first the agent cannot see
-malloc and says so instead of reporting zeros."""
+both orders (PITFALLS 3 and 12), and tcmalloc (minimal and full) and mimalloc
+preloaded after the agent. The program always runs on the allocator it asked
+for and works; with the agent first every allocation is counted; with
+jemalloc first the agent cannot see malloc and says so instead of reporting
+zeros."""
 
 import os
 import subprocess
@@ -14,6 +15,8 @@ from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
+TCMALLOC_FULL = "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4"  # libgoogle-perftools4: with the heap profiler's hooks
+MIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"  # libmimalloc2.0
 N = 5000
 
 
@@ -34,17 +37,27 @@ class Jemalloc(realapp.RealAppTest):
     def test_preloaded_after_the_agent(self):
         self.assert_counts_n(preload=f"{gmtest.AGENT}:{JEMALLOC}")
 
+    def assert_other_allocator_counted(self, library, package):
+        """library preloaded after the agent: N + 1 allocations and frees."""
+        self.assertTrue(os.path.exists(library), f"{package} missing (scripts/setup.sh test)")
+        cp, m = self.run_app([app("allocator_probe"), str(N)], preload=f"{gmtest.AGENT}:{library}")
+        self.assertEqual(cp.stdout, f"allocator=other\nblocks={N}\n")
+        _, twin = self.run_app([app("allocator_probe"), "0"], preload=f"{gmtest.AGENT}:{library}")
+        self.assertEqual(m["/gc/heap/allocs:objects"] - twin["/gc/heap/allocs:objects"], N + 1)
+        self.assertEqual(m["/gc/heap/frees:objects"] - twin["/gc/heap/frees:objects"], N + 1)
+        self.assert_sane(m)
+
     def test_tcmalloc_preloaded_after_the_agent(self):
         # tcmalloc's malloc_usable_size, which the agent asks of every block,
         # allocates with operator new on its first call; the agent counts
         # nothing of its own work there, and this once recursed forever
-        self.assertTrue(os.path.exists(TCMALLOC), "libtcmalloc-minimal4 missing (scripts/setup.sh test)")
-        cp, m = self.run_app([app("allocator_probe"), str(N)], preload=f"{gmtest.AGENT}:{TCMALLOC}")
-        self.assertEqual(cp.stdout, f"allocator=other\nblocks={N}\n")
-        _, twin = self.run_app([app("allocator_probe"), "0"], preload=f"{gmtest.AGENT}:{TCMALLOC}")
-        self.assertEqual(m["/gc/heap/allocs:objects"] - twin["/gc/heap/allocs:objects"], N + 1)
-        self.assertEqual(m["/gc/heap/frees:objects"] - twin["/gc/heap/frees:objects"], N + 1)
-        self.assert_sane(m)
+        self.assert_other_allocator_counted(TCMALLOC, "libtcmalloc-minimal4")
+
+    def test_full_tcmalloc_preloaded_after_the_agent(self):
+        self.assert_other_allocator_counted(TCMALLOC_FULL, "libgoogle-perftools4")
+
+    def test_mimalloc_preloaded_after_the_agent(self):
+        self.assert_other_allocator_counted(MIMALLOC, "libmimalloc2.0")
 
     def test_preloaded_before_the_agent(self):
         cp, rep = gmtest.run_with_report([app("allocator_probe"), str(N)], preload=f"{JEMALLOC}:{gmtest.AGENT}")

@@ -64,7 +64,7 @@ class RealPrometheus(unittest.TestCase):
     def test_prometheus_scrapes_serve(self):
         # An idle Python: megabytes allocated at start-up, then no CPU taken
         # from a busy machine.
-        idle_python = [sys.executable, "-c", "import time; time.sleep(120)"]
+        idle_python = [gmtest.PYTHON, "-c", "import time; time.sleep(120)"]
         with tempfile.TemporaryDirectory() as tmp, gmserve.Instrumented(idle_python) as app, \
                 Serve("--pid", app.pid) as srv:
             config = os.path.join(tmp, "prometheus.yml")

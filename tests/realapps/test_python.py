@@ -1,5 +1,8 @@
-"""python3 under the agent: an allocation-heavy script and one with threads."""
+"""Debian's python3 (/usr/bin/python3, non-PIE) under the agent: an
+allocation-heavy script, directly and through `gometrics-cli exec`, and one
+with threads."""
 
+import json
 import os
 import subprocess
 import sys
@@ -31,6 +34,23 @@ class Python(realapp.RealAppTest):
         cp, m = self.run_app(cmd, timeout=120)
         self.assertEqual(cp.stdout, run_plain(cmd, timeout=120).stdout)
         self.assert_sane(m, min_allocs=1000)  # pymalloc's arenas and the larger objects
+
+    def test_through_exec(self):
+        # `gometrics-cli exec` preloads the agent itself and writes the report
+        cmd = [need("python3"), os.path.join(WORKLOADS, "alloc_heavy.py"), "5"]
+        report = os.path.join(self.tempdir(), "report.json")
+        env = dict(realapp.plain_env(), **ALL_MALLOC)
+        cp = subprocess.run([gmtest.CLI, "exec", "--report", report, "--", *cmd], env=env, capture_output=True,
+                            text=True, timeout=120)
+        self.assertEqual(cp.returncode, 0, cp.stderr[-2000:])
+        self.assertEqual(cp.stdout, run_plain(cmd, timeout=120).stdout)
+        self.assertNotIn("not interposed", cp.stderr)
+        with open(report) as f:
+            rep = json.load(f)
+        self.assertEqual(rep["exit_status"], 0)
+        m = gmtest.metrics(rep)
+        self.assertGreater(m["/gc/heap/allocs:objects"], 50_000)  # 5 rounds of 8,000 objects and more
+        self.assert_sane(m)
 
     def test_threads(self):
         cmd = [need("python3"), os.path.join(WORKLOADS, "threads.py"), "8", "20"]
