@@ -1,0 +1,60 @@
+#!/bin/sh
+# Adversarial checks of the agent (issue 14's promises). Each check runs the
+# program without the agent first (it must pass there), then under it.
+# Usage: tests/adversary/repro.sh [BUILD_DIR]   (default: build)
+# Prints one PASS/FAIL line per check; exits 1 if any check failed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "${1:-$here/../../build}" && pwd)
+A=$build/agent/libgometrics.so
+CLI=$build/cli/gometrics-cli
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+for c in "$here"/*.c; do gcc -O1 -pthread -w -o "$out/$(basename "$c" .c)" "$c" || exit 2; done
+failed=0
+check() {  # NAME EXPECTED_STATUS COMMAND...: the command under the agent must exit EXPECTED_STATUS
+    name=$1 want=$2; shift 2
+    "$@" >"$out/log" 2>&1; got=$?
+    if [ "$got" = "$want" ]; then echo "PASS $name"; else
+        echo "FAIL $name: exit $got, expected $want"; sed 's/^/     /' "$out/log" | tail -3; failed=1; fi
+}
+P=$out
+# Baselines: without the agent every program behaves.
+for p in "seccomp_open" "env WITH_THREAD=1 $P/seccomp_open" "env WITH_FORK=1 $P/seccomp_open" "sigq" "fdrace 1"; do
+    case $p in env*) cmd=$p;; *) cmd="$P/$p";; esac
+    $cmd >/dev/null 2>&1 || { echo "baseline failed: $p"; exit 2; }
+done
+
+# 1. seccomp forbidding open/openat (the issue's filter), then a thread: SIGSYS.
+check "seccomp: a thread started and joined after confining" 0 env LD_PRELOAD=$A WITH_THREAD=1 $P/seccomp_open
+check "seccomp: same, eager publisher" 0 env LD_PRELOAD=$A GOMETRICS_PUBLISHER=thread WITH_THREAD=1 $P/seccomp_open
+# 2. ... then a fork whose child allocates.
+check "seccomp: a forked child that allocates" 0 env LD_PRELOAD=$A WITH_FORK=1 $P/seccomp_open
+# 3. ... with a report path (GOMETRICS_REPORT, or exec --report which sets it).
+check "seccomp: GOMETRICS_REPORT at exit" 0 env LD_PRELOAD=$A GOMETRICS_REPORT=$out/r.json $P/seccomp_open
+check "seccomp: exec --report" 0 "$CLI" exec --report $out/e.json -- $P/seccomp_open
+# 4. lowest-free-descriptor rule while the program's threads come and go.
+check "close(1); dup() while threads exit" 0 env LD_PRELOAD=$A $P/fdrace 2
+# 5. handlers set with sigset/sysv_signal/bsd_signal, queried with sigaction.
+check "sigset/sysv_signal/bsd_signal then sigaction()" 0 env LD_PRELOAD=$A $P/sigq
+# 6. the fold after SIGKILL / SIGSTOP: a thread's allocations freed by main.
+for n in 0 300; do
+    rm -f $out/k.json
+    KILLSELF=1 "$CLI" exec --report $out/k.json -- $P/manythreads $n >/dev/null 2>&1
+    v=$(/usr/bin/python3 -c "
+import json; (p,) = json.load(open('$out/k.json'))['processes']; m = {e['name']: e['value'] for e in p['metrics']}
+print(m['/gc/heap/allocs:objects'], m['/gc/heap/frees:objects'])")
+    set -- $v
+    if [ "$1" -ge "$2" ]; then echo "PASS exec --report after SIGKILL, $n idle threads: allocs $1 >= frees $2"
+    else echo "FAIL exec --report after SIGKILL, $n idle threads: allocs $1 < frees $2"; failed=1; fi
+done
+# 7. several threads abort() at once: the report must still be written.
+none=0
+for i in $(seq 30); do
+    rm -f $out/m.json
+    env LD_PRELOAD=$A GOMETRICS_REPORT=$out/m.json $P/multicrash 4 >/dev/null 2>&1
+    [ -s $out/m.json ] || none=$((none + 1))
+done
+if [ $none = 0 ]; then echo "PASS 4 threads abort() at once: a report each of 30 runs"
+else echo "FAIL 4 threads abort() at once: no report in $none of 30 runs"; failed=1; fi
+exit $failed
