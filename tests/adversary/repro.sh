@@ -20,7 +20,7 @@ check() {  # NAME EXPECTED_STATUS COMMAND...: the command under the agent must e
 }
 P=$out
 # Baselines: without the agent every program behaves.
-for p in "seccomp_open" "env WITH_THREAD=1 $P/seccomp_open" "env WITH_FORK=1 $P/seccomp_open" "sigq" "fdrace 1"; do
+for p in "seccomp_open" "env WITH_THREAD=1 $P/seccomp_open" "env WITH_FORK=1 $P/seccomp_open" "sigq" "fdrace 1" "childns"; do
     case $p in env*) cmd=$p;; *) cmd="$P/$p";; esac
     $cmd >/dev/null 2>&1 || { echo "baseline failed: $p"; exit 2; }
 done
@@ -33,8 +33,11 @@ check "seccomp: a forked child that allocates" 0 env LD_PRELOAD=$A WITH_FORK=1 $
 # 3. ... with a report path (GOMETRICS_REPORT, or exec --report which sets it).
 check "seccomp: GOMETRICS_REPORT at exit" 0 env LD_PRELOAD=$A GOMETRICS_REPORT=$out/r.json $P/seccomp_open
 check "seccomp: exec --report" 0 "$CLI" exec --report $out/e.json -- $P/seccomp_open
+check "seccomp: SIGSEGV with GOMETRICS_REPORT dies of SIGSEGV (139)" 139 sh -c "LD_PRELOAD=$A GOMETRICS_REPORT=$out/s.json WITH_SEGV=1 exec $P/seccomp_open"
 # 4. lowest-free-descriptor rule while the program's threads come and go.
 check "close(1); dup() while threads exit" 0 env LD_PRELOAD=$A $P/fdrace 2
+# 4b. a child forked from a multi-threaded program has no thread of ours.
+check "forked child of a threaded program: unshare(CLONE_NEWUSER)" 0 env LD_PRELOAD=$A $P/childns
 # 5. handlers set with sigset/sysv_signal/bsd_signal, queried with sigaction.
 check "sigset/sysv_signal/bsd_signal then sigaction()" 0 env LD_PRELOAD=$A $P/sigq
 # 6. the fold after SIGKILL / SIGSTOP: a thread's allocations freed by main.

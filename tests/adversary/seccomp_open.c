@@ -1,6 +1,7 @@
 /* The issue's own seccomp filter (open/openat -> KILL_PROCESS, TSYNC), then
    the program allocates and, as asked: WITH_THREAD=1 starts and joins a
-   thread; WITH_FORK=1 forks a child that allocates once. Without the agent it
+   thread; WITH_FORK=1 forks a child that allocates once; WITH_SEGV=1 then
+   dies of SIGSEGV. Without the agent it
    always prints "done" and exits 0 (the child too). */
 #define _GNU_SOURCE
 #include <linux/filter.h>
@@ -30,6 +31,7 @@ int main(void) {
     if (getenv("WITH_THREAD")) { pthread_t t;
     pthread_create(&t, 0, work, 0);
     pthread_join(t, 0); }
+    if (getenv("WITH_SEGV")) { fflush(stdout); *(volatile int*)0 = 1; }
     puts("done");
     return 0;
 }
