@@ -38,6 +38,8 @@ check "seccomp: SIGSEGV with GOMETRICS_REPORT dies of SIGSEGV (139)" 139 sh -c "
 check "close(1); dup() while threads exit" 0 env LD_PRELOAD=$A $P/fdrace 2
 # 4b. a child forked from a multi-threaded program has no thread of ours.
 check "forked child of a threaded program: unshare(CLONE_NEWUSER)" 0 env LD_PRELOAD=$A $P/childns
+# 4c. under a descriptor limit below 256 the process must still be readable.
+check "ulimit -n 200: gometrics-cli read of a live process" 0 sh -c "ulimit -n 200; LD_PRELOAD=$A sleep 2 & p=\$!; sleep 0.3; '$CLI' read -p \$p /gc/heap/allocs:objects; r=\$?; wait; exit \$r"
 # 5. handlers set with sigset/sysv_signal/bsd_signal, queried with sigaction.
 check "sigset/sysv_signal/bsd_signal then sigaction()" 0 env LD_PRELOAD=$A $P/sigq
 # 6. the fold after SIGKILL / SIGSTOP: a thread's allocations freed by main.
