@@ -53,6 +53,15 @@ print(m['/gc/heap/allocs:objects'], m['/gc/heap/frees:objects'])")
     if [ "$1" -ge "$2" ]; then echo "PASS exec --report after SIGKILL, $n idle threads: allocs $1 >= frees $2"
     else echo "FAIL exec --report after SIGKILL, $n idle threads: allocs $1 < frees $2"; failed=1; fi
 done
+# 6b. a signal handler's allocations (freed later by main) must be counted.
+rm -f $out/sa.json
+env LD_PRELOAD=$A GOMETRICS_REPORT=$out/sa.json $P/sigalloc 3 >/dev/null 2>&1
+v=$(/usr/bin/python3 -c "
+import json; m = {e['name']: e['value'] for e in json.load(open('$out/sa.json'))['metrics']}
+print(m['/gc/heap/allocs:objects'], m['/gc/heap/frees:objects'])")
+set -- $v
+if [ "$1" -ge "$2" ]; then echo "PASS allocations in a signal handler: allocs $1 >= frees $2"
+else echo "FAIL allocations in a signal handler: frees exceed allocs by $(($2 - $1))"; failed=1; fi
 # 7. several threads abort() at once: the report must still be written.
 none=0
 for i in $(seq 30); do
