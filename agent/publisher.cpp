@@ -414,6 +414,7 @@ bool publisher_pending() noexcept { return g_lazy.load(std::memory_order_relaxed
 
 void publisher_shutdown() noexcept {
     if (!g_state) return;
+    SignalsHeld held;  // a handler's allocation in the exit path is the program's
     Guard guard;
     State& st = *g_state;
     bool sole_writer = true;

@@ -306,7 +306,7 @@ Status Reader::validate_live() {
     return Ok{};
 }
 
-void Reader::fold(std::vector<uint64_t>& words) const {
+void Reader::fold(std::vector<uint64_t>& words) {
     if (live_.value_word.empty()) return;
     const auto* bytes = static_cast<const unsigned char*>(base_);
     uint32_t used = __atomic_load_n(reinterpret_cast<const uint32_t*>(bytes + live_.used_offset), __ATOMIC_ACQUIRE);
@@ -336,8 +336,12 @@ void Reader::fold(std::vector<uint64_t>& words) const {
     for (size_t w = 2; w < live_.remainder_word && w < words.size(); ++w) {
         if (live_.word_is_float[w] == 1)
             words[w] = static_cast<int64_t>(acc[w]) < 0 ? 0 : acc[w];
-        else if (live_.word_is_float[w] == 2)
-            words[w] = acc[w];
+        else if (live_.word_is_float[w] == 2) {
+            if (live_.last_float.size() != words.size()) live_.last_float.assign(words.size(), 0);
+            const double v = std::max(std::bit_cast<double>(acc[w]), live_.last_float[w]);
+            live_.last_float[w] = v;
+            words[w] = std::bit_cast<uint64_t>(v);
+        }
     }
 }
 

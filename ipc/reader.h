@@ -111,7 +111,7 @@ private:
     Result<std::vector<uint64_t>> copy_values(int max_tries);
     Value decode(size_t index, const std::vector<uint64_t>& words) const;
     // The live fold (layout::LiveHeader) over the copied words.
-    void fold(std::vector<uint64_t>& words) const;
+    void fold(std::vector<uint64_t>& words);
 
     void* base_ = nullptr;
     size_t size_ = 0;
@@ -135,6 +135,9 @@ private:
         std::vector<uint8_t> pass;
         std::vector<uint64_t> weight;
         std::vector<uint8_t> word_is_float;  // per copied word: 0 none, 1 int, 2 float
+        // Float folds differ from the snapshot's by rounding: the last value
+        // read of each, so that a cumulative one never goes down.
+        std::vector<double> last_float;
         std::vector<uint32_t> pass_begin;        // terms of pass p: [pass_begin[p], pass_begin[p + 1])
         std::vector<uint32_t> pass_words;        // distinct slot words of each pass, in pass order
         std::vector<uint32_t> pass_words_begin;  // as pass_begin, into pass_words

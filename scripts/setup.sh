@@ -12,7 +12,7 @@ build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev lib
 # libtcmalloc-minimal4, libjemalloc2; binutils gives readelf.
 test_pkgs=(perl sqlite3 git redis-server redis-tools golang-go prometheus clang libclang-rt-14-dev tmux heaptrack
   ltrace libc-devtools procps python3-prometheus-client binutils nodejs default-jdk-headless libmimalloc2.0
-  libgoogle-perftools4 libtcmalloc-minimal4 libjemalloc2 systemd)
+  libgoogle-perftools4 libtcmalloc-minimal4 libjemalloc2 systemd xz-utils util-linux)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;
