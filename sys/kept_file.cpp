@@ -105,9 +105,3 @@ void KeptFile::close() noexcept {
 
 }  // namespace gometrics::sys
 
-namespace gometrics::sys {
-void KeptFile::forget() noexcept {
-    if (fd_ >= 0) g_open.fetch_sub(1, std::memory_order_relaxed);
-    fd_ = -1;
-}
-}  // namespace gometrics::sys

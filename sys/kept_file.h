@@ -46,8 +46,6 @@ public:
 
     // Closes it if it is still ours.
     void close() noexcept;
-    // Forgets it without closing (the number may be the program's now).
-    void forget() noexcept;
 
 private:
     int fd_ = -1;

@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 import gmserve  # noqa: E402
 import gmtest  # noqa: E402
 from gmserve import Serve  # noqa: E402
-from test_prometheus import free_port, install_prometheus  # noqa: E402
+from test_prometheus import install_prometheus, running_prometheus  # noqa: E402
 
 DASHBOARD = os.path.join(os.environ.get("GOMETRICS_SOURCE_ROOT", os.path.join(HERE, "..", "..")),
                          "dashboards", "gometrics.json")
@@ -112,18 +112,7 @@ class AgainstPrometheus(unittest.TestCase):
         idle = ["/usr/bin/python3", "-c", "import time; time.sleep(300)"]
         with tempfile.TemporaryDirectory() as tmp, gmserve.Instrumented(demo) as app, \
                 gmserve.Instrumented(idle) as py, Serve("--pid", app.pid, "--pid", py.pid) as srv:
-            config = os.path.join(tmp, "prometheus.yml")
-            with open(config, "w") as f:
-                f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                        "scrape_configs:\n  - job_name: gometrics\n    static_configs:\n"
-                        f"      - targets: ['127.0.0.1:{srv.port}']\n")
-            port = free_port()
-            log = open(os.path.join(tmp, "prometheus.log"), "w+")
-            prom = subprocess.Popen([self.prometheus, f"--config.file={config}",
-                                     f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
-                                     f"--web.listen-address=127.0.0.1:{port}"],
-                                    stdout=log, stderr=subprocess.STDOUT)
-            try:
+            with running_prometheus(self.prometheus, tmp, srv.port) as (_prom, port, log):
                 deadline = time.monotonic() + DEADLINE_S
                 up = self.query_with_data(port, 'up{job="gometrics"} == 1', deadline)
                 log.seek(0)
@@ -167,14 +156,6 @@ class AgainstPrometheus(unittest.TestCase):
                         empty.append((title, query, result))
                 log.seek(0)
                 self.assertEqual(empty, [], f"queries without data; prometheus said:\n{log.read()[-2000:]}")
-            finally:
-                prom.terminate()
-                try:
-                    prom.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    prom.kill()
-                    prom.wait()
-                log.close()
 
 
 if __name__ == "__main__":

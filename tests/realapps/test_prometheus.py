@@ -2,6 +2,7 @@
 the series of an instrumented program, with its pid, reach Prometheus's
 query API with plausible values."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -39,6 +40,30 @@ def install_prometheus():
     return (path, "") if path else (None, f"apt-get install prometheus failed: {(cp.stdout + cp.stderr)[-500:]}")
 
 
+@contextlib.contextmanager
+def running_prometheus(binary, tmp, target_port):
+    """A real Prometheus scraping 127.0.0.1:target_port every second, its
+    data and log in tmp; yields its process, the port of its HTTP API and its log file."""
+    config = os.path.join(tmp, "prometheus.yml")
+    with open(config, "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+                "scrape_configs:\n  - job_name: gometrics\n    static_configs:\n"
+                f"      - targets: ['127.0.0.1:{target_port}']\n")
+    port = free_port()
+    with open(os.path.join(tmp, "prometheus.log"), "w+") as log:
+        prom = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
+                                 f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield prom, port, log
+        finally:
+            prom.terminate()
+            try:
+                prom.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                prom.kill()
+                prom.wait()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,18 +92,7 @@ class RealPrometheus(unittest.TestCase):
         idle_python = [gmtest.PYTHON, "-c", "import time; time.sleep(120)"]
         with tempfile.TemporaryDirectory() as tmp, gmserve.Instrumented(idle_python) as app, \
                 Serve("--pid", app.pid) as srv:
-            config = os.path.join(tmp, "prometheus.yml")
-            with open(config, "w") as f:
-                f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
-                        "scrape_configs:\n  - job_name: gometrics\n    static_configs:\n"
-                        f"      - targets: ['127.0.0.1:{srv.port}']\n")
-            port = free_port()
-            log = open(os.path.join(tmp, "prometheus.log"), "w+")
-            prom = subprocess.Popen([self.prometheus, f"--config.file={config}",
-                                     f"--storage.tsdb.path={os.path.join(tmp, 'data')}",
-                                     f"--web.listen-address=127.0.0.1:{port}"],
-                                    stdout=log, stderr=subprocess.STDOUT)
-            try:
+            with running_prometheus(self.prometheus, tmp, srv.port) as (prom, port, log):
                 series = f'gometrics_gc_heap_allocs_bytes_total{{pid="{app.pid}"}}'
                 deadline = time.monotonic() + DEADLINE_S
                 result = []
@@ -110,14 +124,6 @@ class RealPrometheus(unittest.TestCase):
                 up = self.query(port, 'up{job="gometrics"}')
                 self.assertEqual(up[0]["value"][1], "1")
                 self.assertEqual(float(self.query(port, "gometrics_serve_processes")[0]["value"][1]), 1)
-            finally:
-                prom.terminate()
-                try:
-                    prom.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    prom.kill()
-                    prom.wait()
-                log.close()
 
 
 if __name__ == "__main__":
