@@ -36,6 +36,10 @@ using namespace detail;
 // Slots come from anonymous mappings of this many, never from malloc.
 constexpr size_t kSlotsPerChunk = 16;
 constinit std::atomic<uint64_t> g_chunk_bytes{0};
+// claim_new_shared(): one extension of the claimed prefix at a time; and
+// whether the region can take no more.
+constinit std::atomic<bool> g_extending{false};
+constinit std::atomic<bool> g_shared_full{false};
 // The forking thread's TLS word, from the prepare handler to the parent's.
 __thread ThreadSlot* tls_before_fork [[gnu::tls_model("initial-exec")]] = nullptr;
 
@@ -81,16 +85,31 @@ ThreadSlot* claim_existing_private() {
 }
 
 // A new slot in the segment: zero (fresh pages), live for the caller.
+// One thread at a time extends the claimed prefix, and only past a slot
+// whose pages are reserved and which is already live: every slot below
+// g_shared_claimed can be read (an unreserved tmpfs page may SIGBUS) and is
+// owned by one thread (a fresh kFree slot taken by another claimer too would
+// have two threads adding to it without a lock prefix). A claimer that finds
+// the extension busy, maybe a signal handler interrupting it on the same
+// thread, takes a private slot instead of waiting.
 ThreadSlot* claim_new_shared() {
     const SharedSlots* sh = g_shared.load(std::memory_order_acquire);
-    if (!sh || g_shared_claimed.load(std::memory_order_relaxed) >= sh->count) return nullptr;
-    const uint32_t i = g_shared_claimed.fetch_add(1, std::memory_order_acq_rel);
-    if (i >= sh->count) return nullptr;
-    void* p = sh->reserve(i);
-    if (!p) return nullptr;  // tmpfs full: a private slot, counted through the remainder
-    auto* slot = static_cast<ThreadSlot*>(p);
-    slot->state.store(kLive, std::memory_order_relaxed);
-    sh->used(i);
+    if (!sh || g_shared_full.load(std::memory_order_relaxed)) return nullptr;
+    if (g_extending.exchange(true, std::memory_order_acquire)) return nullptr;
+    ThreadSlot* slot = nullptr;
+    const uint32_t i = g_shared_claimed.load(std::memory_order_relaxed);
+    if (i < sh->count) {
+        if (void* p = sh->reserve(i)) {
+            slot = static_cast<ThreadSlot*>(p);
+            slot->state.store(kLive, std::memory_order_relaxed);
+            g_shared_claimed.store(i + 1, std::memory_order_release);
+            sh->used(i);
+        }
+    }
+    // No room, or tmpfs full: private slots from now on, counted through the
+    // remainder.
+    if (!slot) g_shared_full.store(true, std::memory_order_relaxed);
+    g_extending.store(false, std::memory_order_release);
     return slot;
 }
 
@@ -157,6 +176,8 @@ void mark_agent_thread() noexcept { tls_slot = marker(kAgentThread); }
 
 void attach_shared_slots(const SharedSlots* shared) noexcept {
     g_shared_claimed.store(0, std::memory_order_relaxed);
+    g_shared_full.store(false, std::memory_order_relaxed);
+    g_extending.store(false, std::memory_order_relaxed);  // a forked child: the parent's claimer is not here
     g_shared.store(shared, std::memory_order_release);
 }
 

@@ -255,7 +255,7 @@ struct SlotCopies {
     uint32_t count;
 };
 extern SlotCopies g_snapshot_slots;
-extern std::atomic<uint32_t> g_shared_claimed;  // shared slots handed out (may pass count)
+extern std::atomic<uint32_t> g_shared_claimed;  // shared slots handed out: reserved, never kFree
 // Set in a forked child: the next slot claimed (the child's first counted
 // call) runs g_restart_hook (agent.cpp restarts publication there), outside
 // the atfork handler.
