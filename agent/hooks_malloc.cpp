@@ -83,7 +83,7 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 // The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
 [[gnu::noinline, gnu::cold]] void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     publisher_poll();
-    profile::small_reached(s, p, usable);
+    p = profile::small_reached(s, p, usable);
     if (publisher_pending() && usable) {
         const uint64_t soon = load(small_counter(s, usable, kAllocs)) + (kPollBytes + usable - 1) / usable;
         if (small_call_at(s, usable) > soon) small_call_at(s, usable) = soon;
@@ -105,9 +105,9 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 // schedules heap samples: a small size compares the count it just
 // incremented with the count of its next sample; other sizes count down.
 // e: the size's small_entry.
-[[gnu::always_inline]] inline void* count_small_alloc(ThreadSlot* s, uint64_t* e, void* p, size_t usable) noexcept {
-    bump(e[kAllocs], 1);
-    if (load(e[kAllocs]) >= e[2]) [[unlikely]]
+[[gnu::always_inline]] inline void* count_small_alloc(ThreadSlot* s, SmallSize* e, void* p, size_t usable) noexcept {
+    bump(e->count[kAllocs], 1);
+    if (load(e->count[kAllocs]) >= e->call_at) [[unlikely]]
         return small_reached(s, p, usable);
     return p;
 }
@@ -133,7 +133,7 @@ constexpr uint64_t kPollBytes = 256 * 1024;
     if (is_orphans(s)) [[unlikely]]
         record_orphan(kAllocs, usable);
     else
-        count_alloc(s, p, usable);
+        p = count_alloc(s, p, usable);  // a sample may have moved it
     // Last: asking the size or sampling may itself allocate (a counted
     // operator new, which resets the word).
     detail::tls_last_counted = p;
@@ -189,8 +189,8 @@ void count_free(size_t usable) noexcept {
         detail::tls_counted_free = nullptr;
         s = nullptr;
     }
-    if (s) count_free_on(s, usable_size(p));
-    if (profile::maybe_sampled(p)) profile::forget(p);
+    const size_t sampled = profile::maybe_sampled(p) ? profile::forget(p) : 0;
+    if (s) count_free_on(s, sampled ? sampled : usable_size(p));
     real_fn<&R::free>()(p);
 }
 
@@ -198,8 +198,9 @@ void count_free(size_t usable) noexcept {
 // counted only for what really happened.
 [[gnu::always_inline]] inline void* counted_realloc(void* p, bool zero_size, auto&& real_call) noexcept {
     if (!p) return counted(real_call());
-    const size_t old_usable = usable_size(p);
-    const bool sampled = profile::maybe_sampled(p);
+    const size_t sampled_usable = profile::maybe_sampled(p) ? profile::sampled_size(p) : 0;
+    const bool sampled = sampled_usable != 0;
+    const size_t old_usable = sampled ? sampled_usable : usable_size(p);
     void* q = real_call();
     if (q || zero_size) {  // glibc: realloc(p, 0) frees p and returns NULL
         // After the call, since p lives on if it fails. Should another
@@ -233,8 +234,8 @@ void count_release(void* p) noexcept {
     if (!p || is_bootstrap(p)) [[unlikely]]
         return;
     forget_last_counted(p);
-    if (ThreadSlot* s = current_slot()) count_free_on(s, usable_size(p));
-    if (profile::maybe_sampled(p)) profile::forget(p);
+    const size_t sampled = profile::maybe_sampled(p) ? profile::forget(p) : 0;
+    if (ThreadSlot* s = current_slot()) count_free_on(s, sampled ? sampled : usable_size(p));
 }
 
 }  // namespace gometrics::agent
@@ -249,8 +250,8 @@ GOMETRICS_EXPORT void free(void* p) noexcept {
     ThreadSlot* s = detail::tls_slot;
     if (has_slot(s)) [[likely]] {
         const size_t head = glibc::chunk_head(p);
-        if (glibc::small_chunk(head) && !profile::maybe_sampled(p)) [[likely]] {
-            bump(small_entry_of_chunk(s, glibc::small_chunk_size(head))[kFrees], 1);
+        if (glibc::small_chunk(head)) [[likely]] {  // never a sample (profile.h)
+            bump(small_entry_of_chunk(s, glibc::small_chunk_size(head))->count[kFrees], 1);
             return real_fn<&R::free>()(p);
         }
     }
@@ -277,7 +278,7 @@ GOMETRICS_EXPORT int posix_memalign(void** out, size_t align, size_t n) noexcept
     auto call = [=] {
         const int rc = real_fn<&R::posix_memalign>()(out, align, n);
         if (rc == 0) [[likely]]
-            counted(*out);
+            *out = counted(*out);  // a heap sample may move the block
         return rc;
     };
     if (!ready()) [[unlikely]]
@@ -319,6 +320,9 @@ GOMETRICS_EXPORT size_t malloc_usable_size(void* p) noexcept {
         return bootstrap_usable_size(p);
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return 0;
+    // A sampled block that moved keeps the size the program had (profile.h).
+    if (profile::maybe_sampled(p)) [[unlikely]]
+        if (const size_t counted = profile::sampled_size(p)) return counted;
     return real_fn<&R::malloc_usable_size>()(p);
 }
 

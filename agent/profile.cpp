@@ -30,6 +30,7 @@
 
 #include "layout.h"
 #include "log.h"
+#include "real.h"
 #include "seqlock.h"
 
 namespace gometrics::agent::profile {
@@ -270,28 +271,41 @@ void filter_add(const void* p, int delta) {
     }
 }
 
-void track_live(void* p, uint32_t stack, uint64_t size) {
+// A live-object entry claimed for a sample (marked busy with an impossible
+// pointer), or null when its probes are all taken.
+LiveObject* claim_live(const void* p) {
     const uint32_t h = live_index(p);
     const uint32_t mask = (1u << kLiveBits) - 1;
     for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
         LiveObject& o = g_live[(h + probe) & mask];
         uintptr_t cur = o.ptr.load(std::memory_order_relaxed);
         if ((cur == 0 || cur == kTombstone) &&
-            o.ptr.compare_exchange_strong(cur, kTombstone + 1, std::memory_order_acquire)) {
-            // Claimed (marked busy with an impossible pointer); fill, then publish.
-            o.stack = stack;
-            o.size = size;
-            o.ptr.store(reinterpret_cast<uintptr_t>(p), std::memory_order_release);
-            filter_add(p, +1);
-            return;
-        }
+            o.ptr.compare_exchange_strong(cur, kTombstone + 1, std::memory_order_acquire))
+            return &o;
     }
-    g_untracked.fetch_add(1, std::memory_order_relaxed);
+    return nullptr;
+}
+
+// A sampled small block of glibc's moves to a chunk beyond the small sizes,
+// which the free hook's inline path never takes: so that path needs no test
+// for samples. The alignment is kept (the lowest set bit of the address is
+// at least what was asked for). Null: no memory, the block stays.
+constexpr size_t kMovedBytes = 1024;  // a 1040-byte chunk: not glibc::small_chunk
+void* move_block(void* p, size_t usable, size_t bytes) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const size_t align = std::min<uintptr_t>(a & (~a + 1), 4096);
+    const RealFunctions& real = agent::detail::g_real;
+    void* q = align > 16 ? real.memalign(align, bytes) : real.malloc(bytes);
+    if (!q) return nullptr;
+    std::memcpy(q, p, usable);
+    real.free(p);
+    return q;
 }
 
 // p, of `usable` bytes, is a heap sample: its stack, and the object, so
-// that its free is seen.
-void record_sample(void* p, size_t usable) {
+// that its free is seen. With `move` (a small glibc block) the program gets
+// a moved copy, tracked, or else p: the block to hand out is returned.
+void* record_sample(void* p, size_t usable, bool move) {
     SignalsHeld held;
     Guard guard;  // libunwind's own allocations are not the program's
     uint64_t pcs[kDepth];
@@ -299,28 +313,45 @@ void record_sample(void* p, size_t usable) {
     const int64_t r = intern(layout::kStackHeap, pcs, depth);
     if (r < 0) {
         g_dropped.fetch_add(1, std::memory_order_relaxed);
-    } else {
-        add(g_records[r].head.alloc_objects, 1);
-        add(g_records[r].head.alloc_bytes, usable);
-        track_live(p, static_cast<uint32_t>(r), usable);
-        record_changed(static_cast<uint32_t>(r));
+        return p;
     }
+    add(g_records[r].head.alloc_objects, 1);
+    add(g_records[r].head.alloc_bytes, usable);
+    void* q = move ? move_block(p, usable, kMovedBytes) : p;
+    if (!q) q = p;
+    LiveObject* o = claim_live(q);
+    if (!o) {
+        // Its probes are full: counted as allocated, its free unseen. A moved
+        // block goes back to a small chunk, whose free the hooks count inline
+        // (should that fail too, its free counts the moved chunk's size).
+        g_untracked.fetch_add(1, std::memory_order_relaxed);
+        if (q != p)
+            if (void* back = move_block(q, usable, usable)) q = back;
+    } else {
+        o->stack = static_cast<uint32_t>(r);
+        o->size = usable;
+        o->ptr.store(reinterpret_cast<uintptr_t>(q), std::memory_order_release);
+        filter_add(q, +1);
+    }
+    record_changed(static_cast<uint32_t>(r));
+    return q;
 }
 
 }  // namespace
 
-void small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
+void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     const int saved_errno = errno;
     const Config& c = config();
     uint64_t& sample_at = small_sample_at(s, usable);
     const uint64_t count = load(small_counter(s, usable, kAllocs));
     const bool first = sample_at == 0;
     if (first || count >= sample_at) {  // else the hook only polled, early
-        if (!first && c.heap_rate) record_sample(p, usable);
+        if (!first && c.heap_rate) p = record_sample(p, usable, agent::detail::g_glibc_chunks);
         sample_at = count + (c.heap_rate && usable ? draw(s, double(c.heap_rate) / double(usable)) : kNever);
     }
     small_call_at(s, usable) = sample_at;
     errno = saved_errno;
+    return p;
 }
 
 void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
@@ -330,7 +361,7 @@ void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
     s->sample_beyond = 0;
     const bool first = !s->countdown_drawn;
     if (first || left < 0) {
-        if (!first && c.heap_rate) record_sample(p, usable);
+        if (!first && c.heap_rate) record_sample(p, usable, false);
         s->countdown_drawn = 1;
         left = static_cast<int64_t>(c.heap_rate ? draw(s, double(c.heap_rate)) : kNever);
     }
@@ -338,24 +369,39 @@ void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
     errno = saved_errno;
 }
 
-void forget(void* p) noexcept {
+size_t sampled_size(const void* p) noexcept {
+    const uint32_t h = live_index(p);
+    const uint32_t mask = (1u << kLiveBits) - 1;
+    const auto want = reinterpret_cast<uintptr_t>(p);
+    for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
+        const LiveObject& o = g_live[(h + probe) & mask];
+        const uintptr_t cur = o.ptr.load(std::memory_order_acquire);
+        if (cur == 0) return 0;
+        if (cur == want) return o.size;
+    }
+    return 0;
+}
+
+size_t forget(void* p) noexcept {
     const uint32_t h = live_index(p);
     const uint32_t mask = (1u << kLiveBits) - 1;
     const auto want = reinterpret_cast<uintptr_t>(p);
     for (uint32_t probe = 0; probe < kLiveProbes; ++probe) {
         LiveObject& o = g_live[(h + probe) & mask];
         const uintptr_t cur = o.ptr.load(std::memory_order_acquire);
-        if (cur == 0) return;  // not sampled (a filter collision)
+        if (cur == 0) return 0;  // not sampled (a filter collision)
         if (cur != want) continue;
         Record& r = g_records[o.stack];
         add(r.head.free_objects, 1);
         add(r.head.free_bytes, o.size);
         const uint32_t stack = o.stack;
+        const size_t size = o.size;
         o.ptr.store(kTombstone, std::memory_order_release);
         filter_add(p, -1);
         record_changed(stack);
-        return;
+        return size;
     }
+    return 0;
 }
 
 void sample_contention(uint64_t wait_ns) noexcept {

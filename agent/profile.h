@@ -8,8 +8,9 @@
 // unwinds the stack (libunwind, local only), interns it in a bounded table
 // (GOMETRICS_PROFILE_MAX_STACKS, default 1024: its copy in the segment is
 // reserved up front, 312 bytes a stack) and remembers the object, so that its free
-// moves it from in-use to freed. Frees check a small counting filter first:
-// an unsampled pointer costs a shift, a mask and one byte load.
+// moves it from in-use to freed. A sampled small block of glibc's moves to a
+// larger chunk, which the free hook's inline path leaves to the slow path;
+// there a small counting filter tells the unsampled apart in one byte load.
 //
 // Contention: each contended lock acquisition, with probability 1 in
 // GOMETRICS_MUTEX_PROFILE_FRACTION (default 8, 0: off), is sampled with its
@@ -51,12 +52,18 @@ extern uint8_t g_live_filter[size_t{1} << kFilterBits];
 // on a slot it is only drawn, not sampled. A lazy publisher that waits may
 // make the hooks call out earlier (to poll): those calls sample nothing
 // and leave the schedule as it was.
-// The allocation p reached the call-out count of its small size.
-[[gnu::noinline, gnu::cold]] void small_reached(ThreadSlot* s, void* p, size_t usable) noexcept;
+// The allocation p reached the call-out count of its small size. Returns
+// the block to hand out: a sampled glibc block moves out of the small sizes
+// (profile.cpp), so the free hook's inline path never meets a sample.
+[[gnu::noinline, gnu::cold]] void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept;
 // The byte countdown of the other sizes (to its call-out) crossed zero at p.
 [[gnu::noinline, gnu::cold]] void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept;
-// The filter says p may be a sampled object: if it is, record its free.
-[[gnu::noinline, gnu::cold]] void forget(void* p) noexcept;
+// The filter says p may be a sampled object: if it is, record its free and
+// return the size its allocation counted (a moved block's chunk is larger);
+// else 0.
+[[gnu::noinline, gnu::cold]] size_t forget(void* p) noexcept;
+// The same size without forgetting p (realloc, before it knows the outcome).
+[[gnu::noinline, gnu::cold]] size_t sampled_size(const void* p) noexcept;
 // Writes record r alone (and the header's counts) into the region: how a
 // process without a publisher thread keeps its profile fresh, one changed
 // record at a time. The caller is the region's single writer.
@@ -67,7 +74,7 @@ extern void (*g_record_changed)(uint32_t record) noexcept;
 // A contended acquisition that waited wait_ns: maybe sample it.
 [[gnu::noinline, gnu::cold]] void sample_contention(uint64_t wait_ns) noexcept;
 
-// Hot-path test before a free: may p be a sampled object?
+// Test before a free outside the inline path: may p be a sampled object?
 [[gnu::always_inline]] inline bool maybe_sampled(const void* p) noexcept {
     return detail::g_live_filter[detail::filter_index(p)] != 0;
 }

@@ -34,6 +34,14 @@ namespace gometrics::agent {
 // Which side of a heap counter pair: the allocations or the frees.
 enum HeapSide : unsigned { kAllocs = 0, kFrees = 1 };
 
+// One small size's entry: 32 bytes, indexed by the size itself (small_entry).
+struct SmallSize {
+    uint64_t count[2];   // [kAllocs], [kFrees]
+    uint64_t call_at;    // the allocation count at which the hook calls out
+    uint64_t sample_at;  // the count at which the next heap sample falls (0: never drawn)
+};
+static_assert(sizeof(SmallSize) == 32, "small_entry() indexes by usable * 4");
+
 struct alignas(64) ThreadSlot {
     // Slot bookkeeping (cold): state is kFree, kLive or kRetired.
     std::atomic<uint32_t> state;
@@ -58,7 +66,7 @@ struct alignas(64) ThreadSlot {
     // touch one cache line. Other sizes count their bytes and a log-linear
     // bucket (buckets::size_index).
     uint64_t other_bytes[2];
-    uint64_t small[buckets::kSmallCounts][4];  // [kAllocs], [kFrees], call out at, sample at
+    SmallSize small[buckets::kSmallCounts];
     uint64_t other_by_size[buckets::kSizeCounts][2];
 
     // Lock contention (sync collector): only contended acquisitions.
@@ -70,22 +78,22 @@ struct alignas(64) ThreadSlot {
 // a quarter of the byte offset of its entry, so the hot path needs no
 // shift. (A corrupt glibc header, a free of something malloc never
 // returned, could give -8 at worst: before small[0], still inside the slot.)
-[[gnu::always_inline]] inline uint64_t* small_entry(ThreadSlot* s, uint64_t usable) noexcept {
-    return reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(s->small) + 4 * usable);
+[[gnu::always_inline]] inline SmallSize* small_entry(ThreadSlot* s, uint64_t usable) noexcept {
+    return reinterpret_cast<SmallSize*>(reinterpret_cast<unsigned char*>(s->small) + 4 * usable);
 }
 // The same for a glibc chunk of `chunk` bytes (usable: chunk - 8), written so
 // that the -8 folds into the instruction's displacement.
-[[gnu::always_inline]] inline uint64_t* small_entry_of_chunk(ThreadSlot* s, uint64_t chunk) noexcept {
-    return reinterpret_cast<uint64_t*>(reinterpret_cast<unsigned char*>(s->small) + 4 * chunk) - 4;
+[[gnu::always_inline]] inline SmallSize* small_entry_of_chunk(ThreadSlot* s, uint64_t chunk) noexcept {
+    return reinterpret_cast<SmallSize*>(reinterpret_cast<unsigned char*>(s->small) + 4 * chunk - 32);
 }
 [[gnu::always_inline]] inline uint64_t& small_counter(ThreadSlot* s, uint64_t usable, HeapSide side) noexcept {
-    return small_entry(s, usable)[side];
+    return small_entry(s, usable)->count[side];
 }
 [[gnu::always_inline]] inline uint64_t& small_call_at(ThreadSlot* s, uint64_t usable) noexcept {
-    return small_entry(s, usable)[2];
+    return small_entry(s, usable)->call_at;
 }
 [[gnu::always_inline]] inline uint64_t& small_sample_at(ThreadSlot* s, uint64_t usable) noexcept {
-    return small_entry(s, usable)[3];
+    return small_entry(s, usable)->sample_at;
 }
 
 // kDead: a private slot whose counts moved into the segment; never claimed again.

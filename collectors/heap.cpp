@@ -25,7 +25,7 @@ constexpr auto kSmallBucket = [] {
 // Adds one side (allocations or frees) of a slot's heap counts.
 void add_side(const ThreadSlot& s, agent::HeapSide side, uint64_t& bytes, uint64_t* by_size) {
     for (size_t i = 0; i < buckets::kSmallCounts; ++i) {
-        const uint64_t n = load(s.small[i][side]);
+        const uint64_t n = load(s.small[i].count[side]);
         by_size[kSmallBucket[i]] += n;
         bytes += 8 * i * n;
     }
@@ -58,7 +58,7 @@ bool interposed() { return agent::malloc_interposed(); }
 // and allocations in pass 1, the order sum_slots() reads them in.
 uint8_t pass(agent::HeapSide side) { return side == agent::kFrees ? 0 : 1; }
 uint32_t word_of(size_t byte_offset) { return static_cast<uint32_t>(byte_offset / 8); }
-uint32_t small_word(size_t i, agent::HeapSide side) { return word_of(offsetof(ThreadSlot, small)) + uint32_t(i * 4 + side); }
+uint32_t small_word(size_t i, agent::HeapSide side) { return word_of(offsetof(ThreadSlot, small) + i * sizeof(agent::SmallSize) + offsetof(agent::SmallSize, count) + side * 8); }
 uint32_t other_word(size_t i, agent::HeapSide side) {
     return word_of(offsetof(ThreadSlot, other_by_size)) + uint32_t(i * 2 + side);
 }
