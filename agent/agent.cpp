@@ -19,6 +19,7 @@
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
+#include "thread_counters.h"
 #include "thread_state.h"
 #include "trace.h"
 
@@ -116,6 +117,7 @@ static void start_under_guard();
 [[gnu::constructor]] static void gometrics_start() {
     Guard guard;
     start_under_guard();
+    thread_counters_claim_word(guard.saved());
     adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment
     publisher_begin(!__libc_single_threaded);
     crash_install();
@@ -124,6 +126,7 @@ static void start_under_guard();
 static void start_under_guard() {
     (void)real();
     switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
+    thread_counters_init();
     detail::g_start_time_ns = realtime_ns();
     detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
     if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = copy_path(r, g_report_path);

@@ -337,6 +337,7 @@ void switch_allocator_if_asked() noexcept {
     // The hooks read g_real on every call; we are the only thread, so these
     // plain stores are seen by every thread created from here on.
     detail::g_glibc_chunks = false;  // usable_size() must ask the router now
+    detail::g_switched = true;
     detail::demote_slot();           // and this thread counts out of line from now on
     g_real.malloc_usable_size = routed_usable_size;
     g_real.free = routed_free;
@@ -351,5 +352,7 @@ void switch_allocator_if_asked() noexcept {
 }
 
 MallctlFn switched_mallctl() noexcept { return g_mallctl; }
+
+bool switched_glibc_owns(const void* p) noexcept { return g_mallctl && glibc_owns(p); }
 
 }  // namespace gometrics::agent

@@ -20,6 +20,7 @@
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
+#include "thread_counters.h"
 #include "slots.h"
 
 #define GOMETRICS_EXPORT extern "C" [[gnu::visibility("default")]]
@@ -122,6 +123,15 @@ constexpr uint64_t kPollBytes = 256 * 1024;
     return p;
 }
 
+// p's usable size from how far the allocator's thread.allocated moved since
+// the last allocation counted on this thread (thread_counters.h): every
+// allocation of the thread goes through a hook. Unprimed: asked, once.
+[[gnu::always_inline]] inline size_t usable_from_counters(ThreadSlot* s, void* p) noexcept {
+    const uint64_t now = *s->counters_allocated, last = s->counters_last_allocated;
+    s->counters_last_allocated = now;
+    return last != kCountersUnprimed ? now - last : usable_size(p);
+}
+
 // Any allocation but the common case. A bootstrap block (handed out while
 // resolving) is not counted: its free is not either.
 [[gnu::noinline]] void* count_alloc_slow(void* p) noexcept {
@@ -129,7 +139,7 @@ constexpr uint64_t kPollBytes = 256 * 1024;
         return p;
     ThreadSlot* s = current_slot();
     if (!s) return p;  // the agent's own
-    const size_t usable = usable_size(p);
+    const size_t usable = s->counters_allocated ? usable_from_counters(s, p) : usable_size(p);
     if (is_orphans(s)) [[unlikely]]
         record_orphan(kAllocs, usable);
     else
@@ -137,6 +147,24 @@ constexpr uint64_t kPollBytes = 256 * 1024;
     // Last: asking the size or sampling may itself allocate (a counted
     // operator new, which resets the word).
     detail::tls_last_counted = p;
+    return p;
+}
+
+// A glibc heap chunk beyond the small sizes, on the caller's slot: its
+// usable size from the header, without the slow path's questions.
+[[gnu::noinline]] void* count_heap_alloc(ThreadSlot* s, void* p, size_t head) noexcept {
+    return count_alloc(s, p, glibc::chunk_usable(head));
+}
+
+// An allocation on a thread counting for another allocator than glibc's
+// (the slot in tls_slow_slot): with the allocator's byte counters, the
+// size needs no question.
+[[gnu::noinline]] void* count_alloc_other(void* p) noexcept {
+    ThreadSlot* s = detail::tls_slow_slot;
+    if (is_bootstrap(p)) [[unlikely]]
+        return p;
+    p = count_alloc(s, p, s->counters_allocated ? usable_from_counters(s, p) : detail::asked_usable_size(p));
+    detail::tls_last_counted = p;  // see count_alloc_slow
     return p;
 }
 
@@ -153,10 +181,10 @@ constexpr uint64_t kPollBytes = 256 * 1024;
         return p;
     ThreadSlot* s = detail::tls_slot;
     if (!has_slot(s)) [[unlikely]]
-        return count_alloc_slow(p);
+        return s == detail::marker(detail::kSlowSlot) ? count_alloc_other(p) : count_alloc_slow(p);
     const size_t head = glibc::chunk_head(p);
     if (!glibc::small_chunk(head)) [[unlikely]]
-        return count_alloc_slow(p);
+        return glibc::heap_chunk(head) ? count_heap_alloc(s, p, head) : count_alloc_slow(p);
     const size_t chunk = glibc::small_chunk_size(head);
     return count_small_alloc(s, small_entry_of_chunk(s, chunk), p, glibc::small_chunk_usable(head));
 }
@@ -191,6 +219,33 @@ void count_free(size_t usable) noexcept {
     }
     const size_t sampled = profile::maybe_sampled(p) ? profile::forget(p) : 0;
     if (s) count_free_on(s, sampled ? sampled : usable_size(p));
+    real_fn<&R::free>()(p);
+}
+
+// free of a glibc heap chunk beyond the small sizes, on the caller's slot;
+// a sample, or a block the operator new and delete hooks follow, goes the
+// slow way.
+[[gnu::noinline]] void free_heap_chunk(ThreadSlot* s, void* p, size_t head) noexcept {
+    if (profile::maybe_sampled(p) || p == detail::tls_last_counted || p == detail::tls_counted_free) [[unlikely]]
+        return free_slow(p);
+    record(s, kFrees, glibc::chunk_usable(head));
+    real_fn<&R::free>()(p);
+}
+
+// free on a thread counting for another allocator than glibc's: the size
+// is how far its thread.deallocated moves, if it keeps byte counters, else
+// asked. Anything the slow path must look at (a bootstrap block, a sample, a
+// block the operator hooks follow, one of glibc's after a switch) goes there.
+[[gnu::noinline]] void free_other(ThreadSlot* s, void* p) noexcept {
+    if (is_bootstrap(p) || profile::maybe_sampled(p) || p == detail::tls_last_counted ||
+        p == detail::tls_counted_free || (detail::g_switched && switched_glibc_owns(p))) [[unlikely]]
+        return free_slow(p);
+    if (const uint64_t* deallocated = s->counters_deallocated) {
+        const uint64_t before = *deallocated;
+        real_fn<&R::free>()(p);
+        return record(s, kFrees, *deallocated - before);
+    }
+    record(s, kFrees, detail::asked_usable_size(p));
     real_fn<&R::free>()(p);
 }
 
@@ -254,6 +309,9 @@ GOMETRICS_EXPORT void free(void* p) noexcept {
             bump(small_entry_of_chunk(s, glibc::small_chunk_size(head))->count[kFrees], 1);
             return real_fn<&R::free>()(p);
         }
+        if (glibc::heap_chunk(head)) return free_heap_chunk(s, p, head);
+    } else if (s == detail::marker(detail::kSlowSlot)) {
+        return free_other(detail::tls_slow_slot, p);
     }
     free_slow(p);
 }

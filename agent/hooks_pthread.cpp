@@ -59,7 +59,8 @@ void* wrapped_start(void* p) {
     void* arg = start->arg;
     int rc;
     {
-        Guard guard;  // a key past the first 32 makes glibc calloc a block: ours, not the program's
+        SignalsHeld held;  // a handler's allocation in here is the program's
+        Guard guard;       // a key past the first 32 makes glibc calloc a block: ours, not the program's
         rc = pthread_setspecific(g_exit_key, start);
     }
     if (rc == 0) {

@@ -309,6 +309,7 @@ void publisher_start() noexcept {
 }
 
 void publisher_create() noexcept {
+    SignalsHeld held;  // a forked child's restart runs in its first allocation's hook
     Guard guard;
     const int saved_errno = errno;
     g_stop.store(false, std::memory_order_relaxed);
@@ -343,6 +344,7 @@ void publisher_create() noexcept {
 
 void publisher_begin(bool program_has_threads) noexcept {
     if (!g_state || !g_state->writer.ok()) return;
+    SignalsHeld held;
     Guard guard;  // our own allocations (pthread_create's) are not the program's
     const int saved_errno = errno;
     State& st = *g_state;
@@ -364,6 +366,7 @@ void publisher_start_thread_if_lazy() noexcept {
     if (g_lazy.load(std::memory_order_acquire) != 1 || g_thread_refused.load(std::memory_order_relaxed) ||
         !g_lazy.compare_exchange_strong(pending, 2))
         return;
+    SignalsHeld held;  // a handler's allocation meanwhile is the program's
     Guard guard;
     const int saved_errno = errno;
     State& st = *g_state;

@@ -30,6 +30,7 @@ constinit RealFunctions g_real = unresolved_functions();
 constinit std::atomic<int> g_resolve_state{0};
 alignas(64) constinit unsigned char g_arena[kArenaSize];
 constinit bool g_glibc_chunks = false;
+constinit bool g_switched = false;
 }  // namespace detail
 
 namespace {

@@ -112,6 +112,8 @@ void switch_allocator_if_asked() noexcept;
 // The private libjemalloc's mallctl after a switch, else nullptr.
 using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
 MallctlFn switched_mallctl() noexcept;
+// After a switch: p is one of glibc's blocks from before it.
+bool switched_glibc_owns(const void* p) noexcept;
 
 namespace detail {
 inline constexpr size_t kArenaSize = 64 * 1024;
@@ -119,6 +121,8 @@ extern unsigned char g_arena[kArenaSize];
 // True when the real malloc is glibc's and its chunk header was verified
 // against malloc_usable_size at start-up (real.cpp).
 extern bool g_glibc_chunks;
+// GOMETRICS_ALLOCATOR switched the process to jemalloc (switched_glibc_owns()).
+extern bool g_switched;
 }  // namespace detail
 
 [[gnu::always_inline]] inline bool is_bootstrap(const void* p) noexcept {
@@ -148,6 +152,9 @@ namespace glibc {
 // its usable size is one of buckets.h's small sizes, in one `and`.
 [[gnu::always_inline]] constexpr bool small_chunk(size_t head) noexcept { return (head & ~size_t{0x3F0 | 5}) == 0; }
 [[gnu::always_inline]] constexpr size_t small_chunk_size(size_t head) noexcept { return head & 0x3F0; }
+// Any chunk of glibc's heap, not mmapped (the agent's bootstrap blocks say
+// IS_MMAPPED too): its usable size is chunk_usable(head).
+[[gnu::always_inline]] constexpr bool heap_chunk(size_t head) noexcept { return (head & 2) == 0; }
 [[gnu::always_inline]] constexpr size_t small_chunk_usable(size_t head) noexcept {
     return small_chunk_size(head) - sizeof(size_t);
 }

@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "real.h"
+#include "thread_counters.h"
 
 namespace gometrics::agent {
 
@@ -156,6 +157,7 @@ ThreadSlot* slow_slot() noexcept {
         return &g_orphans;  // no memory for a slot: still counted
     }
     slot->tid = static_cast<int32_t>(syscall(SYS_gettid));
+    thread_counters_claim(slot);
     // Publish the slot before pthread_setspecific, which may itself allocate
     // (keys past the first block) and so re-enter the hooks.
     if (g_glibc_chunks) {
@@ -238,6 +240,10 @@ void demote_slot() noexcept {
 }
 
 void restore_slot(ThreadSlot* saved) noexcept {
+    // The agent's own allocations moved the allocator's counters, if used.
+    ThreadSlot* const s = saved == marker(kSlowSlot) ? tls_slow_slot
+                          : reinterpret_cast<uintptr_t>(saved) > kMaxMarker ? saved : nullptr;
+    if (s) s->counters_last_allocated = kCountersUnprimed;
     tls_slot = saved;
     if (!g_glibc_chunks) demote_slot();
 }

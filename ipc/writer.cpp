@@ -92,7 +92,7 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     uint64_t live_off = 0, slots_off = 0, total = static_end;
     if (live) {
         if (live->terms.size() > kMaxFoldTerms || live->slot_count > kMaxSlots || live->slot_size % 64) return EINVAL;
-        live_off = static_end;
+        live_off = (static_end + 4095) & ~uint64_t{4095};  // slots are 64-byte aligned objects
         slots_off = (sizeof(LiveHeader) + live->terms.size_bytes() + 4095) & ~uint64_t{4095};
         total = live_off + slots_off + uint64_t{live->slot_count} * live->slot_size;
     }
