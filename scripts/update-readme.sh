@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates README.md's metric map, between its metric-map markers, from
+# Regenerates docs/metrics.md's metric map, between its metric-map markers, from
 # the metric table (gometrics-catalog --format markdown). One command after
 # any change to a family or to collectors/go_catalog.cpp:
 #   scripts/update-readme.sh [build-dir]      (default: build)
@@ -9,14 +9,14 @@ build=${1:-build}
 [ -f "$build/build.ninja" ] || meson setup "$build" >/dev/null
 ninja -C "$build" gometrics-catalog >/dev/null
 "$build/gometrics-catalog" --format markdown >"$build/metric-map.md"
-python3 - "$build/metric-map.md" README.md <<'PY'
+python3 - "$build/metric-map.md" docs/metrics.md <<'PY'
 import sys
-table, readme = sys.argv[1], sys.argv[2]
+table, page = sys.argv[1], sys.argv[2]
 begin, end = "<!-- metric-map:begin", "<!-- metric-map:end -->"
-text = open(readme).read()
+text = open(page).read()
 b = text.index(begin)
 b = text.index("\n", b) + 1  # keep the marker line itself
 e = text.index(end)
-open(readme, "w").write(text[:b] + "\n" + open(table).read() + "\n" + text[e:])
+open(page, "w").write(text[:b] + "\n" + open(table).read() + "\n" + text[e:])
 PY
-echo "README.md: metric map regenerated"
+echo "docs/metrics.md: metric map regenerated"
