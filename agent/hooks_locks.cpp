@@ -2,7 +2,7 @@
 //
 // The hint. Timing every acquisition would cost two clock reads per lock,
 // and "try first, time on failure" costs a pthread_mutex_trylock, about
-// three uncontended locks on glibc 2.36 (PITFALLS.md). Instead each hook
+// three uncontended locks on glibc 2.36. Instead each hook
 // peeks at the lock with one relaxed load before calling the real
 // function (the owner's tid of most mutexes and of a default rwlock's
 // writer, else the lock's state word; see held()): only when it says the
@@ -13,7 +13,7 @@
 // The real function does all the work, so every mutex type keeps its
 // semantics and return codes exactly (recursive, error-checking, robust,
 // priority-inheritance, process-shared, timed); the hint only decides
-// whether to time. Its blind spots, all documented in README.md:
+// whether to time. Its blind spots, all documented in docs/design.md:
 // - a lock released between the peek and the real call is timed anyway
 //   and counts a contention with a near-zero wait;
 // - a lock taken by another thread just after the peek, or held with its

@@ -3,8 +3,8 @@
 //
 // libstdc++'s operator new calls malloc, where our hook counts the block.
 // jemalloc's and tcmalloc's serve it themselves, so a C++ program on one of
-// them (preloaded after the agent, or linked) used to allocate unseen
-// (PITFALLS 12). Each operator here jumps through a table to the next
+// them (preloaded after the agent, or linked) used to allocate unseen.
+// Each operator here jumps through a table to the next
 // definition (dlsym RTLD_NEXT: what the program would have bound to without
 // us). When that definition lives in the object that also serves malloc, the
 // table points at wrappers that forward and count like a malloc hook

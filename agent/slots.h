@@ -109,7 +109,7 @@ enum SlotState : uint32_t { kFree = 0, kLive = 1, kRetired = 2, kDead = 3 };
 // the block to another thread that frees it; see the sum order in
 // collectors/heap.cpp). On x86-64 it is one `add` to memory: TSO orders it
 // as a release store, and a signal handler that allocates on this thread
-// cannot land between a load and a store and lose a count (PITFALLS 18).
+// cannot land between a load and a store and lose a count.
 // Elsewhere: a relaxed load and a release store.
 [[gnu::always_inline]] inline void bump(uint64_t& counter, uint64_t v) noexcept {
 #if defined(__x86_64__)

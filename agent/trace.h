@@ -1,6 +1,6 @@
 // GOMETRICS_TRACE: one compact line per interval, in the spirit of Go's
 // GODEBUG=gctrace=1, written by the publisher from the words it has just
-// computed. The format is documented field by field in README.md ("Trace
+// computed. The format is documented field by field in docs/agent.md ("Trace
 // lines") and parsed by tests/preload/test_trace.py.
 #pragma once
 

@@ -39,7 +39,7 @@ check "seccomp: SIGSEGV with GOMETRICS_REPORT dies of SIGSEGV (139)" 139 sh -c "
 # 4. lowest-free-descriptor rule while the program's threads come and go:
 # left out. In a program with threads of its own the publisher opens each
 # thread's schedstat on the kept /proc/self/task at every snapshot (the
-# README's one known exception); `fdrace 2` shows it a few times in millions.
+# docs/agent.md's one known exception); `fdrace 2` shows it a few times in millions.
 # 4b. a child forked from a multi-threaded program has no thread of ours.
 [ $childns_ok = 1 ] && check "forked child of a threaded program: unshare(CLONE_NEWUSER)" 0 env LD_PRELOAD=$A $P/childns
 # 4c. under a descriptor limit below 256 the process must still be readable.

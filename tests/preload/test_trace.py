@@ -1,4 +1,4 @@
-"""GOMETRICS_TRACE: one line per interval, in the documented format (README, "Trace lines")."""
+"""GOMETRICS_TRACE: one line per interval, in the documented format (docs/agent.md, "Trace lines")."""
 
 import os
 import re

@@ -1,7 +1,7 @@
 """A C++ program under the agent: new/delete, new[]/delete[], aligned new and
 std::thread, counted exactly against its twin run with no iterations: on
 glibc, where libstdc++'s operator new calls malloc, and on jemalloc, whose
-operator new and delete serve blocks themselves (PITFALLS 12), preloaded
+operator new and delete serve blocks themselves, preloaded
 after the agent and linked with the program, on tcmalloc (minimal and
 full), whose malloc_usable_size allocates with operator new on its first
 call, and on mimalloc."""

@@ -1,5 +1,5 @@
 """dlopen and dlclose of a library that allocates (in its constructor, its
-functions and its destructor), repeatedly; and RTLD_DEEPBIND (PITFALLS 14),
+functions and its destructor), repeatedly; and RTLD_DEEPBIND,
 where the library's malloc binds past the agent but frees come through it."""
 
 import os

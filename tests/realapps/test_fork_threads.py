@@ -1,5 +1,5 @@
 """fork from a multithreaded program while the other threads allocate and
-lock (PITFALLS 7, 8): no child may deadlock, each child exits through the
+lock: no child may deadlock, each child exits through the
 agent's exit path, and none leaves a segment behind."""
 
 import os

@@ -1,7 +1,6 @@
 """Java as Debian installs it (default-jdk-headless) under the agent: a small
 program compiled here with javac, whose direct buffers the JVM takes from
-malloc one by one. The JVM's own signal handlers (SIGSEGV for null checks,
-PITFALLS 19) and its many threads run with the agent in place."""
+malloc one by one. The JVM's own signal handlers (SIGSEGV for null checks) and its many threads run with the agent in place."""
 
 import os
 import subprocess

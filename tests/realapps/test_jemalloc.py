@@ -1,5 +1,5 @@
 """Other allocators: a program linked with jemalloc, libjemalloc preloaded in
-both orders (PITFALLS 3 and 12), and tcmalloc (minimal and full) and mimalloc
+both orders, and tcmalloc (minimal and full) and mimalloc
 preloaded after the agent. The program always runs on the allocator it asked
 for and works; with the agent first every allocation is counted; with
 jemalloc first the agent cannot see malloc and says so instead of reporting

@@ -1,4 +1,4 @@
-"""A non-PIE program that takes malloc's address (PITFALLS 24), as Debian's
+"""A non-PIE program that takes malloc's address, as Debian's
 /usr/bin/python3 and node do: dlsym(RTLD_DEFAULT, "malloc") points into the
 executable, yet every call reaches the agent, which must count them all
 rather than call the program not interposed."""

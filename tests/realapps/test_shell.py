@@ -26,7 +26,7 @@ class ShellPipeline(realapp.RealAppTest):
         sh = subprocess.Popen(["sh", "-c", PIPELINE], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True)
         out, err = sh.communicate(timeout=60)
-        # dash leaves by _exit (PITFALLS 10): no exit report, and its segment stays for `gc`
+        # dash leaves by _exit: no exit report, and its segment stays for `gc`
         stale = f"/dev/shm/gometrics.{sh.pid}"
         self.addCleanup(lambda: os.path.exists(stale) and os.unlink(stale))
         self.assertEqual(sh.returncode, 0, err)

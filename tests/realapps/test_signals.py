@@ -1,4 +1,4 @@
-"""A signal handler that allocates (PITFALLS 18): every handler's malloc and
+"""A signal handler that allocates: every handler's malloc and
 free is counted, exactly, and nothing hangs."""
 
 import os

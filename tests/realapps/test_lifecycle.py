@@ -1,4 +1,4 @@
-"""The malloc and lifecycle items of PITFALLS.md not covered by a program of
+"""The malloc and lifecycle traps of preload agents not covered by a program of
 their own (jemalloc orders: test_jemalloc; RTLD_DEEPBIND: test_dlopen;
 fork: test_fork_threads; signals: test_signals)."""
 
@@ -14,9 +14,9 @@ import re  # noqa: E402
 import time  # noqa: E402
 
 
-class Pitfalls(realapp.RealAppTest):
+class Lifecycle(realapp.RealAppTest):
     def test_ldd_under_the_agent(self):
-        """PITFALLS 6: `LD_PRELOAD=libgometrics.so ldd /bin/bash` (ld.so in trace mode, no main)."""
+        """`LD_PRELOAD=libgometrics.so ldd /bin/bash` (ld.so in trace mode, no main)."""
         cp = subprocess.run(["ldd", "/bin/bash"], env=gmtest.agent_env(), capture_output=True, text=True, timeout=30)
         self.assertEqual(cp.returncode, 0, cp.stderr)
         self.assertEqual(cp.stderr, "")
@@ -29,7 +29,7 @@ class Pitfalls(realapp.RealAppTest):
         self.assertLessEqual(set(strip(plain)), set(strip(cp.stdout)))
 
     def test_no_gometrics_variables(self):
-        """PITFALLS 6: defaults only; the segment is there while it runs and gone after."""
+        """defaults only; the segment is there while it runs and gone after."""
         env = realapp.plain_env()
         env.update(LD_PRELOAD=gmtest.AGENT, PYTHONMALLOC="malloc")  # every object through malloc
         code = "import sys,time\nx=[str(i) for i in range(100000)]\nprint(len(x),flush=True)\nsys.stdin.read()\n"
@@ -52,7 +52,7 @@ class Pitfalls(realapp.RealAppTest):
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
 
     def test_constructors_before_ours_allocate(self):
-        """PITFALLS 2: ls allocates in other libraries' constructors before the agent's runs."""
+        """ls allocates in other libraries' constructors before the agent's runs."""
         cmd = ["ls", "-la", "/"]
         cp, m = self.run_app(cmd)
         strip = lambda s: [line for line in s.splitlines() if not line.startswith("total")]
@@ -60,7 +60,7 @@ class Pitfalls(realapp.RealAppTest):
         self.assert_sane(m, min_allocs=3)
 
     def test_pointers_the_agent_never_saw(self):
-        """PITFALLS 15: free, realloc and malloc_usable_size of blocks allocated past the agent."""
+        """free, realloc and malloc_usable_size of blocks allocated past the agent."""
         cp, rep = gmtest.run_with_report([app("foreign_pointers"), "2000"])
         self.assertEqual((cp.stdout, cp.stderr), ("foreign=2000 ok\n", ""))
         m = gmtest.metrics(rep)
@@ -78,12 +78,12 @@ class Pitfalls(realapp.RealAppTest):
         self.assertFalse([name for name in gmtest.metrics(rep) if name.startswith("/gc/heap/")])
 
     def test_statically_linked_allocator(self):
-        """PITFALLS 13: an executable with its own malloc (jemalloc linked statically) says "not interposed"."""
+        """an executable with its own malloc (jemalloc linked statically) says "not interposed"."""
         self.assertTrue(os.path.exists(app("allocator_probe_static")), "libjemalloc.a missing at build time")
         self.assert_not_interposed([app("allocator_probe_static"), "100"], "allocator=other\nblocks=100\n")
 
     def test_agent_loaded_by_dlopen(self):
-        """PITFALLS 5 and 13: dlopen'd late, the agent loads (small initial-exec TLS) and says it sees no malloc."""
+        """dlopen'd late, the agent loads (small initial-exec TLS) and says it sees no malloc."""
         code = f"import ctypes\nctypes.CDLL({gmtest.AGENT!r})\nprint('loaded')\n"
         self.assert_not_interposed([need("python3"), "-c", code], "loaded\n", preload="")
 
