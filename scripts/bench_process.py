@@ -3,7 +3,7 @@
 start-up: peak RSS of `/bin/echo hi`, 200 runs of `/bin/true` (wall and CPU
 seconds), the address space and resident memory of an idle `sleep`, the
 segment's size, the MiB a program gets under an RLIMIT_AS, and the wall and
-CPU milliseconds of `gometrics-cli --help` and `read`. Runs with and without
+CPU milliseconds and instructions of `gometrics-cli --help` and `read`. Runs with and without
 the agent alternate; each figure is the median. Prints markdown tables.
 The agent is given to the measured program only, never to GNU time or the
 CLI.
@@ -15,6 +15,7 @@ Called by scripts/bench.sh; benchmarks measure, they never assert."""
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import time
@@ -95,6 +96,12 @@ def main():
             _, wall, cpu, _ = run(cmd, base)
             add(name + "_wall", "cli", wall * 1000)
             add(name + "_cpu", "cli", cpu * 1000)
+    insns = {"help": "no valgrind", "read": "no valgrind"}
+    for name, cmd in () if not shutil.which("valgrind") else (("help", [cli, "--help"]), ("read", [cli, "read", "--pid", str(sleeper.pid), metric])):
+        cg = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + cmd, env=base,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        counts = [line.split()[-1] for line in cg.stderr.splitlines() if "Collected :" in line]
+        insns[name] = f"{int(counts[-1]) / 1e6:.1f}" if cg.returncode == 0 and counts else "failed"
     sleeper.terminate()  # SIGTERM skips the agent's exit path: remove its segment
     sleeper.wait()
     try:
@@ -119,10 +126,10 @@ def main():
     print()
     print(f"The segment of an idle `sleep`: {med('segment', 'agent'):.0f} KiB.")
     print()
-    print(f"| `gometrics-cli` (no agent) | wall ms | CPU ms |")
-    print("|---|---|---|")
-    print(f"| `--help` | {med('help_wall', 'cli'):.1f} | {med('help_cpu', 'cli'):.1f} |")
-    print(f"| `read --pid P {metric}` | {med('read_wall', 'cli'):.1f} | {med('read_cpu', 'cli'):.1f} |")
+    print("| `gometrics-cli` (no agent) | wall ms | CPU ms | M instructions (callgrind) |")
+    print("|---|---|---|---|")
+    print(f"| `--help` | {med('help_wall', 'cli'):.1f} | {med('help_cpu', 'cli'):.1f} | {insns['help']} |")
+    print(f"| `read --pid P {metric}` | {med('read_wall', 'cli'):.1f} | {med('read_cpu', 'cli'):.1f} | {insns['read']} |")
 
 
 if __name__ == "__main__":
