@@ -8,11 +8,16 @@
 # BENCH_CLOCK=cpu measures the real workloads in CPU seconds (user + system
 # of the program and its children, heaptrack's interpreter included) instead
 # of wall seconds: steadier on a machine shared with other work.
+# The overhead tables (realistic churn per allocator, whole programs, a short
+# process) come first and are also written into docs/overhead.md, between its
+# bench markers. BENCH_ONLY=overhead runs only those; BENCH_QUICK=1 is a smoke
+# run of them (3 runs, short workloads) that leaves docs/overhead.md alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh build >/dev/null
+scripts/setup.sh bench >/dev/null
 scripts/build.sh
-runs=${1:-7}
+quick=${BENCH_QUICK:-}
+runs=${1:-$([ -n "$quick" ] && echo 3 || echo 7)}
 agent=$PWD/build/agent/libgometrics.so
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -77,7 +82,7 @@ table() {
 
 # gometrics against heaptrack, glibc's memusage and ltrace, on the malloc
 # microbenchmark and two real workloads, in one table (bench_alternatives.py;
-# scripts/setup.sh test installs the alternatives).
+# scripts/setup.sh bench installs the alternatives).
 bench_alternatives() {
   echo "### gometrics and the alternatives (fastest of $runs alternating rounds; ratios to no agent)"
   echo
@@ -97,7 +102,7 @@ bench_instructions() {
   echo "| workload | no agent | gometrics, profiling off | gometrics (default) | gometrics, lazy publisher |"
   echo "|---|---|---|---|---|"
   local python db=$tmp/instr.db
-  python=$(python3 -c 'import sys; print(sys.executable)')
+  python=/usr/bin/python3  # the system's, as users run it (the python3 on PATH may be another build)
   instr() {  # instructions of "$@" under the environment in $1
     local envs=$1
     shift
@@ -229,8 +234,6 @@ PY
   trap 'rm -rf "$tmp"' EXIT
 }
 
-jemalloc=$(ls /usr/lib/*/libjemalloc.so.2 2>/dev/null | head -1)
-
 # GOMETRICS_ALLOCATOR=jemalloc (the agent serves malloc from a private
 # libjemalloc, routing by address) against jemalloc preloaded alone, and the
 # agent forwarding to a preloaded jemalloc.
@@ -349,14 +352,228 @@ bench_profile() {
   echo
 }
 
+lib() { ls /usr/lib/*/"$1" 2>/dev/null | head -1; }
+jemalloc=$(lib libjemalloc.so.2)
+tcmalloc=$(lib libtcmalloc_minimal.so.4)
+mimalloc=$(lib libmimalloc.so.2)
+churn=build/tests/bench_churn
+warnings=$tmp/warnings
+touch "$warnings"
+
+# The allocators of the overhead tables, one a line: "label|alone|with the
+# agent" (environments; the agent first in LD_PRELOAD, as the README says).
+allocators() {
+  echo "glibc||LD_PRELOAD=$agent"
+  if [ -n "$jemalloc" ]; then
+    echo "jemalloc preloaded|LD_PRELOAD=$jemalloc|LD_PRELOAD=$agent:$jemalloc"
+    echo "jemalloc switched to (GOMETRICS_ALLOCATOR=jemalloc)|LD_PRELOAD=$jemalloc|LD_PRELOAD=$agent GOMETRICS_ALLOCATOR=jemalloc"
+  fi
+  if [ -n "$tcmalloc" ]; then echo "tcmalloc (minimal) preloaded|LD_PRELOAD=$tcmalloc|LD_PRELOAD=$agent:$tcmalloc"; fi
+  if [ -n "$mimalloc" ]; then echo "mimalloc preloaded|LD_PRELOAD=$mimalloc|LD_PRELOAD=$agent:$mimalloc"; fi
+}
+
+# What the agent said (a refused switch, say) would make a row measure
+# something else: it is kept and printed under the table.
+keep_warnings() { grep '^gometrics:' "$1" >>"$warnings" || true; }
+print_warnings() {
+  if [ -s "$warnings" ]; then
+    echo
+    sort -u "$warnings" | sed 's/^/Warning printed by the agent during these runs: /'
+    if grep -q 'outside its brk heap' "$warnings" && [ "${1:-}" = callgrind ]; then
+      echo "Under valgrind the switch refuses: the start of the heap it reads from /proc/self/stat is valgrind's own, not the program's emulated one. The switched configuration is timed below, not counted."
+    fi
+    : >"$warnings"
+  fi
+}
+
+# Times on the realistic churn, every allocator alone and with the agent, all
+# configurations alternating within each round. Medians of the thread's CPU
+# time per pair (steadiest on a shared machine), the wall-time ratio of whole
+# runs, and the fastest twentieth in wall time (what bench_malloc prints).
+bench_churn_time() {
+  # A twentieth of 600,000 steps lasts 1-2 ms: short enough that some slices
+  # run unpreempted on a busy machine, as bench_malloc's do.
+  local steps=600000
+  [ -n "$quick" ] && steps=200000
+  echo "### realistic churn: ns per malloc+free pair, per thread (medians of $runs alternating runs)"
+  echo
+  echo "\`bench_churn $steps THREADS\`: CPU is the thread's CPU time over the whole run, wall the whole run's wall time, fastest slice the fastest twentieth of the run in wall time (what \`bench_malloc\` prints)."
+  echo
+  echo "| threads | allocator | CPU alone | CPU with agent | added | ratio | wall ratio | fastest slice alone | with agent | ratio |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  local t e label alone with line w c f envs
+  local -A cpu=() wall=() fast=() seen=()
+  for t in 1 2; do
+    cpu=() wall=() fast=() seen=() envs=()
+    while IFS='|' read -r label alone with; do
+      for e in "$alone" "$with"; do
+        [ -n "${seen[x$e]:-}" ] || { seen[x$e]=1; envs+=("$e"); }
+      done
+    done < <(allocators)
+    for _ in $(seq "$runs"); do
+      for e in "${envs[@]}"; do
+        line=$(timeout 600 env $e "$churn" "$steps" "$t" 2>"$tmp/err" | tail -1) || line=""
+        keep_warnings "$tmp/err"
+        read -r w c f <<<"$line"
+        [ -n "$f" ] || continue
+        wall[x$e]+="$w " cpu[x$e]+="$c " fast[x$e]+="$f "
+      done
+    done
+    med() { tr ' ' '\n' <<<"$1" | grep . | median; }
+    while IFS='|' read -r label alone with; do
+      awk -v t="$t" -v l="$label" -v ca="$(med "${cpu[x$alone]:-}")" -v cw="$(med "${cpu[x$with]:-}")" \
+        -v wa="$(med "${wall[x$alone]:-}")" -v ww="$(med "${wall[x$with]:-}")" \
+        -v fa="$(med "${fast[x$alone]:-}")" -v fw="$(med "${fast[x$with]:-}")" 'BEGIN {
+          if (ca == "" || cw == "") { printf "| %s | %s | did not finish | | | | | | | |\n", t, l; exit }
+          printf "| %s | %s | %.2f | %.2f | %+.2f | %.3fx | %.3fx | %.2f | %.2f | %.3fx |\n",
+            t, l, ca, cw, cw - ca, cw / ca, ww / wa, fa, fw, fw / fa }'
+    done < <(allocators)
+  done
+  local pairs=4000000
+  [ -n "$quick" ] && pairs=400000
+  local configs=("no agent=" "gometrics=LD_PRELOAD=$agent") m
+  echo
+  echo -n "Beside it, \`bench_malloc\` (a ring of 16 blocks, fastest twentieth: the microbenchmark of the other tables of bench.sh), glibc, ns per pair:"
+  for t in 1 2; do
+    m=$(measure configs build/tests/bench_malloc "$t" "$pairs" | cut -f2 | paste -sd' ')
+    awk -v t="$t" -v m="$m" 'BEGIN { split(m, v, " "); printf " %s thread%s %.2f alone, %.2f with the agent (%.3fx)%s",
+      t, (t > 1 ? "s" : ""), v[1], v[2], v[2] / v[1], (t > 1 ? ".\n" : ";") }'
+  done
+  print_warnings
+  echo
+}
+
+# Instructions callgrind counts for "$@" run in the environment $1; nothing
+# when the agent stayed on glibc though asked to switch (under valgrind it
+# does: /proc/self/stat's start_brk is valgrind's, not the program's heap).
+instructions() {
+  local envs=$1
+  shift
+  env $envs valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" >/dev/null 2>"$tmp/cg" || true
+  keep_warnings "$tmp/cg"
+  grep -q 'staying on glibc' "$tmp/cg" && return
+  sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$tmp/cg" | tail -1
+}
+
+# Instructions per malloc+free pair of the churn, one thread: the difference
+# between two run lengths over the difference in steps, so start-up, the
+# table's filling and the exit cancel. The agent at its defaults (heap and
+# mutex profiling on), and with both profiles off.
+bench_churn_instructions() {
+  command -v valgrind >/dev/null || { echo "(valgrind not installed: instruction counts skipped)"; echo; return; }
+  local n1=100000 n2=300000
+  [ -n "$quick" ] && n1=20000 n2=60000
+  local off="GOMETRICS_PROFILE_RATE=0 GOMETRICS_MUTEX_PROFILE_FRACTION=0"
+  echo "### realistic churn: instructions per malloc+free pair (callgrind, 1 thread)"
+  echo
+  echo "(instructions of \`bench_churn $n2\` - those of \`bench_churn $n1\`) / $((n2 - n1)); the agent at its defaults (heap and mutex profiling on), then with both profiles off."
+  echo
+  echo "| allocator | alone | with agent | added | with agent, profiling off | added |"
+  echo "|---|---|---|---|---|---|"
+  per_pair() {
+    local a b
+    a=$(instructions "$1" "$churn" "$n1")
+    b=$(instructions "$1" "$churn" "$n2")
+    awk -v a="$a" -v b="$b" -v d="$((n2 - n1))" 'BEGIN { if (a == "" || b == "") print ""; else printf "%.1f\n", (b - a) / d }'
+  }
+  local label alone with
+  local -A cache=()
+  while IFS='|' read -r label alone with; do
+    [ -n "${cache[x$alone]:-}" ] || cache[x$alone]=$(per_pair "$alone")
+    awk -v l="$label" -v a="${cache[x$alone]}" -v w="$(per_pair "$with")" -v o="$(per_pair "$with $off")" '
+      function cell(v) { return v == "" ? "not measured" : sprintf("%.1f", v) }
+      function added(v) { return v == "" || a == "" ? "" : sprintf("%+.1f", v - a) }
+      BEGIN { printf "| %s | %s | %s | %s | %s | %s |\n", l, cell(a), cell(w), added(w), cell(o), added(o) }'
+  done < <(allocators)
+  print_warnings callgrind
+  echo
+}
+
+# Whole programs, instructions with the agent over without: the system's
+# python3 with every object through malloc, sqlite3 bulk inserts and an
+# index, and a process that only starts and exits.
+bench_whole_programs() {
+  command -v valgrind >/dev/null || return 0
+  local py=10 rows=60000
+  [ -n "$quick" ] && py=2 rows=5000
+  local off="GOMETRICS_PROFILE_RATE=0 GOMETRICS_MUTEX_PROFILE_FRACTION=0" db=$tmp/bench.db
+  echo "### whole programs: instructions (callgrind)"
+  echo
+  echo "| program | no agent | with agent (default) | added | ratio | with agent, profiling off | ratio |"
+  echo "|---|---|---|---|---|---|---|"
+  local w label base n o e
+  for w in python sqlite echo; do
+    e=""
+    case $w in
+      python) label="\`PYTHONMALLOC=malloc /usr/bin/python3 alloc_heavy.py $py\`" e=PYTHONMALLOC=malloc
+              set -- /usr/bin/python3 tests/realapps/workloads/alloc_heavy.py "$py" ;;
+      sqlite) label="\`sqlite3\`: $rows rows inserted, then indexed"
+              set -- /usr/bin/sqlite3 "$db" "create table n(v); insert into n values($rows);" \
+                '.read tests/realapps/workloads/sqlite_inserts.sql' ;;
+      echo) label="\`/bin/echo hi\`"
+            set -- /bin/echo hi ;;
+    esac
+    rm -f "$db"; base=$(instructions "$e" "$@")
+    rm -f "$db"; n=$(instructions "$e LD_PRELOAD=$agent" "$@")
+    rm -f "$db"; o=$(instructions "$e LD_PRELOAD=$agent $off" "$@")
+    awk -v l="$label" -v b="$base" -v n="$n" -v o="$o" 'BEGIN {
+      printf "| %s | %d | %d | %+d | %.3fx | %d | %.3fx |\n", l, b, n, n - b, n / b, o, o / b }'
+  done
+  print_warnings
+  echo
+}
+
+# A short process (RSS, 200 runs of /bin/true, address space) and the CLI's start-up.
+bench_short_process() {
+  echo "### a short process, and the CLI (medians of $runs alternating runs)"
+  echo
+  python3 scripts/bench_process.py --agent "$agent" --build build --runs "$runs"
+  echo
+}
+
+bench_overhead() {
+  echo "Measured by \`scripts/bench.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'): $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), Linux $(uname -r), glibc $(ldd --version | head -1 | awk '{print $NF}'), load $(cut -d' ' -f1 /proc/loadavg) at the start, commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- agent collectors ipc || echo ' plus uncommitted changes'), build type $(python3 -c 'import json; print(next(o["value"] for o in json.load(open("build/meson-info/intro-buildoptions.json")) if o["name"] == "buildtype"))')."
+  echo
+  bench_churn_instructions
+  bench_whole_programs
+  bench_churn_time
+  bench_short_process
+}
+
+# Replaces what lies between the bench markers of docs/overhead.md with the
+# file $1 (creating the page, with its markers, when it is missing).
+write_overhead_doc() {
+  local doc=docs/overhead.md
+  if [ ! -f "$doc" ]; then
+    mkdir -p docs
+    printf '# Overhead\n\n%s\n\n<!-- bench:begin -->\n<!-- bench:end -->\n' \
+      'The tables below are written by `scripts/bench.sh`; a run replaces them.' >"$doc"
+  fi
+  python3 - "$doc" "$1" <<'PY'
+import sys
+doc, block = sys.argv[1], open(sys.argv[2]).read()
+text = open(doc).read()
+begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+    sys.exit(f"bench.sh: {doc} needs one {begin} followed by one {end}")
+head, rest = text.split(begin)
+open(doc, "w").write(head + begin + "\n" + block.rstrip("\n") + "\n" + end + rest.split(end, 1)[1])
+PY
+  echo "(written into $doc)" >&2
+}
+
 echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), glibc $(ldd --version | head -1 | awk '{print $NF}'), load $(cut -d' ' -f1 /proc/loadavg), $runs runs each; medians of runs unless a table says otherwise; the microbenchmarks print their fastest twentieth)"
 echo
-bench_alternatives
-bench_instructions
-bench_profile
-bench_locks
-bench_scrape
-bench_malloc_jemalloc
-bench_alloc_stats
-bench_exec
-bench_trace
+bench_overhead | tee "$tmp/overhead.md"
+[ -n "$quick" ] || write_overhead_doc "$tmp/overhead.md"
+if [ -z "$quick" ] && [ "${BENCH_ONLY:-}" != overhead ]; then
+  bench_alternatives
+  bench_instructions
+  bench_profile
+  bench_locks
+  bench_scrape
+  bench_malloc_jemalloc
+  bench_alloc_stats
+  bench_exec
+  bench_trace
+fi

@@ -2,6 +2,7 @@
 # Installs the Debian packages gometrics needs, and only those missing.
 #   scripts/setup.sh build   what building needs
 #   scripts/setup.sh test    that, plus what the test suites run for real
+#   scripts/setup.sh bench   what building needs, plus what scripts/bench.sh runs
 set -euo pipefail
 
 profile=${1:-build}
@@ -13,11 +14,15 @@ build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev lib
 test_pkgs=(perl sqlite3 git redis-server redis-tools golang-go prometheus clang libclang-rt-14-dev tmux heaptrack
   ltrace libc-devtools procps python3-prometheus-client binutils nodejs default-jdk-headless libmimalloc2.0
   libgoogle-perftools4 libtcmalloc-minimal4 libjemalloc2 systemd xz-utils util-linux)
+# scripts/bench.sh: the programs and allocators it measures under the agent,
+# and the alternatives it compares with (heaptrack, memusage, ltrace).
+bench_pkgs=(sqlite3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 heaptrack ltrace libc-devtools procps time)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;
   test) wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
-  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+  bench) wanted=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()
