@@ -17,10 +17,16 @@ using text::take_u64;
 std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf, size_t size) noexcept {
     const int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
+    const auto text = read_whole(fd, buf, size);
+    close(fd);
+    return text;
+}
+
+std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept {
     size_t n = 0;
     while (n < size) {
         const size_t want = size - n;
-        const ssize_t r = read(fd, buf + n, want);
+        const ssize_t r = pread(fd, buf + n, want, static_cast<off_t>(n));
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         n += static_cast<size_t>(r);
@@ -29,7 +35,6 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
         // there is one file per thread to read.
         if (static_cast<size_t>(r) < want) break;
     }
-    close(fd);
     if (n == 0) return std::nullopt;
     return std::string_view(buf, n);
 }

@@ -14,6 +14,9 @@ namespace gometrics::sys {
 // path), into buf; the text, or nullopt when it cannot be opened or read or
 // is empty. Longer files are truncated to the buffer.
 std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf, size_t size) noexcept;
+// The same for an open descriptor, read with pread from offset 0 (/proc and
+// cgroup files regenerate their text on every read from the start).
+std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept;
 
 // The number after "Key:" on its line of a /proc/PID/status text
 // ("VmRSS:\t  1234 kB" gives 1234: the unit is the caller's business).

@@ -76,6 +76,17 @@ TEST_CASE("sys: this process's own stat and status") {
     const auto cut = sys::read_file(AT_FDCWD, "/proc/self/stat", small, sizeof small);
     REQUIRE(cut);
     CHECK(cut->size() == sizeof small);
+    // An open descriptor is read from its start, every time.
+    const int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    const auto first = sys::read_whole(fd, buf, sizeof buf);
+    REQUIRE(first);
+    CHECK(first->substr(0, 5) == "Name:");
+    const auto again = sys::read_whole(fd, buf, sizeof buf);
+    REQUIRE(again);
+    CHECK(again->substr(0, 5) == "Name:");
+    close(fd);
+    CHECK(!sys::read_whole(-1, buf, sizeof buf));
 }
 
 TEST_CASE("sys: schedstat, three numbers") {
