@@ -12,8 +12,8 @@
 #include <cstring>
 
 #include "catalog.h"
+#include "clocks.h"
 #include "crash.h"
-#include "procfs.h"
 #include "log.h"
 #include "profile.h"
 #include "publisher.h"
@@ -78,16 +78,12 @@ bool detect_interposition() {
     return reached;
 }
 
-uint64_t realtime_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
-}
+uint64_t realtime_ns() { return sys::clock_ns(CLOCK_REALTIME); }
 
 void restart_after_fork() noexcept {
     // A child of a program that confined itself may not open files: it is
     // counted, unpublished.
-    if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed) && !collect::procfs::confined_now()) {
+    if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed) && !collect::confined_now()) {
         detail::g_start_time_ns = realtime_ns();
         publisher_start();
     }

@@ -45,6 +45,7 @@
 #include <string_view>
 
 #include "log.h"
+#include "proc.h"
 #include "real.h"
 #include "slots.h"
 
@@ -134,15 +135,8 @@ void* je_pvalloc(size_t n) noexcept {
 // Field `field` (1-based, as in proc(5)) of /proc/self/stat, or 0.
 uint64_t proc_stat_field(int field) noexcept {
     static char buf[2048];  // static: start-up may run on a small stack of the program's
-    const int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    const ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) return 0;
-    buf[n] = '\0';
-    const char* p = std::strrchr(buf, ')');  // the command name may hold spaces
-    for (int f = 2; f < field && p; ++f) p = std::strchr(p + 1, ' ');
-    return p ? std::strtoull(p + 1, nullptr, 10) : 0;
+    const auto text = sys::read_file(AT_FDCWD, "/proc/self/stat", buf, sizeof buf);
+    return text ? sys::stat_field(*text, field).value_or(0) : 0;
 }
 
 bool has_tunable() noexcept {

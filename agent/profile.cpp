@@ -28,6 +28,7 @@
 #include <iterator>
 #include <algorithm>
 
+#include "env.h"
 #include "layout.h"
 #include "log.h"
 #include "real.h"
@@ -86,16 +87,9 @@ constinit std::atomic<uint64_t> g_untracked{0};
 constinit uint64_t g_mapped = 0;
 
 uint64_t env_u64(const char* name, uint64_t fallback, uint64_t hi) {
-    const char* v = getenv(name);
-    if (!v || !*v) return fallback;
-    char* end;
-    errno = 0;
-    const unsigned long long n = strtoull(v, &end, 10);
-    if (*end || errno || n > hi) {
-        log::line({"ignoring ", name, "=", v, " (not a number in range)"});
-        return fallback;
-    }
-    return n;
+    const sys::EnvNumber v = sys::env_number(name, 0, hi);
+    if (v.status == sys::EnvNumber::kInvalid) log::line({"ignoring ", name, "=", v.text, " (not a number in range)"});
+    return v.status == sys::EnvNumber::kOk ? v.value : fallback;
 }
 
 void* map(size_t bytes) {

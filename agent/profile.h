@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "facts/agent_facts.h"
 #include "slots.h"
 
 #pragma GCC visibility push(hidden)
@@ -83,8 +84,7 @@ extern void (*g_record_changed)(uint32_t record) noexcept;
 size_t region_bytes() noexcept;  // size of the segment's profile region, 0 when off
 // Copies the stack table into the region (under the region's seqlock).
 void publish(void* region) noexcept;
-// Memory mapped for profiling (/memory/classes/profiling/buckets:bytes).
-uint64_t mapped_bytes() noexcept;
+// mapped_bytes(): facts/agent_facts.h.
 
 // In a forked child: a configuration another thread had under way will
 // never finish here; start it again from scratch.

@@ -26,10 +26,10 @@
 
 #include "agent.h"
 #include "catalog.h"
+#include "clocks.h"
 #include "kept_file.h"
 #include "log.h"
 #include "profile.h"
-#include "procfs.h"
 #include "profile_report.h"
 #include "real.h"
 #include "report.h"
@@ -42,7 +42,7 @@ namespace gometrics::agent {
 
 namespace {
 
-constexpr size_t kMaxMetrics = 256;
+using collect::kMaxMetrics;
 
 // Publisher state. Written by publisher_start() (before the thread exists)
 // and by the single writer afterwards.
@@ -80,26 +80,6 @@ constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
 constinit std::atomic<bool> g_said_no_thread{false};
 constinit std::atomic<bool> g_thread_refused{false};  // pthread_create failed for ours: never asked again
-
-uint64_t clock_ns(clockid_t c) {
-    timespec ts;
-    clock_gettime(c, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
-}
-
-// Field 22 of /proc/self/stat: tells a reused pid apart.
-// Read where a descriptor may come and go: at start-up, or at a forked
-// child's first allocation, on its only thread; through the kept file, or
-// directly when the limit on descriptors left none kept (readers need it to
-// tell the process from a dead one with the same pid).
-uint64_t read_proc_start_ticks() {
-    static char buf[1024];  // static: this may run on a small stack of the program's
-    auto text = collect::procfs::read_self(collect::procfs::Self::kStat, buf, sizeof buf);
-    if (!text) text = collect::procfs::read_file(AT_FDCWD, "/proc/self/stat", buf, sizeof buf);
-    const auto stat = text ? collect::procfs::parse_stat(*text) : std::nullopt;
-    return stat ? stat->starttime : 0;
-}
-
 
 constexpr uint32_t kSharedSlots = 256;  // threads at once with a slot readers fold; more count privately
 constexpr size_t kMaxTerms = 8192;
@@ -224,7 +204,7 @@ void take_slot_copies(State& st) {
 }
 
 void compute_and_publish(State& st, bool final = false) {
-    collect::Snapshot s{++st.seq, clock_ns(CLOCK_REALTIME), clock_ns(CLOCK_MONOTONIC)};
+    collect::Snapshot s{++st.seq, sys::clock_ns(CLOCK_REALTIME), sys::clock_ns(CLOCK_MONOTONIC)};
     take_slot_copies(st);
     for (size_t i = 0; i < st.count; ++i) st.metrics[i]->compute(s, st.words + st.word_offset[i]);
     // The profile first: a reader that asked for a fresh snapshot waits for
@@ -325,7 +305,7 @@ void publisher_create() noexcept {
     (void)g_shm_dir.open(AT_FDCWD, "/dev/shm", O_PATH | O_DIRECTORY);
     trace_restart();
     const ipc::LiveSpec live{kSharedSlots, sizeof(ThreadSlot), {st.terms, st.term_count}};
-    const int err = st.writer.create({st.specs, st.count}, getpid(), read_proc_start_ticks(), start_time_ns(),
+    const int err = st.writer.create({st.specs, st.count}, getpid(), collect::self_start_ticks(), start_time_ns(),
                                      config().interval_ms, profile::region_bytes(), st.term_count ? &live : nullptr);
     if (err != 0) {
         log::once(g_said_no_segment,
@@ -371,7 +351,7 @@ void publisher_start_thread_if_lazy() noexcept {
     const int saved_errno = errno;
     State& st = *g_state;
     // A program that confined itself may forbid what starting a thread does.
-    if (!collect::procfs::confined_now() && start_thread(st)) {
+    if (!collect::confined_now() && start_thread(st)) {
         st.writer.set_state(layout::kStatePublisherLazy, false);
         g_lazy.store(0, std::memory_order_release);
     } else {
@@ -439,7 +419,7 @@ void publisher_shutdown() noexcept {
     }
     // Files are opened and the segment removed only if the program allows
     // it: a confined one keeps its segment, where exec and gc find it.
-    const bool confined = collect::procfs::confined_now();
+    const bool confined = collect::confined_now();
     if (confined && (config().report_path || config().profile_report_path))
         log::line({"the program confined itself (seccomp): no report files"});
     // The stacks live in the agent's own tables, not in the segment: this
@@ -474,7 +454,7 @@ void publisher_crash() noexcept {
         compute_and_publish(st, true);
         st.writer.set_state(layout::kStateExited, true);
     }
-    if (collect::procfs::confined_now()) return;  // its filter may forbid what follows
+    if (collect::confined_now()) return;  // its filter may forbid what follows
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
     if (mine) st.writer.unlink(g_shm_dir.fd());

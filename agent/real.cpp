@@ -217,4 +217,6 @@ decltype(&::malloc) found_malloc() noexcept { return g_found.malloc; }
 
 }  // namespace detail
 
+void* real_malloc_address() noexcept { return reinterpret_cast<void*>(real().malloc); }
+
 }  // namespace gometrics::agent

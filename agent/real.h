@@ -13,6 +13,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "facts/agent_facts.h"
+
 // X(name): a function interposed by the agent, found with dlsym(RTLD_NEXT).
 #define GOMETRICS_REAL_FUNCTIONS(X) \
     X(malloc)                       \
@@ -109,9 +111,7 @@ size_t bootstrap_usable_size(const void* p) noexcept;
 // cannot switch, and the process stays on glibc.
 void switch_allocator_if_asked() noexcept;
 
-// The private libjemalloc's mallctl after a switch, else nullptr.
-using MallctlFn = int (*)(const char*, void*, size_t*, void*, size_t);
-MallctlFn switched_mallctl() noexcept;
+// switched_mallctl(): facts/agent_facts.h.
 // After a switch: p is one of glibc's blocks from before it.
 bool switched_glibc_owns(const void* p) noexcept;
 

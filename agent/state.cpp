@@ -1,6 +1,9 @@
 // The agent's process-wide settings, apart from the constructor that sets
 // them, so collectors and tools can link without the hooks.
 #include "agent.h"
+#include "facts/agent_facts.h"
+#include "real.h"
+#include "slots.h"
 
 namespace gometrics::agent {
 
@@ -17,5 +20,6 @@ bool malloc_interposed() noexcept { return detail::g_interposed; }
 uint64_t start_time_ns() noexcept { return detail::g_start_time_ns; }
 bool crashing() noexcept { return detail::g_crashing.load(std::memory_order_relaxed); }
 uint64_t publisher_bytes() noexcept { return detail::g_publisher_bytes.load(std::memory_order_relaxed); }
+uint64_t own_bytes() noexcept { return slot_bytes() + publisher_bytes() + detail::kArenaSize; }
 
 }  // namespace gometrics::agent

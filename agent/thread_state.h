@@ -12,19 +12,11 @@
 #include <atomic>
 #include <cstdint>
 
+#include "facts/agent_facts.h"
+
 namespace gometrics::agent {
 
-struct ThreadCounts {
-    uint64_t started;     // threads whose start routine the agent wrapped and saw begin
-    uint64_t exited;      // of those, threads that have ended
-    uint64_t stack_bytes; // stack sizes of the started threads not yet ended (see hooks_pthread.cpp)
-};
-ThreadCounts thread_counts() noexcept;
-
-// The tid of the publisher thread (0 before it starts, and in a forked
-// child until it restarts). Set by the publisher thread itself; never
-// cleared at exit, so a reader can check whether that task still exists.
-int publisher_tid() noexcept;
+// thread_counts() and publisher_tid(): facts/agent_facts.h.
 void set_publisher_tid(int tid) noexcept;
 
 namespace detail {

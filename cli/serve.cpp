@@ -15,6 +15,7 @@
 #include <zlib.h>
 
 #include "cli/emitter.h"
+#include "cli/units.h"
 
 namespace gometrics::cli::serve {
 
@@ -23,27 +24,8 @@ namespace {
 using json = nlohmann::ordered_json;
 using Clock = std::chrono::steady_clock;
 
-uint64_t realtime_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
-}
-
-double uptime_seconds(uint64_t start_time_ns) {
-    const uint64_t now = realtime_ns();
-    return now > start_time_ns ? double(now - start_time_ns) / 1e9 : 0;
-}
-
 std::string prefixed(std::string_view ns, std::string_view name) {
     return ns.empty() ? std::string(name) : fmt::format("{}_{}", ns, name);
-}
-
-std::string human_uptime(double seconds) {
-    const auto s = static_cast<uint64_t>(seconds);
-    if (s < 60) return fmt::format("{}s", s);
-    if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
-    if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
-    return fmt::format("{}d{:02}h", s / 86400, s / 3600 % 24);
 }
 
 // A process opened for this request, waiting for its fresh snapshot.

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "sys/clocks.h"
+
 namespace gometrics::cli {
 
 namespace {
@@ -81,6 +83,19 @@ std::string human(double v, std::string_view unit) {
 std::string human_rate(double per_second, std::string_view unit) {
     if (unit == "bytes" || is_time(unit) || unit.empty()) return human(per_second, unit) + "/s";
     return fmt::format("{} {}/s", human(per_second, unit), unit);
+}
+
+double uptime_seconds(uint64_t start_time_ns) {
+    const uint64_t now = sys::clock_ns(CLOCK_REALTIME);
+    return now > start_time_ns ? double(now - start_time_ns) / double(sys::kNsPerSec) : 0;
+}
+
+std::string human_uptime(double seconds) {
+    const auto s = static_cast<uint64_t>(seconds);
+    if (s < 60) return fmt::format("{}s", s);
+    if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+    if (s < 86400) return fmt::format("{}h{:02}m", s / 3600, s / 60 % 60);
+    return fmt::format("{}d{:02}h", s / 86400, s / 3600 % 24);
 }
 
 }  // namespace gometrics::cli

@@ -1,6 +1,7 @@
 // Human-friendly rendering of metric values according to their Go unit.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -23,5 +24,10 @@ namespace gometrics::cli {
 // A rate, as human() plus "/s"; other units are spelled out:
 // "12.3 MiB/s", "150ms/s", "4.1k objects/s".
 [[nodiscard]] std::string human_rate(double per_second, std::string_view unit);
+
+// Seconds since a CLOCK_REALTIME start in nanoseconds (0 for one in the
+// future), and as "42s", "3m07s", "5h02m", "2d03h".
+[[nodiscard]] double uptime_seconds(uint64_t start_time_ns);
+[[nodiscard]] std::string human_uptime(double seconds);
 
 }  // namespace gometrics::cli

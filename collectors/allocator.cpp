@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "real.h"
+#include "agent_facts.h"
 
 namespace gometrics::collect {
 
@@ -16,7 +16,7 @@ namespace {
 AllocatorBackend choose() {
     if (auto m = agent::switched_mallctl()) return jemalloc_backend(m);  // GOMETRICS_ALLOCATOR=jemalloc
     Dl_info info{};
-    void* real_malloc = reinterpret_cast<void*>(agent::real().malloc);
+    void* real_malloc = agent::real_malloc_address();
     if (!dladdr(real_malloc, &info) || !info.dli_fname) return {"unknown", nullptr};
     // The executable itself has an empty dli_fname: dlopen(NULL) is its handle.
     void* h = dlopen(*info.dli_fname ? info.dli_fname : nullptr, RTLD_LAZY | RTLD_NOLOAD);

@@ -20,12 +20,8 @@ namespace {
 // start_brk, field 47 of /proc/self/stat: where the brk heap begins.
 uintptr_t read_start_brk() {
     static char buf[2048];  // static: start-up may run on a small stack of the program's
-    const auto text = procfs::read_self(procfs::Self::kStat, buf, sizeof buf - 1);
-    if (!text) return 0;
-    buf[text->size()] = '\0';
-    const char* p = std::strrchr(buf, ')');
-    for (int f = 2; f < 47 && p; ++f) p = std::strchr(p + 1, ' ');
-    return p ? std::strtoull(p + 1, nullptr, 10) : 0;
+    const auto text = procfs::read_self(procfs::Self::kStat, buf, sizeof buf);
+    return text ? sys::stat_field(*text, 47).value_or(0) : 0;
 }
 
 // Bytes of the brk heap [start_brk, break) that no physical page backs:

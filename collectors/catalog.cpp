@@ -10,8 +10,6 @@ namespace gometrics::collect {
 
 namespace {
 
-constexpr size_t kMaxMetrics = 256;
-
 // Add a family here when you add a collector.
 constexpr std::span<const Metric> (*kFamilies[])() = {
     heap_metrics,

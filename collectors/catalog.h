@@ -29,6 +29,21 @@ void cpu_drop_files() noexcept;
 void memory_keep_files() noexcept;
 void memory_drop_files() noexcept;
 
+// Facts of the process from the kept /proc/self files (procfs.cpp), for the
+// agent as much as for the families.
+// Whether the program confined itself with seccomp, asked now: before a
+// system call of ours that a filter may forbid (opening a file, starting a
+// thread). From the kept /proc/self/status, or prctl when none is kept.
+bool confined_now() noexcept;
+// The process's start time (/proc/self/stat's field 22, clock ticks after
+// boot: tells a reused pid apart), through the kept file, or read directly
+// when none could be kept; 0 if unknown. Opens a file then: call it where a
+// descriptor may come and go (start-up, a forked child's first counted call).
+uint64_t self_start_ticks() noexcept;
+
+// How many metrics the table holds at most (the publisher's arrays too).
+inline constexpr size_t kMaxMetrics = 256;
+
 // All metrics of all families, sorted by name. Built on first call into
 // static storage (no allocation: the agent calls it).
 std::span<const Metric* const> catalog();

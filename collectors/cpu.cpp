@@ -11,6 +11,8 @@
 #include <cstring>
 
 #include "catalog.h"
+#include "cgroup.h"
+#include "clocks.h"
 #include "kept_file.h"
 #include "procfs.h"
 
@@ -18,7 +20,7 @@ namespace gometrics::collect::cpu {
 
 uint64_t quanta(uint64_t ns) noexcept {
     // Whole seconds and the rest apart: no overflow for 2^44 seconds.
-    return ((ns / 1000000000u) << 20) + ((ns % 1000000000u) << 20) / 1000000000u;
+    return ((ns / sys::kNsPerSec) << 20) + ((ns % sys::kNsPerSec) << 20) / sys::kNsPerSec;
 }
 
 void Classes::step(uint64_t user_ns, uint64_t system_ns, uint64_t capacity_ns) noexcept {
@@ -46,12 +48,6 @@ namespace gometrics::collect {
 
 namespace {
 
-uint64_t clock_ns(clockid_t c) {
-    timespec ts;
-    clock_gettime(c, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
-}
-
 // The process's CPUs: the main thread's affinity mask (the publisher's own
 // mask is a copy taken when it started).
 uint32_t affinity_cpus() {
@@ -70,33 +66,17 @@ uint32_t affinity_cpus() {
 constinit sys::KeptFile g_cpu_max;  // publisher only, opened by cpu_keep_files()
 
 void find_cpu_max() {
-    static char cg_buf[1024], mi_buf[16384];  // static: start-up may run on a small stack
-    const auto cg = procfs::read_file(AT_FDCWD, "/proc/self/cgroup", cg_buf, sizeof cg_buf);
-    const auto mi = procfs::read_file(AT_FDCWD, "/proc/self/mountinfo", mi_buf, sizeof mi_buf);
-    const auto group = cg ? procfs::cgroup_v2_path(*cg) : std::nullopt;
-    const auto mount = mi ? procfs::cgroup2_mount(*mi) : std::nullopt;
-    if (!group || !mount) return;
-    // The group is relative to the hierarchy's root; the mount shows it
-    // from mount->root (a container's namespace, say).
-    std::string_view rel = *group;
-    if (mount->root != "/" && rel.substr(0, mount->root.size()) == mount->root) rel.remove_prefix(mount->root.size());
-    const std::string_view parts[] = {mount->mount_point, rel == "/" ? std::string_view{} : rel, "/cpu.max"};
+    static char mountinfo[16384], cgroup[1024];  // static: start-up may run on a small stack
+    const auto group = sys::find_self_cgroup({}, mountinfo, sizeof mountinfo, cgroup, sizeof cgroup);
     static char path[512];
-    size_t n = 0;
-    for (std::string_view p : parts) {
-        if (p.empty()) continue;  // an empty view's data() may be null: no memcpy from it
-        if (n + p.size() >= sizeof path) return;
-        std::memcpy(path + n, p.data(), p.size());
-        n += p.size();
-    }
-    path[n] = '\0';
-    (void)g_cpu_max.open(AT_FDCWD, path, O_RDONLY);
+    if (group && sys::cgroup_file_path(*group, "cpu.max", path, sizeof path) > 0)
+        (void)g_cpu_max.open(AT_FDCWD, path, O_RDONLY);
 }
 
 std::optional<double> cgroup_limit() {
     char buf[128];
     const auto text = g_cpu_max.read(buf, sizeof buf);
-    return text ? procfs::parse_cpu_max(*text) : std::nullopt;
+    return text ? sys::parse_cpu_max(*text) : std::nullopt;
 }
 
 // sched_getaffinity is not ours to call once the program confined itself:
@@ -119,7 +99,7 @@ Integrator g_cpu;
 
 cpu::Classes compute_classes(const Snapshot& s) {
     const procfs::Usage& ru = procfs::self_usage(s);
-    const uint64_t now = clock_ns(CLOCK_BOOTTIME);
+    const uint64_t now = sys::clock_ns(CLOCK_BOOTTIME);
     const uint64_t procs = g_gomaxprocs.get(s);
     uint64_t since;
     if (g_cpu.pid != getpid()) {
@@ -128,7 +108,7 @@ cpu::Classes compute_classes(const Snapshot& s) {
         g_cpu = Integrator{};
         g_cpu.pid = getpid();
         const procfs::SelfStatus& st = procfs::self_status(s);
-        const uint64_t start_ns = st.ok ? st.stat.starttime * (1000000000ULL / uint64_t(sysconf(_SC_CLK_TCK))) : now;
+        const uint64_t start_ns = st.ok ? sys::ticks_to_ns(st.stat.starttime) : now;
         since = start_ns < now ? start_ns : now;
     } else {
         since = g_cpu.last_boottime_ns;

@@ -5,8 +5,7 @@
 #include <array>
 #include <cstddef>
 
-#include "agent.h"
-#include "slots.h"
+#include "agent_facts.h"
 
 namespace gometrics::collect {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "buckets.h"
+#include "agent_facts.h"  // buckets.h, with the counters
 #include "metric.h"
 
 namespace gometrics::collect {

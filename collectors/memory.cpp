@@ -19,15 +19,15 @@
 #include <limits>
 #include <string_view>
 
-#include "agent.h"
+#include "agent_facts.h"
 #include "allocator.h"
 #include "catalog.h"
+#include "cgroup.h"
+#include "clocks.h"
 #include "heap.h"
 #include "kept_file.h"
 #include "metric.h"
 #include "procfs.h"
-#include "real.h"
-#include "slots.h"
 
 namespace gometrics::collect {
 
@@ -43,7 +43,7 @@ bool have_allocator_stats() { return allocator().read != nullptr; }
 
 // Memory the agent holds for itself: thread slots, the publisher's state,
 // values buffer and segment, and the bootstrap arena.
-uint64_t agent_bytes() { return agent::slot_bytes() + agent::publisher_bytes() + agent::detail::kArenaSize; }
+uint64_t agent_bytes() { return agent::own_bytes(); }
 
 // The allocator's figures, at most 1% of the time when they are costly.
 // mallinfo2 walks every free chunk of every arena, each under its arena's
@@ -59,11 +59,9 @@ AllocatorStats allocator_stats(const Snapshot& s) {
     const auto read = allocator().read;
     // Confined: the back-end's brk and mincore may be what the filter forbids.
     if (!read || s.monotonic_ns < next_ns || agent::crashing() || procfs::self_status(s).confined) return last;
-    timespec t0, t1;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    const uint64_t t0 = sys::clock_ns(CLOCK_THREAD_CPUTIME_ID);
     if (!read(last)) last = {};
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-    const int64_t took = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+    const int64_t took = static_cast<int64_t>(sys::clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0);
     next_ns = took >= 1000000 ? s.monotonic_ns + 100 * static_cast<uint64_t>(took) : 0;
     return last;
 }
@@ -133,78 +131,6 @@ void total(const Snapshot& s, uint64_t* out) { *out = g_classes.get(s).total; }
 
 constexpr uint64_t kNoLimit = std::numeric_limits<int64_t>::max();  // Go's "no limit" for gomemlimit
 
-// Reads a small file into buf (NUL-terminated); false if it cannot.
-bool read_file(const char* path, char* buf, size_t cap) {
-    const auto text = procfs::read_file(AT_FDCWD, path, buf, cap - 1);
-    buf[text ? text->size() : 0] = '\0';
-    return text.has_value();
-}
-
-// The i-th space-separated field of a line (0-based).
-std::string_view field(std::string_view line, int i) {
-    for (; i > 0; --i) {
-        const size_t sp = line.find(' ');
-        if (sp == line.npos) return {};
-        line.remove_prefix(sp + 1);
-    }
-    return line.substr(0, line.find(' '));
-}
-
-bool has_word(std::string_view list, std::string_view word) {
-    while (!list.empty()) {
-        const size_t comma = list.find(',');
-        if (list.substr(0, comma) == word) return true;
-        if (comma == list.npos) break;
-        list.remove_prefix(comma + 1);
-    }
-    return false;
-}
-
-// Where this process's memory cgroup lives: the mount point of the
-// hierarchy (cgroup2, or cgroup v1's memory controller on a hybrid host)
-// joined with the process's path in it, and the file holding the limit.
-struct CgroupDir {
-    char path[1024];
-    size_t mount_len;  // path[0, mount_len) is the mount point: the walk stops there
-    const char* file;  // "memory.max" (v2) or "memory.limit_in_bytes" (v1)
-};
-
-bool find_cgroup(CgroupDir& out) {
-    static char mountinfo[1 << 16], cgroup[4096];
-    if (!read_file("/proc/self/mountinfo", mountinfo, sizeof mountinfo) ||
-        !read_file("/proc/self/cgroup", cgroup, sizeof cgroup))
-        return false;
-    std::string_view v2_mount, v1_mount, v2_path, v1_path;
-    for (std::string_view rest = mountinfo; !rest.empty();) {
-        const std::string_view line = rest.substr(0, rest.find('\n'));
-        rest.remove_prefix(std::min(rest.size(), line.size() + 1));
-        const size_t dash = line.find(" - ");
-        if (dash == line.npos) continue;
-        const std::string_view tail = line.substr(dash + 3);
-        if (field(tail, 0) == "cgroup2" && v2_mount.empty()) v2_mount = field(line, 4);
-        if (field(tail, 0) == "cgroup" && has_word(field(tail, 2), "memory")) v1_mount = field(line, 4);
-    }
-    for (std::string_view rest = cgroup; !rest.empty();) {
-        const std::string_view line = rest.substr(0, rest.find('\n'));
-        rest.remove_prefix(std::min(rest.size(), line.size() + 1));
-        const size_t a = line.find(':'), b = line.find(':', a + 1);
-        if (a == line.npos || b == line.npos) continue;
-        const std::string_view controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
-        if (line.substr(0, a) == "0" && controllers.empty()) v2_path = path;
-        if (has_word(controllers, "memory")) v1_path = path;
-    }
-    // A v1 memory controller, when mounted, is where the limit is enforced.
-    const bool v1 = !v1_mount.empty() && !v1_path.empty();
-    const std::string_view mount = v1 ? v1_mount : v2_mount, path = v1 ? v1_path : v2_path;
-    if (mount.empty() || path.empty() || mount.size() + path.size() >= sizeof out.path) return false;
-    std::memcpy(out.path, mount.data(), mount.size());
-    std::memcpy(out.path + mount.size(), path.data(), path.size());
-    out.path[mount.size() + path.size()] = '\0';
-    out.mount_len = mount.size();
-    out.file = v1 ? "memory.limit_in_bytes" : "memory.max";
-    return true;
-}
-
 // The limit files on the way from the process's cgroup to the root of its
 // hierarchy, found and kept at start-up: a process rarely changes cgroups,
 // and the agent opens nothing later.
@@ -212,32 +138,25 @@ constexpr size_t kMaxLevels = 8;
 constinit sys::KeptFile g_limit_files[kMaxLevels];
 
 void keep_limit_files() {
-    static CgroupDir d;  // static: start-up may run on a small stack
-    if (!find_cgroup(d)) return;
-    size_t kept = 0;
-    for (size_t len = std::strlen(d.path); len >= d.mount_len && kept < kMaxLevels;) {
-        static char file[1100];
-        d.path[len] = '\0';
-        std::strcpy(file, d.path);
-        std::strcat(file, "/");
-        std::strcat(file, d.file);
-        if (g_limit_files[kept].open(AT_FDCWD, file, O_RDONLY) == 0) ++kept;
-        const char* slash = std::strrchr(d.path, '/');
-        if (!slash || static_cast<size_t>(slash - d.path) < d.mount_len) break;
-        len = static_cast<size_t>(slash - d.path);
+    static char mountinfo[1 << 16], cgroup[4096], file[1100];  // static: start-up may run on a small stack
+    auto d = sys::find_self_cgroup("memory", mountinfo, sizeof mountinfo, cgroup, sizeof cgroup);
+    if (!d) return;
+    const char* const name = d->v1 ? "memory.limit_in_bytes" : "memory.max";
+    for (size_t kept = 0; kept < kMaxLevels;) {
+        if (sys::cgroup_file_path(*d, name, file, sizeof file) > 0 && g_limit_files[kept].open(AT_FDCWD, file, O_RDONLY) == 0)
+            ++kept;
+        if (d->path.empty()) break;  // the hierarchy's root (as this process sees it) done
+        d->path = d->path.substr(0, d->path.rfind('/'));
     }
 }
 
-// The tightest of those limits ("max", or v1's page-rounded LONG_MAX: none).
+// The tightest of those limits.
 uint64_t cgroup_limit() {
     uint64_t limit = kNoLimit;
     for (sys::KeptFile& f : g_limit_files) {
         char value[64];
-        const auto text = f.read(value, sizeof value - 1);
-        if (!text || text->empty() || (*text)[0] < '0' || (*text)[0] > '9') continue;
-        value[text->size()] = '\0';
-        const uint64_t v = std::strtoull(value, nullptr, 10);
-        if (v < 0x7ffffffffffff000ULL) limit = std::min(limit, v);
+        const auto text = f.read(value, sizeof value);
+        if (const auto v = text ? sys::parse_memory_limit(*text) : std::nullopt) limit = std::min(limit, *v);
     }
     return limit;
 }
@@ -250,7 +169,7 @@ void limit(const Snapshot& s, uint64_t* out) {
         value = cgroup_limit();
         rlimit as{};
         if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) value = std::min<uint64_t>(value, as.rlim_cur);
-        next_ns = s.monotonic_ns + 1000000000ULL;
+        next_ns = s.monotonic_ns + sys::kNsPerSec;
     }
     *out = value;
 }

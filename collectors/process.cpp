@@ -2,11 +2,11 @@
 // at publish time (/proc/self/status, /proc/self/fd, getrusage).
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "catalog.h"
+#include "dirwalk.h"
 #include "kept_file.h"
 #include "procfs.h"
 
@@ -22,17 +22,7 @@ uint64_t count_fds(const Snapshot& s) {
     if (dir < 0) return 0;
     uint64_t n = 0;
     alignas(8) static char buf[8192];  // publisher only; static: this may run on a small stack of the program's
-    for (;;) {
-        const long got = syscall(SYS_getdents64, dir, buf, sizeof buf);
-        if (got <= 0) break;
-        for (long off = 0; off < got;) {
-            unsigned short reclen;
-            __builtin_memcpy(&reclen, buf + off + 16, sizeof reclen);  // struct linux_dirent64's d_reclen
-            const char* name = buf + off + 19;
-            if (name[0] != '.') ++n;
-            off += reclen;
-        }
-    }
+    sys::for_each_dirent(dir, buf, sizeof buf, [&](const char* name) { n += name[0] != '.'; });
     const uint64_t ours = static_cast<uint64_t>(sys::kept_count());
     return n > ours ? n - ours : 0;
 }

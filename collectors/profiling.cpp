@@ -1,6 +1,6 @@
 // The profiler's own footprint, as Go reports its profiling buckets.
 #include "catalog.h"
-#include "profile.h"
+#include "agent_facts.h"
 
 namespace gometrics::collect {
 

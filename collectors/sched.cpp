@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,8 +11,9 @@
 #include <cstring>
 
 #include "catalog.h"
+#include "dirwalk.h"
 #include "procfs.h"
-#include "thread_state.h"
+#include "agent_facts.h"
 
 namespace gometrics::collect::sched {
 
@@ -93,33 +93,25 @@ bool update(const Snapshot& s) {
     if (alone) {
         char text[128];
         if (const auto t = procfs::read_self(procfs::Self::kSchedstat, text, sizeof text))
-            if (const auto ss = procfs::parse_schedstat(*t)) g_latencies.live(getpid(), ss->wait_ns, ss->timeslices);
+            if (const auto ss = sys::parse_schedstat(*t)) g_latencies.live(getpid(), ss->wait_ns, ss->timeslices);
     }
     const int dir = alone || st.confined ? -1 : procfs::self_dir(procfs::Self::kTaskDir);
     if (dir >= 0) {
         const int publisher = agent::publisher_tid();
         alignas(8) static char dents[16384];  // publisher only; static: small stacks of the program's
-        for (;;) {
-            const long got = syscall(SYS_getdents64, dir, dents, sizeof dents);
-            if (got <= 0) break;
-            for (long off = 0; off < got;) {
-                unsigned short reclen;
-                __builtin_memcpy(&reclen, dents + off + 16, sizeof reclen);  // struct linux_dirent64's d_reclen
-                const char* name = dents + off + 19;
-                off += reclen;
-                if (name[0] < '0' || name[0] > '9') continue;
-                const int tid = atoi(name);
-                if (tid == publisher) continue;
-                char path[48], text[128];
-                const size_t len = strlen(name);
-                if (len + sizeof "/schedstat" > sizeof path) continue;
-                std::memcpy(path, name, len);
-                std::memcpy(path + len, "/schedstat", sizeof "/schedstat");
-                // A thread that ended since the listing has no file: skipped.
-                if (const auto t = procfs::read_file(dir, path, text, sizeof text))
-                    if (const auto ss = procfs::parse_schedstat(*t)) g_latencies.live(tid, ss->wait_ns, ss->timeslices);
-            }
-        }
+        sys::for_each_dirent(dir, dents, sizeof dents, [&](const char* name) {
+            if (name[0] < '0' || name[0] > '9') return;
+            const int tid = atoi(name);
+            if (tid == publisher) return;
+            char path[48], text[128];
+            const size_t len = strlen(name);
+            if (len + sizeof "/schedstat" > sizeof path) return;
+            std::memcpy(path, name, len);
+            std::memcpy(path + len, "/schedstat", sizeof "/schedstat");
+            // A thread that ended since the listing has no file: skipped.
+            if (const auto t = sys::read_file(dir, path, text, sizeof text))
+                if (const auto ss = sys::parse_schedstat(*t)) g_latencies.live(tid, ss->wait_ns, ss->timeslices);
+        });
     }
     g_latencies.end();
     return true;
@@ -129,8 +121,8 @@ static_assert(std::is_trivially_destructible_v<sched::Latencies>, "see sched_lat
 
 bool have_schedstat() {
     char buf[128];
-    const auto t = procfs::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
-    return t && procfs::parse_schedstat(*t);
+    const auto t = sys::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
+    return t && sys::parse_schedstat(*t);
 }
 
 void total(const Snapshot& s, uint64_t* out) {

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "buckets.h"
+#include "agent_facts.h"  // buckets.h, with the counters
 
 namespace gometrics::collect::sched {
 

@@ -4,7 +4,7 @@
 #include <cstddef>
 
 #include "catalog.h"
-#include "slots.h"
+#include "agent_facts.h"
 
 namespace gometrics::collect {
 

@@ -9,7 +9,7 @@
 
 #include "catalog.h"
 #include "procfs.h"
-#include "thread_state.h"
+#include "agent_facts.h"
 
 namespace gometrics::collect {
 

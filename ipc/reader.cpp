@@ -1,11 +1,11 @@
-// The reader library; see reader.h. Everything read from the segment is
+// The reader library's segment protocol: mapping a segment, validating it
+// and reading coherent snapshots; see reader.h (finding processes and their
+// segments is processes.cpp's). Everything read from the segment is
 // untrusted: a truncated, zeroed, foreign or corrupt segment is an Error.
 #include "reader.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <signal.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -20,8 +20,8 @@
 #include <cstddef>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 
+#include "clocks.h"
 #include "layout.h"
 #include "seqlock.h"
 
@@ -39,8 +39,6 @@ const char* to_string(ValueKind k) noexcept {
     return "bad";
 }
 
-std::string segment_path(int pid) { return "/dev/shm/" + std::string(kShmPrefix) + std::to_string(pid); }
-
 namespace {
 
 Error err(const std::string& path, const std::string& what) { return Error{path + ": " + what}; }
@@ -57,71 +55,7 @@ bool valid_name(std::string_view n) {
     return n.size() >= 3 && n.front() == '/' && n.find(':') != std::string_view::npos && clean_text(n);
 }
 
-// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or 0.
-uint64_t proc_start_ticks(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string line;
-    if (!std::getline(f, line)) return 0;
-    const auto paren = line.rfind(')');  // comm may hold spaces and parens
-    if (paren == std::string::npos) return 0;
-    size_t pos = paren + 2;
-    for (int field = 3; field < 22; ++field) {
-        pos = line.find(' ', pos);
-        if (pos == std::string::npos) return 0;
-        ++pos;
-    }
-    return std::strtoull(line.c_str() + pos, nullptr, 10);
-}
-
-std::string read_comm(int pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
-    std::string s;
-    std::getline(f, s);
-    return s;
-}
-
-bool pid_exists(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
-
-// Whether the process still maps its segment. The authoritative test: a
-// process that exec'd a program without the agent keeps its pid and start
-// time but drops the mapping (exec runs no destructor to remove the name).
-// When its maps cannot be read (another user's), assume it does.
-bool maps_segment(int pid, const std::string& segment) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/maps");
-    if (!f) return true;
-    for (std::string line; std::getline(f, line);)
-        if (line.size() >= segment.size() && line.compare(line.size() - segment.size(), segment.size(), segment) == 0)
-            return true;
-    return false;
-}
-
-// The process that wrote the segment still runs: same pid, same start
-// time (not a reused pid), and its image still maps the segment.
-bool is_live(int pid, uint64_t start_ticks, const std::string& segment) {
-    return pid_exists(pid) && proc_start_ticks(pid) == start_ticks && maps_segment(pid, segment);
-}
-
 }  // namespace
-
-Result<Reader> Reader::open(int pid) {
-    if (pid <= 0) return Error{"invalid pid " + std::to_string(pid)};
-    const std::string path = segment_path(pid);
-    int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        const int e = errno;
-        if (e == ENOENT)
-            return Error{pid_exists(pid) ? "process " + std::to_string(pid) + " is not instrumented (no " + path + ")"
-                                         : "no process " + std::to_string(pid)};
-        if (e == EACCES) return err(path, "permission denied (the segment belongs to another user)");
-        return err(path, std::strerror(e));
-    }
-    auto r = map_and_validate(fd, path, pid);
-    if (r && !is_live(pid, r->proc_start_ticks(), path))
-        return Error{"process " + std::to_string(pid) + " has exited (its stale segment " + path +
-                     " is removed by `gometrics-cli gc`)"};
-    return r;
-}
 
 Result<Reader> Reader::open_path(const std::string& path, int expected_pid) {
     int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
@@ -380,6 +314,8 @@ uint32_t Reader::state() const {
     return std::atomic_ref<uint32_t>(h->state).load(std::memory_order_acquire);
 }
 
+bool Reader::exited() const { return (state() & kStateExited) != 0; }
+
 namespace {
 constexpr int kLazyWaitMs = 20;
 }  // namespace
@@ -463,9 +399,7 @@ Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
     snap.seq = (*words)[0];
     snap.time_ns = (*words)[1];
     if (!live_.value_word.empty()) {
-        timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        snap.live_time_ns = uint64_t(now.tv_sec) * 1000000000ULL + uint64_t(now.tv_nsec);
+        snap.live_time_ns = sys::clock_ns(CLOCK_REALTIME);
     }
     snap.values.reserve(descs_.size());
     for (size_t i = 0; i < descs_.size(); ++i) snap.values.push_back(decode(i, *words));
@@ -485,9 +419,7 @@ Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
     ProfileHeader h;
     std::memcpy(&h, words.data(), sizeof h);
     Profile p;
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    p.time_ns = uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+    p.time_ns = sys::clock_ns(CLOCK_REALTIME);
     p.heap_rate = h.heap_rate;
     p.mutex_fraction = h.mutex_fraction;
     p.dropped_samples = h.dropped_samples;
@@ -517,47 +449,6 @@ Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
         p.stacks.push_back(std::move(st));
     }
     return p;
-}
-
-std::vector<ProcessInfo> list_processes() {
-    std::vector<ProcessInfo> out;
-    DIR* d = opendir("/dev/shm");
-    if (!d) return out;
-    const std::string prefix = kShmPrefix;
-    while (dirent* e = readdir(d)) {
-        const std::string name = e->d_name;
-        if (name.compare(0, prefix.size(), prefix) != 0) continue;
-        const std::string digits = name.substr(prefix.size());
-        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
-        ProcessInfo p;
-        p.pid = std::stoi(digits);
-        p.segment = "/dev/shm/" + name;
-        if (auto r = Reader::open_path(p.segment, p.pid)) {
-            p.readable = true;
-            p.start_time_ns = r->start_time_ns();
-            p.alive = is_live(p.pid, r->proc_start_ticks(), p.segment);
-        } else {
-            // Unreadable (another user's, or corrupt): alive is all we can tell.
-            p.alive = pid_exists(p.pid);
-        }
-        if (p.alive) p.command = read_comm(p.pid);
-        out.push_back(std::move(p));
-    }
-    closedir(d);
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
-    return out;
-}
-
-Result<int> remove_stale_segments() {
-    int removed = 0;
-    for (const auto& p : list_processes()) {
-        if (p.alive) continue;
-        if (::unlink(p.segment.c_str()) == 0)
-            ++removed;
-        else if (errno != ENOENT)
-            return Error{p.segment + ": " + std::strerror(errno)};
-    }
-    return removed;
 }
 
 }  // namespace gometrics

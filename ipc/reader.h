@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "metrics.h"
+#include "processes.h"
 #include "result.h"
 
 namespace gometrics {
@@ -78,7 +79,9 @@ public:
     uint64_t start_time_ns() const { return start_time_ns_; }
     uint64_t proc_start_ticks() const { return proc_start_ticks_; }
     uint32_t interval_ms() const { return interval_ms_; }
-    uint32_t state() const;  // layout::State bits, read now
+    uint32_t state() const;  // layout::State bits, read now (exited() says the same without them)
+    // The agent said, at the process's exit, that it published its last snapshot.
+    bool exited() const;
 
     // Every metric the process publishes, sorted by name (Go's All()).
     const std::vector<Description>& All() const { return descs_; }
@@ -153,21 +156,5 @@ private:
     std::vector<std::vector<double>> bounds_;  // per metric, empty for scalars
     std::unordered_map<std::string, size_t> index_;
 };
-
-// A process that has (or had) a segment in /dev/shm.
-struct ProcessInfo {
-    int pid = 0;
-    std::string command;  // /proc/PID/comm, empty when dead
-    uint64_t start_time_ns = 0;
-    bool alive = false;     // the same process still runs (pid and start time match)
-    bool readable = false;  // we may open its segment
-    std::string segment;    // path in /dev/shm
-};
-
-// Every gometrics segment visible in /dev/shm, sorted by pid.
-std::vector<ProcessInfo> list_processes();
-// Removes segments whose process is gone. Returns how many, or an error.
-Result<int> remove_stale_segments();
-std::string segment_path(int pid);
 
 }  // namespace gometrics

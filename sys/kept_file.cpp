@@ -1,6 +1,8 @@
 // Descriptors kept out of the program's way; see kept_file.h.
 #include "kept_file.h"
 
+#include "proc.h"
+
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -82,17 +84,7 @@ bool KeptFile::lost_now() noexcept {
 std::optional<std::string_view> KeptFile::read(char* buf, size_t size) noexcept {
     const int f = fd();
     if (f < 0) return std::nullopt;
-    size_t n = 0;
-    while (n < size) {
-        const size_t want = size - n;
-        const ssize_t r = pread(f, buf + n, want, static_cast<off_t>(n));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) break;
-        n += static_cast<size_t>(r);
-        if (static_cast<size_t>(r) < want) break;  // /proc gives all it has when it fits
-    }
-    if (n == 0) return std::nullopt;
-    return std::string_view(buf, n);
+    return read_whole(f, buf, size);
 }
 
 void KeptFile::close() noexcept {

@@ -1,70 +1,11 @@
-// Pure parts of the threads, cpu and sched families: /proc and cgroup
-// parsers, the CPU sum rule, Go's GOMAXPROCS rule, schedstat folding.
+// Pure parts of the threads, cpu and sched families: the CPU sum rule, Go's
+// GOMAXPROCS rule, schedstat folding (the /proc parsers are sys's: test_sys.cpp).
 #include <catch2/catch.hpp>
 
 #include "cpu.h"
-#include "procfs.h"
 #include "sched_latencies.h"
 
 using namespace gometrics::collect;
-
-TEST_CASE("status fields: the number after the key, whole keys only") {
-    const std::string_view s =
-        "Name:\tcat\nThreadsX:\t9\nThreads:\t51\nVmRSS:\t    3508 kB\nvoluntary_ctxt_switches:\t12\n"
-        "nonvoluntary_ctxt_switches:\t3";
-    CHECK(procfs::status_field(s, "Threads") == 51u);
-    CHECK(procfs::status_field(s, "VmRSS") == 3508u);
-    CHECK(procfs::status_field(s, "nonvoluntary_ctxt_switches") == 3u);
-    CHECK(procfs::status_field(s, "voluntary_ctxt_switches") == 12u);
-    CHECK(!procfs::status_field(s, "VmSwap"));
-    CHECK(!procfs::status_field(s, "Name"));  // not a number
-    CHECK(!procfs::status_field("", "Threads"));
-}
-
-TEST_CASE("stat: fields counted after the command name, whatever it holds") {
-    const std::string_view s =
-        "4242 (a) b (c) S 1 4242 4242 34816 4242 4194304 1500 0 7 0 250 31 0 0 20 0 3 0 987654 1000 200 "
-        "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
-    const auto st = procfs::parse_stat(s);
-    REQUIRE(st);
-    CHECK(st->minflt == 1500);
-    CHECK(st->majflt == 7);
-    CHECK(st->utime == 250);
-    CHECK(st->stime == 31);
-    CHECK(st->num_threads == 3);
-    CHECK(st->starttime == 987654);
-    CHECK(!procfs::parse_stat("4242 (truncated) S 1 2 3"));
-    CHECK(!procfs::parse_stat("no parenthesis"));
-    CHECK(!procfs::parse_stat("1 (x) S 1 1 1 1 1 1 oops 0 7 0 250 31 0 0 20 0 3 0 5 1"));
-}
-
-TEST_CASE("schedstat: three numbers") {
-    const auto ss = procfs::parse_schedstat("123 456 7\n");
-    REQUIRE(ss);
-    CHECK(ss->run_ns == 123);
-    CHECK(ss->wait_ns == 456);
-    CHECK(ss->timeslices == 7);
-    CHECK(!procfs::parse_schedstat("123 456"));
-    CHECK(!procfs::parse_schedstat("x y z"));
-}
-
-TEST_CASE("cgroup v2: group, mount and cpu.max") {
-    CHECK(procfs::cgroup_v2_path("12:cpu:/a\n0::/user.slice/app.scope\n") == std::string_view("/user.slice/app.scope"));
-    CHECK(!procfs::cgroup_v2_path("1:cpu:/\n"));
-    const std::string_view mi =
-        "22 1 0:20 / /sys/fs/cgroup/cpu rw,relatime shared:7 - cgroup cgroup rw,cpu\n"
-        "35 25 0:30 /kube/pod1 /sys/fs/cgroup rw,nosuid shared:9 master:3 - cgroup2 cgroup2 rw,nsdelegate\n";
-    const auto m = procfs::cgroup2_mount(mi);
-    REQUIRE(m);
-    CHECK(m->root == "/kube/pod1");
-    CHECK(m->mount_point == "/sys/fs/cgroup");
-    CHECK(!procfs::cgroup2_mount("22 1 0:20 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"));
-    CHECK(procfs::parse_cpu_max("150000 100000\n") == 1.5);
-    CHECK(!procfs::parse_cpu_max("max 100000\n"));
-    CHECK(!procfs::parse_cpu_max("150000 0\n"));
-    CHECK(!procfs::parse_cpu_max("15x0 100000\n"));
-    CHECK(!procfs::parse_cpu_max(""));
-}
 
 TEST_CASE("gomaxprocs: affinity, lowered to the cgroup limit rounded up, at least 2") {
     CHECK(cpu::gomaxprocs(8, std::nullopt) == 8);

@@ -16,6 +16,8 @@
 #include <zlib.h>
 
 #include "cli/serve.h"
+#include "cli/units.h"
+#include "sys/clocks.h"
 #include "reader.h"
 #include "writer.h"
 
@@ -237,4 +239,16 @@ TEST_CASE("serve gzips for clients that accept it, and only for them") {
     out.resize(out.size() - z.avail_out);
     inflateEnd(&z);
     CHECK(out == page);
+}
+
+TEST_CASE("uptime: seconds since a start, and how ps and the status page show them") {
+    const uint64_t now = sys::clock_ns(CLOCK_REALTIME);
+    const double up = uptime_seconds(now - 90 * sys::kNsPerSec);
+    CHECK(up >= 90);
+    CHECK(up < 90 + 60);
+    CHECK(uptime_seconds(now + 3600 * sys::kNsPerSec) == 0);  // a start in the future
+    CHECK(human_uptime(42.9) == "42s");
+    CHECK(human_uptime(187) == "3m07s");
+    CHECK(human_uptime(5 * 3600 + 120) == "5h02m");
+    CHECK(human_uptime(2 * 86400 + 3 * 3600) == "2d03h");
 }

@@ -1,0 +1,3 @@
+// The collectors' face to the agent; see catalog.h here.
+#pragma once
+#include "../metric.h"

@@ -1,0 +1,126 @@
+// The reader library's process discovery: which processes publish a
+// segment, where it is, and whether the process that wrote it still runs;
+// see processes.h. The segment protocol itself is reader.cpp's.
+#include "processes.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+
+#include "layout.h"
+#include "proc.h"
+#include "reader.h"
+
+namespace gometrics {
+
+std::string segment_path(int pid) { return "/dev/shm/" + std::string(layout::kShmPrefix) + std::to_string(pid); }
+
+namespace {
+
+std::string proc_path(int pid, const char* file) { return "/proc/" + std::to_string(pid) + "/" + file; }
+
+// Field 22 of /proc/PID/stat (start time in clock ticks since boot), or 0.
+uint64_t proc_start_ticks(int pid) {
+    char buf[4096];
+    const auto text = sys::read_file(AT_FDCWD, proc_path(pid, "stat").c_str(), buf, sizeof buf);
+    const auto st = text ? sys::parse_stat(*text) : std::nullopt;
+    return st ? st->starttime : 0;
+}
+
+std::string read_comm(int pid) {
+    char buf[64];
+    const auto text = sys::read_file(AT_FDCWD, proc_path(pid, "comm").c_str(), buf, sizeof buf);
+    if (!text) return {};
+    return std::string(text->substr(0, text->find('\n')));
+}
+
+bool pid_exists(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
+
+// Whether the process still maps its segment. The authoritative test: a
+// process that exec'd a program without the agent keeps its pid and start
+// time but drops the mapping (exec runs no destructor to remove the name).
+// When its maps cannot be read (another user's), assume it does.
+bool maps_segment(int pid, const std::string& segment) {
+    std::ifstream f(proc_path(pid, "maps"));  // can be long: a line at a time
+    if (!f) return true;
+    for (std::string line; std::getline(f, line);)
+        if (const auto m = sys::parse_maps_line(line); m && m->path == segment) return true;
+    return false;
+}
+
+// The process that wrote the segment still runs: same pid, same start
+// time (not a reused pid), and its image still maps the segment.
+bool is_live(int pid, uint64_t start_ticks, const std::string& segment) {
+    return pid_exists(pid) && proc_start_ticks(pid) == start_ticks && maps_segment(pid, segment);
+}
+
+}  // namespace
+
+Result<Reader> Reader::open(int pid) {
+    if (pid <= 0) return Error{"invalid pid " + std::to_string(pid)};
+    const std::string path = segment_path(pid);
+    int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        const int e = errno;
+        if (e == ENOENT)
+            return Error{pid_exists(pid) ? "process " + std::to_string(pid) + " is not instrumented (no " + path + ")"
+                                         : "no process " + std::to_string(pid)};
+        if (e == EACCES) return Error{path + ": permission denied (the segment belongs to another user)"};
+        return Error{path + ": " + std::strerror(e)};
+    }
+    auto r = map_and_validate(fd, path, pid);
+    if (r && !is_live(pid, r->proc_start_ticks(), path))
+        return Error{"process " + std::to_string(pid) + " has exited (its stale segment " + path +
+                     " is removed by `gometrics-cli gc`)"};
+    return r;
+}
+
+std::vector<ProcessInfo> list_processes() {
+    std::vector<ProcessInfo> out;
+    DIR* d = opendir("/dev/shm");
+    if (!d) return out;
+    const std::string prefix = layout::kShmPrefix;
+    while (dirent* e = readdir(d)) {
+        const std::string name = e->d_name;
+        if (name.compare(0, prefix.size(), prefix) != 0) continue;
+        const std::string digits = name.substr(prefix.size());
+        if (digits.empty() || digits.size() > 9 || !std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+        ProcessInfo p;
+        p.pid = std::stoi(digits);
+        p.segment = "/dev/shm/" + name;
+        if (auto r = Reader::open_path(p.segment, p.pid)) {
+            p.readable = true;
+            p.start_time_ns = r->start_time_ns();
+            p.alive = is_live(p.pid, r->proc_start_ticks(), p.segment);
+        } else {
+            // Unreadable (another user's, or corrupt): alive is all we can tell.
+            p.alive = pid_exists(p.pid);
+        }
+        if (p.alive) p.command = read_comm(p.pid);
+        out.push_back(std::move(p));
+    }
+    closedir(d);
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
+    return out;
+}
+
+Result<int> remove_stale_segments() {
+    int removed = 0;
+    for (const auto& p : list_processes()) {
+        if (p.alive) continue;
+        if (::unlink(p.segment.c_str()) == 0)
+            ++removed;
+        else if (errno != ENOENT)
+            return Error{p.segment + ": " + std::strerror(errno)};
+    }
+    return removed;
+}
+
+}  // namespace gometrics

@@ -1,0 +1,31 @@
+// The reader library's process discovery: the processes that publish a
+// segment in /dev/shm, and whether each still runs (the same pid, the same
+// start time, and the segment still mapped). Reader::open(pid) checks the
+// same before it hands out a reader. Included by reader.h.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "result.h"
+
+namespace gometrics {
+
+// A process that has (or had) a segment in /dev/shm.
+struct ProcessInfo {
+    int pid = 0;
+    std::string command;  // /proc/PID/comm, empty when dead
+    uint64_t start_time_ns = 0;
+    bool alive = false;     // the same process still runs (pid and start time match)
+    bool readable = false;  // we may open its segment
+    std::string segment;    // path in /dev/shm
+};
+
+// Every gometrics segment visible in /dev/shm, sorted by pid.
+std::vector<ProcessInfo> list_processes();
+// Removes segments whose process is gone. Returns how many, or an error.
+Result<int> remove_stale_segments();
+std::string segment_path(int pid);
+
+}  // namespace gometrics

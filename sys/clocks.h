@@ -1,0 +1,31 @@
+// Clocks in nanoseconds: the one conversion from the kernel's timespec,
+// timeval and clock ticks. Inline: the lock hooks time contended waits.
+#pragma once
+
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+namespace gometrics::sys {
+
+inline constexpr uint64_t kNsPerSec = 1000000000;
+
+constexpr uint64_t to_ns(const timespec& t) noexcept { return uint64_t(t.tv_sec) * kNsPerSec + uint64_t(t.tv_nsec); }
+constexpr uint64_t to_ns(const timeval& t) noexcept { return uint64_t(t.tv_sec) * kNsPerSec + uint64_t(t.tv_usec) * 1000; }
+
+// The clock's time now (0 if the clock is not there: never on Linux).
+inline uint64_t clock_ns(clockid_t c) noexcept {
+    timespec ts{};
+    clock_gettime(c, &ts);
+    return to_ns(ts);
+}
+
+// Clock ticks (USER_HZ, the unit of /proc/PID/stat's times) in nanoseconds.
+inline uint64_t ticks_to_ns(uint64_t ticks) noexcept {
+    const long hz = sysconf(_SC_CLK_TCK);
+    return ticks * (kNsPerSec / uint64_t(hz > 0 ? hz : 100));
+}
+
+}  // namespace gometrics::sys
