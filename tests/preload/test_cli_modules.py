@@ -26,7 +26,8 @@ def loaded(cmd, env=None):
     """The shared objects the dynamic loader opened for cmd (LD_DEBUG=files)."""
     cp = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
                         env=dict(env or os.environ, LD_DEBUG="files"))
-    return cp, [line for line in cp.stderr.splitlines() if "file=" in line and "[0];  needed by" in line]
+    return cp, [line for line in cp.stderr.splitlines()
+                if "file=" in line and ("needed by" in line or "dynamically loaded by" in line)]
 
 
 class Modules(unittest.TestCase):
