@@ -1,5 +1,4 @@
 // gometrics-cli: read the runtime metrics of instrumented processes.
-#include <cstring>
 #include <string_view>
 
 #include <fmt/format.h>
@@ -13,9 +12,10 @@ int main(int argc, char** argv) {
                  "gometrics-cli"};
     app.require_subcommand(1);
     int status = kExitOk;
-    // Registering every command's options costs a quarter of a `read`: when
-    // the first argument names a command, only its group is registered
-    // (--help and mistakes still see them all).
+    // Registering every command's options (CLI11 builds objects for each)
+    // would cost a `read` more than its own work: when the first argument
+    // names a command, only its group is registered (--help and mistakes
+    // still see them all).
     struct Group {
         std::string_view names[3];
         void (*add)(CLI::App&, int&);
