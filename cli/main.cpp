@@ -1,4 +1,6 @@
 // gometrics-cli: read the runtime metrics of instrumented processes.
+#include <string_view>
+
 #include <fmt/format.h>
 
 #include "commands.h"
@@ -10,13 +12,27 @@ int main(int argc, char** argv) {
                  "gometrics-cli"};
     app.require_subcommand(1);
     int status = kExitOk;
-    add_ps_commands(app, status);
-    add_metric_commands(app, status);
-    add_serve_command(app, status);
-    add_watch_command(app, status);
-    add_exec_command(app, status);
-    add_report_commands(app, status);
-    add_profile_commands(app, status);
+    // Registering every command's options (CLI11 builds objects for each)
+    // would cost a `read` more than its own work: when the first argument
+    // names a command, only its group is registered (--help and mistakes
+    // still see them all).
+    struct Group {
+        std::string_view names[3];
+        void (*add)(CLI::App&, int&);
+    };
+    static constexpr Group kGroups[] = {
+        {{"ps", "gc"}, add_ps_commands},         {{"list", "read", "dump"}, add_metric_commands},
+        {{"serve"}, add_serve_command},          {{"watch"}, add_watch_command},
+        {{"exec"}, add_exec_command},            {{"check", "diff"}, add_report_commands},
+        {{"profile"}, add_profile_commands},
+    };
+    const std::string_view first = argc > 1 ? argv[1] : "";
+    const Group* only = nullptr;
+    for (const Group& g : kGroups)
+        for (std::string_view n : g.names)
+            if (!n.empty() && n == first) only = &g;
+    for (const Group& g : kGroups)
+        if (!only || only == &g) g.add(app, status);
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {

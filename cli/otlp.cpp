@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/pprof.h"
+#include "cli/proto_wire.h"
 #include "cli/units.h"
 
 namespace gometrics::cli::otlp {

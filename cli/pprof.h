@@ -1,9 +1,7 @@
-// pprof profiles for the CLI: an in-memory model, /proc/PID/maps reading, a
-// gzip'd profile.proto writer, a libdwfl symbolizer and a text renderer.
-//
-// The protobuf wire format is written by the small encoder in `detail`
-// (varints, length-delimited fields, packed repeated fields: about 100 lines)
-// instead of generated code, so the CLI needs no protobuf build dependency.
+// pprof profiles for the CLI: an in-memory model (pprof.cpp), /proc/PID/maps
+// reading (proc_maps.cpp, build IDs from elf_file.h), a gzip'd profile.proto
+// writer (pprof_encode.cpp, on proto_wire.h), a libdwfl symbolizer
+// (symbolizer.cpp) and a text renderer (pprof_text.cpp).
 // Field numbers follow github.com/google/pprof/proto/profile.proto.
 //
 // Addresses: a stack holds return addresses as an unwinder reports them
@@ -24,6 +22,8 @@
 #include <string_view>
 #include <variant>
 #include <vector>
+
+#include "cli/proto_wire.h"
 
 struct Dwfl;  // elfutils; kept out of this header so users need no libdw headers
 
@@ -96,6 +96,13 @@ constexpr uint64_t call_site(uint64_t return_address) noexcept { return return_a
 // Index of the sample type called `type`, if any.
 std::optional<std::size_t> find_sample_type(const Profile& profile, std::string_view type);
 
+// The mapping containing `address`, if any.
+const Mapping* find_mapping(const std::vector<Mapping>& mappings, uint64_t address);
+
+// Fails unless every sample has one value per sample type, as pprof checks
+// on reading.
+Result<> check_values(const Profile& profile);
+
 // Executable file mappings of a process with their build IDs, the main
 // executable first. Fails only if /proc/PID/maps cannot be read.
 Result<std::vector<Mapping>> read_mappings(int pid);
@@ -154,38 +161,6 @@ void symbolize(Profile& profile, Symbolizer& symbolizer);
 Result<std::string> render_text(const Profile& profile, std::size_t sample_index, std::size_t top);
 
 namespace detail {
-
-// Appends protobuf wire format (https://protobuf.dev/programming-guides/encoding/).
-// Scalar fields equal to zero are omitted, as proto3 does for defaults.
-class ProtoWriter {
-public:
-    void varint(uint64_t value);
-    void uint64_field(int field, uint64_t value);
-    void int64_field(int field, int64_t value);
-    void bool_field(int field, bool value);
-    // Always written, even when empty: string_table[0] must be "".
-    void bytes_field(int field, std::string_view bytes);
-    void message_field(int field, const ProtoWriter& message);
-    void packed_uint64_field(int field, const std::vector<uint64_t>& values);
-    void packed_int64_field(int field, const std::vector<int64_t>& values);
-    // 64-bit wire type (fixed64, sfixed64, double), for OTLP. fixed64_field
-    // omits zero; double_field always writes, since OTLP's doubles sit in
-    // oneofs and optionals where a present 0 differs from an absent value.
-    void fixed64_field(int field, uint64_t value);
-    void double_field(int field, double value);
-    void sfixed64_field(int field, int64_t value);  // always written, as a oneof member
-    void packed_fixed64_field(int field, const std::vector<uint64_t>& values);
-    void packed_double_field(int field, const std::vector<double>& values);
-
-    const std::string& bytes() const noexcept { return out_; }
-
-private:
-    enum class WireType : uint8_t { Varint = 0, Fixed64 = 1, LengthDelimited = 2 };
-    void tag(int field, WireType type);
-    void fixed64(uint64_t value);  // little-endian, as the wire format stores 64-bit fields
-
-    std::string out_;
-};
 
 // gzip (RFC 1952) of `data`, as pprof reads profiles.
 Result<std::string> gzip(std::string_view data);

@@ -53,22 +53,6 @@ T field(const nlohmann::json& j, const char* name) {
 
 }  // namespace
 
-std::optional<ProfileKind> parse_profile_kind(std::string_view name) {
-    if (name == "heap") return ProfileKind::Heap;
-    if (name == "allocs") return ProfileKind::Allocs;
-    if (name == "mutex") return ProfileKind::Mutex;
-    return std::nullopt;
-}
-
-std::string_view profile_kind_name(ProfileKind kind) {
-    switch (kind) {
-        case ProfileKind::Heap: return "heap";
-        case ProfileKind::Allocs: return "allocs";
-        case ProfileKind::Mutex: return "mutex";
-    }
-    return "?";
-}
-
 std::pair<int64_t, int64_t> scale_heap_sample(uint64_t count, uint64_t bytes, uint64_t rate) {
     if (count == 0 || bytes == 0) return {0, 0};
     if (rate <= 1) return {saturate(count), saturate(bytes)};

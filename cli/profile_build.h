@@ -11,17 +11,10 @@
 #include <vector>
 
 #include "cli/pprof.h"
+#include "cli/profile_kind.h"
 #include "reader.h"
 
 namespace gometrics::cli {
-
-// heap: in-use and allocated (pprof shows inuse_space); allocs: the same
-// values, shown as alloc_space (Go's "allocs" profile); mutex: contentions
-// and their delay.
-enum class ProfileKind { Heap, Allocs, Mutex };
-
-std::optional<ProfileKind> parse_profile_kind(std::string_view name);
-std::string_view profile_kind_name(ProfileKind kind);
 
 // Go's scaleHeapSample: a sampled stack of `count` objects totalling `bytes`,
 // taken with mean `rate` bytes between samples, stands for count * scale

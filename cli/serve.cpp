@@ -12,9 +12,9 @@
 #include <limits>
 
 #include <fmt/format.h>
-#include <zlib.h>
 
 #include "cli/emitter.h"
+#include "cli/gzip.h"
 #include "cli/units.h"
 
 namespace gometrics::cli::serve {
@@ -264,25 +264,9 @@ bool accepts_gzip(std::string_view header) {
     return false;
 }
 
-std::optional<std::string> gzip(std::string_view body) {
-    z_stream z{};
-    // 15 window bits + 16: a gzip header and trailer rather than zlib's. The
-    // fastest level: on the page of 100 processes (835 KiB) it is 3x faster
-    // than the default level for 5% more bytes (36 KiB against 34.6 KiB).
-    if (deflateInit2(&z, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return std::nullopt;
-    std::string out(deflateBound(&z, static_cast<uLong>(body.size())), '\0');
-    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(body.data()));
-    z.avail_in = static_cast<uInt>(body.size());
-    z.next_out = reinterpret_cast<Bytef*>(out.data());
-    z.avail_out = static_cast<uInt>(out.size());
-    const int rc = deflate(&z, Z_FINISH);
-    const size_t written = out.size() - z.avail_out;
-    deflateEnd(&z);
-    if (rc != Z_STREAM_END) return std::nullopt;
-    out.resize(written);
-    return out;
-}
+// The fastest level: on the page of 100 processes (835 KiB) it is 3x faster
+// than the default level for 5% more bytes (36 KiB against 34.6 KiB).
+std::optional<std::string> gzip(std::string_view body) { return gzip_compress(body, kGzipFastestLevel); }
 
 prom::Family scalar_family(std::string name, std::string help, prom::Type type, double value) {
     prom::Family f{.name = std::move(name), .help = std::move(help), .type = type, .series = {}};

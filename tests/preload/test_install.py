@@ -54,6 +54,19 @@ class Install(unittest.TestCase):
                 self.assertEqual(out.returncode, 0, out.stderr)
                 self.assertIn("metrics, allocs", out.stdout)
 
+                # The installed CLI finds its library and, for profile, its
+                # module from its own path: no LD_LIBRARY_PATH.
+                env = dict(os.environ)
+                env.pop("LD_LIBRARY_PATH", None)
+                read = subprocess.run([cli[0], "read", "--pid", str(p.pid), "/gc/heap/allocs:objects"], env=env,
+                                      capture_output=True, text=True, timeout=30)
+                self.assertEqual(read.returncode, 0, read.stderr)
+                self.assertRegex(read.stdout, r"^/gc/heap/allocs:objects [1-9]")
+                prof = subprocess.run([cli[0], "profile", "heap", "--pid", str(p.pid), "--format", "text"], env=env,
+                                      capture_output=True, text=True, timeout=60)
+                self.assertEqual(prof.returncode, 0, prof.stderr)
+                self.assertRegex(prof.stdout, r"^inuse_space: total ")
+
 
 if __name__ == "__main__":
     gmtest.main()

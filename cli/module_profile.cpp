@@ -1,0 +1,127 @@
+// The profile module: `profile heap|allocs|mutex` (options in cmd_profile.cpp)
+// writes a pprof profile of a live process (from its segment) or of one that
+// has exited (from its GOMETRICS_PROFILE_REPORT).
+//
+// Profiles are written pre-symbolized (functions, files, lines), with the
+// mappings and build IDs kept: `go tool pprof` symbolizes C and C++ poorly
+// (no shared libraries, no anonymous-namespace functions), and the
+// binaries may be gone or rebuilt by the time somebody reads the profile.
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "cli/profile_build.h"
+#include "common.h"
+#include "modules.h"
+
+namespace gometrics::cli {
+
+namespace {
+
+using Options = ProfileArgs;
+
+template <class T>
+T ok_or_fail(pprof::Result<T> r) {
+    if (!r.ok()) throw Failure(kExitError, r.error);
+    return std::move(r.value);
+}
+
+struct Collected {
+    Profile raw;
+    ProfileSource source;
+};
+
+Collected from_process(int pid) {
+    Reader reader = open_or_fail(pid);
+    // Samples taken up to now, not up to the last periodic snapshot: wait
+    // longer than a metrics read does for the publisher on a busy machine.
+    ReadOptions fresh;
+    fresh.fresh_timeout_ms = 2000;
+    auto raw = reader.ReadProfile(fresh);
+    if (!raw) throw Failure(kExitError, raw.error().message);
+    Collected c{std::move(*raw), {}};
+    c.source.pid = pid;
+    c.source.start_time_ns = reader.start_time_ns();
+    c.source.mappings = ok_or_fail(pprof::read_mappings(pid));
+    return c;
+}
+
+Collected from_report(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Failure(kExitError, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    std::stringstream text;
+    text << in.rdbuf();
+    auto report = parse_profile_report(text.str());
+    if (!report.ok()) throw Failure(kExitError, fmt::format("{}: {}", path, report.error));
+    return {std::move(report.value.profile), std::move(report.value.source)};
+}
+
+// Symbols while the files are those the process ran: the live process's
+// own view, or the recorded mappings' files. Without symbols the profile is
+// still valid (pprof symbolizes from the files), so failure only warns.
+void add_symbols(pprof::Profile& profile, const Options& o, int pid) {
+    auto symbolizer = o.from_report.empty() ? pprof::Symbolizer::for_pid(pid)
+                                            : pprof::Symbolizer::for_mappings(profile.mappings);
+    if (!symbolizer.ok()) {
+        fmt::print(stderr, "gometrics-cli: warning: profile left unsymbolized: {}\n", symbolizer.error);
+        return;
+    }
+    pprof::symbolize(profile, *symbolizer.value);
+}
+
+void write_bytes(const std::string& bytes, const std::string& path) {
+    if (path == "-") {
+        std::cout.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+        std::cout.flush();
+        if (!std::cout) throw Failure(kExitError, "cannot write to stdout");
+        return;
+    }
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) throw Failure(kExitError, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+}
+
+int run(const Options& o) {
+    const auto parsed_kind = parse_profile_kind(o.kind);
+    if (!parsed_kind) throw Failure(kExitUsage, fmt::format("no profile kind \"{}\": heap, allocs or mutex", o.kind));
+    const ProfileKind kind = *parsed_kind;
+    if (!o.from_report.empty() && o.pid)
+        throw Failure(kExitUsage, "--pid and --from-report are exclusive: a report names its process");
+    Collected c = o.from_report.empty() ? from_process(pick_pid(o.pid)) : from_report(o.from_report);
+    pprof::Profile profile = ok_or_fail(build_profile(c.raw, kind, c.source));
+    if (o.symbolize) add_symbols(profile, o, c.source.pid);
+
+    if (o.format == "text") {
+        const std::string type =
+            profile.default_sample_type.empty() ? profile.sample_types.back().type : profile.default_sample_type;
+        std::string text = ok_or_fail(pprof::render_text(profile, *pprof::find_sample_type(profile, type), o.top));
+        write_bytes(text, o.output.empty() ? "-" : o.output);
+        return kExitOk;
+    }
+    const std::string path =
+        o.output.empty() ? fmt::format("{}.{}.pb.gz", profile_kind_name(kind), c.source.pid) : o.output;
+    const std::string message = ok_or_fail(pprof::encode(profile));
+    write_bytes(ok_or_fail(pprof::detail::gzip(message)), path);
+    if (path != "-" && !o.quiet)
+        fmt::print(stderr, "{} profile of process {}: {} stacks, written to {}\n", profile_kind_name(kind),
+                   c.source.pid, profile.samples.size(), path);
+    return kExitOk;
+}
+
+}  // namespace
+
+}  // namespace gometrics::cli
+
+extern "C" {
+
+const char gometrics_cli_module_version[] = GOMETRICS_VERSION;
+
+int gometrics_cli_profile_run(const gometrics::cli::ProfileArgs& args) { return gometrics::cli::run(args); }
+
+}

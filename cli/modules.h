@@ -1,0 +1,59 @@
+// serve and profile need cpp-httplib (with OpenSSL and brotli), zlib and
+// libdw; no other command needs any of them. They live in modules that the
+// CLI loads only when one of them runs, so that `read`, `list` or `ps` do not
+// pay at start-up for loading and relocating those libraries. The CLI parses
+// the options (so --help needs no module) and hands them over here.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/prometheus.h"
+
+namespace gometrics::cli {
+
+// `profile`, and `exec --profile` through write_profile_from_report.
+struct ProfileArgs {
+    std::string kind;
+    std::optional<int> pid;
+    std::string output;  // "" default name, "-" stdout
+    std::string format = "pprof";
+    std::string from_report;
+    bool symbolize = true;
+    std::size_t top = 10;
+    bool quiet = false;  // no line saying where the profile went
+};
+
+struct ServeArgs {
+    std::string listen = "127.0.0.1:9464";
+    std::string ns{prom::kDefaultNamespace};
+    std::vector<int> pids;
+    int fresh_timeout_ms = 50;
+    int write_timeout_s = 60;
+    bool otlp = false;
+    std::string otlp_url;  // empty: from the environment
+    std::optional<int> otlp_interval_s;
+};
+
+// The modules' file names, in the CLI's module directory (load_module).
+inline constexpr const char* kProfileModule = "libgometrics-cli-profile.so";
+inline constexpr const char* kServeModule = "libgometrics-cli-serve.so";
+
+// The symbol `name` of `module`, loaded on first use: from
+// <bindir>/../<libdir>/gometrics/ next to the installed CLI, else from the
+// CLI's own directory (the build tree). Throws Failure with one line when the
+// module is missing, cannot load (a library it needs is not installed), or
+// comes from another version of the CLI.
+void* load_module_symbol(const char* module, const char* name);
+
+}  // namespace gometrics::cli
+
+// The entry points, C names for dlsym. They may throw Failure as commands do.
+extern "C" {
+// Every module defines it as the CLI's version; a module of another version
+// is refused, since the argument structs above may differ.
+extern const char gometrics_cli_module_version[];
+int gometrics_cli_profile_run(const gometrics::cli::ProfileArgs& args);
+int gometrics_cli_serve_run(const gometrics::cli::ServeArgs& args);
+}
