@@ -36,7 +36,7 @@ constexpr size_t kNumber = 32;
 
 size_t bound(std::span<const collect::Metric* const> metrics) {
     size_t n = 64;
-    for (const collect::Metric* m : metrics) n += 128 + m->name.size() + 2 * kNumber * (m->bounds.size() + 1);
+    for (const collect::Metric* m : metrics) n += 160 + m->name.size() + 2 * kNumber * (m->bounds.size() + 1);
     return n;
 }
 
@@ -145,8 +145,9 @@ void write_report(const char* path, std::span<const collect::Metric* const> metr
     char* out = fmt::format_to(text, "{{\"pid\": {}, \"metrics\": [\n", getpid());
     for (size_t i = 0; i < metrics.size(); ++i) {
         const auto& m = *metrics[i];
-        out = fmt::format_to(out, "  {{\"name\": \"{}\", \"kind\": \"{}\", \"cumulative\": {}, \"value\": ", m.name,
-                             kind_name(m.kind), m.cumulative);
+        out = fmt::format_to(out, "  {{\"name\": \"{}\", \"kind\": \"{}\", \"cumulative\": {}, \"aggregation\": \"{}\", "
+                             "\"value\": ", m.name, kind_name(m.kind), m.cumulative,
+                             layout::aggregation_name(m.aggregation));
         out = value(out, m, words + word_offset[i]);
         out = fmt::format_to(out, "}}{}\n", i + 1 < metrics.size() ? "," : "");
     }

@@ -38,6 +38,7 @@
 
 #include <fmt/format.h>
 
+#include "aggregate.h"
 #include "cli/profile_build.h"
 #include "commands.h"
 #include "common.h"
@@ -58,10 +59,6 @@ using json = nlohmann::ordered_json;
 
 constexpr int kPollMs = 100;
 constexpr std::string_view kSegmentPrefix = "gometrics.";
-// Gauges that are settings or peaks of each process, not amounts: the
-// aggregate takes their maximum instead of their sum.
-constexpr std::string_view kMaxGauges[] = {"/sched/gomaxprocs:threads", "/gc/gomemlimit:bytes", "/gc/gogc:percent",
-                                           "/process/uptime:seconds"};
 constexpr std::string_view kLivePeak = "/gc/heap/live-peak:bytes";
 constexpr std::string_view kRssPeak = "/process/memory/rss-peak:bytes";
 
@@ -156,11 +153,6 @@ std::string comm(int pid) {
 }
 
 // --- The processes of the tree --------------------------------------------------
-
-struct Metrics {
-    std::vector<Description> descs;
-    std::vector<Value> values;  // parallel to descs
-};
 
 struct Tracked {
     int pid = 0;
@@ -293,50 +285,14 @@ private:
     std::map<int, Tracked> tracked_;
 };
 
-// --- Aggregation ---------------------------------------------------------------
-
-bool takes_max(const std::string& name) {
-    if (name.find("peak") != std::string::npos) return true;
-    for (auto n : kMaxGauges)
-        if (name == n) return true;
-    return false;
-}
-
-// One value per name over all processes: sums (counts, bytes, histograms with
-// the same buckets), maxima for peaks and settings (kMaxGauges).
-std::vector<std::pair<Description, Value>> aggregate(const Tree& tree) {
-    std::map<std::string, std::pair<Description, Value>> by_name;
-    for (const auto& [pid, t] : tree.processes()) {
-        if (!t.final) continue;
-        for (size_t i = 0; i < t.final->descs.size(); ++i) {
-            const Description& d = t.final->descs[i];
-            const Value& v = t.final->values[i];
-            auto [it, fresh] = by_name.try_emplace(d.name, d, v);
-            if (fresh) continue;
-            Value& acc = it->second.second;
-            if (acc.kind != v.kind) continue;
-            const bool max = !d.cumulative && takes_max(d.name);
-            switch (v.kind) {
-                case ValueKind::Uint64: acc.u64 = max ? std::max(acc.u64, v.u64) : acc.u64 + v.u64; break;
-                case ValueKind::Float64: acc.f64 = max ? std::max(acc.f64, v.f64) : acc.f64 + v.f64; break;
-                case ValueKind::Float64Histogram:
-                    if (acc.hist.buckets == v.hist.buckets)
-                        for (size_t k = 0; k < acc.hist.counts.size(); ++k) acc.hist.counts[k] += v.hist.counts[k];
-                    break;
-                case ValueKind::Bad: break;
-            }
-        }
-    }
-    std::vector<std::pair<Description, Value>> out;
-    for (auto& [name, dv] : by_name) out.push_back(std::move(dv));
-    return out;
-}
+// --- Reports ---------------------------------------------------------------------
 
 json metrics_json(const std::vector<Description>& descs, const std::vector<Value>& values) {
     json arr = json::array();
     for (size_t i = 0; i < descs.size(); ++i)
         arr.push_back({{"name", descs[i].name}, {"kind", to_string(descs[i].kind)},
-                       {"cumulative", descs[i].cumulative}, {"value", value_to_json(values[i])}});
+                       {"cumulative", descs[i].cumulative},
+                       {"aggregation", to_string(descs[i].aggregation)}, {"value", value_to_json(values[i])}});
     return arr;
 }
 
@@ -520,6 +476,14 @@ void print_summary(const Options& o, const Ended& e, const Tree& tree, const Rep
         const double d = v->kind == ValueKind::Uint64 ? double(v->u64) : v->kind == ValueKind::Float64 ? v->f64 : NAN;
         return std::isnan(d) ? "-" : human(d, unit_of(name));
     };
+    // Over several processes, what a value is of, as the metric aggregates.
+    const std::vector<ReportMetric> all = agg.all();
+    const auto of = [&](std::string_view name) -> std::string_view {
+        const auto m = std::find_if(all.begin(), all.end(), [&](const ReportMetric& r) { return r.desc.name == name; });
+        if (n < 2 || m == all.end()) return "";
+        const Aggregation a = aggregation_of(m->desc);
+        return a == Aggregation::Sum ? " (all processes)" : a == Aggregation::Max ? " (largest process)" : "";
+    };
     size_t complete = 0;
     for (const auto& [pid, t] : tree.processes()) complete += t.source == "exit-report";
     std::string how = e.signal ? fmt::format("was killed by signal {} ({}), status {}", e.signal,
@@ -528,13 +492,12 @@ void print_summary(const Options& o, const Ended& e, const Tree& tree, const Rep
     fmt::print(stderr, "gometrics: {} {}; {} instrumented process{}{}\n", o.command[0], how, n, n == 1 ? "" : "es",
                complete == n ? "" : fmt::format(" ({} without an exit report)", n - complete));
     fmt::print(stderr, "  allocations   {} objects, {}\n", value("/gc/heap/allocs:objects"), value("/gc/heap/allocs:bytes"));
-    // Over several processes, the peak is the largest one's and the final value the sum.
-    fmt::print(stderr, "  live heap     peak {}{}, at exit {}{}\n", value(kLivePeak), n > 1 ? " (largest process)" : "",
-               value("/gc/heap/live:bytes"), n > 1 ? " (all processes)" : "");
+    fmt::print(stderr, "  live heap     peak {}{}, at exit {}{}\n", value(kLivePeak), of(kLivePeak),
+               value("/gc/heap/live:bytes"), of("/gc/heap/live:bytes"));
     fmt::print(stderr, "  threads       {} created\n", value("/sched/threads-created:threads"));
     fmt::print(stderr, "  mutex wait    {}\n", value("/sync/mutex/wait/total:seconds"));
     fmt::print(stderr, "  cpu           {}\n", tree_cpu(ru));
-    fmt::print(stderr, "  peak rss      {}{}\n", value(kRssPeak), n > 1 ? " (largest process)" : "");
+    fmt::print(stderr, "  peak rss      {}{}\n", value(kRssPeak), of(kRssPeak));
 }
 
 void write_file(const std::string& path, const std::string& text) {
@@ -585,7 +548,10 @@ int exec_command(const Options& o) {
     doc["signal"] = ended.signal ? json(ended.signal) : json(nullptr);
     doc["cpu_seconds"] = {{"user", double(ru.ru_utime.tv_sec) + double(ru.ru_utime.tv_usec) * 1e-6},
                           {"system", double(ru.ru_stime.tv_sec) + double(ru.ru_stime.tv_usec) * 1e-6}};
-    const auto agg = aggregate(tree);
+    std::vector<const Metrics*> finals;
+    for (const auto& [pid, t] : tree.processes())
+        if (t.final) finals.push_back(&*t.final);
+    const auto agg = aggregate(finals);
     std::vector<Description> descs;
     std::vector<Value> values;
     json live_peak = nullptr;

@@ -61,6 +61,16 @@ struct Profile {
     std::vector<ProfileStack> stacks;
 };
 
+// What the agent says of its process, read now (the segment's state word).
+struct ProcessState {
+    bool publisher_running = false;  // a publisher thread answers requests for fresh snapshots
+    // No publisher thread (a single-threaded program): requests are answered
+    // at the program's next allocations; live values are fresh anyway.
+    bool publisher_lazy = false;
+    bool not_interposed = false;  // the program's malloc bypasses the agent: heap counts are not the truth
+    bool exited = false;          // the final snapshot, written at exit
+};
+
 class Reader {
 public:
     // Maps /dev/shm/gometrics.<pid> and validates it.
@@ -78,7 +88,7 @@ public:
     uint64_t start_time_ns() const { return start_time_ns_; }
     uint64_t proc_start_ticks() const { return proc_start_ticks_; }
     uint32_t interval_ms() const { return interval_ms_; }
-    uint32_t state() const;  // layout::State bits, read now
+    ProcessState state() const;
 
     // Every metric the process publishes, sorted by name (Go's All()).
     const std::vector<Description>& All() const { return descs_; }
@@ -106,6 +116,7 @@ public:
 private:
     Reader() = default;
     static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
+    uint32_t state_bits() const;
     Status validate();
     Status validate_live();
     Result<std::vector<uint64_t>> copy_values(int max_tries);
