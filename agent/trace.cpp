@@ -138,8 +138,8 @@ void write_all(const char* p, size_t n) {
 bool trace_enabled() noexcept { return g_fd >= 0; }
 
 void trace_configure() noexcept {
-    const char* v = getenv("GOMETRICS_TRACE");
-    if (!v || !*v || std::strcmp(v, "0") == 0) return;
+    const char* v = config().trace;
+    if (!v) return;
     if (std::strcmp(v, "1") == 0) {
         g_fd = STDERR_FILENO;
         return;
