@@ -29,35 +29,6 @@ namespace {
 
 constinit std::atomic<bool> g_said_not_interposed{false};
 
-// GOMETRICS_REPORT and GOMETRICS_PROFILE_REPORT, copied: programs that
-// rewrite their process title (redis-server, nginx, postgres) move environ
-// and overwrite the original strings, so a pointer into the environment
-// would read garbage at exit.
-constinit char g_report_path[4096] = {};
-constinit char g_profile_report_path[4096] = {};
-
-const char* copy_path(const char* v, char (&buf)[4096]) {
-    const size_t n = strlen(v);
-    if (n >= sizeof buf) {
-        log::line({"ignoring a report path longer than 4095 bytes"});
-        return nullptr;
-    }
-    memcpy(buf, v, n + 1);
-    return buf;
-}
-
-uint32_t env_u32(const char* name, uint32_t fallback, uint32_t lo, uint32_t hi) {
-    const char* v = getenv(name);
-    if (!v || !*v) return fallback;
-    char* end;
-    const unsigned long n = strtoul(v, &end, 10);
-    if (*end || n < lo || n > hi) {
-        log::line({"ignoring ", name, "=", v, " (not a number in range)"});
-        return fallback;
-    }
-    return static_cast<uint32_t>(n);
-}
-
 // Whether the program's malloc reaches our hook, judged by calling it: the
 // address dlsym(RTLD_DEFAULT) gives is the program's malloc, and for a
 // non-PIE executable that takes its address it is a PLT entry in the
@@ -124,18 +95,7 @@ static void start_under_guard() {
     switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
     thread_counters_init();
     detail::g_start_time_ns = realtime_ns();
-    detail::g_config.interval_ms = env_u32("GOMETRICS_INTERVAL_MS", 1000, 10, 3600 * 1000);
-    if (const char* r = getenv("GOMETRICS_REPORT"); r && *r) detail::g_config.report_path = copy_path(r, g_report_path);
-    if (const char* r = getenv("GOMETRICS_PROFILE_REPORT"); r && *r)
-        detail::g_config.profile_report_path = copy_path(r, g_profile_report_path);
-    // "auto" (the default; "lazy" is its old name): a thread of ours only
-    // once the program has one of its own. "thread": from the start.
-    if (const char* p = getenv("GOMETRICS_PUBLISHER"); p && *p) {
-        if (strcmp(p, "thread") == 0)
-            detail::g_config.eager_publisher = true;
-        else if (strcmp(p, "auto") != 0 && strcmp(p, "lazy") != 0)
-            log::line({"ignoring GOMETRICS_PUBLISHER=", p, " (auto or thread)"});
-    }
+    (void)config();  // the environment, parsed now if no hook needed it before
     trace_configure();
     if (trace_enabled()) detail::g_config.eager_publisher = true;  // a line per interval needs the thread
     detail::g_interposed = detect_interposition();

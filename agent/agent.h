@@ -6,18 +6,27 @@
 
 namespace gometrics::agent {
 
-// GOMETRICS_* environment, read once at start-up.
+// The GOMETRICS_* environment, parsed once from the table in config.cpp
+// (which documents each variable) at the first call of config().
 struct Config {
-    uint32_t interval_ms;     // GOMETRICS_INTERVAL_MS, default 1000: publisher refresh period
+    uint32_t interval_ms;     // GOMETRICS_INTERVAL_MS: publisher refresh period
     const char* report_path;  // GOMETRICS_REPORT: final snapshot as JSON at exit ("%p" -> pid), or null
-    // GOMETRICS_PUBLISHER: "auto" (default) starts the publisher thread only
-    // once the program has a thread of its own; until then the program's
-    // thread takes a snapshot when a reader asks (layout::kStatePublisherLazy).
-    // "thread" starts it at once.
+    // GOMETRICS_PUBLISHER=thread, or trace lines being written (set by the
+    // constructor once the trace file is open): the publisher thread starts
+    // at once; otherwise only once the program has a thread of its own, and
+    // until then the program's thread takes a snapshot when a reader asks
+    // (layout::kStatePublisherLazy).
     bool eager_publisher;
     const char* profile_report_path;  // GOMETRICS_PROFILE_REPORT: sampled stacks as JSON at exit ("%p" -> pid), or null
+    const char* trace;                // GOMETRICS_TRACE: "1" (stderr) or a file ("%p" -> pid), or null: no trace
+    uint64_t profile_rate;            // GOMETRICS_PROFILE_RATE: mean bytes between heap samples, 0: off
+    uint64_t mutex_fraction;          // GOMETRICS_MUTEX_PROFILE_FRACTION: one contention in this many, 0: off
+    uint32_t profile_max_stacks;      // GOMETRICS_PROFILE_MAX_STACKS
+    bool jemalloc;                    // GOMETRICS_ALLOCATOR=jemalloc
 };
 
+// Parsed at the first call, from whichever thread comes first: the hooks
+// (profiling, the allocator switch) may need it before the constructor runs.
 const Config& config() noexcept;
 
 // False when the program's malloc is not ours (a statically linked

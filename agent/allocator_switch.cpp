@@ -44,6 +44,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "agent.h"
 #include "log.h"
 #include "proc.h"
 #include "real.h"
@@ -251,12 +252,7 @@ namespace detail {
 // Called by resolve_real() before the first real allocation: read the wish,
 // and if it is jemalloc, keep every glibc block in the brk heap from now on.
 void prepare_allocator_switch(void* real_malloc) noexcept {
-    const char* v = getenv("GOMETRICS_ALLOCATOR");
-    if (!v || !*v || std::strcmp(v, "glibc") == 0) return;
-    if (std::strcmp(v, "jemalloc") != 0) {
-        refuse({"ignoring GOMETRICS_ALLOCATOR=", v, " (jemalloc or glibc)"});
-        return;
-    }
+    if (!config().jemalloc) return;
     Dl_info info{};
     if (!dladdr(real_malloc, &info) || !info.dli_fname || !std::strstr(info.dli_fname, "/libc.so.6")) {
         refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", info.dli_fname ? info.dli_fname : "?",

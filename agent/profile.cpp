@@ -28,7 +28,7 @@
 #include <iterator>
 #include <algorithm>
 
-#include "env.h"
+#include "agent.h"
 #include "layout.h"
 #include "log.h"
 #include "real.h"
@@ -86,12 +86,6 @@ constinit std::atomic<uint64_t> g_dropped{0};
 constinit std::atomic<uint64_t> g_untracked{0};
 constinit uint64_t g_mapped = 0;
 
-uint64_t env_u64(const char* name, uint64_t fallback, uint64_t hi) {
-    const sys::EnvNumber v = sys::env_number(name, 0, hi);
-    if (v.status == sys::EnvNumber::kInvalid) log::line({"ignoring ", name, "=", v.text, " (not a number in range)"});
-    return v.status == sys::EnvNumber::kOk ? v.value : fallback;
-}
-
 void* map(size_t bytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return nullptr;
@@ -132,9 +126,10 @@ void configure() noexcept {
         while (g_state.load(std::memory_order_acquire) != 2) sched_yield();
         return;
     }
-    g_cfg.heap_rate = env_u64("GOMETRICS_PROFILE_RATE", 512 * 1024, uint64_t{1} << 40);
-    g_cfg.mutex_fraction = env_u64("GOMETRICS_MUTEX_PROFILE_FRACTION", 8, 1u << 30);
-    g_cfg.max_stacks = static_cast<uint32_t>(env_u64("GOMETRICS_PROFILE_MAX_STACKS", 1024, layout::kMaxProfileStacks));
+    const agent::Config& env = agent::config();
+    g_cfg.heap_rate = env.profile_rate;
+    g_cfg.mutex_fraction = env.mutex_fraction;
+    g_cfg.max_stacks = env.profile_max_stacks;
     if (g_cfg.max_stacks == 0) g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
     Dl_info self{};
     if (dladdr(reinterpret_cast<void*>(&configure), &self)) dl_iterate_phdr(find_self, self.dli_fbase);

@@ -15,6 +15,7 @@
 #include "profile_report.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -30,29 +31,11 @@
 #include "layout.h"
 #include "log.h"
 #include "profile.h"
+#include "text_writer.h"
 
 namespace gometrics::agent {
 
 namespace {
-
-using Buffer = fmt::memory_buffer;
-
-// A JSON string: paths in /proc/self/maps may hold quotes, backslashes and
-// control characters (a newline shows as "\012" there, but be safe).
-void append_string(Buffer& out, std::string_view s) {
-    out.push_back('"');
-    for (const char c : s) {
-        if (c == '"' || c == '\\') {
-            out.push_back('\\');
-            out.push_back(c);
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-            out.push_back(c);
-        }
-    }
-    out.push_back('"');
-}
 
 std::string read_file(const char* path) {
     std::string text;
@@ -66,8 +49,7 @@ std::string read_file(const char* path) {
 
 // Lines mapping a file executable ("start-limit r-xp offset dev inode /path"):
 // the only ones a profile's addresses can fall in.
-void append_maps(Buffer& out) {
-    const std::string maps = read_file("/proc/self/maps");
+void append_maps(TextWriter& out, const std::string& maps) {
     bool first = true;
     for (size_t at = 0; at < maps.size();) {
         size_t end = maps.find('\n', at);
@@ -78,32 +60,32 @@ void append_maps(Buffer& out) {
         if (perms == std::string_view::npos || perms + 3 >= line.size() || line[perms + 3] != 'x' ||
             line.find(" /") == std::string_view::npos)
             continue;
-        if (!first) out.push_back(',');
+        out.text(first ? "\n  " : ",\n  ").json_string(line);
         first = false;
-        out.append(std::string_view("\n  "));
-        append_string(out, line);
     }
 }
 
-void append_stacks(Buffer& out, const layout::ProfileHeader& h, const unsigned char* records) {
+void append_stacks(TextWriter& out, const layout::ProfileHeader& h, const unsigned char* records) {
     const char* sep = "";
     for (uint64_t i = 0; i < h.stack_count; ++i) {
         const unsigned char* rec = records + i * h.record_size;
         layout::StackRecord r;
         std::memcpy(&r, rec, sizeof r);
         if (r.kind != layout::kStackHeap && r.kind != layout::kStackMutex) continue;  // unused record
-        std::vector<uint64_t> pcs(r.depth);
-        std::memcpy(pcs.data(), rec + sizeof r, r.depth * sizeof(uint64_t));
-        fmt::format_to(std::back_inserter(out),
-                       "{}\n  {{\"kind\": \"{}\", \"pcs\": [{}], \"alloc_objects\": {}, \"alloc_bytes\": {}, "
-                       "\"free_objects\": {}, \"free_bytes\": {}, \"contentions\": {}, \"delay_ns\": {}}}",
-                       sep, r.kind == layout::kStackHeap ? "heap" : "mutex", fmt::join(pcs, ", "), r.alloc_objects,
-                       r.alloc_bytes, r.free_objects, r.free_bytes, r.contentions, r.delay_ns);
+        out.format("{}\n  {{\"kind\": \"{}\", \"pcs\": [", sep, r.kind == layout::kStackHeap ? "heap" : "mutex");
+        for (uint32_t d = 0; d < r.depth && d < h.max_depth; ++d) {
+            uint64_t pc;
+            std::memcpy(&pc, rec + sizeof r + d * sizeof pc, sizeof pc);
+            out.format("{}{}", d ? ", " : "", pc);
+        }
+        out.format("], \"alloc_objects\": {}, \"alloc_bytes\": {}, \"free_objects\": {}, \"free_bytes\": {}, "
+                   "\"contentions\": {}, \"delay_ns\": {}}}",
+                   r.alloc_objects, r.alloc_bytes, r.free_objects, r.free_bytes, r.contentions, r.delay_ns);
         sep = ",";
     }
 }
 
-bool write_all(const std::string& path, const Buffer& out) {
+bool write_all(const std::string& path, std::string_view out) {
     const std::string tmp = path + ".tmp." + std::to_string(getpid());
     const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) return false;
@@ -138,22 +120,31 @@ void write_profile_report(const char* path) noexcept {
         layout::ProfileHeader h;
         std::memcpy(&h, region.data(), sizeof h);
 
-        Buffer out;
-        fmt::format_to(std::back_inserter(out),
-                       "{{\"format\": \"gometrics-profile-report\", \"version\": 1, \"pid\": {}, \"time_ns\": {}, "
-                       "\"start_time_ns\": {}, \"heap_rate\": {}, \"mutex_fraction\": {}, \"dropped_samples\": {}, "
-                       "\"untracked_frees\": {},\n\"exe\": ",
-                       getpid(), realtime_ns(), start_time_ns(), h.heap_rate, h.mutex_fraction, h.dropped_samples,
-                       h.untracked_frees);
+        const std::string maps = read_file("/proc/self/maps");
+        // Bounds: a pc is at most 22 characters with its separator, an escaped character 6.
+        const size_t cap = 1024 + 6 * 4096 + h.stack_count * (320 + size_t{h.max_depth} * 22) + 6 * maps.size();
+        void* mem = mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mem == MAP_FAILED) {
+            log::line({"cannot write profile report ", final_path, ": out of memory"});
+            return;
+        }
+        TextWriter out(static_cast<char*>(mem), cap);
+        out.format("{{\"format\": \"gometrics-profile-report\", \"version\": 1, \"pid\": {}, \"time_ns\": {}, "
+                   "\"start_time_ns\": {}, \"heap_rate\": {}, \"mutex_fraction\": {}, \"dropped_samples\": {}, "
+                   "\"untracked_frees\": {},\n\"exe\": ",
+                   getpid(), realtime_ns(), start_time_ns(), h.heap_rate, h.mutex_fraction, h.dropped_samples,
+                   h.untracked_frees);
         char exe[4096];
         const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe);
-        append_string(out, std::string_view(exe, n > 0 && size_t(n) < sizeof exe ? size_t(n) : 0));
-        out.append(std::string_view(",\n\"stacks\": ["));
+        out.json_string(std::string_view(exe, n > 0 && size_t(n) < sizeof exe ? size_t(n) : 0));
+        out.text(",\n\"stacks\": [");
         append_stacks(out, h, reinterpret_cast<const unsigned char*>(region.data() + sizeof h / 8));
-        out.append(std::string_view("],\n\"maps\": ["));
-        append_maps(out);
-        out.append(std::string_view("]}\n"));
-        if (!write_all(final_path, out)) log::line({"cannot write profile report ", final_path});
+        out.text("],\n\"maps\": [");
+        append_maps(out, maps);
+        out.text("]}\n");
+        const bool written = !out.full() && write_all(final_path, out.view());
+        munmap(mem, cap);
+        if (!written) log::line({"cannot write profile report ", final_path});
     } catch (...) {
         log::line({"cannot write profile report ", path, ": out of memory"});
     }

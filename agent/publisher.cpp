@@ -143,7 +143,7 @@ void build_table(State& st) {
         if (m->available && !m->available()) continue;
         if (st.count == kMaxMetrics) break;
         st.metrics[st.count] = m;
-        st.specs[st.count] = {m->name, m->description, m->kind, m->cumulative, m->bounds};
+        st.specs[st.count] = {m->name, m->description, m->kind, m->cumulative, m->bounds, m->aggregation};
         st.word_offset[st.count] = words;
         words += ipc::value_words(st.specs[st.count]);
         ++st.count;

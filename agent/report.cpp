@@ -17,6 +17,7 @@
 
 #include "kept_file.h"
 #include "log.h"
+#include "text_writer.h"
 
 namespace gometrics::agent {
 
@@ -36,28 +37,22 @@ constexpr size_t kNumber = 32;
 
 size_t bound(std::span<const collect::Metric* const> metrics) {
     size_t n = 64;
-    for (const collect::Metric* m : metrics) n += 128 + m->name.size() + 2 * kNumber * (m->bounds.size() + 1);
+    for (const collect::Metric* m : metrics) n += 160 + m->name.size() + 2 * kNumber * (m->bounds.size() + 1);
     return n;
 }
 
-char* number(char* out, double v) {
-    if (std::isinf(v)) return fmt::format_to(out, "\"{}Inf\"", v > 0 ? '+' : '-');
-    if (std::isnan(v)) return fmt::format_to(out, "\"NaN\"");
-    return fmt::format_to(out, "{}", v);
-}
-
-char* value(char* out, const collect::Metric& m, const uint64_t* w) {
+void value(TextWriter& out, const collect::Metric& m, const uint64_t* w) {
     switch (m.kind) {
-        case layout::kKindUint64: return fmt::format_to(out, "{}", *w);
-        case layout::kKindFloat64: return number(out, std::bit_cast<double>(*w));
-        case layout::kKindFloat64Histogram: {
-            out = fmt::format_to(out, "{{\"buckets\": [");
-            for (size_t i = 0; i < m.bounds.size(); ++i) out = number(i ? fmt::format_to(out, ", ") : out, m.bounds[i]);
-            out = fmt::format_to(out, "], \"counts\": [");
-            for (size_t i = 0; i + 1 < m.bounds.size(); ++i) out = fmt::format_to(out, "{}{}", i ? ", " : "", w[i]);
-            return fmt::format_to(out, "]}}");
-        }
-        default: return fmt::format_to(out, "null");
+        case layout::kKindUint64: out.format("{}", *w); return;
+        case layout::kKindFloat64: out.json_number(std::bit_cast<double>(*w)); return;
+        case layout::kKindFloat64Histogram:
+            out.text("{\"buckets\": [");
+            for (size_t i = 0; i < m.bounds.size(); ++i) out.text(i ? ", " : "").json_number(m.bounds[i]);
+            out.text("], \"counts\": [");
+            for (size_t i = 0; i + 1 < m.bounds.size(); ++i) out.format("{}{}", i ? ", " : "", w[i]);
+            out.text("]}");
+            return;
+        default: out.text("null");
     }
 }
 
@@ -141,20 +136,21 @@ void write_report(const char* path, std::span<const collect::Metric* const> metr
         errno = saved_errno;
         return;
     }
-    char* const text = static_cast<char*>(mem);
-    char* out = fmt::format_to(text, "{{\"pid\": {}, \"metrics\": [\n", getpid());
+    TextWriter out(static_cast<char*>(mem), cap);
+    out.format("{{\"pid\": {}, \"metrics\": [\n", getpid());
     for (size_t i = 0; i < metrics.size(); ++i) {
         const auto& m = *metrics[i];
-        out = fmt::format_to(out, "  {{\"name\": \"{}\", \"kind\": \"{}\", \"cumulative\": {}, \"value\": ", m.name,
-                             kind_name(m.kind), m.cumulative);
-        out = value(out, m, words + word_offset[i]);
-        out = fmt::format_to(out, "}}{}\n", i + 1 < metrics.size() ? "," : "");
+        out.format("  {{\"name\": \"{}\", \"kind\": \"{}\", \"cumulative\": {}, \"aggregation\": \"{}\", \"value\": ",
+                   m.name, kind_name(m.kind), m.cumulative, layout::aggregation_name(m.aggregation));
+        value(out, m, words + word_offset[i]);
+        out.format("}}{}\n", i + 1 < metrics.size() ? "," : "");
     }
-    out = fmt::format_to(out, "]}}\n");
+    out.text("]}\n");
+    const char* const text = out.view().data();
 
     char pid[24];
     *fmt::format_to(tmp, "{}.tmp.{}", final_path, log::dec(getpid(), pid)) = '\0';
-    const size_t n = static_cast<size_t>(out - text);
+    const size_t n = out.view().size();  // bound() leaves room for every metric: never full
     const int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     const int open_errno = errno;
     bool done = false;

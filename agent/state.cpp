@@ -5,17 +5,38 @@
 #include "real.h"
 #include "slots.h"
 
+#include <sched.h>
+
+#include <cstdlib>
+
+#include "config.h"
+
 namespace gometrics::agent {
 
 namespace detail {
-constinit Config g_config{1000, nullptr, false, nullptr};
+constinit Config g_config{};
 constinit bool g_interposed = true;
 constinit uint64_t g_start_time_ns = 0;
 constinit std::atomic<uint64_t> g_publisher_bytes{0};
 constinit std::atomic<bool> g_crashing{false};
 }  // namespace detail
 
-const Config& config() noexcept { return detail::g_config; }
+namespace {
+constinit std::atomic<int> g_config_state{0};  // 0 unparsed, 1 parsing, 2 ready
+}  // namespace
+
+const Config& config() noexcept {
+    if (g_config_state.load(std::memory_order_acquire) != 2) [[unlikely]] {
+        int expected = 0;
+        if (g_config_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+            parse_config(detail::g_config, [](const char* name) -> const char* { return getenv(name); });
+            g_config_state.store(2, std::memory_order_release);
+        } else {
+            while (g_config_state.load(std::memory_order_acquire) != 2) sched_yield();
+        }
+    }
+    return detail::g_config;
+}
 bool malloc_interposed() noexcept { return detail::g_interposed; }
 uint64_t start_time_ns() noexcept { return detail::g_start_time_ns; }
 bool crashing() noexcept { return detail::g_crashing.load(std::memory_order_relaxed); }

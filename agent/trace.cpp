@@ -20,6 +20,7 @@
 #include "agent.h"
 #include "kept_file.h"
 #include "log.h"
+#include "text_writer.h"
 
 namespace gometrics::agent {
 
@@ -65,10 +66,8 @@ double lookup(const TraceView& v, std::string_view name) {
     return NAN;
 }
 
-using Out = char*;  // into the line buffer, which every field's bounded length fits
-
 // Three significant digits at most, trailing zeros dropped: "12.3", "0.5", "1000".
-Out number(Out out, double v) {
+TextWriter& number(TextWriter& out, double v) {
     const double a = std::fabs(v);
     const int decimals = a >= 100 ? 0 : a >= 10 ? 1 : 2;
     char tmp[32];
@@ -78,43 +77,37 @@ Out number(Out out, double v) {
         while (s.back() == '0') s.remove_suffix(1);
         if (s.back() == '.') s.remove_suffix(1);
     }
-    for (char c : s) *out++ = c;
-    return out;
+    return out.text(s);
 }
 
-Out text(Out out, std::string_view s) {
-    for (char c : s) *out++ = c;
-    return out;
-}
-
-Out bytes(Out out, double v) {
-    if (std::isnan(v)) return text(out, "-");
+TextWriter& bytes(TextWriter& out, double v) {
+    if (std::isnan(v)) return out.text("-");
     static constexpr std::string_view kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
     size_t u = 0;
     while (std::fabs(v) >= 1024 && u + 1 < std::size(kUnits)) v /= 1024, ++u;
-    return text(number(out, v), kUnits[u]);
+    return number(out, v).text(kUnits[u]);
 }
 
-Out seconds(Out out, double v) {
-    if (std::isnan(v)) return text(out, "-");
+TextWriter& seconds(TextWriter& out, double v) {
+    if (std::isnan(v)) return out.text("-");
     const double a = std::fabs(v);
-    if (a == 0) return text(out, "0s");
-    if (a < 1e-6) return text(number(out, v * 1e9), "ns");
-    if (a < 1e-3) return text(number(out, v * 1e6), "us");
-    if (a < 1) return text(number(out, v * 1e3), "ms");
-    return text(number(out, v), "s");
+    if (a == 0) return out.text("0s");
+    if (a < 1e-6) return number(out, v * 1e9).text("ns");
+    if (a < 1e-3) return number(out, v * 1e6).text("us");
+    if (a < 1) return number(out, v * 1e3).text("ms");
+    return number(out, v).text("s");
 }
 
-Out count(Out out, double v) {
-    if (std::isnan(v)) return text(out, "-");
-    if (std::fabs(v) >= 1e9) return text(number(out, v / 1e9), "G");
-    if (std::fabs(v) >= 1e6) return text(number(out, v / 1e6), "M");
-    if (std::fabs(v) >= 1e4) return text(number(out, v / 1e3), "k");
+TextWriter& count(TextWriter& out, double v) {
+    if (std::isnan(v)) return out.text("-");
+    if (std::fabs(v) >= 1e9) return number(out, v / 1e9).text("G");
+    if (std::fabs(v) >= 1e6) return number(out, v / 1e6).text("M");
+    if (std::fabs(v) >= 1e4) return number(out, v / 1e3).text("k");
     return number(out, v);
 }
 
 // Appends "/s" to a rate just written, unless it was "-" (unknown).
-Out per_second(Out out) { return out[-1] == '-' ? out : text(out, "/s"); }
+TextWriter& per_second(TextWriter& out) { return out.back() == '-' ? out : out.text("/s"); }
 
 double rate(double now, double before, double dt) {
     if (std::isnan(now) || std::isnan(before) || dt <= 0) return NAN;
@@ -138,8 +131,8 @@ void write_all(const char* p, size_t n) {
 bool trace_enabled() noexcept { return g_fd >= 0; }
 
 void trace_configure() noexcept {
-    const char* v = getenv("GOMETRICS_TRACE");
-    if (!v || !*v || std::strcmp(v, "0") == 0) return;
+    const char* v = config().trace;
+    if (!v) return;
     if (std::strcmp(v, "1") == 0) {
         g_fd = STDERR_FILENO;
         return;
@@ -183,27 +176,21 @@ void trace_snapshot(const TraceView& view, uint32_t interval_ms, bool final) noe
         const uint64_t start = start_time_ns();
         const double elapsed = view.time_ns > start ? double(view.time_ns - start) * 1e-9 : 0;
 
-        char buf[512];
-        Out out = buf;
-        out = fmt::format_to(out, "gometrics {} @{:.3f}s{}: live ", getpid(), elapsed, final ? " exit" : "");
-        out = bytes(out, lookup(view, kLive));
-        out = text(out, " peak ");
-        out = bytes(out, lookup(view, kPeak));
-        out = text(out, ", alloc ");
-        out = per_second(bytes(out, rate(alloc_bytes, b.alloc_bytes, dt)));
-        out = text(out, " ");
-        out = per_second(count(out, rate(alloc_objects, b.alloc_objects, dt)));
-        out = text(out, ", threads ");
-        out = count(out, lookup(view, kThreads));
-        out = text(out, ", mutex-wait ");
-        out = per_second(seconds(out, rate(mutex_wait, b.mutex_wait, dt)));
-        out = text(out, ", cpu ");
+        char buf[512];  // every field's text is bounded: a line fits
+        TextWriter out(buf, sizeof buf);
+        out.format("gometrics {} @{:.3f}s{}: live ", getpid(), elapsed, final ? " exit" : "");
+        bytes(out, lookup(view, kLive)).text(" peak ");
+        bytes(out, lookup(view, kPeak)).text(", alloc ");
+        per_second(bytes(out, rate(alloc_bytes, b.alloc_bytes, dt))).text(" ");
+        per_second(count(out, rate(alloc_objects, b.alloc_objects, dt))).text(", threads ");
+        count(out, lookup(view, kThreads)).text(", mutex-wait ");
+        per_second(seconds(out, rate(mutex_wait, b.mutex_wait, dt))).text(", cpu ");
         const double cpu_rate = rate(cpu, b.cpu_seconds, dt);
-        out = std::isnan(cpu_rate) ? text(out, "-") : text(number(out, cpu_rate * 100), "%");
-        out = text(out, ", rss ");
-        out = bytes(out, lookup(view, kRss));
-        *out++ = '\n';
-        write_all(buf, static_cast<size_t>(out - buf));
+        if (std::isnan(cpu_rate)) out.text("-");
+        else number(out, cpu_rate * 100).text("%");
+        out.text(", rss ");
+        bytes(out, lookup(view, kRss)).text("\n");
+        write_all(out.view().data(), out.view().size());
     }
     g_base = {true, view.time_ns, alloc_bytes, alloc_objects, mutex_wait, cpu};
 }

@@ -25,7 +25,7 @@ void list(const Target& t, const std::string& format) {
         nlohmann::ordered_json out = nlohmann::ordered_json::array();
         for (const auto& d : r.All())
             out.push_back({{"name", d.name}, {"kind", to_string(d.kind)}, {"cumulative", d.cumulative},
-                           {"description", d.description}});
+                           {"aggregation", to_string(d.aggregation)}, {"description", d.description}});
         std::cout << out.dump(2) << '\n';
         return;
     }

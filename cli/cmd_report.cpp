@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <optional>
 
 #include <fmt/format.h>
 
+#include "aggregate.h"
 #include "commands.h"
 #include "common.h"
 #include "histstats.h"
@@ -29,6 +31,9 @@ struct Row {
     std::string label;  // "/gc/heap/allocs:bytes" or "/gc/heap/allocs-by-size:bytes:p99"
     std::string unit;   // for human()
     std::optional<double> a, b;
+    // Whether --fail-over judges it: not a setting or limit (Aggregation::
+    // None), whose growth is a choice, not a cost.
+    bool judged = true;
 };
 
 void add_rows(std::vector<Row>& rows, const std::string& name, const Value* a, const Value* b) {
@@ -89,7 +94,14 @@ int diff(const std::string& fa, const std::string& fb, std::optional<double> fai
     names.erase(std::unique(names.begin(), names.end()), names.end());
 
     std::vector<Row> rows;
-    for (const auto& n : names) add_rows(rows, n, a.find(n), b.find(n));
+    std::map<std::string, Aggregation> how;
+    for (const Report* r : {&b, &a})
+        for (const auto& m : r->all()) how[m.desc.name] = aggregation_of(m.desc);
+    for (const auto& n : names) {
+        const size_t first = rows.size();
+        add_rows(rows, n, a.find(n), b.find(n));
+        for (size_t i = first; i < rows.size(); ++i) rows[i].judged = how[n] != Aggregation::None;
+    }
     std::erase_if(rows, [&](const Row& r) { return !selected(r.label, only); });
 
     size_t width = 6;
@@ -98,7 +110,7 @@ int diff(const std::string& fa, const std::string& fb, std::optional<double> fai
     std::vector<std::string> over;
     for (const auto& r : rows) {
         const auto show = [&](const std::optional<double>& v) { return v ? human(*v, r.unit) : std::string("-"); };
-        const bool exceeds = fail_over && r.a && r.b && change_percent(*r.a, *r.b) > *fail_over;
+        const bool exceeds = fail_over && r.judged && r.a && r.b && change_percent(*r.a, *r.b) > *fail_over;
         if (exceeds) over.push_back(r.label);
         fmt::print("{:<{}}  {:>12}  {:>12}  {}{}\n", r.label, width, show(r.a), show(r.b), change_text(r),
                    exceeds ? "  <- over " + fmt::format("{}%", *fail_over) : "");
@@ -126,7 +138,7 @@ void add_report_commands(CLI::App& app, int& status) {
     auto* d = app.add_subcommand("diff", "Compare two saved reports metric by metric, with relative changes");
     d->add_option("a", file, "The baseline report")->required();
     d->add_option("b", file_b, "The new report")->required();
-    d->add_option("--fail-over", fail_over, "Exit 1 when a value grew by more than this many percent");
+    d->add_option("--fail-over", fail_over, "Exit 1 when a value grew by more than this many percent (settings and limits are not judged)");
     d->add_option("--only", only, "Compare only metrics whose name starts with this (repeatable)");
     d->callback([&status] { status = diff(file, file_b, fail_over, only); });
 }

@@ -16,31 +16,11 @@
 #include "commands.h"
 #include "common.h"
 #include "histstats.h"
-#include "layout.h"
 #include "units.h"
 
 namespace gometrics::cli {
 
 namespace {
-
-// Shown when no NAME is given, in this order, when the process publishes them.
-constexpr std::string_view kDefaults[] = {
-    "/gc/heap/live:bytes",
-    "/gc/heap/live-peak:bytes",
-    "/gc/heap/objects:objects",
-    "/gc/heap/allocs:bytes",
-    "/gc/heap/allocs:objects",
-    "/gc/heap/frees:objects",
-    "/gc/heap/allocs-by-size:bytes",
-    "/sched/threads/total:threads",
-    "/sched/threads-created:threads",
-    "/sync/mutex/wait/total:seconds",
-    "/sync/mutex/wait:seconds",
-    "/cpu/classes/user:cpu-seconds",
-    "/cpu/classes/system:cpu-seconds",
-    "/process/memory/rss:bytes",
-    "/memory/classes/total:bytes",
-};
 
 volatile sig_atomic_t g_stop = 0;
 void on_stop(int) { g_stop = 1; }
@@ -118,12 +98,11 @@ int watch(const Options& o) {
         if (!i) throw Failure(kExitUnsupported, fmt::format("{}: not published by process {}", n, pid));
         shown.push_back(*i);
     }
-    if (o.names.empty()) {
-        for (auto n : kDefaults)
-            if (auto i = index_of(n)) shown.push_back(*i);
-        if (shown.empty())
-            for (size_t i = 0; i < all.size(); ++i) shown.push_back(i);
-    }
+    // No NAME: every metric that moves, in name order. Settings and limits
+    // (Aggregation::None) stay as they were and are left out.
+    if (o.names.empty())
+        for (size_t i = 0; i < all.size(); ++i)
+            if (all[i].aggregation != Aggregation::None) shown.push_back(i);
 
     const bool tty = isatty(STDOUT_FILENO);
     struct sigaction sa {};
@@ -145,7 +124,7 @@ int watch(const Options& o) {
     for (int frame = 1; !g_stop; ++frame) {
         auto snap = r.ReadAll({.fresh_timeout_ms = 200});
         if (!snap) throw Failure(kExitError, snap.error().message);
-        const bool exited = (r.state() & layout::kStateExited) || !process_alive(pid);
+        const bool exited = r.state().exited || !process_alive(pid);
         // Live values (Description::live) move between reads, the others between snapshots.
         const auto seconds = [&](uint64_t now, uint64_t then) { return now > then ? double(now - then) * 1e-9 : 0; };
         const double dt = before ? seconds(snap->time_ns, before->time_ns) : 0;
@@ -195,7 +174,7 @@ void add_watch_command(CLI::App& app, int& status) {
     w->add_option("-p,--pid", o.pid, "Process to watch (default: the only live instrumented one)");
     w->add_option("-i,--interval", o.interval, "Seconds between refreshes (default 1)");
     w->add_option("-n,--count", o.count, "Stop after this many refreshes (default: until the process exits)");
-    w->add_option("names", o.names, "Metric names (default: a set about heap, threads, locks, CPU and memory)");
+    w->add_option("names", o.names, "Metric names (default: all but the settings and limits)");
     w->callback([&status] { status = watch(o); });
 }
 

@@ -49,7 +49,8 @@ public:
     }
     void metric(const Description& d, const Value& v) override {
         doc_["metrics"].push_back(
-            {{"name", d.name}, {"kind", to_string(d.kind)}, {"cumulative", d.cumulative}, {"value", value_to_json(v)}});
+            {{"name", d.name}, {"kind", to_string(d.kind)}, {"cumulative", d.cumulative},
+             {"aggregation", to_string(d.aggregation)}, {"value", value_to_json(v)}});
     }
     void end() override { out_ << doc_.dump(2) << '\n'; }
 

@@ -59,6 +59,9 @@ Report report_from_json(const nlohmann::ordered_json& doc, const std::string& wh
         rm.desc.name = m["name"].get<std::string>();
         rm.desc.kind = kind_from(m["kind"].get<std::string>());
         rm.desc.cumulative = m.value("cumulative", false);
+        // Absent from the reports of older agents: Unknown, and readers fall back on their own rule.
+        if (m.contains("aggregation") && m["aggregation"].is_string())
+            rm.desc.aggregation = aggregation_from(m["aggregation"].get<std::string>());
         rm.value = value_from_json(m["kind"].get<std::string>(), m["value"]);
         if (rm.desc.kind == ValueKind::Bad) continue;  // a kind from a newer agent: not comparable here
         if (rm.value.kind == ValueKind::Bad)
@@ -71,6 +74,7 @@ Report report_from_json(const nlohmann::ordered_json& doc, const std::string& wh
             ReportMetric rm;
             rm.desc.name = name;
             rm.desc.kind = ValueKind::Uint64;
+            rm.desc.aggregation = Aggregation::Max;  // a peak of the tree's processes
             rm.value.kind = ValueKind::Uint64;
             rm.value.u64 = v.get<uint64_t>();
             r.peaks.push_back(std::move(rm));

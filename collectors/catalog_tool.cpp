@@ -1,6 +1,8 @@
 // gometrics-catalog: the metric table as the agent declares it, and Go's
 // catalogue mapped onto it, for the README (--format markdown, between the
-// markers scripts/update-readme.sh rewrites) and for tests (--format tsv).
+// markers scripts/update-readme.sh rewrites) and for tests (--format tsv);
+// and the agent's GOMETRICS_* table as docs/environment.md (--format
+// environment, written by scripts/update-docs.sh).
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -8,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "catalog.h"
+#include "config.h"
 #include "go_catalog.h"
 
 namespace {
@@ -56,13 +59,31 @@ void print_markdown() {
     for (const auto& g : collect::go_catalog()) fmt::print("| `{}` | {} |\n", g.name, here(g));
 }
 
+// docs/environment.md, whole.
+void print_environment() {
+    fmt::print("# Environment of the agent\n\n"
+               "<!-- Generated from agent/config.cpp by scripts/update-docs.sh; edit the table there. -->\n\n"
+               "The agent (`libgometrics.so`) reads these variables once, when it starts in a process. All are "
+               "optional: with none set it publishes, counts and profiles with the defaults below. A value that is "
+               "not allowed is ignored with one line on stderr, and the default applies.\n\n");
+    fmt::print("| Variable | Default | Allowed | Meaning |\n|---|---|---|---|\n");
+    for (const auto& v : agent::environment_table())
+        fmt::print("| `{}` | {} | {} | {} |\n", v.name, v.default_text.empty() ? "unset" : fmt::format("`{}`", v.default_text),
+                   v.allowed, v.meaning);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const bool markdown = argc > 2 && std::strcmp(argv[1], "--format") == 0 && std::strcmp(argv[2], "markdown") == 0;
     const bool tsv = argc > 2 && std::strcmp(argv[1], "--format") == 0 && std::strcmp(argv[2], "tsv") == 0;
+    const bool environment = argc > 2 && std::strcmp(argv[1], "--format") == 0 && std::strcmp(argv[2], "environment") == 0;
+    if (environment) {
+        print_environment();
+        return 0;
+    }
     if (!markdown && !tsv) {
-        fmt::print(stderr, "usage: gometrics-catalog --format markdown|tsv\n");
+        fmt::print(stderr, "usage: gometrics-catalog --format markdown|tsv|environment\n");
         return 2;
     }
     if (markdown) {

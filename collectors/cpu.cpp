@@ -130,17 +130,17 @@ using layout::kKindFloat64;
 using layout::kKindUint64;
 
 constexpr Metric kCpu[] = {
-    {"/cpu/classes/idle:cpu-seconds", kKindFloat64, true,
+    {"/cpu/classes/idle:cpu-seconds", kKindFloat64, true, kAggSum,
      "CPU capacity the process left unused: /cpu/classes/total minus the other classes, never decreasing.", idle},
-    {"/cpu/classes/system:cpu-seconds", kKindFloat64, true,
+    {"/cpu/classes/system:cpu-seconds", kKindFloat64, true, kAggSum,
      "CPU time spent in the kernel on behalf of the process, all threads (getrusage ru_stime).", system},
-    {"/cpu/classes/total:cpu-seconds", kKindFloat64, true,
+    {"/cpu/classes/total:cpu-seconds", kKindFloat64, true, kAggSum,
      "Available CPU time: /sched/gomaxprocs integrated over the process's wall time; the sum of the other "
      "/cpu/classes.",
      total},
-    {"/cpu/classes/user:cpu-seconds", kKindFloat64, true,
+    {"/cpu/classes/user:cpu-seconds", kKindFloat64, true, kAggSum,
      "CPU time spent running the process's own code, all threads (getrusage ru_utime).", user},
-    {"/sched/gomaxprocs:threads", kKindUint64, false,
+    {"/sched/gomaxprocs:threads", kKindUint64, false, kAggNone,
      "CPUs the process can use at once: its affinity mask, capped by its cgroup v2 cpu.max quota rounded up "
      "(at least 2), as Go 1.25 sets GOMAXPROCS.",
      gomaxprocs},

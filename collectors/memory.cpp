@@ -78,10 +78,12 @@ struct Foreign {
 const Foreign& foreign_leaves() {
     static const Foreign f = [] {
         Foreign out;
+        // This family's leaves, and the heap family's (objects: computed here from the same totals).
+        const auto in = [](std::span<const Metric> family, const Metric* m) {
+            return std::any_of(family.begin(), family.end(), [&](const Metric& row) { return &row == m; });
+        };
         for (const Metric* m : catalog()) {
-            const bool ours = m->name == "/memory/classes/heap/objects:bytes" ||
-                              std::any_of(memory_metrics().begin(), memory_metrics().end(),
-                                          [&](const Metric& mine) { return mine.name == m->name; });
+            const bool ours = in(memory_metrics(), m) || in(heap_metrics(), m);
             if (ours || !m->name.starts_with("/memory/classes/") || m->kind != layout::kKindUint64) continue;
             if ((!m->available || m->available()) && out.count < std::size(out.leaves)) out.leaves[out.count++] = m;
         }
@@ -177,27 +179,27 @@ void limit(const Snapshot& s, uint64_t* out) {
 using layout::kKindUint64;
 
 constexpr Metric kMemory[] = {
-    {"/memory/classes/heap/free:bytes", kKindUint64, false,
+    {"/memory/classes/heap/free:bytes", kKindUint64, false, kAggSum,
      "Free memory the allocator holds, still backed by physical pages (glibc: free chunks; jemalloc: dirty pages).",
      free_bytes, {}, have_allocator_stats},
-    {"/memory/classes/heap/released:bytes", kKindUint64, false,
+    {"/memory/classes/heap/released:bytes", kKindUint64, false, kAggSum,
      "Free memory the allocator keeps mapped but not backed: returned with madvise (malloc_trim, jemalloc purging, "
      "muzzy pages) or never touched.",
      released, {}, have_allocator_stats},
-    {"/memory/classes/heap/unused:bytes", kKindUint64, false,
+    {"/memory/classes/heap/unused:bytes", kKindUint64, false, kAggSum,
      "Memory the allocator holds in blocks for objects but neither occupied by live objects nor their headers: size "
      "rounding, blocks cached for reuse (glibc's tcache, jemalloc's thread caches), fragmentation.",
      unused, {}, have_allocator_stats},
-    {"/memory/classes/metadata/other:bytes", kKindUint64, false,
+    {"/memory/classes/metadata/other:bytes", kKindUint64, false, kAggSum,
      "The allocator's own bookkeeping (glibc: the size header of each live block, 8 bytes, 16 for an mmapped one; "
      "jemalloc: stats.metadata).", metadata, {},
      have_allocator_stats},
-    {"/memory/classes/other:bytes", kKindUint64, false,
+    {"/memory/classes/other:bytes", kKindUint64, false, kAggSum,
      "Memory the agent holds for itself: thread slots, its published segment and buffers.", other},
-    {"/memory/classes/total:bytes", kKindUint64, false,
+    {"/memory/classes/total:bytes", kKindUint64, false, kAggSum,
      "All memory in the other /memory/classes, exactly their sum in each snapshot.", total, {}, nullptr,
      fold_live_bytes},
-    {"/memory/limit:bytes", kKindUint64, false,
+    {"/memory/limit:bytes", kKindUint64, false, kAggNone,
      "The tightest of the cgroup memory limit and RLIMIT_AS, or 9223372036854775807 (Go's no-limit value) when "
      "there is none.",
      limit},

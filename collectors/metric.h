@@ -36,10 +36,25 @@ protected:
     ~FoldSink() = default;
 };
 
+// How the values of several processes combine (layout::Aggregation, in
+// the segment's Description). The rule the rows follow:
+// - kAggSum: every cumulative metric, and gauges that are an amount the
+//   process holds now (bytes, objects, threads, descriptors): a tree holds
+//   the sum.
+// - kAggMax: gauges that are a high-water mark or a duration of the process
+//   (a peak, the uptime): the tree's is at least the largest.
+// - kAggNone: gauges that are a setting or limit of the process (CPUs it
+//   may use, memory and descriptor limits): a limit of three processes is
+//   not three times one; readers show it only where all agree.
+using layout::kAggMax;
+using layout::kAggNone;
+using layout::kAggSum;
+
 struct Metric {
     std::string_view name;  // "/path:unit", Go's format
     layout::Kind kind;
     bool cumulative;
+    layout::Aggregation aggregation;  // never kAggUnknown (a table test checks)
     std::string_view description;  // one sentence, what it means for a native process
     ComputeFn compute;
     std::span<const double> bounds = {};  // histogram edges, fixed for the process's life

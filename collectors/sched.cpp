@@ -138,11 +138,11 @@ using layout::kKindFloat64;
 using layout::kKindFloat64Histogram;
 
 constexpr Metric kSched[] = {
-    {"/sched/latencies/total:seconds", kKindFloat64, true,
+    {"/sched/latencies/total:seconds", kKindFloat64, true, kAggSum,
      "Total time threads of the process spent runnable but waiting for a CPU (schedstat), ended threads "
      "included.",
      total, {}, have_schedstat},
-    {"/sched/latencies:seconds", kKindFloat64Histogram, true,
+    {"/sched/latencies:seconds", kKindFloat64Histogram, true, kAggSum,
      "Estimated distribution of the time threads waited for a CPU before each timeslice: each thread's wait "
      "between snapshots spread evenly over the timeslices it ran.",
      hist, buckets::kTimeEdgesSeconds, have_schedstat},

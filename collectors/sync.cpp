@@ -53,13 +53,13 @@ using layout::kKindFloat64Histogram;
 using layout::kKindUint64;
 
 constexpr Metric kSync[] = {
-    {"/sync/mutex/contentions:events", kKindUint64, true,
+    {"/sync/mutex/contentions:events", kKindUint64, true, kAggSum,
      "Contended acquisitions of pthread mutexes and rwlocks (the lock was held when asked for).", contentions,
      {}, nullptr, fold_contentions},
-    {"/sync/mutex/wait/total:seconds", kKindFloat64, true,
+    {"/sync/mutex/wait/total:seconds", kKindFloat64, true, kAggSum,
      "Approximate cumulative time threads spent blocked acquiring a contended pthread mutex or rwlock.",
      wait_total, {}, nullptr, fold_wait_total},
-    {"/sync/mutex/wait:seconds", kKindFloat64Histogram, true,
+    {"/sync/mutex/wait:seconds", kKindFloat64Histogram, true, kAggSum,
      "Distribution of the time each contended pthread mutex or rwlock acquisition waited.", wait_hist,
      buckets::kTimeEdgesSeconds, nullptr, fold_wait_hist},
 };

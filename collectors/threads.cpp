@@ -54,13 +54,13 @@ void os_stacks(const Snapshot& s, uint64_t* out) { *out = os_stack_bytes(s); }
 using layout::kKindUint64;
 
 constexpr Metric kThreads[] = {
-    {"/memory/classes/os-stacks:bytes", kKindUint64, false,
+    {"/memory/classes/os-stacks:bytes", kKindUint64, false, kAggSum,
      "Stack memory of live threads: each stack size the program asked for, the default stack size for threads the "
      "agent did not see start (the main thread included); reserved, not necessarily resident.",
      os_stacks, {}, have_proc_status},
-    {"/sched/threads-created:threads", kKindUint64, true,
+    {"/sched/threads-created:threads", kKindUint64, true, kAggSum,
      "Threads started with pthread_create since the agent loaded.", threads_created},
-    {"/sched/threads/total:threads", kKindUint64, false,
+    {"/sched/threads/total:threads", kKindUint64, false, kAggSum,
      "Live threads of the process (the kernel's count), the main thread included, the agent's own publisher "
      "thread excluded.",
      threads_total, {}, have_proc_status},

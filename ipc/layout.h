@@ -42,6 +42,16 @@ inline constexpr uint64_t kMaxSegmentSize = 64ULL << 20;
 // DescEntry::kind; same numbering as gometrics::ValueKind and Go's ValueKind.
 enum Kind : uint8_t { kKindBad = 0, kKindUint64 = 1, kKindFloat64 = 2, kKindFloat64Histogram = 3 };
 
+// DescEntry::aggregation: how the values of several processes combine into
+// one. 0 is what a writer from before this field left in the byte (it was
+// reserved and zeroed): readers then decide by their own rule.
+enum Aggregation : uint8_t { kAggUnknown = 0, kAggSum = 1, kAggMax = 2, kAggNone = 3 };
+
+// Its name in reports and documentation (the reader's to_string(Aggregation) agrees).
+constexpr const char* aggregation_name(uint8_t a) {
+    return a == kAggSum ? "sum" : a == kAggMax ? "max" : a == kAggNone ? "none" : "unknown";
+}
+
 // SegmentHeader::state bits, written by the agent with relaxed stores.
 enum State : uint32_t {
     kStatePublisherRunning = 1u << 0,  // a publisher thread answers requests
@@ -103,7 +113,8 @@ struct DescEntry {
     uint32_t desc_len;
     uint8_t kind;  // Kind
     uint8_t cumulative;
-    uint16_t reserved0;
+    uint8_t aggregation;  // Aggregation; was reserved (0) in older writers
+    uint8_t reserved0;
     uint32_t bounds_offset;  // from bounds_offset (histograms only)
     uint32_t bucket_count;   // edges (histograms only); counts = bucket_count - 1
     uint32_t value_offset;   // from values_offset, 8-byte aligned

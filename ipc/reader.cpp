@@ -39,6 +39,23 @@ const char* to_string(ValueKind k) noexcept {
     return "bad";
 }
 
+const char* to_string(gometrics::Aggregation a) noexcept {
+    switch (a) {
+        case gometrics::Aggregation::Sum: return "sum";
+        case gometrics::Aggregation::Max: return "max";
+        case gometrics::Aggregation::None: return "none";
+        case gometrics::Aggregation::Unknown: break;
+    }
+    return "unknown";
+}
+
+gometrics::Aggregation aggregation_from(std::string_view text) noexcept {
+    using enum gometrics::Aggregation;
+    for (gometrics::Aggregation a : {Sum, Max, None})
+        if (text == to_string(a)) return a;
+    return Unknown;
+}
+
 namespace {
 
 Error err(const std::string& path, const std::string& what) { return Error{path + ": " + what}; }
@@ -148,6 +165,8 @@ Status Reader::validate() {
         // A kind this reader does not know (a newer agent) reads as Bad.
         desc.kind = d.kind <= kKindFloat64Histogram ? static_cast<ValueKind>(d.kind) : ValueKind::Bad;
         desc.cumulative = d.cumulative != 0;
+        // 0 from an agent older than the field; a value this reader does not know (a newer agent) too.
+        desc.aggregation = d.aggregation <= kAggNone ? static_cast<gometrics::Aggregation>(d.aggregation) : gometrics::Aggregation::Unknown;
 
         Entry e{d.value_offset, 1};
         std::vector<double> edges;
@@ -309,12 +328,20 @@ Reader::~Reader() {
     if (base_) munmap(base_, size_);
 }
 
-uint32_t Reader::state() const {
+uint32_t Reader::state_bits() const {
     auto* h = static_cast<SegmentHeader*>(base_);
     return std::atomic_ref<uint32_t>(h->state).load(std::memory_order_acquire);
 }
 
-bool Reader::exited() const { return (state() & kStateExited) != 0; }
+ProcessState Reader::state() const {
+    const uint32_t bits = state_bits();
+    return {.publisher_running = (bits & kStatePublisherRunning) != 0,
+            .publisher_lazy = (bits & kStatePublisherLazy) != 0,
+            .not_interposed = (bits & kStateNotInterposed) != 0,
+            .exited = (bits & kStateExited) != 0};
+}
+
+bool Reader::exited() const { return state().exited; }
 
 namespace {
 constexpr int kLazyWaitMs = 20;
@@ -322,7 +349,7 @@ constexpr int kLazyWaitMs = 20;
 
 FreshRequest Reader::RequestFresh() {
     auto* h = static_cast<SegmentHeader*>(base_);
-    if (!writable_ || !(state() & (kStatePublisherRunning | kStatePublisherLazy))) return {};
+    if (!writable_ || !(state_bits() & (kStatePublisherRunning | kStatePublisherLazy))) return {};
     std::atomic_ref<uint32_t> seq(h->seq);
     const uint32_t before = seq.load(std::memory_order_acquire);
     std::atomic_ref<uint32_t>(h->request).fetch_add(1, std::memory_order_release);
@@ -338,7 +365,7 @@ void Reader::AwaitFresh(const FreshRequest& request, int timeout_ms) {
     // Without a publisher thread the program answers at its next
     // allocations, or not at all while it is blocked: wait a little only
     // (the live counts are folded fresh regardless).
-    if ((state() & kStatePublisherLazy) && live_.slot_count) timeout_ms = std::min(timeout_ms, kLazyWaitMs);
+    if ((state_bits() & kStatePublisherLazy) && live_.slot_count) timeout_ms = std::min(timeout_ms, kLazyWaitMs);
     std::atomic_ref<uint32_t> seq(h->seq);
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);

@@ -62,6 +62,16 @@ struct Profile {
     std::vector<ProfileStack> stacks;
 };
 
+// What the agent says of its process, read now (the segment's state word).
+struct ProcessState {
+    bool publisher_running = false;  // a publisher thread answers requests for fresh snapshots
+    // No publisher thread (a single-threaded program): requests are answered
+    // at the program's next allocations; live values are fresh anyway.
+    bool publisher_lazy = false;
+    bool not_interposed = false;  // the program's malloc bypasses the agent: heap counts are not the truth
+    bool exited = false;          // the final snapshot, written at exit
+};
+
 class Reader {
 public:
     // Maps /dev/shm/gometrics.<pid> and validates it.
@@ -79,7 +89,7 @@ public:
     uint64_t start_time_ns() const { return start_time_ns_; }
     uint64_t proc_start_ticks() const { return proc_start_ticks_; }
     uint32_t interval_ms() const { return interval_ms_; }
-    uint32_t state() const;  // layout::State bits, read now (exited() says the same without them)
+    ProcessState state() const;
     // The agent said, at the process's exit, that it published its last snapshot.
     bool exited() const;
 
@@ -109,6 +119,7 @@ public:
 private:
     Reader() = default;
     static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
+    uint32_t state_bits() const;
     Status validate();
     Status validate_live();
     Result<std::vector<uint64_t>> copy_values(int max_tries);

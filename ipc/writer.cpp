@@ -173,6 +173,7 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
         str += d.desc_len;
         d.kind = m.kind;
         d.cumulative = m.cumulative;
+        d.aggregation = m.aggregation;
         if (m.kind == kKindFloat64Histogram) {
             d.bounds_offset = bnd;
             d.bucket_count = static_cast<uint32_t>(m.bounds.size());

@@ -20,6 +20,7 @@ struct MetricSpec {
     layout::Kind kind;
     bool cumulative;
     std::span<const double> bounds;  // histogram edges, empty for scalars
+    layout::Aggregation aggregation = layout::kAggUnknown;
 };
 
 // The live region (layout::LiveHeader): thread slots and how values fold

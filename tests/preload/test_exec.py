@@ -114,6 +114,40 @@ class Exec(unittest.TestCase):
         self.assertEqual(by_name(rep)["/gc/heap/allocs:objects"], total)
         self.assertIn("4 instrumented processes", cp.stderr)
 
+    def test_a_pipeline_reports_each_limit_once_and_sums_counters(self):
+        cp, rep = exec_cli("--", "sh", "-c", f"{program('leak')} 10 | cat | cat")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        self.assertEqual(cp.stdout, "leaked 10\n")
+        procs = [by_name(p) for p in rep["processes"]]
+        self.assertGreaterEqual(len(procs), 3, [p["command"] for p in rep["processes"]])
+        total = by_name(rep)
+        how = {m["name"]: m["aggregation"] for m in rep["metrics"]}
+        # The same cgroup and rlimits for all: the tree's limit is that one, not three or four times it.
+        for limit in ("/memory/limit:bytes", "/process/fds/limit:fds", "/process/memory/virtual-limit:bytes"):
+            self.assertEqual(how[limit], "none")
+            self.assertEqual({p[limit] for p in procs}, {total[limit]}, limit)
+        # Counters and amounts held now add up; a peak is the largest process's.
+        for counter in ("/gc/heap/allocs:objects", "/gc/heap/allocs:bytes", "/process/faults/minor:faults",
+                        "/gc/heap/objects:objects", "/sched/threads/total:threads"):
+            self.assertEqual(how[counter], "sum")
+            self.assertEqual(total[counter], sum(p[counter] for p in procs), counter)
+        self.assertEqual(total["/cpu/classes/user:cpu-seconds"],
+                         sum(p["/cpu/classes/user:cpu-seconds"] for p in procs))
+        self.assertEqual(how["/gc/heap/live-peak:bytes"], "max")
+        self.assertEqual(total["/gc/heap/live-peak:bytes"], max(p["/gc/heap/live-peak:bytes"] for p in procs))
+        self.assertIn("(largest process)", cp.stderr)
+        self.assertIn("(all processes)", cp.stderr)
+
+    def test_a_limit_the_processes_differ_on_is_left_out_of_the_total(self):
+        cp, rep = exec_cli("--", "sh", "-c", f"(ulimit -n 100; {program('leak')} 1) | cat")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+        limits = {by_name(p)["/process/fds/limit:fds"] for p in rep["processes"]}
+        self.assertIn(100, limits)
+        self.assertGreater(len(limits), 1)
+        self.assertNotIn("/process/fds/limit:fds", by_name(rep))
+        # Each process's own value stays in its section, and other limits they share are in the total.
+        self.assertIn("/memory/limit:bytes", by_name(rep))
+
     def test_an_execd_program_reports_as_its_final_image(self):
         _, solo = exec_cli("--", program("leak"), "0")
         cp, rep = exec_cli("--", "sh", "-c", f"true; exec {program('leak')} 7")
@@ -237,6 +271,29 @@ class CheckAndDiff(unittest.TestCase):
         same = gmtest.cli("diff", "--fail-over", "0", self.small, self.small)
         self.assertEqual(same.returncode, 0)
         self.assertNotIn("over", same.stdout)
+
+    def test_diff_does_not_judge_a_raised_limit(self):
+        def report(name, limit, allocs, with_aggregation=True):
+            rows = [{"name": "/process/fds/limit:fds", "kind": "uint64", "cumulative": False, "value": limit,
+                     "aggregation": "none"},
+                    {"name": "/gc/heap/allocs:objects", "kind": "uint64", "cumulative": True, "value": allocs,
+                     "aggregation": "sum"}]
+            if not with_aggregation:  # as an older agent wrote it
+                for r in rows:
+                    del r["aggregation"]
+            path = os.path.join(self.dir.name, name)
+            with open(path, "w") as f:
+                json.dump({"metrics": rows}, f)
+            return path
+        for said in (True, False):
+            a, b = report("a.json", 1024, 100, said), report("b.json", 4096, 100, said)
+            cp = gmtest.cli("diff", "--fail-over", "10", a, b)
+            self.assertEqual(cp.returncode, 0, cp.stdout + cp.stderr)
+            self.assertIn("+300.0%", cp.stdout)  # shown, not judged
+            c = report("c.json", 1024, 200, said)
+            cp = gmtest.cli("diff", "--fail-over", "10", a, c)
+            self.assertEqual(cp.returncode, 1, cp.stdout)
+            self.assertIn("/gc/heap/allocs:objects", cp.stderr)
 
 
 @unittest.skipUnless(shutil.which("go"), "go tool pprof (golang-go) is needed: scripts/setup.sh test installs it")

@@ -120,6 +120,13 @@ class WatchInAPipe(unittest.TestCase):
                                 capture_output=True, text=True, timeout=30)
             self.assertEqual(cp.returncode, 0, cp.stderr)
             self.assertEqual(len(cp.stdout.splitlines()), 3)
+            # By default everything that moves, settings and limits (aggregation "none") left out.
+            first = cp.stdout.splitlines()[0]
+            self.assertIn(" /gc/heap/allocs:bytes=", first)
+            self.assertIn(" /process/memory/rss:bytes=", first)
+            self.assertNotIn("/memory/limit:bytes", first)
+            self.assertNotIn("/process/fds/limit:fds", first)
+            self.assertNotIn("/sched/gomaxprocs:threads", first)
             bad = subprocess.run([CLI, "watch", "--pid", str(p.pid), "/no/such:bytes"], capture_output=True,
                                  text=True, timeout=30)
             self.assertEqual(bad.returncode, 3)

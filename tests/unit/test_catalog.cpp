@@ -55,3 +55,13 @@ TEST_CASE("every metric computes a value without NaN or Inf") {
         }
     }
 }
+
+TEST_CASE("every metric says how it aggregates across processes, by the table's rule") {
+    for (const auto* m : collect::catalog()) {
+        INFO(m->name);
+        CHECK(m->aggregation != layout::kAggUnknown);
+        CHECK(m->aggregation <= layout::kAggNone);
+        // Counters add up; a histogram is a count of events; only a gauge may take the largest or none.
+        if (m->cumulative || m->kind == layout::kKindFloat64Histogram) CHECK(m->aggregation == layout::kAggSum);
+    }
+}

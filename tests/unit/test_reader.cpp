@@ -27,9 +27,9 @@ namespace {
 constexpr std::array<double, 4> kEdges{0, 1, 10, std::numeric_limits<double>::infinity()};
 
 const ipc::MetricSpec kSpecs[] = {
-    {"/a/count:objects", "A counter.", layout::kKindUint64, true, {}},
-    {"/b/ratio:seconds", "A float.", layout::kKindFloat64, false, {}},
-    {"/c/dist:bytes", "A histogram.", layout::kKindFloat64Histogram, true, kEdges},
+    {"/a/count:objects", "A counter.", layout::kKindUint64, true, {}, layout::kAggSum},
+    {"/b/ratio:seconds", "A float.", layout::kKindFloat64, false, {}},  // as an older agent: aggregation not said
+    {"/c/dist:bytes", "A histogram.", layout::kKindFloat64Histogram, true, kEdges, layout::kAggSum},
 };
 
 // A pid no process can have (above the kernel's PID_MAX_LIMIT of 2^22).
@@ -107,6 +107,41 @@ TEST_CASE("a segment round-trips through the writer and the reader") {
     REQUIRE(snap);
     CHECK(snap->seq == 1);
     CHECK(snap->time_ns == 99);
+}
+
+TEST_CASE("each Description says how it aggregates; an older or newer agent's byte reads as Unknown") {
+    TestSegment seg;
+    auto r = Reader::open_path(seg.path(), seg.pid);
+    REQUIRE(r);
+    CHECK(r->All()[0].aggregation == Aggregation::Sum);
+    CHECK(r->All()[1].aggregation == Aggregation::Unknown);  // the byte an older writer left zero
+    CHECK(r->All()[2].aggregation == Aggregation::Sum);
+    CHECK(std::string(to_string(Aggregation::None)) == "none");
+    CHECK(aggregation_from("max") == Aggregation::Max);
+    CHECK(aggregation_from("average") == Aggregation::Unknown);
+
+    auto bytes = slurp(seg.path());
+    using H = layout::SegmentHeader;
+    using D = layout::DescEntry;
+    const uint32_t desc = *reinterpret_cast<const uint32_t*>(bytes.data() + offsetof(H, desc_offset));
+    poke<uint8_t>(bytes, desc + offsetof(D, aggregation), 200);  // a value from a newer agent
+    const std::string path = write_temp(bytes);
+    auto newer = Reader::open_path(path);
+    unlink(path.c_str());
+    REQUIRE(newer);
+    CHECK(newer->All()[0].aggregation == Aggregation::Unknown);
+}
+
+TEST_CASE("the process state reads as named flags") {
+    TestSegment seg;
+    auto r = Reader::open_path(seg.path(), seg.pid);
+    REQUIRE(r);
+    CHECK(!r->state().exited);
+    seg.w.set_state(layout::kStateExited | layout::kStateNotInterposed, true);
+    CHECK(r->state().exited);
+    CHECK(r->state().not_interposed);
+    CHECK(!r->state().publisher_running);
+    CHECK(!r->state().publisher_lazy);
 }
 
 TEST_CASE("the pid in the segment must be the pid asked for") {
