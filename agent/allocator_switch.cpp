@@ -47,6 +47,7 @@
 #include "agent.h"
 #include "log.h"
 #include "proc.h"
+#include "loaded_object.h"
 #include "real.h"
 #include "slots.h"
 
@@ -253,9 +254,9 @@ namespace detail {
 // and if it is jemalloc, keep every glibc block in the brk heap from now on.
 void prepare_allocator_switch(void* real_malloc) noexcept {
     if (!config().jemalloc) return;
-    Dl_info info{};
-    if (!dladdr(real_malloc, &info) || !info.dli_fname || !std::strstr(info.dli_fname, "/libc.so.6")) {
-        refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", info.dli_fname ? info.dli_fname : "?",
+    sys::LoadedObject object;
+    if (!sys::object_of(real_malloc, object) || !std::strstr(object.path, "/libc.so.6")) {
+        refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", object.path ? object.path : "?",
                 "): left as it is"});
         return;
     }

@@ -19,6 +19,7 @@
 #include <new>
 
 #include "heap_hooks.h"
+#include "loaded_object.h"
 #include "log.h"
 #include "real.h"
 #include "slots.h"
@@ -132,12 +133,11 @@ void resolve() noexcept {
     if (!found) log::fatal("cannot resolve the next operator new and delete with dlsym(RTLD_NEXT)");
     // Each operator on its own: tcmalloc or jemalloc may lack a form, whose
     // next definition is then libstdc++'s.
-    Dl_info of_malloc;
-    const void* malloc_object =
-        dladdr(reinterpret_cast<void*>(detail::found_malloc()), &of_malloc) ? of_malloc.dli_fbase : nullptr;
-    auto serves_itself = [malloc_object](auto* next) {
-        Dl_info of_next;
-        return malloc_object && dladdr(reinterpret_cast<void*>(next), &of_next) && of_next.dli_fbase == malloc_object;
+    sys::LoadedObject of_malloc, of_next;
+    const uintptr_t malloc_object =
+        sys::object_of(reinterpret_cast<void*>(detail::found_malloc()), of_malloc) ? of_malloc.base : 0;
+    auto serves_itself = [malloc_object, &of_next](auto* next) {
+        return malloc_object && sys::object_of(reinterpret_cast<void*>(next), of_next) && of_next.base == malloc_object;
     };
 #define GOMETRICS_PUBLISH(member, ...)                                                                   \
     __atomic_store_n(&g_target.member, serves_itself(g_next.member) ? counting_##member : g_next.member, \

@@ -154,18 +154,26 @@ void build_table(State& st) {
 // that does not fit (never, with today's metrics) publishes no live region.
 void build_terms(State& st) {
     TermSink sink(st);
-    for (uint8_t pass = 0; pass < 4; ++pass) {
-        for (size_t i = 0; i < st.count; ++i) {
-            if (!st.metrics[i]->fold) continue;
-            sink.base = st.word_offset[i];
-            const size_t before = st.term_count;
-            st.metrics[i]->fold(sink);
-            // Keep this pass's terms only (each fold emits all its passes).
-            size_t kept = before;
-            for (size_t t = before; t < st.term_count; ++t)
-                if (st.terms[t].pass == pass) st.terms[kept++] = st.terms[t];
-            st.term_count = kept;
-        }
+    for (size_t i = 0; i < st.count; ++i) {
+        if (!st.metrics[i]->fold) continue;
+        sink.base = st.word_offset[i];
+        st.metrics[i]->fold(sink);
+    }
+    // In pass order, each pass's terms in the order they came (a counting
+    // sort through a scratch mapping: the agent does not malloc).
+    const size_t bytes = st.term_count * sizeof(layout::FoldTerm);
+    void* scratch = bytes ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : nullptr;
+    if (scratch == MAP_FAILED) {
+        sink.overflow = true;  // no live region rather than an unordered one
+    } else if (scratch) {
+        auto* sorted = static_cast<layout::FoldTerm*>(scratch);
+        size_t at = 0;
+        for (uint8_t pass = 0; pass < State::kPasses; ++pass)
+            for (size_t t = 0; t < st.term_count; ++t)
+                if (st.terms[t].pass == pass) sorted[at++] = st.terms[t];
+        if (at != st.term_count) sink.overflow = true;  // a pass beyond the last
+        std::memcpy(st.terms, sorted, bytes);
+        munmap(scratch, bytes);
     }
     if (sink.overflow) st.term_count = 0;
     for (size_t p = 0; p < State::kPasses; ++p) {

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "loaded_object.h"
 #include "log.h"
 
 namespace gometrics::agent {
@@ -55,9 +56,8 @@ void resolve_one(Fn& slot, const char* name) noexcept {
 // allocator's behaviour that made some programs faster under the agent. It
 // is address space only, never touched.
 bool verify_glibc_chunks(const RealFunctions& f) noexcept {
-    Dl_info info{};
-    if (!dladdr(reinterpret_cast<void*>(f.malloc), &info) || !info.dli_fname ||
-        !std::strstr(info.dli_fname, "/libc.so.6"))
+    sys::LoadedObject object;
+    if (!sys::object_of(reinterpret_cast<void*>(f.malloc), object) || !std::strstr(object.path, "/libc.so.6"))
         return false;
     // Under memcheck the blocks are valgrind's, with red zones where glibc
     // keeps its header: the reads below find no agreement (and report none);

@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 
+#include "loaded_object.h"
 #include "real.h"
 #include "slots.h"
 
@@ -15,10 +16,11 @@ constinit MallctlFn g_mallctl = nullptr;  // null: counters off
 
 MallctlFn find_mallctl() {
     if (MallctlFn m = switched_mallctl()) return m;
-    Dl_info info{};
-    if (!dladdr(reinterpret_cast<void*>(detail::g_real.malloc), &info) || !info.dli_fname) return nullptr;
-    // The executable itself has an empty dli_fname: dlopen(NULL) is its handle.
-    void* h = dlopen(*info.dli_fname ? info.dli_fname : nullptr, RTLD_LAZY | RTLD_NOLOAD);
+    if (detail::g_glibc_chunks) return nullptr;  // glibc's malloc: it has no such counters
+    sys::LoadedObject object;
+    if (!sys::object_of(reinterpret_cast<void*>(detail::g_real.malloc), object)) return nullptr;
+    // The executable itself has an empty path: dlopen(NULL) is its handle.
+    void* h = dlopen(*object.path ? object.path : nullptr, RTLD_LAZY | RTLD_NOLOAD);
     if (!h) return nullptr;
     auto m = reinterpret_cast<MallctlFn>(dlsym(h, "mallctl"));
     dlclose(h);

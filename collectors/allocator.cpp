@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "agent_facts.h"
+#include "loaded_object.h"
 
 namespace gometrics::collect {
 
@@ -15,17 +16,17 @@ namespace {
 
 AllocatorBackend choose() {
     if (auto m = agent::switched_mallctl()) return jemalloc_backend(m);  // GOMETRICS_ALLOCATOR=jemalloc
-    Dl_info info{};
-    void* real_malloc = agent::real_malloc_address();
-    if (!dladdr(real_malloc, &info) || !info.dli_fname) return {"unknown", nullptr};
-    // The executable itself has an empty dli_fname: dlopen(NULL) is its handle.
-    void* h = dlopen(*info.dli_fname ? info.dli_fname : nullptr, RTLD_LAZY | RTLD_NOLOAD);
+    sys::LoadedObject object;
+    if (!sys::object_of(agent::real_malloc_address(), object)) return {"unknown", nullptr};
+    // glibc first: it has no mallctl to look for.
+    if (std::strstr(object.path, "/libc.so.6")) return glibc_backend();
+    // The executable itself has an empty path: dlopen(NULL) is its handle.
+    void* h = dlopen(*object.path ? object.path : nullptr, RTLD_LAZY | RTLD_NOLOAD);
     if (h) {
         auto m = reinterpret_cast<MallctlFn>(dlsym(h, "mallctl"));
         dlclose(h);
         if (m) return jemalloc_backend(m);
     }
-    if (std::strstr(info.dli_fname, "/libc.so.6")) return glibc_backend();
     return {"unknown", nullptr};
 }
 
