@@ -19,7 +19,6 @@
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
-#include "thread_counters.h"
 #include "thread_state.h"
 #include "trace.h"
 
@@ -84,7 +83,6 @@ static void start_under_guard();
 [[gnu::constructor]] static void gometrics_start() {
     Guard guard;
     start_under_guard();
-    thread_counters_claim_word(guard.saved());
     adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment
     publisher_begin(!__libc_single_threaded);
     crash_install();
@@ -93,7 +91,6 @@ static void start_under_guard();
 static void start_under_guard() {
     (void)real();
     switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
-    thread_counters_init();
     detail::g_start_time_ns = realtime_ns();
     (void)config();  // the environment, parsed now if no hook needed it before
     trace_configure();

@@ -20,7 +20,6 @@
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
-#include "thread_counters.h"
 #include "slots.h"
 
 #define GOMETRICS_EXPORT extern "C" [[gnu::visibility("default")]]
@@ -123,15 +122,6 @@ constexpr uint64_t kPollBytes = 256 * 1024;
     return p;
 }
 
-// p's usable size from how far the allocator's thread.allocated moved since
-// the last allocation counted on this thread (thread_counters.h): every
-// allocation of the thread goes through a hook. Unprimed: asked, once.
-[[gnu::always_inline]] inline size_t usable_from_counters(ThreadSlot* s, void* p) noexcept {
-    const uint64_t now = *s->counters_allocated, last = s->counters_last_allocated;
-    s->counters_last_allocated = now;
-    return last != kCountersUnprimed ? now - last : usable_size(p);
-}
-
 // Any allocation but the common case. A bootstrap block (handed out while
 // resolving) is not counted: its free is not either.
 [[gnu::noinline]] void* count_alloc_slow(void* p) noexcept {
@@ -139,7 +129,7 @@ constexpr uint64_t kPollBytes = 256 * 1024;
         return p;
     ThreadSlot* s = current_slot();
     if (!s) return p;  // the agent's own
-    const size_t usable = s->counters_allocated ? usable_from_counters(s, p) : usable_size(p);
+    const size_t usable = usable_size(p);
     if (is_orphans(s)) [[unlikely]]
         record_orphan(kAllocs, usable);
     else
@@ -157,13 +147,13 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 }
 
 // An allocation on a thread counting for another allocator than glibc's
-// (the slot in tls_slow_slot): with the allocator's byte counters, the
-// size needs no question.
+// (the slot in tls_slow_slot): the short way, without the slow path's
+// questions but the size.
 [[gnu::noinline]] void* count_alloc_other(void* p) noexcept {
     ThreadSlot* s = detail::tls_slow_slot;
     if (is_bootstrap(p)) [[unlikely]]
         return p;
-    p = count_alloc(s, p, s->counters_allocated ? usable_from_counters(s, p) : detail::asked_usable_size(p));
+    p = count_alloc(s, p, detail::asked_usable_size(p));
     detail::tls_last_counted = p;  // see count_alloc_slow
     return p;
 }
@@ -232,19 +222,13 @@ void count_free(size_t usable) noexcept {
     real_fn<&R::free>()(p);
 }
 
-// free on a thread counting for another allocator than glibc's: the size
-// is how far its thread.deallocated moves, if it keeps byte counters, else
-// asked. Anything the slow path must look at (a bootstrap block, a sample, a
+// free on a thread counting for another allocator than glibc's, the short
+// way. Anything the slow path must look at (a bootstrap block, a sample, a
 // block the operator hooks follow, one of glibc's after a switch) goes there.
 [[gnu::noinline]] void free_other(ThreadSlot* s, void* p) noexcept {
     if (is_bootstrap(p) || profile::maybe_sampled(p) || p == detail::tls_last_counted ||
         p == detail::tls_counted_free || (detail::g_switched && switched_glibc_owns(p))) [[unlikely]]
         return free_slow(p);
-    if (const uint64_t* deallocated = s->counters_deallocated) {
-        const uint64_t before = *deallocated;
-        real_fn<&R::free>()(p);
-        return record(s, kFrees, *deallocated - before);
-    }
     record(s, kFrees, detail::asked_usable_size(p));
     real_fn<&R::free>()(p);
 }

@@ -278,11 +278,13 @@ LiveObject* claim_live(const void* p) {
 // A sampled small block of glibc's moves to a chunk beyond the small sizes,
 // which the free hook's inline path never takes: so that path needs no test
 // for samples. The alignment is kept (the lowest set bit of the address is
-// at least what was asked for). Null: no memory, the block stays.
+// at least what was asked for). Null: no memory or an alignment above a
+// page, and the block stays.
 constexpr size_t kMovedBytes = 1024;  // a 1040-byte chunk: not glibc::small_chunk
 void* move_block(void* p, size_t usable, size_t bytes) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    const size_t align = std::min<uintptr_t>(a & (~a + 1), 4096);
+    const size_t align = a & (~a + 1);
+    if (align > 4096) return nullptr;  // maybe asked for: a larger one could waste far more than the block
     const RealFunctions& real = agent::detail::g_real;
     void* q = align > 16 ? real.memalign(align, bytes) : real.malloc(bytes);
     if (!q) return nullptr;
@@ -304,10 +306,13 @@ void* record_sample(void* p, size_t usable, bool move) {
         g_dropped.fetch_add(1, std::memory_order_relaxed);
         return p;
     }
+    void* q = move ? move_block(p, usable, kMovedBytes) : p;
+    if (!q) {  // a small chunk must never be a tracked sample: this one is dropped
+        g_dropped.fetch_add(1, std::memory_order_relaxed);
+        return p;
+    }
     add(g_records[r].head.alloc_objects, 1);
     add(g_records[r].head.alloc_bytes, usable);
-    void* q = move ? move_block(p, usable, kMovedBytes) : p;
-    if (!q) q = p;
     LiveObject* o = claim_live(q);
     if (!o) {
         // Its probes are full: counted as allocated, its free unseen. A moved

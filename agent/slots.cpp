@@ -11,7 +11,6 @@
 #include <cstring>
 
 #include "real.h"
-#include "thread_counters.h"
 
 namespace gometrics::agent {
 
@@ -148,6 +147,8 @@ ThreadSlot* slow_slot() noexcept {
     // own segment.
     if (g_restart_pending.load(std::memory_order_relaxed) && g_restart_hook) [[unlikely]]
         g_restart_hook();
+    // A handler's allocation in here would claim a second slot, left live.
+    SignalsHeld held;
     ThreadSlot* slot = claim_existing_shared();
     if (!slot) slot = claim_new_shared();
     if (!slot) slot = claim_existing_private();
@@ -157,7 +158,6 @@ ThreadSlot* slow_slot() noexcept {
         return &g_orphans;  // no memory for a slot: still counted
     }
     slot->tid = static_cast<int32_t>(syscall(SYS_gettid));
-    thread_counters_claim(slot);
     // Publish the slot before pthread_setspecific, which may itself allocate
     // (keys past the first block) and so re-enter the hooks.
     if (g_glibc_chunks) {
@@ -240,10 +240,6 @@ void demote_slot() noexcept {
 }
 
 void restore_slot(ThreadSlot* saved) noexcept {
-    // The agent's own allocations moved the allocator's counters, if used.
-    ThreadSlot* const s = saved == marker(kSlowSlot) ? tls_slow_slot
-                          : reinterpret_cast<uintptr_t>(saved) > kMaxMarker ? saved : nullptr;
-    if (s) s->counters_last_allocated = kCountersUnprimed;
     tls_slot = saved;
     if (!g_glibc_chunks) demote_slot();
 }

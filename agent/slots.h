@@ -57,11 +57,6 @@ struct alignas(64) ThreadSlot {
     int64_t sample_beyond;
     uint64_t sample_rng;
     uint32_t countdown_drawn;
-    // The allocator's byte counters of the owner thread (thread_counters.h;
-    // null: none), and the allocated figure the hooks last saw.
-    const uint64_t* counters_allocated;
-    const uint64_t* counters_deallocated;
-    uint64_t counters_last_allocated;
     // Heap (heap collector), in usable sizes, [kAllocs] and [kFrees] side by
     // side. Small sizes (buckets::is_small) count objects per exact size:
     // their bytes are size times count; with the two counts, the size's

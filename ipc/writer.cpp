@@ -233,7 +233,12 @@ void* SegmentWriter::reserve_slot(uint32_t i) noexcept {
     if (!lh || i >= lh->slot_count) return nullptr;
     const uint64_t at = header()->live_offset + uint64_t{lh->slots_offset} + uint64_t{i} * lh->slot_size;
     const int fd = file_.fd();
-    if (fd < 0 || posix_fallocate(fd, static_cast<off_t>(at), lh->slot_size) != 0) return nullptr;
+    if (fd < 0) return nullptr;
+    int err;
+    do  // a signal may interrupt it: only a full tmpfs is final
+        err = posix_fallocate(fd, static_cast<off_t>(at), lh->slot_size);
+    while (err == EINTR);
+    if (err != 0) return nullptr;
     return static_cast<unsigned char*>(base_) + at;
 }
 
