@@ -1,5 +1,5 @@
 // serve's /debug/pprof/ endpoints; see debug_pprof.h.
-#include "cli/debug_pprof.h"
+#include "debug_pprof.h"
 
 #include <malloc.h>
 
@@ -12,8 +12,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/profile_build.h"
-#include "cli/serve.h"
+#include "profile_build.h"
+#include "serve.h"
 #include "reader.h"
 
 namespace gometrics::cli::debug_pprof {

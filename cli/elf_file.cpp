@@ -1,5 +1,5 @@
 // ELF build IDs and load biases; see elf_file.h.
-#include "cli/elf_file.h"
+#include "elf_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>

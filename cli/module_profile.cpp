@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/profile_build.h"
+#include "profile_build.h"
 #include "common.h"
 #include "modules.h"
 

@@ -1,5 +1,5 @@
 // The profile model's helpers; see pprof.h.
-#include "cli/pprof.h"
+#include "pprof.h"
 
 #include <fmt/format.h>
 

@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/proto_wire.h"
+#include "proto_wire.h"
 #include "result.h"
 
 struct Dwfl;  // elfutils; kept out of this header so users need no libdw headers

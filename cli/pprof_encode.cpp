@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/gzip.h"
-#include "cli/pprof.h"
+#include "gzip.h"
+#include "pprof.h"
 
 namespace gometrics::pprof {
 

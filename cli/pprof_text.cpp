@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/pprof.h"
-#include "cli/units.h"
+#include "pprof.h"
+#include "units.h"
 
 namespace gometrics::pprof {
 

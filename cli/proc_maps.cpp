@@ -10,8 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/elf_file.h"
-#include "cli/pprof.h"
+#include "elf_file.h"
+#include "pprof.h"
 #include "proc.h"
 
 namespace gometrics::pprof {

@@ -1,5 +1,5 @@
 // Raw samples to pprof profiles; see profile_build.h.
-#include "cli/profile_build.h"
+#include "profile_build.h"
 
 #include <algorithm>
 #include <cmath>

@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "cli/pprof.h"
-#include "cli/profile_kind.h"
+#include "pprof.h"
+#include "profile_kind.h"
 #include "reader.h"
 
 namespace gometrics::cli {

@@ -9,8 +9,8 @@
 #include <elfutils/libdwfl.h>
 #include <fmt/format.h>
 
-#include "cli/elf_file.h"
-#include "cli/pprof.h"
+#include "elf_file.h"
+#include "pprof.h"
 
 namespace gometrics::pprof {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <unistd.h>
 
-#include "cli/pprof.h"
+#include "pprof.h"
 
 namespace pprof = gometrics::pprof;
 

@@ -13,7 +13,7 @@
 #include <vector>
 #include <zlib.h>
 
-#include "cli/pprof.h"
+#include "pprof.h"
 
 namespace pprof = gometrics::pprof;
 using pprof::detail::ProtoWriter;

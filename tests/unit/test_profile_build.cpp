@@ -6,7 +6,7 @@
 #include <string>
 #include <unistd.h>
 
-#include "cli/profile_build.h"
+#include "profile_build.h"
 
 using namespace gometrics;
 using cli::ProfileKind;
