@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "buckets.h"
+#include "clocks.h"
 #include "profile.h"
 #include "real.h"
 #include "slots.h"
@@ -104,10 +105,11 @@ template <auto Member, class... Args>
     return f(args...);
 }
 
+// Not sys::clock_ns: its zeroed timespec would add stores to every timed wait.
 uint64_t monotonic_ns() noexcept {
     timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
+    return sys::to_ns(ts);
 }
 
 void record_wait(ThreadSlot* s, uint64_t ns) noexcept {

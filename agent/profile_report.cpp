@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "agent.h"
+#include "clocks.h"
 #include "layout.h"
 #include "log.h"
 #include "profile.h"
@@ -100,12 +101,6 @@ bool write_all(const std::string& path, std::string_view out) {
     return ok;
 }
 
-uint64_t realtime_ns() {
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return uint64_t(ts.tv_sec) * 1000000000ULL + uint64_t(ts.tv_nsec);
-}
-
 }  // namespace
 
 void write_profile_report(const char* path) noexcept {
@@ -132,7 +127,7 @@ void write_profile_report(const char* path) noexcept {
         out.format("{{\"format\": \"gometrics-profile-report\", \"version\": 1, \"pid\": {}, \"time_ns\": {}, "
                    "\"start_time_ns\": {}, \"heap_rate\": {}, \"mutex_fraction\": {}, \"dropped_samples\": {}, "
                    "\"untracked_frees\": {},\n\"exe\": ",
-                   getpid(), realtime_ns(), start_time_ns(), h.heap_rate, h.mutex_fraction, h.dropped_samples,
+                   getpid(), sys::clock_ns(CLOCK_REALTIME), start_time_ns(), h.heap_rate, h.mutex_fraction, h.dropped_samples,
                    h.untracked_frees);
         char exe[4096];
         const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe);

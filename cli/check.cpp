@@ -1,6 +1,6 @@
 // Check expressions ("/gc/pauses:seconds:p99 < 5ms") for `gometrics-cli exec
 // --check EXPR` and `gometrics-cli check FILE EXPR...`: parsing and evaluation.
-#include "cli/check.h"
+#include "check.h"
 
 #include <algorithm>
 #include <array>
@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/histstats.h"
-#include "cli/units.h"
+#include "histstats.h"
+#include "units.h"
 
 namespace gometrics::cli {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 #include <variant>
 
-#include "ipc/metrics.h"
+#include "metrics.h"
 
 namespace gometrics::cli {
 

@@ -124,7 +124,7 @@ int watch(const Options& o) {
     for (int frame = 1; !g_stop; ++frame) {
         auto snap = r.ReadAll({.fresh_timeout_ms = 200});
         if (!snap) throw Failure(kExitError, snap.error().message);
-        const bool exited = r.state().exited || !process_alive(pid);
+        const bool exited = r.exited() || !process_alive(pid);
         // Live values (Description::live) move between reads, the others between snapshots.
         const auto seconds = [&](uint64_t now, uint64_t then) { return now > then ? double(now - then) * 1e-9 : 0; };
         const double dt = before ? seconds(snap->time_ns, before->time_ns) : 0;

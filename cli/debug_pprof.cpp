@@ -1,5 +1,5 @@
 // serve's /debug/pprof/ endpoints; see debug_pprof.h.
-#include "cli/debug_pprof.h"
+#include "debug_pprof.h"
 
 #include <malloc.h>
 
@@ -12,8 +12,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/profile_build.h"
-#include "cli/serve.h"
+#include "profile_build.h"
+#include "serve.h"
 #include "reader.h"
 
 namespace gometrics::cli::debug_pprof {
@@ -171,11 +171,11 @@ Reply Handler::profile(std::string_view name, const Params& params) {
     auto raw = reader->ReadProfile(fresh);
     if (!raw) return error(500, fmt::format("cannot read the profile of process {}: {}", pid, raw.error().message));
     auto mappings = pprof::read_mappings(pid);
-    if (!mappings.ok()) return error(404, fmt::format("process {} has gone: {}", pid, mappings.error));
-    source.mappings = std::move(mappings.value);
+    if (!mappings) return error(404, fmt::format("process {} has gone: {}", pid, mappings.error().message));
+    source.mappings = std::move(*mappings);
     auto built = build(*raw);
-    if (!built.ok()) return error(404, built.error);
-    pprof::Profile profile = std::move(built.value);
+    if (!built) return error(404, built.error().message);
+    pprof::Profile profile = std::move(*built);
 
     if (seconds > 0) {
         {
@@ -193,10 +193,10 @@ Reply Handler::profile(std::string_view name, const Params& params) {
         auto raw1 = reader->ReadProfile(fresh);
         if (!raw1) return error(500, fmt::format("cannot read the profile of process {}: {}", pid, raw1.error().message));
         // Code loaded during the wait (dlopen) needs its mapping.
-        if (auto m = pprof::read_mappings(pid); m.ok()) source.mappings = std::move(m.value);
+        if (auto m = pprof::read_mappings(pid); m) source.mappings = std::move(*m);
         auto built1 = build(*raw1);
-        if (!built1.ok()) return error(404, built1.error);
-        profile = delta(profile, built1.value);
+        if (!built1) return error(404, built1.error().message);
+        profile = delta(profile, *built1);
     }
 
     if (options_.symbolize) symbolize(profile, pid, source.start_time_ns);
@@ -205,10 +205,10 @@ Reply Handler::profile(std::string_view name, const Params& params) {
         const std::string type =
             profile.default_sample_type.empty() ? profile.sample_types.back().type : profile.default_sample_type;
         auto text = pprof::render_text(profile, *pprof::find_sample_type(profile, type), profile.samples.size());
-        if (!text.ok()) return error(500, text.error);
+        if (!text) return error(500, text.error().message);
         std::string body;
         for (const std::string& c : profile.comments) body += c + "\n";
-        body += text.value;
+        body += *text;
         return Reply{.status = 200,
                      .content_type = std::string(kTextType),
                      .content_disposition = {},
@@ -216,14 +216,14 @@ Reply Handler::profile(std::string_view name, const Params& params) {
                      .body = std::move(body)};
     }
     auto message = pprof::encode(profile);
-    if (!message.ok()) return error(500, message.error);
-    auto packed = pprof::detail::gzip(message.value);
-    if (!packed.ok()) return error(500, packed.error);
+    if (!message) return error(500, message.error().message);
+    auto packed = pprof::detail::gzip(*message);
+    if (!packed) return error(500, packed.error().message);
     return Reply{.status = 200,
                  .content_type = "application/octet-stream",
                  .content_disposition = fmt::format("attachment; filename=\"{}{}\"", name, seconds > 0 ? "-delta" : ""),
                  .go_pprof_error = false,
-                 .body = std::move(packed.value)};
+                 .body = std::move(*packed)};
 }
 
 void Handler::symbolize(pprof::Profile& profile, int pid, uint64_t start_time_ns) {
@@ -245,10 +245,11 @@ void Handler::symbolize(pprof::Profile& profile, int pid, uint64_t start_time_ns
     if (std::any_of(addresses.begin(), addresses.end(), [&](uint64_t a) { return !r.frames.contains(a); })) {
         // Unsymbolized is still a valid profile: pprof then reads the binaries.
         auto built = pprof::Symbolizer::for_pid(pid);
-        if (built.ok())
+        if (built) {
             for (uint64_t a : addresses)
-                if (!r.frames.contains(a)) r.frames.emplace(a, built.value->resolve(pprof::call_site(a)));
-        built.value.reset();
+                if (!r.frames.contains(a)) r.frames.emplace(a, (*built)->resolve(pprof::call_site(a)));
+            built->reset();
+        }
         // libdwfl's tens of MiB of DWARF tables, freed in this thread's
         // arena, would otherwise stay resident in every server thread.
         malloc_trim(0);

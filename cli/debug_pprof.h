@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/pprof.h"
+#include "pprof.h"
 
 namespace gometrics::cli::debug_pprof {
 

@@ -1,5 +1,5 @@
 // ELF build IDs and load biases; see elf_file.h.
-#include "cli/elf_file.h"
+#include "elf_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -21,7 +21,7 @@ Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {
     if (fd < 0) return fail(path, std::strerror(errno));
     auto file = std::unique_ptr<ElfFile>(new ElfFile(fd, elf_begin(fd, ELF_C_READ_MMAP, nullptr)));
     if (file->elf_ == nullptr || elf_kind(file->elf_) != ELF_K_ELF) return fail(path, "not an ELF file");
-    return {std::move(file), {}};
+    return file;
 }
 
 ElfFile::~ElfFile() {
@@ -30,13 +30,13 @@ ElfFile::~ElfFile() {
 }
 
 Result<std::unique_ptr<ElfFile>> ElfFile::fail(const std::string& path, const char* why) {
-    return Result<std::unique_ptr<ElfFile>>::fail(fmt::format("cannot read ELF file {}: {}", path, why));
+    return Error{fmt::format("cannot read ELF file {}: {}", path, why)};
 }
 
 std::string read_build_id(const std::string& path) {
     auto file = ElfFile::open(path);
     const void* id = nullptr;
-    const ssize_t size = file.ok() ? dwelf_elf_gnu_build_id(file.value->elf(), &id) : 0;
+    const ssize_t size = file ? dwelf_elf_gnu_build_id((*file)->elf(), &id) : 0;
     std::string hex;
     for (ssize_t i = 0; i < size; ++i) hex += fmt::format("{:02x}", static_cast<const unsigned char*>(id)[i]);
     return hex;
@@ -45,7 +45,7 @@ std::string read_build_id(const std::string& path) {
 Result<uint64_t> load_bias(const ElfFile& file, const Mapping& mapping) {
     std::size_t count = 0;
     if (elf_getphdrnum(file.elf(), &count) != 0)
-        return Result<uint64_t>::fail(fmt::format("cannot read program headers of {}", mapping.file));
+        return Error{fmt::format("cannot read program headers of {}", mapping.file)};
     const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
     for (std::size_t i = 0; i < count; ++i) {
         GElf_Phdr ph;
@@ -53,10 +53,10 @@ Result<uint64_t> load_bias(const ElfFile& file, const Mapping& mapping) {
         if (ph.p_type != PT_LOAD || (ph.p_flags & PF_X) == 0) continue;
         // The kernel maps whole pages, so the mapping may start before p_offset.
         if (mapping.offset < (ph.p_offset & ~(page - 1)) || mapping.offset >= ph.p_offset + ph.p_filesz) continue;
-        return {mapping.start - (ph.p_vaddr - ph.p_offset + mapping.offset), {}};
+        return mapping.start - (ph.p_vaddr - ph.p_offset + mapping.offset);
     }
-    return Result<uint64_t>::fail(
-        fmt::format("{} has no executable segment at offset {:#x}", mapping.file, mapping.offset));
+    return Error{
+        fmt::format("{} has no executable segment at offset {:#x}", mapping.file, mapping.offset)};
 }
 
 }  // namespace gometrics::pprof

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "cli/pprof.h"
+#include "pprof.h"
 
 struct Elf;  // libelf; kept out of this header
 

@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/profile_build.h"
+#include "profile_build.h"
 #include "commands.h"
 #include "common.h"
 

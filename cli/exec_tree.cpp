@@ -9,12 +9,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "common.h"
+#include "proc.h"
 #include "report_file.h"
 
 namespace gometrics::cli {
@@ -38,35 +38,24 @@ std::string read_proc(const std::string& path) {
     return out;
 }
 
-// Fields after the command of /proc/PID/stat ("S ppid ..."), empty if gone.
-std::vector<std::string> stat_fields(int pid) {
-    const std::string s = read_proc(fmt::format("/proc/{}/stat", pid));
-    const size_t close = s.rfind(')');
-    if (close == std::string::npos) return {};
-    std::vector<std::string> out;
-    std::istringstream rest(s.substr(close + 1));
-    for (std::string f; rest >> f;) out.push_back(f);
-    return out;
-}
+std::string proc_stat(int pid) { return read_proc(fmt::format("/proc/{}/stat", pid)); }
 
 // Field 22 of /proc/PID/stat: tells a reused pid apart.
-uint64_t start_ticks(int pid) {
-    const auto f = stat_fields(pid);
-    return f.size() > 19 ? std::stoull(f[19]) : 0;
-}
+uint64_t start_ticks(int pid) { return sys::stat_field(proc_stat(pid), 22).value_or(0); }
 
 // The same process (not a reused pid) still runs; a zombie does not.
 bool running(int pid, uint64_t ticks) {
-    const auto f = stat_fields(pid);
-    return f.size() > 19 && f[0] != "Z" && std::stoull(f[19]) == ticks;
+    const std::string s = proc_stat(pid);
+    const auto state = sys::stat_state(s);
+    return state && *state != 'Z' && sys::stat_field(s, 22) == ticks;
 }
 
 bool is_descendant(int pid) {
     const int self = getpid();
     for (int p = pid, hops = 0; p > 1 && hops < 64; ++hops) {
-        const auto f = stat_fields(p);
-        if (f.size() < 2) return false;
-        p = std::atoi(f[1].c_str());
+        const auto ppid = sys::stat_field(proc_stat(p), 4);
+        if (!ppid) return false;
+        p = static_cast<int>(*ppid);
         if (p == self) return true;
     }
     return false;

@@ -1,5 +1,5 @@
 // gzip through zlib; see gzip.h.
-#include "cli/gzip.h"
+#include "gzip.h"
 
 #include <zlib.h>
 

@@ -1,5 +1,5 @@
 // Statistics over Go-style cumulative histograms: quantiles, totals, windows.
-#include "cli/histstats.h"
+#include "histstats.h"
 
 #include <cmath>
 #include <limits>

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "ipc/metrics.h"
+#include "metrics.h"
 
 namespace gometrics::cli {
 

@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "cli/profile_build.h"
+#include "profile_build.h"
 #include "common.h"
 #include "modules.h"
 
@@ -26,9 +26,9 @@ namespace {
 using Options = ProfileArgs;
 
 template <class T>
-T ok_or_fail(pprof::Result<T> r) {
-    if (!r.ok()) throw Failure(kExitError, r.error);
-    return std::move(r.value);
+T ok_or_fail(Result<T> r) {
+    if (!r) throw Failure(kExitError, r.error().message);
+    return std::move(*r);
 }
 
 struct Collected {
@@ -57,8 +57,8 @@ Collected from_report(const std::string& path) {
     std::stringstream text;
     text << in.rdbuf();
     auto report = parse_profile_report(text.str());
-    if (!report.ok()) throw Failure(kExitError, fmt::format("{}: {}", path, report.error));
-    return {std::move(report.value.profile), std::move(report.value.source)};
+    if (!report) throw Failure(kExitError, fmt::format("{}: {}", path, report.error().message));
+    return {std::move(report->profile), std::move(report->source)};
 }
 
 // Symbols while the files are those the process ran: the live process's
@@ -67,11 +67,11 @@ Collected from_report(const std::string& path) {
 void add_symbols(pprof::Profile& profile, const Options& o, int pid) {
     auto symbolizer = o.from_report.empty() ? pprof::Symbolizer::for_pid(pid)
                                             : pprof::Symbolizer::for_mappings(profile.mappings);
-    if (!symbolizer.ok()) {
-        fmt::print(stderr, "gometrics-cli: warning: profile left unsymbolized: {}\n", symbolizer.error);
+    if (!symbolizer) {
+        fmt::print(stderr, "gometrics-cli: warning: profile left unsymbolized: {}\n", symbolizer.error().message);
         return;
     }
-    pprof::symbolize(profile, *symbolizer.value);
+    pprof::symbolize(profile, **symbolizer);
 }
 
 void write_bytes(const std::string& bytes, const std::string& path) {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "cli/prometheus.h"
+#include "prometheus.h"
 
 namespace gometrics::cli {
 

@@ -1,6 +1,6 @@
 // OTLP encoding and configuration for `serve --otlp`; see otlp.h. The HTTP
 // side (the Exporter) is in otlp_exporter.cpp, with the server's library.
-#include "cli/otlp.h"
+#include "otlp.h"
 
 #include <unistd.h>
 
@@ -15,8 +15,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/proto_wire.h"
-#include "cli/units.h"
+#include "proto_wire.h"
+#include "units.h"
 
 namespace gometrics::cli::otlp {
 

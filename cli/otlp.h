@@ -30,7 +30,7 @@
 #include <variant>
 #include <vector>
 
-#include "cli/serve.h"
+#include "serve.h"
 
 namespace httplib {
 class Client;

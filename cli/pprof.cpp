@@ -1,5 +1,5 @@
 // The profile model's helpers; see pprof.h.
-#include "cli/pprof.h"
+#include "pprof.h"
 
 #include <fmt/format.h>
 
@@ -24,13 +24,13 @@ const Mapping* find_mapping(const std::vector<Mapping>& mappings, uint64_t addre
     return nullptr;
 }
 
-Result<> check_values(const Profile& profile) {
+Status check_values(const Profile& profile) {
     for (std::size_t i = 0; i < profile.samples.size(); ++i) {
         if (profile.samples[i].values.size() != profile.sample_types.size())
-            return Result<>::fail(fmt::format("sample {} has {} values for {} sample types", i,
-                                              profile.samples[i].values.size(), profile.sample_types.size()));
+            return Error{fmt::format("sample {} has {} values for {} sample types", i,
+                                 profile.samples[i].values.size(), profile.sample_types.size())};
     }
-    return {};
+    return Ok{};
 }
 
 }  // namespace gometrics::pprof

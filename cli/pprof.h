@@ -20,25 +20,17 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <variant>
 #include <vector>
 
-#include "cli/proto_wire.h"
+#include "proto_wire.h"
+#include "result.h"
 
 struct Dwfl;  // elfutils; kept out of this header so users need no libdw headers
 
 namespace gometrics::pprof {
 
-// A value, or a one-line error message. Library code reports unreadable
-// files this way and never throws for them.
-template <class T = std::monostate>
-struct [[nodiscard]] Result {
-    T value{};
-    std::string error;  // empty on success
-
-    bool ok() const noexcept { return error.empty(); }
-    static Result fail(std::string message) { return Result{T{}, std::move(message)}; }
-};
+// Library code reports unreadable files as the reader library's Result
+// (a value or a one-line Error) and never throws for them.
 
 struct ValueType {
     std::string type;  // "alloc_space"
@@ -101,7 +93,7 @@ const Mapping* find_mapping(const std::vector<Mapping>& mappings, uint64_t addre
 
 // Fails unless every sample has one value per sample type, as pprof checks
 // on reading.
-Result<> check_values(const Profile& profile);
+Status check_values(const Profile& profile);
 
 // Executable file mappings of a process with their build IDs, the main
 // executable first. Fails only if /proc/PID/maps cannot be read.
@@ -116,7 +108,7 @@ std::vector<Mapping> parse_mappings(const std::vector<std::string>& maps_lines, 
 Result<std::string> encode(const Profile& profile);
 
 // encode(), gzip'd as pprof expects on disk, written to `path`.
-Result<> write_profile(const Profile& profile, const std::string& path);
+Status write_profile(const Profile& profile, const std::string& path);
 
 // Resolves code addresses to functions, files and lines with elfutils'
 // libdwfl (DWARF, then the symbol table). Not thread-safe.

@@ -8,8 +8,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/gzip.h"
-#include "cli/pprof.h"
+#include "gzip.h"
+#include "pprof.h"
 
 namespace gometrics::pprof {
 
@@ -220,29 +220,29 @@ private:
 
 
 Result<std::string> encode(const Profile& profile) {
-    if (auto checked = check_values(profile); !checked.ok()) return Result<std::string>::fail(checked.error);
-    return {ProfileEncoder(profile).encode(), {}};
+    if (auto checked = check_values(profile); !checked) return checked.error();
+    return ProfileEncoder(profile).encode();
 }
 
-Result<> write_profile(const Profile& profile, const std::string& path) {
+Status write_profile(const Profile& profile, const std::string& path) {
     auto message = encode(profile);
-    if (!message.ok()) return Result<>::fail(message.error);
-    auto compressed = detail::gzip(message.value);
-    if (!compressed.ok()) return Result<>::fail(compressed.error);
+    if (!message) return message.error();
+    auto compressed = detail::gzip(*message);
+    if (!compressed) return compressed.error();
     std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(std::fopen(path.c_str(), "wb"), &std::fclose);
-    if (!out) return Result<>::fail(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-    const std::string& bytes = compressed.value;
+    if (!out) return Error{fmt::format("cannot write {}: {}", path, std::strerror(errno))};
+    const std::string& bytes = *compressed;
     if (std::fwrite(bytes.data(), 1, bytes.size(), out.get()) != bytes.size() || std::fclose(out.release()) != 0)
-        return Result<>::fail(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-    return {};
+        return Error{fmt::format("cannot write {}: {}", path, std::strerror(errno))};
+    return Ok{};
 }
 
 namespace detail {
 
 Result<std::string> gzip(std::string_view data) {
     auto packed = cli::gzip_compress(data, cli::kGzipDefaultLevel);
-    if (!packed) return Result<std::string>::fail("gzip: zlib failed");
-    return {std::move(*packed), {}};
+    if (!packed) return Error{"gzip: zlib failed"};
+    return std::move(*packed);
 }
 
 }  // namespace detail

@@ -5,8 +5,8 @@
 
 #include <fmt/format.h>
 
-#include "cli/pprof.h"
-#include "cli/units.h"
+#include "pprof.h"
+#include "units.h"
 
 namespace gometrics::pprof {
 
@@ -39,9 +39,9 @@ void render_frames(std::string& out, const Profile& profile, uint64_t address) {
 
 Result<std::string> render_text(const Profile& profile, std::size_t sample_index, std::size_t top) {
     if (sample_index >= profile.sample_types.size())
-        return Result<std::string>::fail(fmt::format("no sample type #{}: the profile has {}", sample_index,
-                                                     profile.sample_types.size()));
-    if (auto checked = check_values(profile); !checked.ok()) return Result<std::string>::fail(checked.error);
+        return Error{fmt::format("no sample type #{}: the profile has {}", sample_index,
+                                 profile.sample_types.size())};
+    if (auto checked = check_values(profile); !checked) return checked.error();
     const ValueType& type = profile.sample_types[sample_index];
     // The same stack can be sampled more than once.
     std::map<std::vector<uint64_t>, int64_t> by_stack;
@@ -63,7 +63,7 @@ Result<std::string> render_text(const Profile& profile, std::size_t sample_index
         fmt::format_to(std::back_inserter(out), "{:>12} {:5.1f}%\n", human_value(value, type.unit), percent);
         for (uint64_t address : *stack) render_frames(out, profile, address);
     }
-    return {std::move(out), {}};
+    return out;
 }
 
 }  // namespace gometrics::pprof

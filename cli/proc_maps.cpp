@@ -4,16 +4,15 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cinttypes>
-#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <unordered_map>
 
 #include <fmt/format.h>
 
-#include "cli/elf_file.h"
-#include "cli/pprof.h"
+#include "elf_file.h"
+#include "pprof.h"
+#include "proc.h"
 
 namespace gometrics::pprof {
 
@@ -22,15 +21,13 @@ namespace {
 // An executable file mapping from one maps line
 // ("start-limit perms offset dev inode   path"); nullopt for any other line.
 std::optional<Mapping> parse_executable_mapping(const std::string& line) {
+    const auto l = sys::parse_maps_line(line);
+    if (!l || l->path.empty() || l->path.front() != '/' || l->perms[2] != 'x') return std::nullopt;
     Mapping m;
-    char perms[5] = {};
-    int path_at = 0;
-    if (std::sscanf(line.c_str(), "%" SCNx64 "-%" SCNx64 " %4s %" SCNx64 " %*s %*s %n", &m.start, &m.limit, perms,
-                    &m.offset, &path_at) != 4)
-        return std::nullopt;
-    const auto path = static_cast<std::size_t>(path_at);
-    if (path == 0 || line[path] != '/' || perms[2] != 'x') return std::nullopt;
-    m.file = line.substr(path);
+    m.start = l->start;
+    m.limit = l->end;
+    m.offset = l->offset;
+    m.file = std::string(l->path);
     return m;
 }
 
@@ -73,10 +70,10 @@ private:
 Result<std::vector<Mapping>> read_mappings(int pid) {
     const std::string path = fmt::format("/proc/{}/maps", pid);
     std::ifstream maps(path);
-    if (!maps) return Result<std::vector<Mapping>>::fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+    if (!maps) return Error{fmt::format("cannot read {}: {}", path, std::strerror(errno))};
     MappingsBuilder builder;
     for (std::string line; std::getline(maps, line);) builder.add(line);
-    return {builder.finish(exe_of(pid)), {}};
+    return builder.finish(exe_of(pid));
 }
 
 std::vector<Mapping> parse_mappings(const std::vector<std::string>& maps_lines, std::string_view exe) {

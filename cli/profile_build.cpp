@@ -1,5 +1,5 @@
 // Raw samples to pprof profiles; see profile_build.h.
-#include "cli/profile_build.h"
+#include "profile_build.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,6 @@ namespace gometrics::cli {
 
 namespace {
 
-using pprof::Result;
 
 int64_t saturate(double v) { return v >= 0x1.0p63 ? INT64_MAX : static_cast<int64_t>(v); }
 int64_t saturate(uint64_t v) { return v > uint64_t{INT64_MAX} ? INT64_MAX : static_cast<int64_t>(v); }
@@ -74,18 +73,18 @@ Result<pprof::Profile> build_profile(const Profile& raw, ProfileKind kind, const
                                            raw.dropped_samples));
     if (kind == ProfileKind::Mutex) {
         if (raw.mutex_fraction == 0)
-            return Result<pprof::Profile>::fail(fmt::format(
-                "process {} does not sample lock contention (GOMETRICS_MUTEX_PROFILE_FRACTION=0)", source.pid));
+            return Error{fmt::format(
+                "process {} does not sample lock contention (GOMETRICS_MUTEX_PROFILE_FRACTION=0)", source.pid)};
         out.sample_types = pprof::mutex_sample_types();
         // As Go's mutex profile: the values are already scaled, period 1.
         out.period_type = {"contentions", "count"};
         out.period = 1;
         add_mutex_samples(out, raw);
-        return {std::move(out), {}};
+        return out;
     }
     if (raw.heap_rate == 0)
-        return Result<pprof::Profile>::fail(
-            fmt::format("process {} does not sample allocations (GOMETRICS_PROFILE_RATE=0)", source.pid));
+        return Error{
+            fmt::format("process {} does not sample allocations (GOMETRICS_PROFILE_RATE=0)", source.pid)};
     out.sample_types = pprof::heap_sample_types();
     out.period_type = {"space", "bytes"};
     out.period = saturate(raw.heap_rate);
@@ -101,7 +100,7 @@ Result<pprof::Profile> build_profile(const Profile& raw, ProfileKind kind, const
     // the whole name, after its own demangling, without the parameters).
     out.drop_frames = "operator new.*|_Zn[wa]m.*";
     add_heap_samples(out, raw);
-    return {std::move(out), {}};
+    return out;
 }
 
 Result<ProfileReport> parse_profile_report(std::string_view text) {
@@ -109,10 +108,10 @@ Result<ProfileReport> parse_profile_report(std::string_view text) {
     try {
         const auto j = nlohmann::json::parse(text);
         if (!j.is_object() || j.value("format", "") != "gometrics-profile-report")
-            return Result<ProfileReport>::fail("not a gometrics profile report (GOMETRICS_PROFILE_REPORT)");
+            return Error{"not a gometrics profile report (GOMETRICS_PROFILE_REPORT)"};
         if (field<int>(j, "version") != 1)
-            return Result<ProfileReport>::fail(
-                fmt::format("profile report version {} is not supported (expected 1)", field<int>(j, "version")));
+            return Error{
+                fmt::format("profile report version {} is not supported (expected 1)", field<int>(j, "version"))};
         r.source.pid = field<int>(j, "pid");
         r.source.start_time_ns = field<uint64_t>(j, "start_time_ns");
         r.profile.time_ns = field<uint64_t>(j, "time_ns");
@@ -137,9 +136,9 @@ Result<ProfileReport> parse_profile_report(std::string_view text) {
         }
         r.source.mappings = pprof::parse_mappings(field<std::vector<std::string>>(j, "maps"), r.exe);
     } catch (const std::exception& e) {
-        return Result<ProfileReport>::fail(fmt::format("corrupt profile report: {}", e.what()));
+        return Error{fmt::format("corrupt profile report: {}", e.what())};
     }
-    return {std::move(r), {}};
+    return r;
 }
 
 }  // namespace gometrics::cli

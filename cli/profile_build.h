@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "cli/pprof.h"
-#include "cli/profile_kind.h"
+#include "pprof.h"
+#include "profile_kind.h"
 #include "reader.h"
 
 namespace gometrics::cli {
@@ -32,7 +32,7 @@ struct ProfileSource {
 
 // The pprof profile of `kind`, values scaled; fails with one line when the
 // process did not sample that kind.
-pprof::Result<pprof::Profile> build_profile(const Profile& raw, ProfileKind kind, const ProfileSource& source);
+Result<pprof::Profile> build_profile(const Profile& raw, ProfileKind kind, const ProfileSource& source);
 
 // A GOMETRICS_PROFILE_REPORT file, parsed and checked.
 struct ProfileReport {
@@ -40,6 +40,6 @@ struct ProfileReport {
     ProfileSource source;
     std::string exe;
 };
-pprof::Result<ProfileReport> parse_profile_report(std::string_view json);
+Result<ProfileReport> parse_profile_report(std::string_view json);
 
 }  // namespace gometrics::cli

@@ -1,5 +1,5 @@
 // Profile kinds by name; see profile_kind.h.
-#include "cli/profile_kind.h"
+#include "profile_kind.h"
 
 namespace gometrics::cli {
 

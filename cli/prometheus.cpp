@@ -1,8 +1,8 @@
 // Conversion of Go runtime/metrics samples to Prometheus metric families, and
 // the two text renderers, for `gometrics-cli serve`.
-#include "cli/prometheus.h"
+#include "prometheus.h"
 
-#include "cli/units.h"
+#include "units.h"
 
 #include <algorithm>
 #include <array>

@@ -38,7 +38,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ipc/metrics.h"
+#include "metrics.h"
 
 namespace gometrics::prom {
 

@@ -1,5 +1,5 @@
 // The protobuf wire format writer; see proto_wire.h.
-#include "cli/proto_wire.h"
+#include "proto_wire.h"
 
 #include <bit>
 

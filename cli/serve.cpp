@@ -1,5 +1,5 @@
 // What `gometrics-cli serve` answers, without the HTTP; see serve.h.
-#include "cli/serve.h"
+#include "serve.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -13,9 +13,9 @@
 
 #include <fmt/format.h>
 
-#include "cli/emitter.h"
-#include "cli/gzip.h"
-#include "cli/units.h"
+#include "emitter.h"
+#include "gzip.h"
+#include "units.h"
 
 namespace gometrics::cli::serve {
 

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cli/prometheus.h"
+#include "prometheus.h"
 #include "reader.h"
 
 namespace gometrics::cli::serve {

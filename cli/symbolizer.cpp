@@ -9,8 +9,8 @@
 #include <elfutils/libdwfl.h>
 #include <fmt/format.h>
 
-#include "cli/elf_file.h"
-#include "cli/pprof.h"
+#include "elf_file.h"
+#include "pprof.h"
 
 namespace gometrics::pprof {
 
@@ -151,15 +151,15 @@ std::vector<Frame> lookup(Dwfl* dwfl, uint64_t pc) {
 std::string dwfl_error() { return dwfl_errmsg(-1); }
 
 // Reports the file of `mapping` to libdwfl where the process had it loaded.
-Result<> report_mapping(Dwfl* dwfl, const Mapping& mapping) {
+Status report_mapping(Dwfl* dwfl, const Mapping& mapping) {
     auto file = ElfFile::open(mapping.file);
-    if (!file.ok()) return Result<>::fail(file.error);
-    auto bias = load_bias(*file.value, mapping);
-    if (!bias.ok()) return Result<>::fail(bias.error);
+    if (!file) return file.error();
+    auto bias = load_bias(**file, mapping);
+    if (!bias) return bias.error();
     // With add_p_vaddr, the base is the load bias (ET_EXEC ignores it).
-    if (!dwfl_report_elf(dwfl, mapping.file.c_str(), mapping.file.c_str(), -1, bias.value, true))
-        return Result<>::fail(fmt::format("cannot load {}: {}", mapping.file, dwfl_error()));
-    return {};
+    if (!dwfl_report_elf(dwfl, mapping.file.c_str(), mapping.file.c_str(), -1, *bias, true))
+        return Error{fmt::format("cannot load {}: {}", mapping.file, dwfl_error())};
+    return Ok{};
 }
 
 }  // namespace
@@ -171,33 +171,31 @@ Symbolizer::Symbolizer(std::unique_ptr<Dwfl, DwflDeleter> dwfl) : dwfl_(std::mov
 Symbolizer::~Symbolizer() = default;
 
 Result<std::unique_ptr<Symbolizer>> Symbolizer::for_pid(int pid) {
-    using R = Result<std::unique_ptr<Symbolizer>>;
     std::unique_ptr<Dwfl, DwflDeleter> dwfl(dwfl_begin(&kCallbacks));
-    if (!dwfl) return R::fail("cannot start libdwfl: " + dwfl_error());
+    if (!dwfl) return Error{"cannot start libdwfl: " + dwfl_error()};
     // Positive results are errno values from reading /proc/PID/maps.
     const int rc = dwfl_linux_proc_report(dwfl.get(), pid);
-    if (rc > 0) return R::fail(fmt::format("cannot read /proc/{}/maps: {}", pid, std::strerror(rc)));
+    if (rc > 0) return Error{fmt::format("cannot read /proc/{}/maps: {}", pid, std::strerror(rc))};
     if (rc < 0 || dwfl_report_end(dwfl.get(), nullptr, nullptr) != 0)
-        return R::fail(fmt::format("cannot list the modules of process {}: {}", pid, dwfl_error()));
-    return {std::unique_ptr<Symbolizer>(new Symbolizer(std::move(dwfl))), {}};
+        return Error{fmt::format("cannot list the modules of process {}: {}", pid, dwfl_error())};
+    return std::unique_ptr<Symbolizer>(new Symbolizer(std::move(dwfl)));
 }
 
 Result<std::unique_ptr<Symbolizer>> Symbolizer::for_mappings(const std::vector<Mapping>& mappings) {
-    using R = Result<std::unique_ptr<Symbolizer>>;
     std::unique_ptr<Dwfl, DwflDeleter> dwfl(dwfl_begin(&kCallbacks));
-    if (!dwfl) return R::fail("cannot start libdwfl: " + dwfl_error());
+    if (!dwfl) return Error{"cannot start libdwfl: " + dwfl_error()};
     std::vector<std::string> warnings;
     std::set<std::string> reported;  // libdwfl wants each file once
     for (const Mapping& m : mappings) {
         if (!reported.insert(m.file).second) continue;
-        if (auto added = report_mapping(dwfl.get(), m); !added.ok()) warnings.push_back(std::move(added.error));
+        if (auto added = report_mapping(dwfl.get(), m); !added) warnings.push_back(added.error().message);
     }
-    if (dwfl_report_end(dwfl.get(), nullptr, nullptr) != 0) return R::fail("libdwfl: " + dwfl_error());
+    if (dwfl_report_end(dwfl.get(), nullptr, nullptr) != 0) return Error{"libdwfl: " + dwfl_error()};
     if (warnings.size() == reported.size())
-        return R::fail(warnings.empty() ? "no mappings to symbolize" : warnings.front());
+        return Error{warnings.empty() ? "no mappings to symbolize" : warnings.front()};
     auto symbolizer = std::unique_ptr<Symbolizer>(new Symbolizer(std::move(dwfl)));
     symbolizer->warnings_ = std::move(warnings);
-    return {std::move(symbolizer), {}};
+    return symbolizer;
 }
 
 const std::vector<Frame>& Symbolizer::resolve(uint64_t pc) {

@@ -1,5 +1,5 @@
 // Human-friendly rendering of metric values according to their Go unit.
-#include "cli/units.h"
+#include "units.h"
 
 #include <algorithm>
 #include <array>
@@ -7,7 +7,7 @@
 
 #include <fmt/format.h>
 
-#include "sys/clocks.h"
+#include "clocks.h"
 
 namespace gometrics::cli {
 

@@ -100,6 +100,15 @@ std::optional<uint64_t> stat_field(std::string_view text, int field) noexcept {
     return out;
 }
 
+std::optional<char> stat_state(std::string_view text) noexcept {
+    std::optional<char> out;
+    stat_fields(text, 3, [&](int, std::string_view f) {
+        if (f.size() == 1) out = f[0];
+        return true;
+    });
+    return out;
+}
+
 std::optional<Schedstat> parse_schedstat(std::string_view text) noexcept {
     const auto run = take_u64(text), wait = take_u64(text), slices = take_u64(text);
     if (!run || !wait || !slices) return std::nullopt;

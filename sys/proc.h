@@ -34,6 +34,8 @@ std::optional<ProcStat> parse_stat(std::string_view text) noexcept;
 // Field `field` of a /proc/PID/stat text (1-based, as in proc(5); 3 and
 // beyond), when it is an unsigned number.
 std::optional<uint64_t> stat_field(std::string_view text, int field) noexcept;
+// Field 3, the state letter ('R', 'S', 'Z' for a zombie, ...).
+std::optional<char> stat_state(std::string_view text) noexcept;
 
 // /proc/PID/task/TID/schedstat: "run_ns wait_ns timeslices".
 struct Schedstat {

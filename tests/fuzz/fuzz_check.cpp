@@ -10,7 +10,7 @@
 #include <string_view>
 #include <variant>
 
-#include "cli/check.h"
+#include "check.h"
 
 using gometrics::Value;
 using gometrics::ValueKind;

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <unistd.h>
 
-#include "cli/pprof.h"
+#include "pprof.h"
 
 namespace pprof = gometrics::pprof;
 
@@ -72,18 +72,18 @@ int main(int argc, char** argv) {
     profile.samples = {alpha_alloc_site(), beta_alloc_site()};
 
     auto mappings = pprof::read_mappings(getpid());
-    if (!mappings.ok()) return fail(mappings.error);
-    profile.mappings = std::move(mappings.value);
+    if (!mappings) return fail(mappings.error().message);
+    profile.mappings = std::move(*mappings);
 
     if (presymbolize) {
         auto symbolizer = pprof::Symbolizer::for_pid(getpid());
-        if (!symbolizer.ok()) return fail(symbolizer.error);
-        pprof::symbolize(profile, *symbolizer.value);
+        if (!symbolizer) return fail(symbolizer.error().message);
+        pprof::symbolize(profile, **symbolizer);
     }
-    if (auto written = pprof::write_profile(profile, argv[1]); !written.ok()) return fail(written.error);
+    if (auto written = pprof::write_profile(profile, argv[1]); !written) return fail(written.error().message);
 
     auto text = pprof::render_text(profile, *pprof::find_sample_type(profile, "alloc_space"), 10);
-    if (!text.ok()) return fail(text.error);
-    std::fputs(text.value.c_str(), stdout);
+    if (!text) return fail(text.error().message);
+    std::fputs(text->c_str(), stdout);
     return 0;
 }

@@ -6,8 +6,8 @@
 
 #include <catch2/catch.hpp>
 
-#include "cli/check.h"
-#include "cli/units.h"
+#include "check.h"
+#include "units.h"
 
 using gometrics::Float64Histogram;
 using gometrics::Value;

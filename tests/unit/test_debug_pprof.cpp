@@ -2,7 +2,7 @@
 // to bad requests, which need no process.
 #include <catch2/catch.hpp>
 
-#include "cli/debug_pprof.h"
+#include "debug_pprof.h"
 
 using namespace gometrics;
 using namespace gometrics::cli;

@@ -4,7 +4,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "cli/histstats.h"
+#include "histstats.h"
 
 using gometrics::Float64Histogram;
 using namespace gometrics::cli;

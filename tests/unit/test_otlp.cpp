@@ -6,7 +6,7 @@
 #include <limits>
 #include <map>
 
-#include "cli/otlp.h"
+#include "otlp.h"
 
 using namespace gometrics;
 using namespace gometrics::cli;

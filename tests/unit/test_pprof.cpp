@@ -13,7 +13,7 @@
 #include <vector>
 #include <zlib.h>
 
-#include "cli/pprof.h"
+#include "pprof.h"
 
 namespace pprof = gometrics::pprof;
 using pprof::detail::ProtoWriter;
@@ -107,8 +107,8 @@ struct Decoded {
 
 Decoded decode_profile(const pprof::Profile& profile) {
     auto encoded = pprof::encode(profile);
-    REQUIRE(encoded.ok());
-    Decoded d{to_message(encoded.value), {}};
+    REQUIRE(encoded);
+    Decoded d{to_message(*encoded), {}};
     for (auto [it, end] = d.profile.equal_range(6); it != end; ++it) d.strings.push_back(it->second.bytes);
     return d;
 }
@@ -252,7 +252,7 @@ TEST_CASE("an unsymbolized profile decodes to the same structure", "[pprof][enco
 
     SECTION("fields come in field-number order") {
         int last = 0;
-        for (const auto& f : decode(pprof::encode(small_profile()).value)) {
+        for (const auto& f : decode(*pprof::encode(small_profile()))) {
             CHECK(f.number >= last);
             last = f.number;
         }
@@ -338,37 +338,37 @@ TEST_CASE("encode rejects samples whose value count does not match", "[pprof][en
     pprof::Profile profile = small_profile();
     profile.samples[1].values.pop_back();
     const auto encoded = pprof::encode(profile);
-    CHECK_FALSE(encoded.ok());
-    CHECK(encoded.error == "sample 1 has 3 values for 4 sample types");
+    CHECK_FALSE(encoded);
+    CHECK(encoded.error().message == "sample 1 has 3 values for 4 sample types");
 }
 
 TEST_CASE("write_profile writes the gzip'd message", "[pprof][file]") {
     const std::string path = "/tmp/gometrics_test_pprof_" + std::to_string(getpid()) + ".pb.gz";
     const pprof::Profile profile = small_profile();
-    REQUIRE(pprof::write_profile(profile, path).ok());
-    CHECK(gunzip(read_file(path)) == pprof::encode(profile).value);
+    REQUIRE(pprof::write_profile(profile, path));
+    CHECK(gunzip(read_file(path)) == *pprof::encode(profile));
     std::remove(path.c_str());
 
     const auto failed = pprof::write_profile(profile, "/nonexistent/dir/x.pb.gz");
-    CHECK(failed.error == "cannot write /nonexistent/dir/x.pb.gz: No such file or directory");
+    CHECK(failed.error().message == "cannot write /nonexistent/dir/x.pb.gz: No such file or directory");
 }
 
 TEST_CASE("read_mappings lists executable file mappings, the executable first", "[pprof][maps]") {
     const auto mappings = pprof::read_mappings(getpid());
-    REQUIRE(mappings.ok());
-    REQUIRE(mappings.value.size() >= 2);
+    REQUIRE(mappings);
+    REQUIRE(mappings->size() >= 2);
     char exe[4096] = {};
     REQUIRE(readlink("/proc/self/exe", exe, sizeof exe - 1) > 0);
-    const pprof::Mapping& main = mappings.value[0];
+    const pprof::Mapping& main = (*mappings)[0];
     CHECK(main.file == exe);
     CHECK(main.build_id.find_first_not_of("0123456789abcdef") == std::string::npos);
     CHECK(main.build_id.size() == 40);  // SHA-1, GNU ld's default
     const auto code = known_call_site().return_address;
     CHECK((code >= main.start && code < main.limit));
-    for (const auto& m : mappings.value) CHECK(m.file.front() == '/');
+    for (const auto& m : *mappings) CHECK(m.file.front() == '/');
 
     const auto missing = pprof::read_mappings(999999999);
-    CHECK(missing.error == "cannot read /proc/999999999/maps: No such file or directory");
+    CHECK(missing.error().message == "cannot read /proc/999999999/maps: No such file or directory");
 }
 
 TEST_CASE("find_sample_type", "[pprof]") {
@@ -380,26 +380,26 @@ TEST_CASE("find_sample_type", "[pprof]") {
 TEST_CASE("the symbolizer resolves this process's code", "[pprof][symbolize]") {
     SECTION("live, from /proc") {
         auto symbolizer = pprof::Symbolizer::for_pid(getpid());
-        REQUIRE(symbolizer.ok());
-        check_known_call_site(*symbolizer.value);
+        REQUIRE(symbolizer);
+        check_known_call_site(**symbolizer);
     }
     SECTION("after exit, from a mappings list; unloadable files are warnings") {
         auto mappings = pprof::read_mappings(getpid());
-        REQUIRE(mappings.ok());
-        mappings.value.push_back({0x10000, 0x20000, 0, "/nonexistent/libgone.so", ""});
-        auto symbolizer = pprof::Symbolizer::for_mappings(mappings.value);
-        REQUIRE(symbolizer.ok());
-        check_known_call_site(*symbolizer.value);
-        REQUIRE(symbolizer.value->warnings().size() == 1);
-        CHECK(symbolizer.value->warnings()[0] ==
+        REQUIRE(mappings);
+        mappings->push_back({0x10000, 0x20000, 0, "/nonexistent/libgone.so", ""});
+        auto symbolizer = pprof::Symbolizer::for_mappings(*mappings);
+        REQUIRE(symbolizer);
+        check_known_call_site(**symbolizer);
+        REQUIRE((*symbolizer)->warnings().size() == 1);
+        CHECK((*symbolizer)->warnings()[0] ==
               "cannot read ELF file /nonexistent/libgone.so: No such file or directory");
     }
     SECTION("inlined calls give one frame each, innermost first") {
         auto symbolizer = pprof::Symbolizer::for_pid(getpid());
-        REQUIRE(symbolizer.ok());
+        REQUIRE(symbolizer);
         int outer_line = 0;
         const CallSite site = outer_of_inlined(outer_line);
-        const auto& frames = symbolizer.value->resolve(pprof::call_site(site.return_address));
+        const auto& frames = (*symbolizer)->resolve(pprof::call_site(site.return_address));
         REQUIRE(frames.size() == 2);
         CHECK(frames[0].function.find("inlined_call_site") != std::string::npos);
         CHECK(frames[0].line == site.line);
@@ -408,17 +408,17 @@ TEST_CASE("the symbolizer resolves this process's code", "[pprof][symbolize]") {
     }
     SECTION("unknown addresses resolve to nothing") {
         auto symbolizer = pprof::Symbolizer::for_pid(getpid());
-        REQUIRE(symbolizer.ok());
-        CHECK(symbolizer.value->resolve(0x10).empty());
+        REQUIRE(symbolizer);
+        CHECK((*symbolizer)->resolve(0x10).empty());
     }
 }
 
 TEST_CASE("symbolizers fail with one-line messages", "[pprof][symbolize]") {
     const auto no_process = pprof::Symbolizer::for_pid(999999999);
-    CHECK(no_process.error == "cannot read /proc/999999999/maps: No such file or directory");
+    CHECK(no_process.error().message == "cannot read /proc/999999999/maps: No such file or directory");
     const auto nothing_loadable =
         pprof::Symbolizer::for_mappings({{0x1000, 0x2000, 0, "/nonexistent/app", ""}});
-    CHECK(nothing_loadable.error == "cannot read ELF file /nonexistent/app: No such file or directory");
+    CHECK(nothing_loadable.error().message == "cannot read ELF file /nonexistent/app: No such file or directory");
 }
 
 TEST_CASE("symbolize() keys frames by return address, resolved at the call", "[pprof][symbolize]") {
@@ -427,8 +427,8 @@ TEST_CASE("symbolize() keys frames by return address, resolved at the call", "[p
     profile.sample_types = {{"samples", "count"}};
     profile.samples = {{{site.return_address}, {1}}};
     auto symbolizer = pprof::Symbolizer::for_pid(getpid());
-    REQUIRE(symbolizer.ok());
-    pprof::symbolize(profile, *symbolizer.value);
+    REQUIRE(symbolizer);
+    pprof::symbolize(profile, **symbolizer);
     REQUIRE(profile.symbols.count(site.return_address) == 1);
     CHECK(profile.symbols[site.return_address].at(0).line == site.line);
 }
@@ -448,8 +448,8 @@ TEST_CASE("render_text ranks stacks by one sample type", "[pprof][text]") {
     profile.symbols[0x1300] = {{"beta()", "_Z4betav", "", 0}};
 
     const auto text = pprof::render_text(profile, 1, 10);
-    REQUIRE(text.ok());
-    CHECK(text.value ==
+    REQUIRE(text);
+    CHECK(*text ==
           "alloc_space: total 3.5 MiB in 3 stacks, top 2\n"
           "     3.5 MiB  99.9%\n"
           "      beta()\n"
@@ -461,8 +461,8 @@ TEST_CASE("render_text ranks stacks by one sample type", "[pprof][text]") {
     SECTION("top limits the stacks; unsymbolized frames show their file offset") {
         profile.symbols.clear();
         const auto top1 = pprof::render_text(profile, 1, 1);
-        REQUIRE(top1.ok());
-        CHECK(top1.value ==
+        REQUIRE(top1);
+        CHECK(*top1 ==
               "alloc_space: total 3.5 MiB in 3 stacks, top 1\n"
               "     3.5 MiB  99.9%\n"
               "      0x1300 (/bin/app+0x700)\n"
@@ -472,11 +472,11 @@ TEST_CASE("render_text ranks stacks by one sample type", "[pprof][text]") {
         profile.sample_types = pprof::mutex_sample_types();
         profile.samples = {{{0x1100}, {2, 1500000}}, {{0x1300}, {1, 500}}};
         const auto delays = pprof::render_text(profile, 1, 10);
-        REQUIRE(delays.ok());
-        CHECK(delays.value.find("delay: total 1.5ms in 2 stacks, top 2\n") == 0);
-        CHECK(delays.value.find("       500ns   0.0%\n") != std::string::npos);
+        REQUIRE(delays);
+        CHECK(delays->find("delay: total 1.5ms in 2 stacks, top 2\n") == 0);
+        CHECK(delays->find("       500ns   0.0%\n") != std::string::npos);
     }
     SECTION("an unknown sample type is an error") {
-        CHECK(pprof::render_text(profile, 4, 10).error == "no sample type #4: the profile has 4");
+        CHECK(pprof::render_text(profile, 4, 10).error().message == "no sample type #4: the profile has 4");
     }
 }

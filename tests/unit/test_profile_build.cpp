@@ -6,7 +6,7 @@
 #include <string>
 #include <unistd.h>
 
-#include "cli/profile_build.h"
+#include "profile_build.h"
 
 using namespace gometrics;
 using cli::ProfileKind;
@@ -75,8 +75,8 @@ TEST_CASE("heap samples are scaled as Go's scaleHeapSample") {
 
 TEST_CASE("heap profile: Go's types and period, in use = allocated - freed") {
     auto built = cli::build_profile(raw_profile(), ProfileKind::Heap, source());
-    REQUIRE(built.ok());
-    const pprof::Profile& p = built.value;
+    REQUIRE(built);
+    const pprof::Profile& p = *built;
     CHECK(types(p) == std::vector<std::string>{"alloc_objects/count", "alloc_space/bytes", "inuse_objects/count",
                                                "inuse_space/bytes"});
     CHECK(p.period_type.type == "space");
@@ -94,23 +94,23 @@ TEST_CASE("heap profile: Go's types and period, in use = allocated - freed") {
     CHECK(p.samples[1].values[0] > 0);
     CHECK(p.samples[1].values[2] == 0);
     CHECK(p.samples[1].values[3] == 0);
-    REQUIRE(pprof::encode(p).ok());
+    REQUIRE(pprof::encode(p));
 }
 
 TEST_CASE("allocs profile: the same values, shown as alloc_space") {
     auto heap = cli::build_profile(raw_profile(), ProfileKind::Heap, source());
     auto allocs = cli::build_profile(raw_profile(), ProfileKind::Allocs, source());
-    REQUIRE(allocs.ok());
-    CHECK(allocs.value.default_sample_type == "alloc_space");
-    REQUIRE(allocs.value.samples.size() == heap.value.samples.size());
-    for (size_t i = 0; i < allocs.value.samples.size(); ++i)
-        CHECK(allocs.value.samples[i].values == heap.value.samples[i].values);
+    REQUIRE(allocs);
+    CHECK(allocs->default_sample_type == "alloc_space");
+    REQUIRE(allocs->samples.size() == heap->samples.size());
+    for (size_t i = 0; i < allocs->samples.size(); ++i)
+        CHECK(allocs->samples[i].values == heap->samples[i].values);
 }
 
 TEST_CASE("mutex profile: scaled by the fraction, period 1 as Go writes it") {
     auto built = cli::build_profile(raw_profile(), ProfileKind::Mutex, source());
-    REQUIRE(built.ok());
-    const pprof::Profile& p = built.value;
+    REQUIRE(built);
+    const pprof::Profile& p = *built;
     CHECK(types(p) == std::vector<std::string>{"contentions/count", "delay/nanoseconds"});
     CHECK(p.period_type.type == "contentions");
     CHECK(p.period_type.unit == "count");
@@ -124,22 +124,22 @@ TEST_CASE("a kind the process does not sample is an error") {
     Profile raw = raw_profile();
     raw.heap_rate = 0;
     auto heap = cli::build_profile(raw, ProfileKind::Heap, source());
-    CHECK_FALSE(heap.ok());
-    CHECK(heap.error.find("GOMETRICS_PROFILE_RATE=0") != std::string::npos);
-    CHECK(cli::build_profile(raw, ProfileKind::Mutex, source()).ok());
+    CHECK_FALSE(heap);
+    CHECK(heap.error().message.find("GOMETRICS_PROFILE_RATE=0") != std::string::npos);
+    CHECK(cli::build_profile(raw, ProfileKind::Mutex, source()));
     raw.mutex_fraction = 0;
     auto mutex = cli::build_profile(raw, ProfileKind::Mutex, source());
-    CHECK_FALSE(mutex.ok());
-    CHECK(mutex.error.find("GOMETRICS_MUTEX_PROFILE_FRACTION=0") != std::string::npos);
+    CHECK_FALSE(mutex);
+    CHECK(mutex.error().message.find("GOMETRICS_MUTEX_PROFILE_FRACTION=0") != std::string::npos);
 }
 
 TEST_CASE("dropped samples are said in a comment") {
     Profile raw = raw_profile();
     raw.dropped_samples = 7;
     auto built = cli::build_profile(raw, ProfileKind::Heap, source());
-    REQUIRE(built.ok());
+    REQUIRE(built);
     bool said = false;
-    for (const auto& c : built.value.comments) said |= c.find("7 samples dropped") != std::string::npos;
+    for (const auto& c : built->comments) said |= c.find("7 samples dropped") != std::string::npos;
     CHECK(said);
 }
 
@@ -166,8 +166,8 @@ TEST_CASE("profile reports are parsed, mappings rebuilt, the executable first") 
         "maps": ["7f0000000000-7f0000001000 r-xp 00000000 08:01 12 /usr/lib/x86_64-linux-gnu/libc.so.6",
                  "00401000-00402000 r-xp 00001000 08:01 13 )" + self_path + R"("]})";
     auto parsed = cli::parse_profile_report(json);
-    REQUIRE(parsed.ok());
-    const auto& r = parsed.value;
+    REQUIRE(parsed);
+    const auto& r = *parsed;
     CHECK(r.source.pid == 77);
     CHECK(r.source.start_time_ns == 2);
     CHECK(r.profile.time_ns == 5);
@@ -195,7 +195,7 @@ TEST_CASE("bad profile reports are one-line errors") {
                              R"({"format": "gometrics-profile-report", "version": 1, "pid": 1})",
                              R"({"format": "gometrics-profile-report", "version": 1, "pid": "x"})"}) {
         auto parsed = cli::parse_profile_report(text);
-        CHECK_FALSE(parsed.ok());
-        CHECK(parsed.error.find('\n') == std::string::npos);
+        CHECK_FALSE(parsed);
+        CHECK(parsed.error().message.find('\n') == std::string::npos);
     }
 }

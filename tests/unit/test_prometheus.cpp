@@ -1,6 +1,6 @@
 // Prometheus conversion and rendering: names, buckets, sums and pages checked
 // against prometheus/client_golang's own tests and real scrapes of Go programs.
-#include "cli/prometheus.h"
+#include "prometheus.h"
 
 #include <catch2/catch.hpp>
 

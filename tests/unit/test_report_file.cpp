@@ -1,8 +1,8 @@
 // Saved reports as check and diff load them: shapes, peaks, errors.
 #include <catch2/catch.hpp>
 
-#include "cli/common.h"
-#include "cli/report_file.h"
+#include "common.h"
+#include "report_file.h"
 
 using namespace gometrics;
 using namespace gometrics::cli;

@@ -15,9 +15,9 @@
 
 #include <zlib.h>
 
-#include "cli/serve.h"
-#include "cli/units.h"
-#include "sys/clocks.h"
+#include "serve.h"
+#include "units.h"
+#include "clocks.h"
 #include "reader.h"
 #include "writer.h"
 

@@ -54,6 +54,9 @@ TEST_CASE("sys: stat, fields counted after the command name, whatever it holds")
     CHECK(sys::stat_field(s, 47) == 93824992231424u);  // start_brk
     CHECK(sys::stat_field(s, 48) == 93824992387072u);
     CHECK(!sys::stat_field(s, 49));  // past the end
+    CHECK(sys::stat_state(s) == 'S');
+    CHECK(sys::stat_state("7 (a) b) Z 1") == 'Z');
+    CHECK(!sys::stat_state("no parenthesis"));
     CHECK(!sys::stat_field(s, 3));   // the state letter
     CHECK(!sys::stat_field(s, 1));   // before the command name: not asked this way
 }
