@@ -6,13 +6,11 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import gmtest  # noqa: E402,F401  (re-exported for the tests)
-from gmtest import metrics  # noqa: E402
+import gmtest  # noqa: F401  (re-exported for the tests)
+from gmtest import metrics
 
 REALAPPS = os.environ.get("GOMETRICS_REALAPPS", "")
 CATALOG = os.environ.get("GOMETRICS_CATALOG", "")

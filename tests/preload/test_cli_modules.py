@@ -6,13 +6,11 @@ missing module is one clear line and status 1."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import cli, program  # noqa: E402
+import gmtest
+from gmtest import cli, program
 
 HEAVY = ("libssl", "libcrypto", "libbrotli", "libdw", "libelf", "libz.", "libcpp-httplib")
 

@@ -2,13 +2,11 @@
 
 import os
 import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import metrics, program, run_with_report  # noqa: E402
+import gmtest
+from gmtest import metrics, program, run_with_report
 
 CLASSES = ["/cpu/classes/user:cpu-seconds", "/cpu/classes/system:cpu-seconds", "/cpu/classes/idle:cpu-seconds"]
 TOTAL = "/cpu/classes/total:cpu-seconds"

@@ -4,13 +4,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import CLI, program  # noqa: E402
+import gmtest
+from gmtest import CLI, program
 
 
 def exec_cli(*args, report=True, timeout=60, env=None):

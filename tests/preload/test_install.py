@@ -4,12 +4,10 @@ outside the tree compiles and links against, then reads a live process."""
 
 import os
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
+import gmtest
 
 THIRD_PARTY = r"""
 #include <gometrics/reader.h>

@@ -8,14 +8,12 @@ import os
 import resource
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import metrics, program  # noqa: E402
+import gmtest
+from gmtest import metrics, program
 
 INVISIBLE = program("invisible")
 FAST = {"GOMETRICS_INTERVAL_MS": "10", "GOMETRICS_PUBLISHER": "thread"}

@@ -4,12 +4,10 @@
 import os
 import resource
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import metrics, program, run_with_report  # noqa: E402
+import gmtest
+from gmtest import metrics, program, run_with_report
 
 # These tests read programs that hold memory and wait, idle and single-
 # threaded: only the eager publisher refreshes such a process on request.

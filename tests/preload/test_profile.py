@@ -12,9 +12,8 @@ import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import cli, program  # noqa: E402
+import gmtest
+from gmtest import cli, program
 
 RATE = 32 * 1024  # mean bytes between heap samples: ~700 samples per 24 MiB
 GO = shutil.which("go")

@@ -9,14 +9,12 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import unittest
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmserve  # noqa: E402
-import gmtest  # noqa: E402
-from gmserve import Serve, sample_value, own_value  # noqa: E402
+import gmserve
+import gmtest
+from gmserve import Serve, sample_value, own_value
 
 PROMTOOL = shutil.which("promtool")
 

@@ -14,15 +14,13 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmserve  # noqa: E402
-import gmtest  # noqa: E402
+import gmserve
+import gmtest
 
 # The last release whose package ships protobufjs's generated decoders
 # (later ones only encode).

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -17,11 +16,10 @@ import unittest
 import urllib.error
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmserve  # noqa: E402
-import gmtest  # noqa: E402
-from gmserve import Serve  # noqa: E402
-from gmtest import program  # noqa: E402
+import gmserve
+import gmtest
+from gmserve import Serve
+from gmtest import program
 
 GO = shutil.which("go")
 RATE = 32 * 1024  # mean bytes between heap samples

@@ -9,12 +9,10 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
+import gmtest
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 UNIT = "gometrics-serve@.service"

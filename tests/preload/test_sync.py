@@ -1,14 +1,11 @@
 """Lock contention under the agent: known waits are measured, and every
 mutex and rwlock type keeps its exact results."""
 
-import os
 import subprocess
-import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import metrics, program, run_with_report  # noqa: E402
+import gmtest
+from gmtest import metrics, program, run_with_report
 
 WAIT, EVENTS, HIST = "/sync/mutex/wait/total:seconds", "/sync/mutex/contentions:events", "/sync/mutex/wait:seconds"
 

@@ -3,13 +3,11 @@
 import os
 import resource
 import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import program  # noqa: E402
+import gmtest
+from gmtest import program
 
 
 def default_stack():

@@ -3,13 +3,11 @@
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import metrics, program  # noqa: E402
+import gmtest
+from gmtest import metrics, program
 
 BYTES = r"(?:\d+(?:\.\d+)?(?:B|KiB|MiB|GiB|TiB))"
 COUNT = r"(?:\d+(?:\.\d+)?[kMG]?)"

@@ -4,13 +4,11 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-from gmtest import CLI, program  # noqa: E402
+import gmtest
+from gmtest import CLI, program
 
 ALLOCS = "/gc/heap/allocs:bytes"
 

@@ -15,13 +15,12 @@ import unittest
 import urllib.parse
 import urllib.request
 
+import gmserve
+import gmtest
+from gmserve import Serve
+from test_prometheus import install_prometheus, running_prometheus
+
 HERE = os.path.dirname(__file__)
-sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-sys.path.insert(0, HERE)
-import gmserve  # noqa: E402
-import gmtest  # noqa: E402
-from gmserve import Serve  # noqa: E402
-from test_prometheus import install_prometheus, running_prometheus  # noqa: E402
 
 DASHBOARD = os.path.join(os.environ.get("GOMETRICS_SOURCE_ROOT", os.path.join(HERE, "..", "..")),
                          "dashboards", "gometrics.json")

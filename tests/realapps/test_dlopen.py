@@ -2,13 +2,10 @@
 functions and its destructor), repeatedly; and RTLD_DEEPBIND,
 where the library's malloc binds past the agent but frees come through it."""
 
-import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
 ROUNDS, N = 20, 1000
 

@@ -4,11 +4,9 @@ agent's exit path, and none leaves a segment behind."""
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
 class ForkThreads(realapp.RealAppTest):
     def test_children_of_a_busy_threaded_parent(self):

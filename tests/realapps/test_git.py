@@ -2,11 +2,9 @@
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = os.path.join(HERE, "workloads")

@@ -4,11 +4,9 @@ malloc one by one. The JVM's own signal handlers (SIGSEGV for null checks) and i
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import need, run_plain  # noqa: E402
+import realapp
+from realapp import need, run_plain
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.join(HERE, "workloads", "java", "DirectBuffers.java")

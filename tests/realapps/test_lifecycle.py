@@ -4,14 +4,12 @@ fork: test_fork_threads; signals: test_signals)."""
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
-import re  # noqa: E402
-import time  # noqa: E402
+import re
+import time
 
 
 class Lifecycle(realapp.RealAppTest):

@@ -1,13 +1,10 @@
 """10,000 threads created and joined in waves of 100: every thread's
 allocation survives its exit (slots folded, none lost, none leaked)."""
 
-import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
 class ManyThreads(realapp.RealAppTest):
     def test_ten_thousand_threads_in_waves(self):

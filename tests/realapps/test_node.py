@@ -3,11 +3,9 @@ Buffers, which Node's ArrayBuffer allocator takes from malloc one by one,
 and JSON and strings, which live in V8's own heap."""
 
 import os
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import need, run_plain  # noqa: E402
+import realapp
+from realapp import need, run_plain
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPT = os.path.join(HERE, "workloads", "buffers.js")

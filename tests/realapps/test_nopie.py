@@ -3,13 +3,10 @@
 executable, yet every call reaches the agent, which must count them all
 rather than call the program not interposed."""
 
-import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, need  # noqa: E402
+import realapp
+from realapp import app, need
 
 N = 3000
 

@@ -15,10 +15,9 @@ import unittest
 import urllib.parse
 import urllib.request
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import gmtest  # noqa: E402
-import gmserve  # noqa: E402
-from gmserve import Serve  # noqa: E402
+import gmtest
+import gmserve
+from gmserve import Serve
 
 DEADLINE_S = 60
 

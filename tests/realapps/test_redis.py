@@ -4,13 +4,11 @@ server's live metrics move while it serves, and it exits cleanly when told."""
 import json
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
-import time  # noqa: E402
+import time
 
 
 class Redis(realapp.RealAppTest):

@@ -4,14 +4,12 @@ HashMap and Box. Skipped, with a message, on machines without cargo."""
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
-import shutil  # noqa: E402
-import unittest  # noqa: E402
+import shutil
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

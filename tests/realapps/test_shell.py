@@ -4,17 +4,15 @@ segment."""
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKLOADS = os.path.join(HERE, "workloads")
 
-import glob  # noqa: E402
-import json  # noqa: E402
+import glob
+import json
 
 PIPELINE = "seq 1 20000 | sort -rn | sed -n 1,3p | tr 0-9 a-j; echo done | cat"
 

@@ -1,13 +1,10 @@
 """A signal handler that allocates: every handler's malloc and
 free is counted, exactly, and nothing hangs."""
 
-import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
 class Signals(realapp.RealAppTest):
     def test_handler_allocations_are_counted(self):

@@ -3,14 +3,12 @@ runs, prints and exits 0, and each process writes its own report."""
 
 import os
 import subprocess
-import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-import realapp  # noqa: E402
-from realapp import app, gmtest, need, run_plain  # noqa: E402,F401
+import realapp
+from realapp import app, gmtest, need, run_plain  # noqa: F401
 
-import glob  # noqa: E402
-import json  # noqa: E402
+import glob
+import json
 
 
 class Spawn(realapp.RealAppTest):

@@ -1,5 +1,5 @@
 // Pure parts of the threads, cpu and sched families: the CPU sum rule, Go's
-// GOMAXPROCS rule, schedstat folding (the /proc parsers are sys's: test_sys.cpp).
+// GOMAXPROCS rule, schedstat folding (the /proc parsers are sys's: sys/test_sys.cpp).
 #include <catch2/catch.hpp>
 
 #include "cpu.h"
