@@ -1,6 +1,6 @@
 // /proc files: read whole into caller buffers with plain system calls (no
 // allocation, usable from the agent's start-up and exit paths), and pure
-// parsers over their text. Unit-tested in tests/unit/test_sys.cpp.
+// parsers over their text. Unit-tested in tests/unit/sys/test_sys.cpp.
 #pragma once
 
 #include <cstddef>
