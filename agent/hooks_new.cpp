@@ -61,7 +61,9 @@ struct Table {
 #define GOMETRICS_MEMBER_NEW(member, op, params, args, spec) void* (*member) params spec;
 #define GOMETRICS_MEMBER_DELETE(member, op, params, args) void (*member) params noexcept;
     GOMETRICS_NEW_FUNCTIONS(GOMETRICS_MEMBER_NEW)
+#undef GOMETRICS_MEMBER_NEW
     GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_MEMBER_DELETE)
+#undef GOMETRICS_MEMBER_DELETE
 };
 
 template <class Fn>
@@ -82,11 +84,14 @@ constinit Table g_next{};
     void stub_##member params noexcept { resolve(), acquired(g_target.member) args; }
 extern Table g_target;
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_NEW)
+#undef GOMETRICS_STUB_NEW
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_DELETE)
+#undef GOMETRICS_STUB_DELETE
 
 // Where each operator goes: a stub, the next definition or a wrapper.
 #define GOMETRICS_STUB_INIT(member, ...) .member = stub_##member,
 constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_STUB_INIT)};
+#undef GOMETRICS_STUB_INIT
 
 // Wrappers for an operator served by the allocator itself. It may reach our
 // hooks after all: jemalloc's new calls malloc again after the program's
@@ -112,7 +117,9 @@ constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_
         detail::tls_counted_free = nullptr;                 \
     }
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
+#undef GOMETRICS_COUNT_NEW
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_COUNT_DELETE)
+#undef GOMETRICS_COUNT_DELETE
 
 template <class Fn>
 bool find_next(Fn& to, const char* symbol) noexcept {
@@ -128,6 +135,7 @@ void resolve() noexcept {
 #define GOMETRICS_FIND(member, ...) found = find_next(g_next.member, "_" #member) && found;
     GOMETRICS_NEW_FUNCTIONS(GOMETRICS_FIND)
     GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_FIND)
+#undef GOMETRICS_FIND
     // The agent links libstdc++ (agent/meson.build), which defines all twenty
     // (GCC 7 and later): there is always a next definition.
     if (!found) log::fatal("cannot resolve the next operator new and delete with dlsym(RTLD_NEXT)");
@@ -144,6 +152,7 @@ void resolve() noexcept {
                      __ATOMIC_RELEASE);
     GOMETRICS_NEW_FUNCTIONS(GOMETRICS_PUBLISH)
     GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_PUBLISH)
+#undef GOMETRICS_PUBLISH
 }
 
 }  // namespace
@@ -158,4 +167,8 @@ using gometrics::agent::acquired;
 #define GOMETRICS_DEFINE_DELETE(member, op, params, args) \
     [[gnu::visibility("default")]] void operator op params noexcept { acquired(g_target.member) args; }
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_DEFINE_NEW)
+#undef GOMETRICS_DEFINE_NEW
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_DEFINE_DELETE)
+#undef GOMETRICS_DEFINE_DELETE
+#undef GOMETRICS_NEW_FUNCTIONS
+#undef GOMETRICS_DELETE_FUNCTIONS
