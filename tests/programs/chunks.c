@@ -6,6 +6,9 @@
 #include <stdlib.h>
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     if (argc != 3 || atol(argv[2]) < (long)sizeof(void*)) {
         fprintf(stderr, "usage: %s N SIZE (SIZE >= %zu)\n", argv[0], sizeof(void*));
         return 2;

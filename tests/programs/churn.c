@@ -22,6 +22,9 @@ static void* worker(void* arg) {
 }
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     int n = argc > 1 ? atoi(argv[1]) : 2;
     int secs = argc > 2 ? atoi(argv[2]) : 5;
     pthread_t th[64];

@@ -13,6 +13,9 @@
 typedef int (*mallctl_fn)(const char*, void*, size_t*, void*, size_t);
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     size_t target = (size_t)(argc > 1 ? atoi(argv[1]) : 100) << 20;
     mallctl_fn mallctl = (mallctl_fn)dlsym(RTLD_DEFAULT, "mallctl");
     if (!mallctl) {

@@ -60,6 +60,9 @@ __attribute__((noinline)) void b_site(void) {
 }
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     if (argc != 3 || atol(argv[1]) <= 0 || atol(argv[2]) <= 0) {
         fprintf(stderr, "usage: %s PERIODS HOLD_US\n", argv[0]);
         return 2;

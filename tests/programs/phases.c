@@ -32,6 +32,9 @@ __attribute__((noinline)) void second_phase_site(size_t bytes) {
 }
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     if (argc != 2) {
         fprintf(stderr, "usage: phases MB\n");
         return 2;

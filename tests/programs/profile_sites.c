@@ -161,6 +161,9 @@ static void ready_then_wait(void) {
 }
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     if (argc < 3) {
         fprintf(stderr, "usage: %s heap MB | threads T MB | fork MB | sizes MB | mutex ROUNDS\n", argv[0]);
         return 2;

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     if (argc != 4) return 2;
     const int fds = atoi(argv[1]), mib = atoi(argv[2]), sleeps = atoi(argv[3]);
     for (int i = 0; i < fds; ++i)

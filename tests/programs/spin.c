@@ -27,6 +27,9 @@ static void* spin(void* arg) {
 }
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     if (argc < 3) return 2;
     int n = atoi(argv[2]);
     if (n < 1 || n > 64) return 2;

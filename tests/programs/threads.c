@@ -29,6 +29,9 @@ static void wait_line(void) {
 }
 
 int main(void) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     pthread_t short_lived[50], long_lived[50];
     for (int i = 0; i < 50; ++i) {
         void* (*fn)(void*) = i % 3 == 0 ? returns : i % 3 == 1 ? exits : waits_for_cancel;

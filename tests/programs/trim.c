@@ -9,6 +9,9 @@
 #include <string.h>
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     size_t n = ((size_t)(argc > 1 ? atoi(argv[1]) : 200) << 20) / 1000;
     char** blocks = malloc(n * sizeof *blocks);
     for (size_t i = 0; i < n; ++i) {

@@ -21,6 +21,9 @@ static uint64_t thread_allocated(mallctl_fn mallctl) {
 }
 
 int main(int argc, char** argv) {
+    /* Unbuffered: stdin's buffer would be malloc'd at the first read, after
+       the line that tells a test to take its reading. */
+    setvbuf(stdin, NULL, _IONBF, 0);
     long n = argc > 1 ? atol(argv[1]) : 1000;
     mallctl_fn mallctl;
     *(void**)&mallctl = dlsym(RTLD_DEFAULT, "mallctl"); /* POSIX's way to convert a dlsym result */
