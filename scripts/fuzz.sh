@@ -17,11 +17,11 @@ cxx=$(command -v clang++-14 || command -v clang++ || true)
 [ -n "$cxx" ] || { echo "fuzz: clang++ not found (scripts/setup.sh test installs it)" >&2; exit 1; }
 out=build-fuzz
 mkdir -p "$out/crashes"
-flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -Iipc)
+flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I. -Iipc -Isys -Icli)
 
 build() {
   case "$1" in
-    reader) "$cxx" "${flags[@]}" tests/fuzz/fuzz_reader.cpp ipc/reader.cpp -o "$out/fuzz_reader" ;;
+    reader) "$cxx" "${flags[@]}" tests/fuzz/fuzz_reader.cpp ipc/reader.cpp ipc/processes.cpp sys/proc.cpp -o "$out/fuzz_reader" ;;
     check) "$cxx" "${flags[@]}" tests/fuzz/fuzz_check.cpp cli/check.cpp cli/units.cpp cli/histstats.cpp -lfmt \
       -o "$out/fuzz_check" ;;
     *) echo "usage: $0 [SECONDS] [reader|check]..." >&2; exit 2 ;;
