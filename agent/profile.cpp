@@ -30,6 +30,7 @@
 
 #include "agent.h"
 #include "layout.h"
+#include "kept_file.h"
 #include "log.h"
 #include "real.h"
 #include "seqlock.h"
@@ -189,6 +190,9 @@ uint64_t draw(ThreadSlot* s, double mean) {
 constexpr uint64_t kNever = uint64_t{1} << 62;
 
 uint32_t capture(uint64_t* pcs) {
+    // libunwind probes each frame's memory with mincore or msync, which a
+    // confined program's filter may forbid: its samples carry no stack.
+    if (sys::confined()) return 0;
     void* raw[kDepth + 16];
     const int n = unw_backtrace(raw, static_cast<int>(std::size(raw)));
     uint32_t depth = 0;

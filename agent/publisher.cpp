@@ -233,7 +233,8 @@ void* publisher_main(void*) {
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
     while (!g_stop.load(std::memory_order_acquire)) {
-        if (g_computing.exchange(true, std::memory_order_acquire)) break;  // a crash handler took over
+        // Sequentially consistent: see publisher_before_confinement.
+        if (g_computing.exchange(true)) break;  // a crash handler took over
         compute_and_publish(st);
         g_computing.store(false, std::memory_order_release);
         // Sleep until a reader bumps the request word or the interval ends.
@@ -376,7 +377,7 @@ void publisher_start_thread_if_lazy() noexcept {
 // takes the snapshot, here in a cold path of a hook (the counts readers fold
 // themselves; this refreshes the rest).
 void snapshot_inline(State& st) noexcept {
-    if (g_computing.exchange(true, std::memory_order_acquire)) return;  // another thread is at it
+    if (g_computing.exchange(true)) return;  // another thread is at it
     SignalsHeld held;
     Guard guard;
     const int saved_errno = errno;
@@ -396,7 +397,7 @@ void publisher_profile_changed(uint32_t record) noexcept {
     if (g_lazy.load(std::memory_order_acquire) != 1) return;  // the thread publishes the whole region
     // Another writer at work (a snapshot on another thread, which copies the
     // whole region anyway): this record waits for the next one.
-    if (g_computing.exchange(true, std::memory_order_acquire)) return;
+    if (g_computing.exchange(true)) return;
     profile::publish_record(g_state->writer.profile_region(), record);
     g_computing.store(false, std::memory_order_release);
 }
@@ -451,7 +452,8 @@ void publisher_crash() noexcept {
     detail::g_crashing.store(true, std::memory_order_relaxed);
     // The publisher thread finishes a snapshot in well under a millisecond;
     // if the crash is its own, or it does not finish, the last words stand.
-    bool mine = publisher_tid() != static_cast<int>(syscall(SYS_gettid));
+    // pthread_self, not gettid: a confined program's filter may forbid the call.
+    bool mine = !st.thread_started || !pthread_equal(pthread_self(), st.thread);
     for (int tries = 0; mine && g_computing.exchange(true, std::memory_order_acquire); ++tries) {
         if (tries == 200) mine = false;
         const timespec ms{0, 1000000};
@@ -466,6 +468,19 @@ void publisher_crash() noexcept {
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
     if (mine) st.writer.unlink(g_shm_dir.fd());
+}
+
+void publisher_before_confinement() noexcept {
+    for (int tries = 0; tries < 200 && g_computing.load(); ++tries) {
+        const timespec ms{0, 1000000};
+        nanosleep(&ms, nullptr);
+    }
+}
+
+void publisher_before_uid_change(uid_t uid) noexcept {
+    if (!g_state || geteuid() != 0 || uid == 0) return;  // only root gives files away
+    if (const int err = g_state->writer.give_to(uid))
+        log::line({"cannot give the segment to the program's new user (", strerror(err), "): it stays in /dev/shm"});
 }
 
 void publisher_forget_after_fork() noexcept {

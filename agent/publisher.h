@@ -2,6 +2,8 @@
 // from the catalogue and publishes them, on its own thread and at exit.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 
 namespace gometrics::agent {
@@ -36,6 +38,14 @@ void publisher_shutdown() noexcept;
 // In the crash handler (crash.cpp), once: the final snapshot, report and
 // trace line, without allocating and without waiting for long on anything.
 void publisher_crash() noexcept;
+
+// Before the program confines itself with seccomp (the prctl and syscall
+// hooks, after sys::set_confined): waits, briefly, for a snapshot begun
+// before, since the filter may forbid what it still has to do.
+void publisher_before_confinement() noexcept;
+// Before the program changes its effective uid: the segment becomes the new
+// user's, who can then remove it at exit.
+void publisher_before_uid_change(uid_t uid) noexcept;
 
 // In a forked child (atfork handler, trivial): forget the parent's segment
 // and thread; publisher_start() runs again at the child's first counted call.

@@ -39,7 +39,11 @@
     X(sigaction)                    \
     X(signal)                       \
     X(sysv_signal)                  \
-    X(sigset)
+    X(sigset)                       \
+    X(setuid)                       \
+    X(seteuid)                      \
+    X(setreuid)                     \
+    X(setresuid)
 
 // Declarations of the agent's internals are hidden too, so the hooks reach
 // them PC-relative rather than through the GOT.

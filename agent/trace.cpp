@@ -20,6 +20,7 @@
 #include "agent.h"
 #include "kept_file.h"
 #include "log.h"
+#include "proc.h"
 #include "text_writer.h"
 
 namespace gometrics::agent {
@@ -46,10 +47,11 @@ struct Baseline {
 constinit int g_fd = -1;             // STDERR_FILENO, g_file's number, or -1: no trace
 constinit sys::KeptFile g_file;      // GOMETRICS_TRACE=FILE
 constinit Baseline g_base{};
+constinit std::atomic<bool> g_said_confined{false};
 
 double cpu_seconds() {
     rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return NAN;
+    if (sys::confined() || getrusage(RUSAGE_SELF, &ru) != 0) return NAN;  // its filter may forbid getrusage
     return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
 }
 
@@ -120,6 +122,8 @@ void write_all(const char* p, size_t n) {
     const int fd = g_fd == STDERR_FILENO ? g_fd : g_file.fd();
     if (fd < 0) {
         if (g_file.lost_now()) log::line({"the GOMETRICS_TRACE file was closed by the program: no more trace lines"});
+        // Confined, the number can no longer be checked (see sys::confined).
+        if (sys::confined()) log::once(g_said_confined, {"the program confined itself (seccomp): no more trace lines"});
         return;
     }
     const ssize_t w = ::write(fd, p, n);  // one call: lines stay whole in a shared file
@@ -178,7 +182,7 @@ void trace_snapshot(const TraceView& view, uint32_t interval_ms, bool final) noe
 
         char buf[512];  // every field's text is bounded: a line fits
         TextWriter out(buf, sizeof buf);
-        out.format("gometrics {} @{:.3f}s{}: live ", getpid(), elapsed, final ? " exit" : "");
+        out.format("gometrics {} @{:.3f}s{}: live ", sys::self_pid(), elapsed, final ? " exit" : "");
         bytes(out, lookup(view, kLive)).text(" peak ");
         bytes(out, lookup(view, kPeak)).text(", alloc ");
         per_second(bytes(out, rate(alloc_bytes, b.alloc_bytes, dt))).text(" ");

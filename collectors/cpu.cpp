@@ -14,6 +14,7 @@
 #include "cgroup.h"
 #include "clocks.h"
 #include "kept_file.h"
+#include "proc.h"
 #include "procfs.h"
 
 namespace gometrics::collect::cpu {
@@ -102,11 +103,11 @@ cpu::Classes compute_classes(const Snapshot& s) {
     const uint64_t now = sys::clock_ns(CLOCK_BOOTTIME);
     const uint64_t procs = g_gomaxprocs.get(s);
     uint64_t since;
-    if (g_cpu.pid != getpid()) {
+    if (g_cpu.pid != sys::self_pid()) {
         // First look: the process's life so far (its start time is in clock
         // ticks after boot, as CLOCK_BOOTTIME counts).
         g_cpu = Integrator{};
-        g_cpu.pid = getpid();
+        g_cpu.pid = sys::self_pid();
         const procfs::SelfStatus& st = procfs::self_status(s);
         const uint64_t start_ns = st.ok ? sys::ticks_to_ns(st.stat.starttime) : now;
         since = start_ns < now ? start_ns : now;

@@ -40,13 +40,26 @@ sys::KeptFile& checked(Self which) noexcept {
     return f;
 }
 
+// Status' text when it proves itself one (it has "Seccomp:"), read without
+// a check the program's filter may forbid; notes a confinement found there.
+std::optional<std::string_view> peek_status(char* buf, size_t size) {
+    const auto text = g_self[size_t(Self::kStatus)].peek(buf, size);
+    const auto mode = text ? sys::status_field(*text, "Seccomp") : std::nullopt;
+    if (!mode) return std::nullopt;
+    if (*mode != 0) sys::set_confined(true);
+    return text;
+}
+
 SelfStatus read_self_status(const Snapshot&) {
     SelfStatus out{};
     static char buf[4096];  // publisher only; static: this may run on a small stack of the program's
-    const auto status = read_self(Self::kStatus, buf, sizeof buf);
+    // Whether the program confined itself decides which calls are ours to
+    // make, so status is read first, and by pread alone.
+    auto status = peek_status(buf, sizeof buf);
+    if (!status) status = read_self(Self::kStatus, buf, sizeof buf);  // finds a lost file
     if (!status) return out;
     const auto threads = sys::status_field(*status, "Threads");
-    out.confined = sys::status_field(*status, "Seccomp").value_or(0) != 0;
+    out.confined = sys::confined();
     out.rss_kib = sys::status_field(*status, "VmRSS").value_or(0);
     out.vm_size_kib = sys::status_field(*status, "VmSize").value_or(0);
     out.ctx_voluntary = sys::status_field(*status, "voluntary_ctxt_switches").value_or(0);
@@ -91,9 +104,9 @@ using procfs::read_self;
 using procfs::Self;
 
 bool confined_now() noexcept {
+    if (sys::confined()) return true;
     char buf[2048];  // "Seccomp:" comes about half way into status
-    if (const auto text = read_self(Self::kStatus, buf, sizeof buf))
-        if (const auto mode = sys::status_field(*text, "Seccomp")) return *mode != 0;
+    if (procfs::peek_status(buf, sizeof buf)) return sys::confined();
     return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) > 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "catalog.h"
 #include "dirwalk.h"
+#include "proc.h"
 #include "procfs.h"
 #include "agent_facts.h"
 
@@ -93,7 +94,7 @@ bool update(const Snapshot& s) {
     if (alone) {
         char text[128];
         if (const auto t = procfs::read_self(procfs::Self::kSchedstat, text, sizeof text))
-            if (const auto ss = sys::parse_schedstat(*t)) g_latencies.live(getpid(), ss->wait_ns, ss->timeslices);
+            if (const auto ss = sys::parse_schedstat(*t)) g_latencies.live(sys::self_pid(), ss->wait_ns, ss->timeslices);
     }
     const int dir = alone || st.confined ? -1 : procfs::self_dir(procfs::Self::kTaskDir);
     if (dir >= 0) {

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "catalog.h"
+#include "kept_file.h"
+#include "proc.h"
 #include "procfs.h"
 #include "agent_facts.h"
 
@@ -16,10 +18,11 @@ namespace gometrics::collect {
 namespace {
 
 // Whether the publisher thread is a live task of this process: the kernel's
-// thread count includes it until it is reaped, even after it was joined.
+// thread count includes it until it is reaped, even after it was joined. A
+// confined program's filter may forbid the probe: it runs until exit then.
 bool publisher_alive() {
     const int tid = agent::publisher_tid();
-    return tid > 0 && syscall(SYS_tgkill, getpid(), tid, 0) == 0;
+    return tid > 0 && (sys::confined() || syscall(SYS_tgkill, sys::self_pid(), tid, 0) == 0);
 }
 
 uint64_t count_live(const Snapshot& s) {

@@ -279,6 +279,12 @@ void SegmentWriter::abandon() noexcept {
     size_ = 0;
 }
 
+int SegmentWriter::give_to(uid_t uid) noexcept {
+    const int fd = file_.fd();
+    if (fd < 0) return EBADF;
+    return fchown(fd, uid, static_cast<gid_t>(-1)) == 0 ? 0 : errno;
+}
+
 void SegmentWriter::unlink(int shm_dir) noexcept {
     // Only the process that created the name removes it: a forked child
     // inherits this object but owns a different name.

@@ -4,6 +4,8 @@
 // never allocates and never throws; failures come back as an errno value.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -85,6 +87,9 @@ public:
     // shm_dir: a descriptor of /dev/shm, which still names it after the
     // program chroot()ed; -1 to go by the name.
     void unlink(int shm_dir = -1) noexcept;
+    // Makes `uid` the segment's owner, so that the process still removes it
+    // at exit after dropping privileges (/dev/shm is sticky). 0 or errno.
+    int give_to(uid_t uid) noexcept;
 
 private:
     layout::SegmentHeader* header() const noexcept { return static_cast<layout::SegmentHeader*>(base_); }

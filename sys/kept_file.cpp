@@ -22,7 +22,13 @@ constexpr rlim_t kTop = 1024;
 // ... in this many numbers, far above what programs reach by the lowest-free rule.
 constexpr int kBand = 48;
 constinit std::atomic<int> g_open{0};
+constinit std::atomic<bool> g_confined{false};
 }  // namespace
+
+// Sequentially consistent: the hook that sets it then waits for a snapshot
+// that began before it, and a snapshot that begins after must see it.
+void set_confined(bool confined) noexcept { g_confined.store(confined); }
+bool confined() noexcept { return g_confined.load(); }
 
 int kept_count() noexcept { return g_open.load(std::memory_order_relaxed); }
 
@@ -57,6 +63,7 @@ int KeptFile::adopt(int fd) noexcept {
         return e;
     }
     fd_ = high;
+    writable_ = (fcntl(high, F_GETFL) & O_ACCMODE) != O_RDONLY;
     g_open.fetch_add(1, std::memory_order_relaxed);
     dev_ = st.st_dev;
     ino_ = st.st_ino;
@@ -65,6 +72,7 @@ int KeptFile::adopt(int fd) noexcept {
 
 int KeptFile::fd() noexcept {
     if (fd_ < 0) return -1;
+    if (confined()) return writable_ ? -1 : fd_;
     struct stat st {};
     if (fstat(fd_, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
         fd_ = -1;  // the program's now, or nobody's: never ours again
@@ -85,6 +93,11 @@ std::optional<std::string_view> KeptFile::read(char* buf, size_t size) noexcept 
     const int f = fd();
     if (f < 0) return std::nullopt;
     return read_whole(f, buf, size);
+}
+
+std::optional<std::string_view> KeptFile::peek(char* buf, size_t size) const noexcept {
+    if (fd_ < 0 || writable_) return std::nullopt;
+    return read_whole(fd_, buf, size);
 }
 
 void KeptFile::close() noexcept {

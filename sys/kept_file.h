@@ -19,6 +19,14 @@ namespace gometrics::sys {
 // too low to keep any without taking one the program may need.
 int kept_fd_floor() noexcept;
 
+// The program confined itself with seccomp, as the agent learned it (from
+// its own hook on the call, or from /proc/self/status). From then on no
+// kept descriptor is checked with fstat, which the filter may forbid: a
+// read-only one is still read (pread of a number the program reused does
+// no harm, and the text will not parse), a writable one is never written.
+void set_confined(bool confined) noexcept;
+bool confined() noexcept;
+
 // Kept descriptors open now, all KeptFiles together (the agent leaves them
 // out of the process's descriptor count).
 int kept_count() noexcept;
@@ -43,6 +51,9 @@ public:
 
     // A small file's whole text, read with pread from offset 0, or nullopt.
     std::optional<std::string_view> read(char* buf, size_t size) noexcept;
+    // The same without the ownership check, for a text that proves itself
+    // (pread moves no offset: a number the program reused comes to no harm).
+    std::optional<std::string_view> peek(char* buf, size_t size) const noexcept;
 
     // Closes it if it is still ours.
     void close() noexcept;
@@ -51,7 +62,7 @@ private:
     int fd_ = -1;
     dev_t dev_ = 0;
     ino_t ino_ = 0;
-    bool lost_ = false, said_ = false;
+    bool lost_ = false, said_ = false, writable_ = false;
 };
 
 }  // namespace gometrics::sys

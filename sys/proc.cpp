@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "text.h"
@@ -21,6 +22,18 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
     close(fd);
     return text;
 }
+
+namespace {
+constinit std::atomic<int> g_pid{0};
+}
+
+int self_pid() noexcept {
+    int pid = g_pid.load(std::memory_order_relaxed);
+    if (pid == 0) g_pid.store(pid = getpid(), std::memory_order_relaxed);
+    return pid;
+}
+
+void forget_self_pid() noexcept { g_pid.store(0, std::memory_order_relaxed); }
 
 std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept {
     size_t n = 0;

@@ -18,6 +18,11 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
 // cgroup files regenerate their text on every read from the start).
 std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept;
 
+// getpid(), asked once per process: a confined program's filter may forbid
+// the call. forget_self_pid() in a forked child (an atfork handler).
+int self_pid() noexcept;
+void forget_self_pid() noexcept;
+
 // The number after "Key:" on its line of a /proc/PID/status text
 // ("VmRSS:\t  1234 kB" gives 1234: the unit is the caller's business).
 std::optional<uint64_t> status_field(std::string_view status, std::string_view key) noexcept;

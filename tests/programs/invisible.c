@@ -1,6 +1,8 @@
 /* What a program does that an agent must not disturb (test_invisible.py):
      closefds FILE   close 3-1023, then write lines of its own to FILE while allocating
      seccomp         forbid open/openat to every thread (SIGSYS), then allocate for a while
+     strict          start a thread, then allow every thread only the calls a strict sandbox
+                     would (read/write, futex, clocks, memory, exit), kill on any other; allocate
      openloop N      open and close /dev/null N times; print how many failed
      dup1 MS         close(1); dup(fd) for MS milliseconds; report on stderr how often dup was not 1
      smallfork       fork from a thread with a 16 KiB stack; the child allocates
@@ -71,6 +73,42 @@ static int confine_seccomp(void) {
         return perror("seccomp"), 1;
     churn(0.5);
     puts("done");
+    return 0;
+}
+
+/* What a strict sandbox leaves (sshd's preauth child, a renderer): I/O on
+   descriptors already open, futex, clocks, memory, sleep and exit. glibc's
+   malloc, free and usleep need nothing else. */
+static const int strict_allowed[] = {
+    __NR_read, __NR_pread64, __NR_write, __NR_futex, __NR_clock_gettime, __NR_clock_nanosleep,
+    __NR_nanosleep, __NR_mmap, __NR_munmap, __NR_mprotect, __NR_madvise, __NR_brk,
+    __NR_rt_sigprocmask, __NR_exit, __NR_exit_group,
+};
+
+static void* strict_worker(void* arg) {
+    churn(*(double*)arg);
+    return NULL;
+}
+
+static int confine_strict(void) {
+    enum { kAllowed = sizeof strict_allowed / sizeof strict_allowed[0] };
+    struct sock_filter f[kAllowed + 3];
+    f[0] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (int i = 0; i < kAllowed; ++i)
+        f[1 + i] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, strict_allowed[i], kAllowed - i, 0);
+    f[kAllowed + 1] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    f[kAllowed + 2] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    struct sock_fprog prog = {kAllowed + 3, f};
+    double seconds = 1.0;
+    pthread_t t;
+    if (pthread_create(&t, NULL, strict_worker, &seconds) != 0) return perror("pthread_create"), 1;
+    usleep(100000);  /* the agent has seen the thread start */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return perror("prctl"), 1;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
+        return perror("seccomp"), 1;
+    churn(seconds);
+    pthread_join(t, NULL);
+    if (write(1, "done\n", 5) != 5) return 1;
     return 0;
 }
 
@@ -212,6 +250,7 @@ int main(int argc, char** argv) {
     const char* m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "closefds") && argc > 2) return closefds(argv[2]);
     if (!strcmp(m, "seccomp")) return confine_seccomp();
+    if (!strcmp(m, "strict")) return confine_strict();
     if (!strcmp(m, "openloop") && argc > 2) return openloop(atol(argv[2]));
     if (!strcmp(m, "dup1") && argc > 2) return dup1(atoi(argv[2]));
     if (!strcmp(m, "smallfork")) return smallfork();
@@ -220,7 +259,7 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "blockread") && argc > 2) return blockread(atoi(argv[2]));
     if (!strcmp(m, "threads") && argc > 2) return threads(atoi(argv[2]));
     if (!strcmp(m, "tasks")) return tasks();
-    fprintf(stderr, "usage: invisible closefds FILE | seccomp | openloop N | dup1 MS | smallfork | crash MODE N | "
+    fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
                     "confine DIR | blockread N | threads N | tasks\n");
     return 2;
 }
