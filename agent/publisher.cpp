@@ -79,7 +79,11 @@ constinit std::atomic<bool> g_computing{false};
 constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
 constinit std::atomic<bool> g_said_no_thread{false};
-constinit std::atomic<bool> g_thread_refused{false};  // pthread_create failed for ours: never asked again
+constinit std::atomic<bool> g_thread_refused{false};
+// The publisher thread has its descriptor table (or gave up on one): the
+// thread that started it waits for that, so the copy still holds every kept
+// descriptor whatever the program closes next.
+constinit std::atomic<uint32_t> g_table_taken{0};  // pthread_create failed for ours: never asked again
 
 constexpr uint32_t kSharedSlots = 256;  // threads at once with a slot readers fold; more count privately
 constexpr size_t kMaxTerms = 8192;
@@ -229,6 +233,14 @@ void compute_and_publish(State& st, bool final = false) {
 void* publisher_main(void*) {
     mark_agent_thread();
     prctl(PR_SET_NAME, "gometrics");  // its own name: pthread_setname_np would open /proc/self/task/N/comm
+    // Files this thread opens later (other threads' schedstat) must never
+    // take a number the program is about to get.
+    const int table_err = sys::confined() ? 0 : sys::take_private_descriptor_table();
+    g_table_taken.store(1);
+    syscall(SYS_futex, &g_table_taken, FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+    if (table_err)
+        log::line({"cannot give the agent's thread descriptors of its own (", strerror(table_err),
+                   "): /sched/latencies follows the main thread only"});
     set_publisher_tid(static_cast<int>(syscall(SYS_gettid)));  // /sched/threads/total leaves it out
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
@@ -255,10 +267,16 @@ bool start_thread(State& st) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    g_table_taken.store(0);
     const int rc = real().pthread_create(&st.thread, &attr, publisher_main, nullptr);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (rc != 0) return false;
+    // Bounded: a thread that cannot get going within a second is not worth
+    // holding the program's start for.
+    const timespec ms{0, 1000000};
+    for (int i = 0; i < 1000 && !g_table_taken.load(); ++i)
+        syscall(SYS_futex, &g_table_taken, FUTEX_WAIT_PRIVATE, 0, &ms, nullptr, 0);
     st.thread_started = true;
     st.writer.set_state(layout::kStatePublisherRunning, true);
     return true;

@@ -12,6 +12,7 @@
 
 #include "catalog.h"
 #include "dirwalk.h"
+#include "kept_file.h"
 #include "proc.h"
 #include "procfs.h"
 #include "agent_facts.h"
@@ -83,10 +84,10 @@ sched::Latencies g_latencies;  // publisher only
 // Reads every thread's schedstat (the publisher's own left out, as in
 // /sched/threads/total), then the final readings of threads that ended.
 // The main thread's file is kept open. Other threads' are opened on the
-// kept /proc/self/task (openat), only when the program has threads of its
-// own besides main (a new descriptor, even for a moment, would break the
-// lowest-free-descriptor rule a single-threaded program relies on), and not
-// once the program confined itself (openat may be what its filter forbids).
+// kept /proc/self/task (openat), only by the agent's thread in its own
+// descriptor table (a new descriptor in the program's, even for a moment,
+// takes the number the program's next open or dup expects), and not once
+// the program confined itself (openat may be what its filter forbids).
 bool update(const Snapshot& s) {
     const procfs::SelfStatus& st = procfs::self_status(s);
     const uint64_t ours = agent::publisher_tid() > 0 ? 1 : 0;
@@ -96,7 +97,8 @@ bool update(const Snapshot& s) {
         if (const auto t = procfs::read_self(procfs::Self::kSchedstat, text, sizeof text))
             if (const auto ss = sys::parse_schedstat(*t)) g_latencies.live(sys::self_pid(), ss->wait_ns, ss->timeslices);
     }
-    const int dir = alone || st.confined ? -1 : procfs::self_dir(procfs::Self::kTaskDir);
+    const bool may_open = sys::has_private_descriptor_table() && !st.confined;
+    const int dir = alone || !may_open ? -1 : procfs::self_dir(procfs::Self::kTaskDir);
     if (dir >= 0) {
         const int publisher = agent::publisher_tid();
         alignas(8) static char dents[16384];  // publisher only; static: small stacks of the program's

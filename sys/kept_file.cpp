@@ -4,8 +4,10 @@
 #include "proc.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,7 +25,42 @@ constexpr rlim_t kTop = 1024;
 constexpr int kBand = 48;
 constinit std::atomic<int> g_open{0};
 constinit std::atomic<bool> g_confined{false};
+// Which numbers below kTop KeptFiles hold (kept numbers are always below).
+constinit std::atomic<uint64_t> g_kept_bits[kTop / 64]{};
+__thread bool tls_private_table [[gnu::tls_model("initial-exec")]] = false;
+
+void mark_kept(int fd, bool kept) noexcept {
+    if (fd < 0 || rlim_t(fd) >= kTop) return;
+    const uint64_t bit = uint64_t{1} << (fd % 64);
+    if (kept) g_kept_bits[fd / 64].fetch_or(bit);
+    else g_kept_bits[fd / 64].fetch_and(~bit);
+}
+
+bool is_kept(int fd) noexcept { return g_kept_bits[fd / 64].load() >> (fd % 64) & 1; }
+
+// close_range, or one close at a time where the kernel lacks it (before 5.9).
+void close_numbers(unsigned first, unsigned last) noexcept {
+    if (syscall(SYS_close_range, first, last, 0) == 0) return;
+    for (unsigned fd = first; fd <= last && fd < kTop; ++fd) ::close(int(fd));
+}
 }  // namespace
+
+int take_private_descriptor_table() noexcept {
+    if (unshare(CLONE_FILES) != 0) return errno;
+    // The copy holds the program's files too: let go of them at once, or a
+    // socket it closes would stay open (no EOF for its peer) through ours.
+    unsigned first = 0;
+    for (unsigned fd = 0; fd < kTop; ++fd) {
+        if (!is_kept(int(fd)) && fd != STDERR_FILENO) continue;
+        if (fd > first) close_numbers(first, fd - 1);
+        first = fd + 1;
+    }
+    close_numbers(first, ~0U);
+    tls_private_table = true;
+    return 0;
+}
+
+bool has_private_descriptor_table() noexcept { return tls_private_table; }
 
 // Sequentially consistent: the hook that sets it then waits for a snapshot
 // that began before it, and a snapshot that begins after must see it.
@@ -63,6 +100,7 @@ int KeptFile::adopt(int fd) noexcept {
         return e;
     }
     fd_ = high;
+    mark_kept(high, true);
     writable_ = (fcntl(high, F_GETFL) & O_ACCMODE) != O_RDONLY;
     g_open.fetch_add(1, std::memory_order_relaxed);
     dev_ = st.st_dev;
@@ -75,6 +113,7 @@ int KeptFile::fd() noexcept {
     if (confined()) return writable_ ? -1 : fd_;
     struct stat st {};
     if (fstat(fd_, &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_) {
+        mark_kept(fd_, false);
         fd_ = -1;  // the program's now, or nobody's: never ours again
         lost_ = true;
         g_open.fetch_sub(1, std::memory_order_relaxed);
@@ -102,6 +141,7 @@ std::optional<std::string_view> KeptFile::peek(char* buf, size_t size) const noe
 
 void KeptFile::close() noexcept {
     if (fd() >= 0) {
+        mark_kept(fd_, false);
         ::close(fd_);
         g_open.fetch_sub(1, std::memory_order_relaxed);
     }

@@ -27,6 +27,16 @@ int kept_fd_floor() noexcept;
 void set_confined(bool confined) noexcept;
 bool confined() noexcept;
 
+// Gives the calling thread a descriptor table of its own (unshare
+// CLONE_FILES) that holds only the kept descriptors and stderr (for the
+// agent's own lines): what the thread opens from then on never takes a
+// number the program may be about to get, and a number the program closes
+// or reuses stays ours there. For the agent's own thread, once, first
+// thing. 0 or an errno value.
+int take_private_descriptor_table() noexcept;
+// Whether the calling thread did, so that it may open files at any time.
+bool has_private_descriptor_table() noexcept;
+
 // Kept descriptors open now, all KeptFiles together (the agent leaves them
 // out of the process's descriptor count).
 int kept_count() noexcept;

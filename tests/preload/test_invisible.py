@@ -32,17 +32,28 @@ def run(args, extra_env=None, shell_prefix=None, timeout=120):
 
 
 class Descriptors(unittest.TestCase):
-    def test_a_program_that_closes_ours_never_receives_our_bytes(self):
+    def closefds(self, publisher):
+        """Runs `invisible closefds` under a trace file; (stderr, the program's file, the trace)."""
         with tempfile.TemporaryDirectory() as d:
             own, trace = os.path.join(d, "own.txt"), os.path.join(d, "trace.txt")
-            cp = run(["closefds", own], dict(FAST, GOMETRICS_TRACE=trace))
+            cp = run(["closefds", own], dict(FAST, GOMETRICS_TRACE=trace, GOMETRICS_PUBLISHER=publisher))
             self.assertEqual((cp.returncode, cp.stdout), (0, "done\n"), cp.stderr)
-            with open(own) as f:
-                text = f.read()
-            self.assertGreater(len(text), 0)
-            self.assertEqual(set(text.splitlines()), {"mine"})
-            # the trace said why it stopped, once
-            self.assertEqual(cp.stderr.count("GOMETRICS_TRACE file was closed by the program"), 1, cp.stderr)
+            with open(own) as f, open(trace) as g:
+                return cp.stderr, f.read(), g.read()
+
+    def test_a_program_that_closes_ours_never_receives_our_bytes(self):
+        # The agent's thread writes through a descriptor table of its own:
+        # the program's closefrom (its first act) does not reach it, and the
+        # trace goes on for the half second the program runs, a line per 10 ms.
+        err, own, trace = self.closefds("thread")
+        self.assertGreater(len(own), 0)
+        self.assertEqual(set(own.splitlines()), {"mine"})
+        self.assertGreater(len(trace.splitlines()), 20, err)
+        # Written from the program's own thread: the trace stops, saying why once.
+        err, own, trace = self.closefds("lazy")
+        self.assertEqual(set(own.splitlines()), {"mine"})
+        self.assertNotIn(" exit: live", trace)
+        self.assertEqual(err.count("GOMETRICS_TRACE file was closed by the program"), 1, err)
 
     def test_kept_descriptors_are_high_and_close_on_exec(self):
         with gmtest.Spawned([program("resources"), "0", "1", "1"], FAST) as p:
@@ -56,8 +67,16 @@ class Descriptors(unittest.TestCase):
                 self.assertTrue(flags & 0o2000000, f"fd {fd} lacks O_CLOEXEC")
 
     def test_close_1_then_dup_always_gets_1_while_a_reader_polls(self):
-        p = subprocess.Popen([INVISIBLE, "dup1", "3000"], env=gmtest.agent_env(FAST), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+        self.dup1_while_a_reader_polls(0)
+
+    def test_close_1_then_dup_always_gets_1_beside_threads_of_the_program(self):
+        # The agent's thread then reads every thread's scheduler file, which
+        # it opens: in a descriptor table of its own, never in the program's.
+        self.dup1_while_a_reader_polls(4)
+
+    def dup1_while_a_reader_polls(self, threads):
+        p = subprocess.Popen([INVISIBLE, "dup1", "3000", str(threads)], env=gmtest.agent_env(FAST),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         gmtest.wait_for_segment(p.pid)
         reads = 0
         while p.poll() is None:

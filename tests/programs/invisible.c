@@ -4,7 +4,8 @@
      strict          start a thread, then allow every thread only the calls a strict sandbox
                      would (read/write, futex, clocks, memory, exit), kill on any other; allocate
      openloop N      open and close /dev/null N times; print how many failed
-     dup1 MS         close(1); dup(fd) for MS milliseconds; report on stderr how often dup was not 1
+     dup1 MS [T]     close(1); dup(fd) for MS milliseconds (T idle threads beside); report on
+                     stderr how often dup was not 1
      smallfork       fork from a thread with a 16 KiB stack; the child allocates
      crash MODE N    allocate N blocks of 100 bytes, then: segv, abort, kill (SIGSEGV sent), own (own handler)
      confine DIR     chroot(DIR), setuid(nobody), allocate 1000 blocks, exit 0
@@ -123,7 +124,16 @@ static int openloop(long n) {
     return 0;
 }
 
-static int dup1(int ms) {
+static void* idle(void* arg) {
+    pause();
+    return arg;
+}
+
+static int dup1(int ms, int threads) {
+    for (int i = 0; i < threads; ++i) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, idle, NULL) != 0) return perror("pthread_create"), 1;
+    }
     int fd = open("/dev/null", O_WRONLY);
     long rounds = 0, surprised = 0;
     for (double end = now() + ms / 1000.0; now() < end; ++rounds) {
@@ -252,7 +262,7 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "seccomp")) return confine_seccomp();
     if (!strcmp(m, "strict")) return confine_strict();
     if (!strcmp(m, "openloop") && argc > 2) return openloop(atol(argv[2]));
-    if (!strcmp(m, "dup1") && argc > 2) return dup1(atoi(argv[2]));
+    if (!strcmp(m, "dup1") && argc > 2) return dup1(atoi(argv[2]), argc > 3 ? atoi(argv[3]) : 0);
     if (!strcmp(m, "smallfork")) return smallfork();
     if (!strcmp(m, "crash") && argc > 3) return crash(argv[2], atoi(argv[3]));
     if (!strcmp(m, "confine") && argc > 2) return confine(argv[2]);
