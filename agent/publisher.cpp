@@ -497,6 +497,7 @@ void publisher_before_confinement() noexcept {
 
 void publisher_before_uid_change(uid_t uid) noexcept {
     if (!g_state || geteuid() != 0 || uid == 0) return;  // only root gives files away
+    if (config().report_path && __libc_single_threaded) report_before_uid_change(config().report_path, uid);
     if (const int err = g_state->writer.give_to(uid))
         log::line({"cannot give the segment to the program's new user (", strerror(err), "): it stays in /dev/shm"});
 }

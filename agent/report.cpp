@@ -95,6 +95,22 @@ const char* base_name(const char* path) {
     return slash ? slash + 1 : path;
 }
 
+// The report file itself, created before a privilege drop (see report.h).
+constinit sys::KeptFile g_given;
+
+// Writes the whole report into g_given, if the program's drop left it.
+bool write_given(const char* text, size_t n) {
+    const int fd = g_given.fd();
+    if (fd < 0 || ftruncate(fd, 0) != 0) return false;
+    for (size_t at = 0; at < n;) {
+        const ssize_t w = pwrite(fd, text + at, n - at, static_cast<off_t>(at));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        at += static_cast<size_t>(w);
+    }
+    return true;
+}
+
 bool write_in_dir(const char* name, const char* tmp_name, const char* text, size_t n) {
     const int dir = g_dir.fd();
     if (dir < 0) return false;
@@ -118,6 +134,17 @@ void prepare_report(const char* path) noexcept {
         else if (slash) *slash = '\0';
         (void)g_dir.open(AT_FDCWD, slash ? dir : ".", O_PATH | O_DIRECTORY);
     }
+    errno = saved_errno;
+}
+
+void report_before_uid_change(const char* path, uid_t uid) noexcept {
+    const int saved_errno = errno;
+    static char final_path[4096];  // the program's thread: no stack to spare
+    const int dir = g_dir.fd();
+    if (dir >= 0 && !g_given.is_open() && expand(path, final_path) &&
+        g_given.open(dir, base_name(final_path), O_WRONLY | O_CREAT, 0644) == 0 &&
+        fchown(g_given.fd(), uid, static_cast<gid_t>(-1)) != 0)
+        g_given.close();
     errno = saved_errno;
 }
 
@@ -160,7 +187,7 @@ void write_report(const char* path, std::span<const collect::Metric* const> metr
         done = done && rename(tmp, final_path) == 0;
         if (!done) unlink(tmp);
     }
-    if (!done && !write_in_dir(base_name(final_path), base_name(tmp), text, n))
+    if (!done && !write_in_dir(base_name(final_path), base_name(tmp), text, n) && !write_given(text, n))
         log::line({"cannot write report ", final_path, fd < 0 ? ": " : "", fd < 0 ? strerror(open_errno) : ""});
     munmap(mem, cap);
     errno = saved_errno;

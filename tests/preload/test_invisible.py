@@ -181,8 +181,15 @@ class Confinement(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "chroot and setuid need root (CI runs as root)")
     def test_chroot_and_setuid_still_write_the_report(self):
+        self.chroot_and_setuid(0o1777)  # where nobody, the program's user after setuid, may write
+
+    @unittest.skipUnless(os.geteuid() == 0, "chroot and setuid need root (CI runs as root)")
+    def test_setuid_still_writes_the_report_where_only_root_may_create_files(self):
+        self.chroot_and_setuid(0o755)
+
+    def chroot_and_setuid(self, mode):
         with tempfile.TemporaryDirectory() as d:
-            os.chmod(d, 0o1777)  # where nobody, the program's user after setuid, may write
+            os.chmod(d, mode)
             empty = os.path.join(d, "root")
             os.mkdir(empty)
             report = os.path.join(d, "r.json")
