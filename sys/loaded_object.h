@@ -1,7 +1,7 @@
 // Which loaded object an address lies in: its load base and path, from the
-// program headers (dl_iterate_phdr). dladdr answers the same and also looks
-// for the nearest symbol, walking the object's symbol table: 60,000
-// instructions a call at start-up, where this takes a few thousand.
+// program headers (dl_iterate_phdr). dladdr answers the same but also looks
+// for the nearest symbol, walking the object's symbol table: far dearer at
+// start-up (docs/overhead.md).
 #pragma once
 
 #include <cstdint>
