@@ -15,7 +15,6 @@
 #include "clocks.h"
 #include "crash.h"
 #include "log.h"
-#include "proc.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -65,7 +64,6 @@ void on_fork_child() {
     // and our state may have been mid-update in others. Publication restarts
     // at the child's first counted call (slots.cpp).
     real_after_fork_child();
-    sys::forget_self_pid();
     profile::after_fork_child();
     retire_slots_after_fork();
     detail::threads_after_fork();

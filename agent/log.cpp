@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "kept_file.h"
+
 namespace gometrics::agent::log {
 
 void line(std::initializer_list<std::string_view> parts) noexcept {
@@ -19,11 +21,13 @@ void line(std::initializer_list<std::string_view> parts) noexcept {
     put("gometrics: ");
     for (auto p : parts) put(p);
     buf[n++] = '\n';
-    for (size_t off = 0; off < n;) {
-        const ssize_t w = ::write(STDERR_FILENO, buf + off, n - off);
+    const int fd = sys::borrow_program_fd(STDERR_FILENO);  // the program's stderr as it is now
+    for (size_t off = 0; fd >= 0 && off < n;) {
+        const ssize_t w = ::write(fd, buf + off, n - off);
         if (w <= 0) break;
         off += static_cast<size_t>(w);
     }
+    sys::release_program_fd(fd, STDERR_FILENO);
 }
 
 void fatal(std::string_view what) noexcept {

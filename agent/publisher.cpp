@@ -29,6 +29,7 @@
 #include "clocks.h"
 #include "kept_file.h"
 #include "log.h"
+#include "proc.h"
 #include "profile.h"
 #include "profile_report.h"
 #include "real.h"
@@ -441,8 +442,18 @@ void publisher_shutdown() noexcept {
             deadline.tv_sec += 1;
             deadline.tv_nsec -= 1000000000L;
         }
+        const int tid = publisher_tid();
         sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
         st.thread_started = !sole_writer;
+        // A join returns before the kernel lets go of the thread (its own
+        // descriptor table takes a moment to close): until then status still
+        // counts it, and the final /sched/threads/total would too.
+        for (int i = 0; sole_writer && tid > 0 && !sys::confined() && i < 200 &&
+                        syscall(SYS_tgkill, sys::self_pid(), tid, 0) == 0;
+             ++i) {
+            const timespec ms{0, 1000000};
+            nanosleep(&ms, nullptr);
+        }
     }
     // Files are opened and the segment removed only if the program allows
     // it: a confined one keeps its segment, where exec and gc find it.
@@ -495,11 +506,13 @@ void publisher_before_confinement() noexcept {
     }
 }
 
-void publisher_before_uid_change(uid_t uid) noexcept {
-    if (!g_state || geteuid() != 0 || uid == 0) return;  // only root gives files away
-    if (config().report_path && __libc_single_threaded) report_before_uid_change(config().report_path, uid);
-    if (const int err = g_state->writer.give_to(uid))
+bool publisher_before_uid_drop(uid_t uid) noexcept {
+    if (!g_state) return false;
+    if (uid != 0 && config().report_path && __libc_single_threaded) report_before_uid_change(config().report_path, uid);
+    const int err = g_state->writer.give_to(uid);
+    if (err && err != EBADF)  // EBADF: no segment (none made, or a forked child's before its own)
         log::line({"cannot give the segment to the program's new user (", strerror(err), "): it stays in /dev/shm"});
+    return err == 0;
 }
 
 void publisher_forget_after_fork() noexcept {

@@ -43,9 +43,11 @@ void publisher_crash() noexcept;
 // hooks, after sys::set_confined): waits, briefly, for a snapshot begun
 // before, since the filter may forbid what it still has to do.
 void publisher_before_confinement() noexcept;
-// Before the program changes its effective uid: the segment becomes the new
-// user's, who can then remove it at exit.
-void publisher_before_uid_change(uid_t uid) noexcept;
+// Before root drops to `uid` for good (hooks_privilege.cpp): the segment,
+// and the report file when the program is single-threaded, become that
+// user's, who can then remove and write them at exit; 0 gives them back
+// after a refused call. Whether there was a segment to give.
+bool publisher_before_uid_drop(uid_t uid) noexcept;
 
 // In a forked child (atfork handler, trivial): forget the parent's segment
 // and thread; publisher_start() runs again at the child's first counted call.

@@ -119,8 +119,9 @@ double rate(double now, double before, double dt) {
 void write_all(const char* p, size_t n) {
     // A file of ours is written only while its number still names it: a
     // program that closed it may have opened a file of its own there.
-    const int fd = g_fd == STDERR_FILENO ? g_fd : g_file.fd();
+    const int fd = g_fd == STDERR_FILENO ? sys::borrow_program_fd(g_fd) : g_file.fd();
     if (fd < 0) {
+        if (g_fd == STDERR_FILENO) return;
         if (g_file.lost_now()) log::line({"the GOMETRICS_TRACE file was closed by the program: no more trace lines"});
         // Confined, the number can no longer be checked (see sys::confined).
         if (sys::confined()) log::once(g_said_confined, {"the program confined itself (seccomp): no more trace lines"});
@@ -128,6 +129,7 @@ void write_all(const char* p, size_t n) {
     }
     const ssize_t w = ::write(fd, p, n);  // one call: lines stay whole in a shared file
     (void)w;
+    if (g_fd == STDERR_FILENO) sys::release_program_fd(fd, g_fd);
 }
 
 }  // namespace

@@ -34,7 +34,12 @@ void memory_drop_files() noexcept;
 // Whether the program confined itself with seccomp, asked now: before a
 // system call of ours that a filter may forbid (opening a file, starting a
 // thread). From the kept /proc/self/status, or prctl when none is kept.
+// A filter the process already had when the agent started (a container's,
+// a service manager's) does not count: the agent's start-up calls passed it.
 bool confined_now() noexcept;
+// After a refused seccomp call (the hooks): whether a filter installed since
+// start-up still holds, from status; true when status cannot be read.
+bool filtered_since_start() noexcept;
 // The process's start time (/proc/self/stat's field 22, clock ticks after
 // boot: tells a reused pid apart), through the kept file, or read directly
 // when none could be kept; 0 if unknown. Opens a file then: call it where a

@@ -22,9 +22,9 @@ uint64_t count_fds(const Snapshot& s) {
     if (dir < 0) return 0;
     uint64_t n = 0;
     alignas(8) static char buf[8192];  // publisher only; static: this may run on a small stack of the program's
-    sys::for_each_dirent(dir, buf, sizeof buf, [&](const char* name) { n += name[0] != '.'; });
-    const uint64_t ours = static_cast<uint64_t>(sys::kept_count());
-    return n > ours ? n - ours : 0;
+    sys::for_each_dirent(dir, buf, sizeof buf,
+                         [&](const char* name) { n += name[0] != '.' && !sys::is_kept_entry(dir, name); });
+    return n;
 }
 PerSnapshot<uint64_t, count_fds> g_fds;
 

@@ -40,13 +40,31 @@ sys::KeptFile& checked(Self which) noexcept {
     return f;
 }
 
+// The seccomp mode and filter count at start-up ("Seccomp_filters:" since
+// Linux 5.9; without it, only a mode that rises counts).
+struct Seccomp {
+    uint64_t mode, filters;
+};
+constinit Seccomp g_seccomp_at_start{};
+constinit bool g_seccomp_noted = false;
+
+std::optional<Seccomp> seccomp_of(std::string_view status) {
+    const auto mode = sys::status_field(status, "Seccomp");
+    if (!mode) return std::nullopt;
+    return Seccomp{*mode, sys::status_field(status, "Seccomp_filters").value_or(0)};
+}
+
+bool beyond_start(const Seccomp& now) {
+    return now.mode > g_seccomp_at_start.mode || now.filters > g_seccomp_at_start.filters;
+}
+
 // Status' text when it proves itself one (it has "Seccomp:"), read without
 // a check the program's filter may forbid; notes a confinement found there.
 std::optional<std::string_view> peek_status(char* buf, size_t size) {
     const auto text = g_self[size_t(Self::kStatus)].peek(buf, size);
-    const auto mode = text ? sys::status_field(*text, "Seccomp") : std::nullopt;
-    if (!mode) return std::nullopt;
-    if (*mode != 0) sys::set_confined(true);
+    const auto now = text ? seccomp_of(*text) : std::nullopt;
+    if (!now) return std::nullopt;
+    if (beyond_start(*now)) sys::set_confined(true);
     return text;
 }
 
@@ -110,6 +128,13 @@ bool confined_now() noexcept {
     return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) > 0;
 }
 
+bool filtered_since_start() noexcept {
+    char buf[2048];
+    const auto text = procfs::g_self[size_t(Self::kStatus)].peek(buf, sizeof buf);
+    const auto now = text ? procfs::seccomp_of(*text) : std::nullopt;
+    return !now || procfs::beyond_start(*now);
+}
+
 uint64_t self_start_ticks() noexcept {
     static char buf[1024];  // static: this may run on a small stack of the program's
     auto text = read_self(Self::kStat, buf, sizeof buf);
@@ -124,6 +149,13 @@ namespace gometrics::collect::procfs {
 
 void keep_self_files() noexcept {
     for (size_t i = 0; i < size_t(Self::kCount); ++i) (void)g_self[i].open(AT_FDCWD, kSelfFiles[i].path, kSelfFiles[i].flags);
+    // Once per process: a forked child inherits its parent's start.
+    char buf[2048];
+    const auto text = g_seccomp_noted ? std::nullopt : g_self[size_t(Self::kStatus)].peek(buf, sizeof buf);
+    if (const auto now = text ? seccomp_of(*text) : std::nullopt) {
+        g_seccomp_at_start = *now;
+        g_seccomp_noted = true;
+    }
 }
 
 void drop_self_files() noexcept {

@@ -4,7 +4,7 @@
 #include "proc.h"
 
 #include <fcntl.h>
-#include <sched.h>
+#include <linux/close_range.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -23,14 +23,21 @@ constexpr rlim_t kMinLimit = 256;
 constexpr rlim_t kTop = 1024;
 // ... in this many numbers, far above what programs reach by the lowest-free rule.
 constexpr int kBand = 48;
-constinit std::atomic<int> g_open{0};
 constinit std::atomic<bool> g_confined{false};
 // Which numbers below kTop KeptFiles hold (kept numbers are always below).
 constinit std::atomic<uint64_t> g_kept_bits[kTop / 64]{};
 __thread bool tls_private_table [[gnu::tls_model("initial-exec")]] = false;
 
-void mark_kept(int fd, bool kept) noexcept {
+// The file each kept number names (for is_kept_entry).
+struct FileId {
+    std::atomic<uint64_t> dev, ino;
+};
+constinit FileId g_kept_ids[kTop]{};
+
+void mark_kept(int fd, bool kept, dev_t dev = 0, ino_t ino = 0) noexcept {
     if (fd < 0 || rlim_t(fd) >= kTop) return;
+    g_kept_ids[fd].dev.store(dev);
+    g_kept_ids[fd].ino.store(ino);
     const uint64_t bit = uint64_t{1} << (fd % 64);
     if (kept) g_kept_bits[fd / 64].fetch_or(bit);
     else g_kept_bits[fd / 64].fetch_and(~bit);
@@ -38,36 +45,60 @@ void mark_kept(int fd, bool kept) noexcept {
 
 bool is_kept(int fd) noexcept { return g_kept_bits[fd / 64].load() >> (fd % 64) & 1; }
 
-// close_range, or one close at a time where the kernel lacks it (before 5.9).
-void close_numbers(unsigned first, unsigned last) noexcept {
-    if (syscall(SYS_close_range, first, last, 0) == 0) return;
-    for (unsigned fd = first; fd <= last && fd < kTop; ++fd) ::close(int(fd));
-}
 }  // namespace
 
+// The process itself as a pidfd, in the private table: the way back to the
+// program's descriptors (borrow_program_fd).
+constinit int g_self_pidfd = -1;
+
 int take_private_descriptor_table() noexcept {
-    if (unshare(CLONE_FILES) != 0) return errno;
-    // The copy holds the program's files too: let go of them at once, or a
-    // socket it closes would stay open (no EOF for its peer) through ours.
-    unsigned first = 0;
-    for (unsigned fd = 0; fd < kTop; ++fd) {
-        if (!is_kept(int(fd)) && fd != STDERR_FILENO) continue;
-        if (fd > first) close_numbers(first, fd - 1);
+    // close_range's CLOSE_RANGE_UNSHARE copies the table and closes a range
+    // of the copy in one call (container filters that refuse unshare allow
+    // it). The copy holds the program's files too: it lets go of them at
+    // once, or a socket the program closes would stay open (no EOF for its
+    // peer) through ours. The first range's call makes the copy.
+    unsigned first = 0, flags = CLOSE_RANGE_UNSHARE;
+    for (unsigned fd = 0; fd <= kTop; ++fd) {
+        if (fd < kTop && !is_kept(int(fd))) continue;
+        const unsigned last = fd < kTop ? fd - 1 : ~0U;
+        if (fd > first || fd == kTop) {
+            if (syscall(SYS_close_range, first, last, flags) != 0 && flags) return errno;
+            flags = 0;
+        }
         first = fd + 1;
     }
-    close_numbers(first, ~0U);
     tls_private_table = true;
+    g_self_pidfd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
     return 0;
 }
 
 bool has_private_descriptor_table() noexcept { return tls_private_table; }
 
+bool is_kept_entry(int proc_fd_dir, const char* name) noexcept {
+    int fd = 0;
+    for (const char* p = name; *p; ++p) {
+        if (*p < '0' || *p > '9' || fd >= int(kTop)) return false;
+        fd = fd * 10 + (*p - '0');
+    }
+    struct stat st {};
+    return is_kept(fd) && fstatat(proc_fd_dir, name, &st, 0) == 0 && g_kept_ids[fd].dev.load() == st.st_dev &&
+           g_kept_ids[fd].ino.load() == st.st_ino;
+}
+
+int borrow_program_fd(int fd) noexcept {
+    if (!tls_private_table) return fd;
+    if (g_self_pidfd < 0 || confined()) return -1;
+    return static_cast<int>(syscall(SYS_pidfd_getfd, g_self_pidfd, fd, 0));
+}
+
+void release_program_fd(int borrowed, int fd) noexcept {
+    if (borrowed >= 0 && borrowed != fd) ::close(borrowed);
+}
+
 // Sequentially consistent: the hook that sets it then waits for a snapshot
 // that began before it, and a snapshot that begins after must see it.
 void set_confined(bool confined) noexcept { g_confined.store(confined); }
 bool confined() noexcept { return g_confined.load(); }
-
-int kept_count() noexcept { return g_open.load(std::memory_order_relaxed); }
 
 int kept_fd_floor() noexcept {
     rlimit r{};
@@ -100,11 +131,10 @@ int KeptFile::adopt(int fd) noexcept {
         return e;
     }
     fd_ = high;
-    mark_kept(high, true);
     writable_ = (fcntl(high, F_GETFL) & O_ACCMODE) != O_RDONLY;
-    g_open.fetch_add(1, std::memory_order_relaxed);
     dev_ = st.st_dev;
     ino_ = st.st_ino;
+    mark_kept(high, true, dev_, ino_);
     return 0;
 }
 
@@ -116,7 +146,6 @@ int KeptFile::fd() noexcept {
         mark_kept(fd_, false);
         fd_ = -1;  // the program's now, or nobody's: never ours again
         lost_ = true;
-        g_open.fetch_sub(1, std::memory_order_relaxed);
         return -1;
     }
     return fd_;
@@ -143,7 +172,6 @@ void KeptFile::close() noexcept {
     if (fd() >= 0) {
         mark_kept(fd_, false);
         ::close(fd_);
-        g_open.fetch_sub(1, std::memory_order_relaxed);
     }
     fd_ = -1;
 }

@@ -28,18 +28,26 @@ void set_confined(bool confined) noexcept;
 bool confined() noexcept;
 
 // Gives the calling thread a descriptor table of its own (unshare
-// CLONE_FILES) that holds only the kept descriptors and stderr (for the
-// agent's own lines): what the thread opens from then on never takes a
-// number the program may be about to get, and a number the program closes
-// or reuses stays ours there. For the agent's own thread, once, first
-// thing. 0 or an errno value.
+// CLONE_FILES) that holds only the kept descriptors: what the thread opens
+// from then on never takes a number the program may be about to get, and a
+// number the program closes or reuses stays ours there. Not even stderr is
+// held (a pipe the program closes must reach EOF). For the agent's own
+// thread, once, first thing. 0 or an errno value.
 int take_private_descriptor_table() noexcept;
 // Whether the calling thread did, so that it may open files at any time.
 bool has_private_descriptor_table() noexcept;
+// The program's descriptor `fd` as the calling thread may write it now: fd
+// itself, or on a thread with a table of its own a duplicate of whatever
+// the program's table holds at that number (pidfd_getfd), or -1 (none, or
+// confined). release_program_fd() after the write.
+int borrow_program_fd(int fd) noexcept;
+void release_program_fd(int borrowed, int fd) noexcept;
 
-// Kept descriptors open now, all KeptFiles together (the agent leaves them
-// out of the process's descriptor count).
-int kept_count() noexcept;
+// Whether entry `name` of the program's /proc/self/fd (open as `proc_fd_dir`)
+// is one of the kept descriptors: counts of the program's own leave it out.
+// Asked of the file the entry leads to, as the thread with a table of its
+// own keeps its copies whatever the program closed.
+bool is_kept_entry(int proc_fd_dir, const char* name) noexcept;
 
 class KeptFile {
 public:

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "kept_file.h"
 #include "text.h"
 
 namespace gometrics::sys {
@@ -28,12 +29,11 @@ constinit std::atomic<int> g_pid{0};
 }
 
 int self_pid() noexcept {
-    int pid = g_pid.load(std::memory_order_relaxed);
-    if (pid == 0) g_pid.store(pid = getpid(), std::memory_order_relaxed);
+    if (confined()) return g_pid.load(std::memory_order_relaxed);
+    const int pid = getpid();  // the truth, also in a child of a raw clone(), which runs no fork handler
+    g_pid.store(pid, std::memory_order_relaxed);
     return pid;
 }
-
-void forget_self_pid() noexcept { g_pid.store(0, std::memory_order_relaxed); }
 
 std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept {
     size_t n = 0;

@@ -18,10 +18,9 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
 // cgroup files regenerate their text on every read from the start).
 std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept;
 
-// getpid(), asked once per process: a confined program's filter may forbid
-// the call. forget_self_pid() in a forked child (an atfork handler).
+// getpid(), or once the program confined itself (sys::confined) the answer
+// it gave last, as the filter may forbid the call.
 int self_pid() noexcept;
-void forget_self_pid() noexcept;
 
 // The number after "Key:" on its line of a /proc/PID/status text
 // ("VmRSS:\t  1234 kB" gives 1234: the unit is the caller's business).

@@ -74,6 +74,18 @@ class Descriptors(unittest.TestCase):
         # it opens: in a descriptor table of its own, never in the program's.
         self.dup1_while_a_reader_polls(4)
 
+    def test_a_program_that_hands_its_stderr_over_lets_it_reach_eof(self):
+        # The agent's thread holds none of the program's descriptors, stderr
+        # included: the reader of a pipe the program let go sees EOF at once.
+        p = subprocess.Popen([INVISIBLE, "handoff", "3000"], env=gmtest.agent_env(FAST), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        t0 = time.monotonic()
+        p.stderr.read()
+        eof_after = time.monotonic() - t0
+        self.assertIsNone(p.poll(), "the program ended before its stderr did")
+        self.assertLess(eof_after, 2.0)
+        p.wait(timeout=30)
+
     def dup1_while_a_reader_polls(self, threads):
         p = subprocess.Popen([INVISIBLE, "dup1", "3000", str(threads)], env=gmtest.agent_env(FAST),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -170,6 +182,17 @@ class Confinement(unittest.TestCase):
     def test_a_program_that_forbids_open_to_itself_runs_to_its_end(self):
         cp = run(["seccomp"], FAST)
         self.assertEqual((cp.returncode, cp.stdout), (0, "done\n"), cp.stderr)
+
+    def test_a_filter_the_program_started_under_is_not_its_own_confinement(self):
+        # A container's or a service manager's filter: the agent's start-up
+        # calls passed it, so trace and profile stacks stay on.
+        with tempfile.TemporaryDirectory() as d:
+            trace = os.path.join(d, "trace.txt")
+            cp = run(["contained", INVISIBLE, "threads", "4"], dict(FAST, GOMETRICS_TRACE=trace))
+            self.assertEqual((cp.returncode, cp.stdout), (0, "child=0\ndone\n"), cp.stderr)
+            self.assertNotIn("confined itself", cp.stderr)
+            with open(trace) as f:
+                self.assertIn(" exit: live", f.read())
 
     def test_a_program_on_a_strict_allowlist_runs_to_its_end(self):
         # Every thread, the publisher's too, may only read and write, wait on

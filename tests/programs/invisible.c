@@ -12,6 +12,9 @@
      blockread N     twice: allocate N blocks of 100 bytes, print "ready", block in read(0)
      threads N       start N threads, join them; fork a child that allocates; print "done"
      tasks           print the entries of /proc/self/task, then "done"
+     contained CMD.. run CMD under a filter that allows everything but unshare (EPERM), as a
+                     container runtime or a hardened service manager leaves a program
+     handoff MS      start a thread, put /dev/null on stdout and stderr, live MS more milliseconds
    crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
@@ -237,6 +240,33 @@ static int threads(int n) {
     return 0;
 }
 
+static int contained(char** argv) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_unshare, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return perror("prctl"), 1;
+    if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return perror("seccomp"), 1;
+    execv(argv[0], argv);
+    return perror("execv"), 127;
+}
+
+/* A program that hands its stdio over (daemons, `cmd 2>&1 | ...`): the
+   reader of its old stderr sees EOF at once, while it lives on. */
+static int handoff(int ms) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, idle, NULL) != 0) return perror("pthread_create"), 1;
+    usleep(100000);
+    int null = open("/dev/null", O_WRONLY);
+    if (null < 0 || dup2(null, 1) != 1 || dup2(null, 2) != 2) return 1;
+    close(null);
+    churn(ms / 1000.0);
+    return 0;
+}
+
 static int tasks(void) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/task");
@@ -269,7 +299,9 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "blockread") && argc > 2) return blockread(atoi(argv[2]));
     if (!strcmp(m, "threads") && argc > 2) return threads(atoi(argv[2]));
     if (!strcmp(m, "tasks")) return tasks();
+    if (!strcmp(m, "contained") && argc > 2) return contained(argv + 2);
+    if (!strcmp(m, "handoff") && argc > 2) return handoff(atoi(argv[2]));
     fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
-                    "confine DIR | blockread N | threads N | tasks\n");
+                    "confine DIR | blockread N | threads N | tasks | contained CMD... | handoff MS\n");
     return 2;
 }
