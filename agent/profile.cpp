@@ -21,8 +21,8 @@
 #include <libunwind.h>
 
 #include <atomic>
+#include <bit>
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -176,13 +176,30 @@ uint64_t random_below(uint64_t n) {
     return (r * n) >> 32;
 }
 
+// ln(u) for u in (0, 1], to 1e-15: the agent's one use of libm, which it no
+// longer loads into every process. u = m * 2^e with m in [sqrt(1/2), sqrt(2)),
+// ln(m) = 2 atanh(z) with z = (m - 1) / (m + 1), |z| < 0.172: ten terms.
+double ln_unit(double u) {
+    uint64_t bits = std::bit_cast<uint64_t>(u);
+    int e = static_cast<int>((bits >> 52) & 0x7ff) - 1022;
+    double m = std::bit_cast<double>((bits & 0x000fffffffffffffULL) | 0x3fe0000000000000ULL);  // [0.5, 1)
+    if (m < 0x1.6a09e667f3bcdp-1) {  // sqrt(1/2)
+        m *= 2;
+        --e;
+    }
+    const double z = (m - 1) / (m + 1), z2 = z * z;
+    double s = 1.0 / 19;
+    for (int k = 17; k >= 1; k -= 2) s = s * z2 + 1.0 / k;
+    return 2 * z * s + e * 0x1.62e42fefa39efp-1;  // ln 2
+}
+
 // 1 + floor(E * mean) for E exponential with mean 1 (Go's fastexprand),
 // at most 2^62. With mean = rate, the bytes until the next sample; with
 // mean = rate / u, the allocations of u bytes until the next sample of that
 // size (geometric with p = 1 - exp(-u / rate)).
 uint64_t draw(ThreadSlot* s, double mean) {
     const double u = (double(next_random(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    const double x = -std::log(u) * mean;
+    const double x = -ln_unit(u) * mean;
     return x >= 0x1.0p62 ? uint64_t{1} << 62 : uint64_t(x) + 1;
 }
 
