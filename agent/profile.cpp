@@ -75,7 +75,11 @@ struct Config {
 constinit Config g_cfg;
 constinit std::atomic<int> g_state{0};  // 0 unconfigured, 1 configuring, 2 ready
 
-// Tables (anonymous mappings), valid when g_state == 2 and profiling is on.
+// Tables (anonymous mappings), mapped at the first sample and valid when
+// g_tables == kMapped: a process that never samples (most short ones)
+// reserves none of their address space.
+enum : int { kUnmapped, kMapping, kMapped, kMapFailed };
+constinit std::atomic<int> g_tables{kUnmapped};
 constinit Record* g_records = nullptr;
 constinit uint64_t* g_record_hash = nullptr;
 constinit std::atomic<uint32_t>* g_index = nullptr;  // record + 1, 0 empty
@@ -133,11 +137,23 @@ void configure() noexcept {
     if (g_cfg.max_stacks == 0) g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
     Dl_info self{};
     if (dladdr(reinterpret_cast<void*>(&configure), &self)) dl_iterate_phdr(find_self, self.dli_fbase);
-    if ((g_cfg.heap_rate || g_cfg.mutex_fraction) && !map_tables()) {
-        log::line({"cannot map the profiler's tables: profiling is off"});
-        g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
-    }
     g_state.store(2, std::memory_order_release);
+}
+
+// Maps the tables on the first sample; racing samplers wait for it (mmap
+// only, no lock and no allocation). False: no tables, the sample is dropped.
+bool tables_ready() noexcept {
+    int s = g_tables.load(std::memory_order_acquire);
+    if (s == kMapped) [[likely]]
+        return true;
+    if (s == kUnmapped && g_tables.compare_exchange_strong(s, kMapping, std::memory_order_acq_rel)) {
+        const bool ok = map_tables();
+        if (!ok) log::line({"cannot map the profiler's tables: samples are dropped"});
+        g_tables.store(ok ? kMapped : kMapFailed, std::memory_order_release);
+        return ok;
+    }
+    while ((s = g_tables.load(std::memory_order_acquire)) == kMapping) sched_yield();
+    return s == kMapped;
 }
 
 const Config& config() noexcept {
@@ -316,6 +332,10 @@ void* move_block(void* p, size_t usable, size_t bytes) {
 void* record_sample(void* p, size_t usable, bool move) {
     SignalsHeld held;
     Guard guard;  // libunwind's own allocations are not the program's
+    if (!tables_ready()) {
+        g_dropped.fetch_add(1, std::memory_order_relaxed);
+        return p;
+    }
     uint64_t pcs[kDepth];
     const uint32_t depth = capture(pcs);
     const int64_t r = intern(layout::kStackHeap, pcs, depth);
@@ -425,8 +445,7 @@ void sample_contention(uint64_t wait_ns) noexcept {
         SignalsHeld held;
         Guard guard;
         uint64_t pcs[kDepth];
-        const uint32_t depth = capture(pcs);
-        const int64_t r = intern(layout::kStackMutex, pcs, depth);
+        const int64_t r = tables_ready() ? intern(layout::kStackMutex, pcs, capture(pcs)) : -1;
         if (r < 0) {
             g_dropped.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -449,7 +468,9 @@ void publish(void* region) noexcept {
     if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
     auto* h = static_cast<ProfileHeader*>(region);
     auto* out = reinterpret_cast<uint64_t*>(h + 1);
-    const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
+    const uint32_t count = g_tables.load(std::memory_order_acquire) != kMapped
+                               ? 0
+                               : std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
     seqlock::Writer w(&h->seq);
     w.begin();
     std::atomic_ref<uint32_t>(h->max_depth).store(kDepth, std::memory_order_relaxed);
@@ -480,6 +501,7 @@ void publish_record(void* region, uint32_t r) noexcept {
     const Config& c = config();
     if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
     auto* h = static_cast<ProfileHeader*>(region);
+    if (g_tables.load(std::memory_order_acquire) != kMapped) return;
     const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
     if (r >= count) return;
     auto* out = reinterpret_cast<uint64_t*>(h + 1) + size_t{r} * (kRecordSize / 8);
@@ -498,8 +520,10 @@ void publish_record(void* region, uint32_t r) noexcept {
 void after_fork_child() noexcept {
     int configuring = 1;
     g_state.compare_exchange_strong(configuring, 0, std::memory_order_relaxed);
+    int mapping = kMapping;  // the parent's mapping thread is not in the child: map again
+    if (g_tables.compare_exchange_strong(mapping, kUnmapped, std::memory_order_relaxed)) g_mapped = 0;
 }
 
-uint64_t mapped_bytes() noexcept { return g_state.load(std::memory_order_acquire) == 2 ? g_mapped : 0; }
+uint64_t mapped_bytes() noexcept { return g_tables.load(std::memory_order_acquire) == kMapped ? g_mapped : 0; }
 
 }  // namespace gometrics::agent::profile
