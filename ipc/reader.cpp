@@ -154,16 +154,21 @@ Status Reader::validate() {
     proc_start_ticks_ = h.proc_start_ticks;
     interval_ms_ = h.interval_ms;
     const char* strings = reinterpret_cast<const char*>(bytes + h.strings_offset);
+    descs_.reserve(h.desc_count);
+    entries_.reserve(h.desc_count);
+    bounds_.reserve(h.desc_count);
+    index_.reserve(h.desc_count);
     for (uint32_t i = 0; i < h.desc_count; ++i) {
         DescEntry d;
         std::memcpy(&d, bytes + h.desc_offset + uint64_t(i) * h.desc_entry_size, sizeof d);
-        const std::string where = "corrupt segment: metric #" + std::to_string(i) + " ";
+        // Built only for an error: an open checks every metric.
+        const auto where = [i] { return "corrupt segment: metric #" + std::to_string(i) + " "; };
         if (!within(d.name_offset, d.name_len, h.strings_size) || !within(d.desc_offset, d.desc_len, h.strings_size))
-            return err(path_, where + "has text outside the string table");
+            return err(path_, where() + "has text outside the string table");
         Description desc;
         desc.name.assign(strings + d.name_offset, d.name_len);
         desc.description.assign(strings + d.desc_offset, d.desc_len);
-        if (!valid_name(desc.name) || !clean_text(desc.description)) return err(path_, where + "has a malformed name");
+        if (!valid_name(desc.name) || !clean_text(desc.description)) return err(path_, where() + "has a malformed name");
         // A kind this reader does not know (a newer agent) reads as Bad.
         desc.kind = d.kind <= kKindFloat64Histogram ? static_cast<ValueKind>(d.kind) : ValueKind::Bad;
         desc.cumulative = d.cumulative != 0;
@@ -175,18 +180,18 @@ Status Reader::validate() {
         if (desc.kind == ValueKind::Float64Histogram) {
             if (d.bucket_count < 2 || d.bucket_count > kMaxHistogramBuckets || d.bounds_offset % 8 ||
                 !within(d.bounds_offset, uint64_t(d.bucket_count) * 8, h.bounds_size))
-                return err(path_, where + "has bad histogram buckets");
+                return err(path_, where() + "has bad histogram buckets");
             edges.resize(d.bucket_count);
             std::memcpy(edges.data(), bytes + h.bounds_offset + d.bounds_offset, edges.size() * 8);
             for (size_t b = 0; b < edges.size(); ++b)
                 if (std::isnan(edges[b]) || (b && !(edges[b] > edges[b - 1])))
-                    return err(path_, where + "has histogram edges that do not increase");
+                    return err(path_, where() + "has histogram edges that do not increase");
             e.words = d.bucket_count - 1;
         }
         if (d.value_offset % 8 || d.value_offset < sizeof(ValuesHeader) ||
             !within(d.value_offset, uint64_t(e.words) * 8, h.values_size))
-            return err(path_, where + "has its value outside the values region");
-        if (!index_.emplace(desc.name, descs_.size()).second) return err(path_, where + "duplicates " + desc.name);
+            return err(path_, where() + "has its value outside the values region");
+        if (!index_.emplace(desc.name, descs_.size()).second) return err(path_, where() + "duplicates " + desc.name);
         descs_.push_back(std::move(desc));
         entries_.push_back(e);
         bounds_.push_back(std::move(edges));
