@@ -16,6 +16,7 @@
 #include <dlfcn.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <new>
 
 #include "heap_hooks.h"
@@ -121,6 +122,50 @@ GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_COUNT_DELETE)
 #undef GOMETRICS_COUNT_DELETE
 
+// What libstdc++ defines, for a process without it (a C program: the agent
+// carries its own copy of the C++ runtime, hidden, so RTLD_NEXT may find no
+// definition). Blocks come from malloc, whose hook counts them.
+void* fallback_new(std::size_t n, std::size_t align) {
+    if (n == 0) n = 1;
+    for (;;) {
+        void* p = nullptr;
+        if (align <= alignof(std::max_align_t) ? (p = malloc(n)) != nullptr
+                                               : posix_memalign(&p, align, n) == 0)
+            return p;
+        std::new_handler handler = std::get_new_handler();
+        if (!handler) throw std::bad_alloc();
+        handler();
+    }
+}
+void* fallback_new_impl(std::size_t n) { return fallback_new(n, 0); }
+void* fallback_new_impl(std::size_t n, std::align_val_t a) { return fallback_new(n, std::size_t(a)); }
+void* fallback_new_impl(std::size_t n, const std::nothrow_t&) noexcept {
+    try {
+        return fallback_new(n, 0);
+    } catch (...) {
+        return nullptr;
+    }
+}
+void* fallback_new_impl(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
+    try {
+        return fallback_new(n, std::size_t(a));
+    } catch (...) {
+        return nullptr;
+    }
+}
+#define GOMETRICS_FALLBACK_NEW(member, op, params, args, spec) \
+    void* fallback_##member params spec { return fallback_new_impl args; }
+template <class... Rest>
+void fallback_delete_impl(void* p, const Rest&...) noexcept {
+    free(p);
+}
+#define GOMETRICS_FALLBACK_DELETE(member, op, params, args) \
+    void fallback_##member params noexcept { fallback_delete_impl args; }
+GOMETRICS_NEW_FUNCTIONS(GOMETRICS_FALLBACK_NEW)
+#undef GOMETRICS_FALLBACK_NEW
+GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_FALLBACK_DELETE)
+#undef GOMETRICS_FALLBACK_DELETE
+
 template <class Fn>
 bool find_next(Fn& to, const char* symbol) noexcept {
     __atomic_store_n(&to, reinterpret_cast<Fn>(dlsym(RTLD_NEXT, symbol)), __ATOMIC_RELAXED);
@@ -131,14 +176,12 @@ bool find_next(Fn& to, const char* symbol) noexcept {
 // whose parent was half-way, write the same values again.
 void resolve() noexcept {
     real();  // the malloc family, for the object that serves malloc
-    bool found = true;
-#define GOMETRICS_FIND(member, ...) found = find_next(g_next.member, "_" #member) && found;
+    // libstdc++ defines all twenty (GCC 7 and later); without it, ours.
+#define GOMETRICS_FIND(member, ...) \
+    if (!find_next(g_next.member, "_" #member)) __atomic_store_n(&g_next.member, &fallback_##member, __ATOMIC_RELAXED);
     GOMETRICS_NEW_FUNCTIONS(GOMETRICS_FIND)
     GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_FIND)
 #undef GOMETRICS_FIND
-    // The agent links libstdc++ (agent/meson.build), which defines all twenty
-    // (GCC 7 and later): there is always a next definition.
-    if (!found) log::fatal("cannot resolve the next operator new and delete with dlsym(RTLD_NEXT)");
     // Each operator on its own: tcmalloc or jemalloc may lack a form, whose
     // next definition is then libstdc++'s.
     sys::LoadedObject of_malloc, of_next;

@@ -21,8 +21,8 @@
 #include <libunwind.h>
 
 #include <atomic>
+#include <bit>
 #include <cerrno>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <iterator>
@@ -76,7 +76,11 @@ struct Config {
 constinit Config g_cfg;
 constinit std::atomic<int> g_state{0};  // 0 unconfigured, 1 configuring, 2 ready
 
-// Tables (anonymous mappings), valid when g_state == 2 and profiling is on.
+// Tables (anonymous mappings), mapped at the first sample and valid when
+// g_tables == kMapped: a process that never samples (most short ones)
+// reserves none of their address space.
+enum : int { kUnmapped, kMapping, kMapped, kMapFailed };
+constinit std::atomic<int> g_tables{kUnmapped};
 constinit Record* g_records = nullptr;
 constinit uint64_t* g_record_hash = nullptr;
 constinit std::atomic<uint32_t>* g_index = nullptr;  // record + 1, 0 empty
@@ -134,11 +138,23 @@ void configure() noexcept {
     if (g_cfg.max_stacks == 0) g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
     Dl_info self{};
     if (dladdr(reinterpret_cast<void*>(&configure), &self)) dl_iterate_phdr(find_self, self.dli_fbase);
-    if ((g_cfg.heap_rate || g_cfg.mutex_fraction) && !map_tables()) {
-        log::line({"cannot map the profiler's tables: profiling is off"});
-        g_cfg.heap_rate = g_cfg.mutex_fraction = 0;
-    }
     g_state.store(2, std::memory_order_release);
+}
+
+// Maps the tables on the first sample; racing samplers wait for it (mmap
+// only, no lock and no allocation). False: no tables, the sample is dropped.
+bool tables_ready() noexcept {
+    int s = g_tables.load(std::memory_order_acquire);
+    if (s == kMapped) [[likely]]
+        return true;
+    if (s == kUnmapped && g_tables.compare_exchange_strong(s, kMapping, std::memory_order_acq_rel)) {
+        const bool ok = map_tables();
+        if (!ok) log::line({"cannot map the profiler's tables: samples are dropped"});
+        g_tables.store(ok ? kMapped : kMapFailed, std::memory_order_release);
+        return ok;
+    }
+    while ((s = g_tables.load(std::memory_order_acquire)) == kMapping) sched_yield();
+    return s == kMapped;
 }
 
 const Config& config() noexcept {
@@ -177,13 +193,30 @@ uint64_t random_below(uint64_t n) {
     return (r * n) >> 32;
 }
 
+// ln(u) for u in (0, 1], to 1e-15: the agent's one use of libm, which it no
+// longer loads into every process. u = m * 2^e with m in [sqrt(1/2), sqrt(2)),
+// ln(m) = 2 atanh(z) with z = (m - 1) / (m + 1), |z| < 0.172: ten terms.
+double ln_unit(double u) {
+    uint64_t bits = std::bit_cast<uint64_t>(u);
+    int e = static_cast<int>((bits >> 52) & 0x7ff) - 1022;
+    double m = std::bit_cast<double>((bits & 0x000fffffffffffffULL) | 0x3fe0000000000000ULL);  // [0.5, 1)
+    if (m < 0x1.6a09e667f3bcdp-1) {  // sqrt(1/2)
+        m *= 2;
+        --e;
+    }
+    const double z = (m - 1) / (m + 1), z2 = z * z;
+    double s = 1.0 / 19;
+    for (int k = 17; k >= 1; k -= 2) s = s * z2 + 1.0 / k;
+    return 2 * z * s + e * 0x1.62e42fefa39efp-1;  // ln 2
+}
+
 // 1 + floor(E * mean) for E exponential with mean 1 (Go's fastexprand),
 // at most 2^62. With mean = rate, the bytes until the next sample; with
 // mean = rate / u, the allocations of u bytes until the next sample of that
 // size (geometric with p = 1 - exp(-u / rate)).
 uint64_t draw(ThreadSlot* s, double mean) {
     const double u = (double(next_random(s) >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    const double x = -std::log(u) * mean;
+    const double x = -ln_unit(u) * mean;
     return x >= 0x1.0p62 ? uint64_t{1} << 62 : uint64_t(x) + 1;
 }
 
@@ -303,6 +336,10 @@ void* move_block(void* p, size_t usable, size_t bytes) {
 void* record_sample(void* p, size_t usable, bool move) {
     SignalsHeld held;
     Guard guard;  // libunwind's own allocations are not the program's
+    if (!tables_ready()) {
+        g_dropped.fetch_add(1, std::memory_order_relaxed);
+        return p;
+    }
     uint64_t pcs[kDepth];
     const uint32_t depth = capture(pcs);
     const int64_t r = intern(layout::kStackHeap, pcs, depth);
@@ -412,8 +449,7 @@ void sample_contention(uint64_t wait_ns) noexcept {
         SignalsHeld held;
         Guard guard;
         uint64_t pcs[kDepth];
-        const uint32_t depth = capture(pcs);
-        const int64_t r = intern(layout::kStackMutex, pcs, depth);
+        const int64_t r = tables_ready() ? intern(layout::kStackMutex, pcs, capture(pcs)) : -1;
         if (r < 0) {
             g_dropped.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -436,7 +472,9 @@ void publish(void* region) noexcept {
     if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
     auto* h = static_cast<ProfileHeader*>(region);
     auto* out = reinterpret_cast<uint64_t*>(h + 1);
-    const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
+    const uint32_t count = g_tables.load(std::memory_order_acquire) != kMapped
+                               ? 0
+                               : std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
     seqlock::Writer w(&h->seq);
     w.begin();
     std::atomic_ref<uint32_t>(h->max_depth).store(kDepth, std::memory_order_relaxed);
@@ -467,6 +505,7 @@ void publish_record(void* region, uint32_t r) noexcept {
     const Config& c = config();
     if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
     auto* h = static_cast<ProfileHeader*>(region);
+    if (g_tables.load(std::memory_order_acquire) != kMapped) return;
     const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
     if (r >= count) return;
     auto* out = reinterpret_cast<uint64_t*>(h + 1) + size_t{r} * (kRecordSize / 8);
@@ -485,8 +524,10 @@ void publish_record(void* region, uint32_t r) noexcept {
 void after_fork_child() noexcept {
     int configuring = 1;
     g_state.compare_exchange_strong(configuring, 0, std::memory_order_relaxed);
+    int mapping = kMapping;  // the parent's mapping thread is not in the child: map again
+    if (g_tables.compare_exchange_strong(mapping, kUnmapped, std::memory_order_relaxed)) g_mapped = 0;
 }
 
-uint64_t mapped_bytes() noexcept { return g_state.load(std::memory_order_acquire) == 2 ? g_mapped : 0; }
+uint64_t mapped_bytes() noexcept { return g_tables.load(std::memory_order_acquire) == kMapped ? g_mapped : 0; }
 
 }  // namespace gometrics::agent::profile

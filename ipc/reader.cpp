@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <bit>
 #include <cerrno>
@@ -20,6 +21,7 @@
 #include <cstddef>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 #include "clocks.h"
 #include "layout.h"
@@ -152,16 +154,21 @@ Status Reader::validate() {
     proc_start_ticks_ = h.proc_start_ticks;
     interval_ms_ = h.interval_ms;
     const char* strings = reinterpret_cast<const char*>(bytes + h.strings_offset);
+    descs_.reserve(h.desc_count);
+    entries_.reserve(h.desc_count);
+    bounds_.reserve(h.desc_count);
+    index_.reserve(h.desc_count);
     for (uint32_t i = 0; i < h.desc_count; ++i) {
         DescEntry d;
         std::memcpy(&d, bytes + h.desc_offset + uint64_t(i) * h.desc_entry_size, sizeof d);
-        const std::string where = "corrupt segment: metric #" + std::to_string(i) + " ";
+        // Built only for an error: an open checks every metric.
+        const auto where = [i] { return "corrupt segment: metric #" + std::to_string(i) + " "; };
         if (!within(d.name_offset, d.name_len, h.strings_size) || !within(d.desc_offset, d.desc_len, h.strings_size))
-            return err(path_, where + "has text outside the string table");
+            return err(path_, where() + "has text outside the string table");
         Description desc;
         desc.name.assign(strings + d.name_offset, d.name_len);
         desc.description.assign(strings + d.desc_offset, d.desc_len);
-        if (!valid_name(desc.name) || !clean_text(desc.description)) return err(path_, where + "has a malformed name");
+        if (!valid_name(desc.name) || !clean_text(desc.description)) return err(path_, where() + "has a malformed name");
         // A kind this reader does not know (a newer agent) reads as Bad.
         desc.kind = d.kind <= kKindFloat64Histogram ? static_cast<ValueKind>(d.kind) : ValueKind::Bad;
         desc.cumulative = d.cumulative != 0;
@@ -173,18 +180,18 @@ Status Reader::validate() {
         if (desc.kind == ValueKind::Float64Histogram) {
             if (d.bucket_count < 2 || d.bucket_count > kMaxHistogramBuckets || d.bounds_offset % 8 ||
                 !within(d.bounds_offset, uint64_t(d.bucket_count) * 8, h.bounds_size))
-                return err(path_, where + "has bad histogram buckets");
+                return err(path_, where() + "has bad histogram buckets");
             edges.resize(d.bucket_count);
             std::memcpy(edges.data(), bytes + h.bounds_offset + d.bounds_offset, edges.size() * 8);
             for (size_t b = 0; b < edges.size(); ++b)
                 if (std::isnan(edges[b]) || (b && !(edges[b] > edges[b - 1])))
-                    return err(path_, where + "has histogram edges that do not increase");
+                    return err(path_, where() + "has histogram edges that do not increase");
             e.words = d.bucket_count - 1;
         }
         if (d.value_offset % 8 || d.value_offset < sizeof(ValuesHeader) ||
             !within(d.value_offset, uint64_t(e.words) * 8, h.values_size))
-            return err(path_, where + "has its value outside the values region");
-        if (!index_.emplace(desc.name, descs_.size()).second) return err(path_, where + "duplicates " + desc.name);
+            return err(path_, where() + "has its value outside the values region");
+        if (!index_.emplace(desc.name, descs_.size()).second) return err(path_, where() + "duplicates " + desc.name);
         descs_.push_back(std::move(desc));
         entries_.push_back(e);
         bounds_.push_back(std::move(edges));
@@ -223,32 +230,47 @@ Status Reader::validate_live() {
     live.used_offset = h.live_offset + offsetof(LiveHeader, slots_used);
     live.remainder_word = lh.remainder_offset / 8;
     live.word_is_float.assign(values_size_ / 8, 0);
-    std::vector<FoldTerm> terms(lh.term_count);
-    if (!terms.empty())
-        std::memcpy(terms.data(), bytes + h.live_offset + lh.terms_offset, terms.size() * sizeof(FoldTerm));
-    std::stable_sort(terms.begin(), terms.end(), [](const FoldTerm& a, const FoldTerm& b) { return a.pass < b.pass; });
-    for (const FoldTerm& t : terms) {
+    // One copy of the terms (the agent may rewrite them meanwhile), checked,
+    // then stored in pass order, stably: a counting sort, as a pass is one
+    // byte.
+    const uint32_t n = lh.term_count;
+    std::unique_ptr<FoldTerm[]> terms(new FoldTerm[n]);
+    if (n) std::memcpy(terms.get(), bytes + h.live_offset + lh.terms_offset, size_t{n} * sizeof(FoldTerm));
+    std::array<uint32_t, 257> next{};
+    for (uint32_t i = 0; i < n; ++i) {
+        const FoldTerm& t = terms[i];
         const uint8_t kind = t.is_float ? 2 : 1;
         if (t.value_word >= lh.remainder_words || t.slot_word >= lh.slot_size / 8 || t.is_float > 1)
             return bad("a term outside its value or slot");
         uint8_t& k = live.word_is_float[2 + t.value_word];
         if (k && k != kind) return bad("a value folded as both integer and float");
         k = kind;
-        live.value_word.push_back(2 + t.value_word);
-        live.slot_word.push_back(t.slot_word);
-        live.pass.push_back(t.pass);
-        live.weight.push_back(t.weight);
+        ++next[t.pass + 1u];
+    }
+    for (size_t p = 1; p < next.size(); ++p) next[p] += next[p - 1];
+    live.value_word.resize(n);
+    live.slot_word.resize(n);
+    live.pass.resize(n);
+    live.weight.resize(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        const FoldTerm& t = terms[i];
+        const uint32_t at = next[t.pass]++;
+        live.value_word[at] = 2 + t.value_word;
+        live.slot_word[at] = t.slot_word;
+        live.pass[at] = t.pass;
+        live.weight[at] = t.weight;
     }
     // Where each pass begins, and the distinct slot words it loads.
     for (size_t t = 0; t < live.pass.size(); ++t)
         if (t == 0 || live.pass[t] != live.pass[t - 1]) live.pass_begin.push_back(static_cast<uint32_t>(t));
     live.pass_begin.push_back(static_cast<uint32_t>(live.pass.size()));
+    live.pass_words.reserve(live.slot_word.size());
     for (size_t p = 0; p + 1 < live.pass_begin.size(); ++p) {
         live.pass_words_begin.push_back(static_cast<uint32_t>(live.pass_words.size()));
-        std::vector<bool> seen(lh.slot_size / 8);
+        std::vector<uint8_t> seen(lh.slot_size / 8);
         for (size_t t = live.pass_begin[p]; t < live.pass_begin[p + 1]; ++t)
             if (!seen[live.slot_word[t]]) {
-                seen[live.slot_word[t]] = true;
+                seen[live.slot_word[t]] = 1;
                 live.pass_words.push_back(live.slot_word[t]);
             }
     }

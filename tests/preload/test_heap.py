@@ -29,6 +29,26 @@ class HeapExactness(unittest.TestCase):
         self.assertEqual(b["/gc/heap/live:bytes"] - a["/gc/heap/live:bytes"], expected)
         self.assertEqual(b["/memory/classes/heap/objects:bytes"], b["/gc/heap/live:bytes"])
 
+    def test_the_agents_own_cxx_runtime_is_not_counted(self):
+        # The agent links libstdc++ in; its start-up (the exception pool's
+        # malloc) is the agent's: a C program that allocates nothing shows 0.
+        _, report = run_with_report([program("c_operator_new")])
+        m = metrics(report)
+        self.assertEqual(m["/gc/heap/allocs:objects"], 0)
+        self.assertEqual(m["/gc/heap/allocs:bytes"], 0)
+
+    def test_operator_new_in_a_c_program_is_counted(self):
+        # No libstdc++ in the process: new and delete fall back to the
+        # agent's own over malloc and free, counted by their hooks.
+        n = 500
+        cp0, twin = run_with_report([program("c_operator_new"), "0"])
+        cp1, other = run_with_report([program("c_operator_new"), str(n)])
+        self.assertEqual((cp0.stdout, cp1.stdout), ("done 0\n", f"done {n}\n"))
+        a, b = metrics(twin), metrics(other)
+        self.assertEqual(b["/gc/heap/allocs:objects"] - a["/gc/heap/allocs:objects"], n)
+        self.assertEqual(b["/gc/heap/frees:objects"] - a["/gc/heap/frees:objects"], n)
+        self.assertEqual(b["/gc/heap/allocs:bytes"] - a["/gc/heap/allocs:bytes"], n * usable_sizes_glibc([48])[0])
+
     def test_every_size_path_is_exact(self):
         # Small blocks are counted inline by exact size, the rest by bytes and
         # bucket, bootstrap and aligned blocks on paths of their own: around
