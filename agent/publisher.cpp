@@ -468,6 +468,25 @@ void publisher_crash() noexcept {
     if (mine) st.writer.unlink(g_shm_dir.fd());
 }
 
+void publisher_mark_attached() noexcept {
+    if (g_state) g_state->writer.set_state(layout::kStateAttached, true);
+}
+
+void publisher_detach() noexcept {
+    publisher_shutdown();
+    if (g_state) g_state->writer.close_file();
+    g_shm_dir.close();
+    collect::drop_files_after_fork();
+}
+
+bool publisher_rearm() noexcept {
+    if (g_state && g_state->thread_started) return false;
+    g_stop.store(false, std::memory_order_relaxed);
+    g_lazy.store(0, std::memory_order_relaxed);
+    g_computing.store(false, std::memory_order_release);
+    return true;
+}
+
 void publisher_forget_after_fork() noexcept {
     g_lazy.store(0, std::memory_order_relaxed);
     g_computing.store(false, std::memory_order_relaxed);  // the parent's thread may have held it
