@@ -57,6 +57,7 @@ void restart_after_fork() noexcept {
     if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed) && !collect::confined_now()) {
         detail::g_start_time_ns = realtime_ns();
         publisher_start();
+        if (attach::active()) publisher_mark_attached();  // a child of an attached process counts as attached
     }
 }
 

@@ -483,6 +483,8 @@ bool prepare() noexcept {
 
 void begin() noexcept { redirect_now(); }
 
+bool active() noexcept { return g_active.load(std::memory_order_acquire); }
+
 bool detached() noexcept { return g_detached.load(std::memory_order_acquire); }
 
 }  // namespace gometrics::agent::attach
@@ -501,6 +503,7 @@ extern "C" int gometrics_attach() noexcept {
         return -1;
     }
     clear_bitmap();
+    profile::forget_all();  // samples freed while detached would lend their sizes to new blocks
     zero_private_slots();
     g_epoch.fetch_add(1, std::memory_order_acq_rel);
     __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);

@@ -21,6 +21,9 @@ bool prepare() noexcept;
 // After the segment exists: redirect. The process counts from here.
 void begin() noexcept;
 
+// Attached now (the GOT entries point at the agent).
+bool active() noexcept;
+
 // Detached: the destructor has nothing left to publish.
 bool detached() noexcept;
 

@@ -57,6 +57,22 @@ std::string read_text(const std::string& path) {
     return s.str();
 }
 
+int ptrace_scope() {
+    const std::string s = read_text("/proc/sys/kernel/yama/ptrace_scope");
+    return s.empty() ? -1 : std::atoi(s.c_str());
+}
+
+std::string permission_line(int pid, int err) {
+    const int scope = ptrace_scope();
+    if (scope == 3) return "kernel.yama.ptrace_scope is 3: no process may be traced on this machine (attach needs ptrace)";
+    if (scope >= 1)
+        return fmt::format("cannot trace {}: {} (kernel.yama.ptrace_scope is {}; attach needs CAP_SYS_PTRACE, e.g. "
+                           "root, or ptrace_scope 0)",
+                           pid, std::strerror(err), scope);
+    return fmt::format("cannot trace {}: {} (another user's process? attach needs the same user or root)", pid,
+                       std::strerror(err));
+}
+
 struct Mapping {
     uint64_t start, end, offset;
     bool exec;
@@ -65,6 +81,7 @@ struct Mapping {
 
 std::vector<Mapping> read_maps(int pid) {
     std::ifstream in(fmt::format("/proc/{}/maps", pid));
+    if (!in && (errno == EACCES || errno == EPERM)) fail(permission_line(pid, errno));
     if (!in) fail(fmt::format("cannot read /proc/{}/maps: {}", pid, std::strerror(errno)));
     std::vector<Mapping> out;
     std::string line;
@@ -157,11 +174,6 @@ Segment segment_of(int pid) {
     return (h.state & layout::kStateAttached) ? Segment::kAttached : Segment::kPreloaded;
 }
 
-int ptrace_scope() {
-    const std::string s = read_text("/proc/sys/kernel/yama/ptrace_scope");
-    return s.empty() ? -1 : std::atoi(s.c_str());
-}
-
 long status_field(const std::string& status, const char* field) {
     const size_t at = status.find(std::string("\n") + field + ":");
     if (at == std::string::npos) return -1;
@@ -250,17 +262,6 @@ void release(int pid, const Stopped& s) {
     }
     ptrace(PTRACE_SETREGS, s.tid, nullptr, &r);
     ptrace(PTRACE_DETACH, s.tid, nullptr, nullptr);
-}
-
-std::string permission_line(int pid, int err) {
-    const int scope = ptrace_scope();
-    if (scope == 3) return "kernel.yama.ptrace_scope is 3: no process may be traced on this machine (attach needs ptrace)";
-    if (scope >= 1)
-        return fmt::format("cannot trace {}: {} (kernel.yama.ptrace_scope is {}; attach needs CAP_SYS_PTRACE, e.g. "
-                           "root, or ptrace_scope 0)",
-                           pid, std::strerror(err), scope);
-    return fmt::format("cannot trace {}: {} (another user's process? attach needs the same user or root)", pid,
-                       std::strerror(err));
 }
 
 // Stops a thread at a safe point, trying each thread of the process in turn

@@ -1,11 +1,12 @@
 /* A program to attach to mid-run (test_attach.py). Before any attach it
    allocates 500 blocks of its own, then reads commands from stdin, blocked
    in read() (a read that fails with EINTR is reported, exit 3):
-     work   1000 mallocs, 500 of them freed; the 200 oldest blocks freed and
-            100 more reallocated; 10 callocs, 10 posix_memaligns, 10 large
+     work   1000 mallocs, 500 of them freed; the first time, the 200 oldest
+            blocks freed and 100 more reallocated; 10 callocs, 10 posix_memaligns, 10 large
             blocks of which 5 freed. Prints the live bytes of what it still
             holds from this command (malloc_usable_size).
      free   frees everything "work" kept.
+     fork   forks a child that makes 10 mallocs, prints its pid and waits.
      quit   exits 0.
    Output goes through write(): stdio would allocate inside libc. */
 #include <errno.h>
@@ -13,11 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 static void* volatile old_blocks[500];
 static void* volatile kept[2000];
-static int nkept;
+static int nkept, old_done;
 
 static void say(const char* s) {
     size_t n = strlen(s);
@@ -61,8 +63,11 @@ int main(void) {
                 if (i % 2) keep(a[i]);
                 else free(a[i]);
             }
-            for (int i = 0; i < 200; ++i) free(old_blocks[i]);
-            for (int i = 200; i < 300; ++i) keep(realloc(old_blocks[i], 300 + (size_t)i));
+            if (!old_done) {  /* once: the blocks from before the attach */
+                for (int i = 0; i < 200; ++i) free(old_blocks[i]);
+                for (int i = 200; i < 300; ++i) keep(realloc(old_blocks[i], 300 + (size_t)i));
+                old_done = 1;
+            }
             for (int i = 0; i < 10; ++i) keep(calloc(3, 8));
             for (int i = 0; i < 10; ++i) {
                 void* p = NULL;
@@ -81,6 +86,14 @@ int main(void) {
             for (int i = 0; i < nkept; ++i) free(kept[i]);
             nkept = 0;
             say("freed\n");
+        } else if (!strcmp(line, "fork")) {
+            pid_t child = fork();
+            if (child == 0) {  /* allocates, says so, and waits to be killed */
+                for (int i = 0; i < 10; ++i) keep(malloc(100));
+                snprintf(out, sizeof out, "child %d\n", (int)getpid());
+                say(out);
+                for (;;) pause();
+            }
         } else if (!strcmp(line, "quit")) {
             say("bye\n");
             return 0;
