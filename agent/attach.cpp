@@ -9,7 +9,7 @@
 //   other straight to libc's free; realloc of such a block counts only the
 //   new one. So live bytes and objects are those of the blocks allocated
 //   since the attach, exactly, and never negative. The bitmap is two-level
-//   (1 GiB regions, 8 MiB of bits each, reserved and touched only where the
+//   (1 GiB regions, 16 MiB of bits each, reserved and touched only where the
 //   heap is), lock-free and async-signal-safe: an atomic or and and.
 // - A second attach after a detach counts from zero in a new segment: each
 //   thread's first call after it sees the epoch change and leaves its old
@@ -117,9 +117,12 @@ __thread uint32_t tls_generation [[gnu::tls_model("initial-exec")]] = 0;
 __thread uint32_t tls_epoch [[gnu::tls_model("initial-exec")]] = 0;
 
 // ---- The bitmap of counted blocks.
-constexpr unsigned kGranuleShift = 4, kRegionShift = 30, kAddressBits = 47;
+// 16-byte granules for glibc's blocks (16-aligned); 8 for an allocator
+// whose smallest blocks are 8 bytes apart. The leaves are sized for 8.
+constexpr unsigned kRegionShift = 30, kAddressBits = 47;
+constinit unsigned g_granule_shift = 4;
 constexpr size_t kRegions = size_t{1} << (kAddressBits - kRegionShift);
-constexpr size_t kLeafBytes = (size_t{1} << (kRegionShift - kGranuleShift)) / 8;
+constexpr size_t kLeafBytes = (size_t{1} << (kRegionShift - 3)) / 8;
 constinit std::atomic<uint64_t*>* g_dir = nullptr;
 
 uint64_t* leaf(uintptr_t a, bool create) noexcept {
@@ -141,7 +144,7 @@ uint64_t* leaf(uintptr_t a, bool create) noexcept {
 }
 
 [[gnu::always_inline]] inline size_t granule(uintptr_t a) noexcept {
-    return (a >> kGranuleShift) & ((size_t{1} << (kRegionShift - kGranuleShift)) - 1);
+    return (a & ((uintptr_t{1} << kRegionShift) - 1)) >> g_granule_shift;
 }
 
 void mark(void* p) noexcept {
@@ -400,6 +403,39 @@ bool bound_to_libc(const char* name) noexcept {
     return sym && sym->st_shndx == SHN_UNDEF;
 }
 
+// The program's malloc family comes from a shared library of its own
+// (redis with libjemalloc, a program linked with tcmalloc): the hooks
+// forward to it, as they do when such a library is preloaded after the
+// agent, and count with its malloc_usable_size. An allocator linked into
+// the executable itself is left alone (as under LD_PRELOAD).
+bool adopt_library_allocator() noexcept {
+    Dl_info info{};
+    void* def = dlsym(RTLD_DEFAULT, "malloc");
+    if (!def || !dladdr(def, &info) || !info.dli_fname || !std::strstr(info.dli_fname, ".so")) return false;
+    if (info.dli_fbase == reinterpret_cast<void*>(g_self)) return false;
+    Dl_info other{};
+    for (void* f : {reinterpret_cast<void*>(g_libc.free), reinterpret_cast<void*>(g_libc.realloc),
+                    reinterpret_cast<void*>(g_libc.calloc), reinterpret_cast<void*>(g_libc.malloc_usable_size)})
+        if (!f || !dladdr(f, &other) || other.dli_fbase != info.dli_fbase) return false;  // one allocator, whole
+    RealFunctions& r = detail::g_real;
+#define GOMETRICS_ADOPT(name) \
+    if (g_libc.name) __atomic_store_n(&r.name, g_libc.name, __ATOMIC_RELEASE);
+    GOMETRICS_ADOPT(malloc)
+    GOMETRICS_ADOPT(free)
+    GOMETRICS_ADOPT(calloc)
+    GOMETRICS_ADOPT(realloc)
+    GOMETRICS_ADOPT(posix_memalign)
+    GOMETRICS_ADOPT(aligned_alloc)
+    GOMETRICS_ADOPT(memalign)
+    GOMETRICS_ADOPT(valloc)
+    GOMETRICS_ADOPT(pvalloc)
+    GOMETRICS_ADOPT(malloc_usable_size)
+#undef GOMETRICS_ADOPT
+    detail::g_glibc_chunks = false;  // its blocks have no glibc header: sizes are asked
+    g_granule_shift = 3;             // and may be 8 bytes apart
+    return true;
+}
+
 void build_table() noexcept {
     g_table_size = 0;
     auto add = [](const char* name, void* to, void* fallback) {
@@ -477,6 +513,7 @@ bool prepare() noexcept {
 #undef GOMETRICS_FIND
     gometrics_attach_real_dlopen = dlsym(RTLD_DEFAULT, "dlopen");
     g_malloc_family = bound_to_libc("malloc") && bound_to_libc("free");
+    if (!g_malloc_family) g_malloc_family = adopt_library_allocator();
     build_table();
     return g_malloc_family;
 }

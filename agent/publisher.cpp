@@ -474,6 +474,25 @@ void publisher_mark_attached() noexcept {
 
 void publisher_detach() noexcept {
     publisher_shutdown();
+    if (g_state && g_state->thread_started) {
+        // The thread was still in a snapshot after shutdown's wait (under
+        // heavy allocation its allocator statistics wait for every arena's
+        // lock): a detach waits longer, then removes the segment itself.
+        SignalsHeld held;
+        Guard guard;
+        State& st = *g_state;
+        timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        if (pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0) {
+            st.thread_started = false;
+            if (!g_computing.exchange(true, std::memory_order_acquire)) {
+                st.writer.set_state(layout::kStatePublisherRunning, false);
+                st.writer.set_state(layout::kStateExited, true);
+                st.writer.unlink(g_shm_dir.fd());
+            }
+        }
+    }
     if (g_state) g_state->writer.close_file();
     g_shm_dir.close();
     collect::drop_files_after_fork();

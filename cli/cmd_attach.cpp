@@ -113,26 +113,55 @@ uint64_t base_of(const std::vector<Mapping>& maps, const std::string& path) {
     return 0;
 }
 
+// An ELF file read in pieces (a Go binary or python3 is megabytes: only the
+// headers and tables needed are read).
+class ElfReader {
+public:
+    explicit ElfReader(const std::string& path) : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+        ok_ = fd_ >= 0 && read(0, &eh_, sizeof eh_) && std::memcmp(eh_.e_ident, ELFMAG, SELFMAG) == 0 &&
+              eh_.e_ident[EI_CLASS] == ELFCLASS64 && eh_.e_shentsize == sizeof(Elf64_Shdr) && eh_.e_shnum < 4096;
+        if (ok_) {
+            sh_.resize(eh_.e_shnum);
+            ok_ = read(eh_.e_shoff, sh_.data(), sh_.size() * sizeof(Elf64_Shdr));
+        }
+    }
+    ~ElfReader() {
+        if (fd_ >= 0) close(fd_);
+    }
+    ElfReader(const ElfReader&) = delete;
+    ElfReader& operator=(const ElfReader&) = delete;
+
+    bool ok() const { return ok_; }
+    const std::vector<Elf64_Shdr>& sections() const { return sh_; }
+    const Elf64_Ehdr& header() const { return eh_; }
+    bool read(uint64_t at, void* out, size_t n) const {
+        return pread(fd_, out, n, static_cast<off_t>(at)) == static_cast<ssize_t>(n);
+    }
+    std::string section(const Elf64_Shdr& s, size_t limit = size_t{64} << 20) const {
+        std::string out(std::min<uint64_t>(s.sh_size, limit), '\0');
+        return read(s.sh_offset, out.data(), out.size()) ? out : std::string();
+    }
+
+private:
+    int fd_;
+    bool ok_ = false;
+    Elf64_Ehdr eh_{};
+    std::vector<Elf64_Shdr> sh_;
+};
+
 // A defined function's address in an ELF file's dynamic symbol table
 // (relative to its load address), or 0.
 uint64_t dynamic_symbol(const std::string& file, const char* name) {
-    std::ifstream in(file, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.size() < sizeof(Elf64_Ehdr)) return 0;
-    const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(bytes.data());
-    if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64) return 0;
-    if (eh->e_shoff == 0 || eh->e_shoff + uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr) > bytes.size()) return 0;
-    const auto* sh = reinterpret_cast<const Elf64_Shdr*>(bytes.data() + eh->e_shoff);
-    for (int i = 0; i < eh->e_shnum; ++i) {
-        if (sh[i].sh_type != SHT_DYNSYM || sh[i].sh_link >= eh->e_shnum) continue;
-        const Elf64_Shdr& str = sh[sh[i].sh_link];
-        if (sh[i].sh_offset + sh[i].sh_size > bytes.size() || str.sh_offset + str.sh_size > bytes.size()) return 0;
-        const auto* syms = reinterpret_cast<const Elf64_Sym*>(bytes.data() + sh[i].sh_offset);
-        const size_t n = sh[i].sh_size / sizeof(Elf64_Sym);
-        for (size_t k = 0; k < n; ++k) {
-            if (syms[k].st_shndx == SHN_UNDEF || !syms[k].st_value || syms[k].st_name >= str.sh_size) continue;
-            if (ELF64_ST_TYPE(syms[k].st_info) != STT_FUNC) continue;
-            if (std::strcmp(bytes.data() + str.sh_offset + syms[k].st_name, name) == 0) return syms[k].st_value;
+    ElfReader elf(file);
+    if (!elf.ok()) return 0;
+    for (const Elf64_Shdr& sh : elf.sections()) {
+        if (sh.sh_type != SHT_DYNSYM || sh.sh_link >= elf.sections().size()) continue;
+        const std::string syms = elf.section(sh), str = elf.section(elf.sections()[sh.sh_link]);
+        const auto* sym = reinterpret_cast<const Elf64_Sym*>(syms.data());
+        for (size_t k = 0; k < syms.size() / sizeof(Elf64_Sym); ++k) {
+            if (sym[k].st_shndx == SHN_UNDEF || !sym[k].st_value || sym[k].st_name >= str.size()) continue;
+            if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC) continue;
+            if (std::strcmp(str.c_str() + sym[k].st_name, name) == 0) return sym[k].st_value;
         }
     }
     return 0;
@@ -140,20 +169,11 @@ uint64_t dynamic_symbol(const std::string& file, const char* name) {
 
 // Whether an ELF file has a section of that name (a Go binary's .go.buildinfo).
 bool has_section(const std::string& file, const char* wanted) {
-    std::ifstream in(file, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.size() < sizeof(Elf64_Ehdr)) return false;
-    const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(bytes.data());
-    if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64) return false;
-    if (eh->e_shoff == 0 || eh->e_shstrndx >= eh->e_shnum ||
-        eh->e_shoff + uint64_t{eh->e_shnum} * sizeof(Elf64_Shdr) > bytes.size())
-        return false;
-    const auto* sh = reinterpret_cast<const Elf64_Shdr*>(bytes.data() + eh->e_shoff);
-    const Elf64_Shdr& names = sh[eh->e_shstrndx];
-    for (int i = 0; i < eh->e_shnum; ++i)
-        if (names.sh_offset + sh[i].sh_name < bytes.size() &&
-            std::strcmp(bytes.data() + names.sh_offset + sh[i].sh_name, wanted) == 0)
-            return true;
+    ElfReader elf(file);
+    if (!elf.ok() || elf.header().e_shstrndx >= elf.sections().size()) return false;
+    const std::string names = elf.section(elf.sections()[elf.header().e_shstrndx]);
+    for (const Elf64_Shdr& sh : elf.sections())
+        if (sh.sh_name < names.size() && std::strcmp(names.c_str() + sh.sh_name, wanted) == 0) return true;
     return false;
 }
 
@@ -385,15 +405,15 @@ Target inspect(int pid, bool need_libc) {
     if (need_libc) {
         bool libc = false;
         for (const Mapping& m : t.maps) libc = libc || is_libc(m.path);
+        const bool go = has_section(fmt::format("/proc/{}/exe", pid), ".go.buildinfo");
         if (!libc) {
             char exe[PATH_MAX] = {};
             (void)!readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe - 1);
-            if (has_section(fmt::format("/proc/{}/exe", pid), ".go.buildinfo"))
-                fail(fmt::format("process {} ({}) is a Go program without libc: attach needs glibc's dlopen", pid, exe));
+            if (go) fail(fmt::format("process {} ({}) is a Go program without libc: attach needs glibc's dlopen", pid, exe));
             fail(fmt::format("process {} ({}) has no libc.so.6 (statically linked?): attach needs glibc's dlopen", pid,
                              exe));
         }
-        if (has_section(fmt::format("/proc/{}/exe", pid), ".go.buildinfo"))
+        if (go)
             fail(fmt::format("process {} is a Go program: its runtime owns its threads and signals; attach refuses",
                              pid));
     }
@@ -488,6 +508,8 @@ int detach(int pid) {
         fmt::print("process {} is not attached: nothing changed\n", pid);
         return kExitOk;
     }
+    if (segment_of(pid) != Segment::kNone)
+        fail(fmt::format("process {} stopped counting, but its publisher thread did not stop: the segment stays", pid));
     fmt::print("detached from process {} in {:.1f} ms\n", pid, ms_since(t0));
     return kExitOk;
 }
