@@ -518,7 +518,10 @@ bool prepare() noexcept {
     return g_malloc_family;
 }
 
-void begin() noexcept { redirect_now(); }
+void begin() noexcept {
+    detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
+    redirect_now();
+}
 
 bool active() noexcept { return g_active.load(std::memory_order_acquire); }
 
@@ -545,6 +548,7 @@ extern "C" int gometrics_attach() noexcept {
     g_epoch.fetch_add(1, std::memory_order_acq_rel);
     __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);
     detail::g_start_time_ns = gometrics::sys::clock_ns(CLOCK_REALTIME);
+    detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
     g_detached.store(false, std::memory_order_release);
     publisher_create();
     publisher_mark_attached();

@@ -136,7 +136,7 @@ class Attach(unittest.TestCase):
             self.assertLessEqual(start, time.time_ns())
             values, m = heap(r.pid)
             self.assertEqual(values, [0, 0, 0, 0], "counts must start at the attach")
-            self.assertGreaterEqual(m["/process/uptime:seconds"], 0)
+            self.assertAlmostEqual(m["/process/attached-at:seconds"], start / 1e9, delta=1e-6)
 
             worked = r.ask("work")
             live = int(worked.split()[1])
@@ -191,6 +191,7 @@ class Attach(unittest.TestCase):
             cp = cli("attach", proc.pid)
             self.assertEqual(cp.returncode, 0, cp.stderr)
             self.assertIn("runs the agent already (LD_PRELOAD): nothing changed", cp.stdout)
+            self.assertEqual(dump(proc.pid)["/process/attached-at:seconds"], 0)
             cp = cli("detach", proc.pid)
             self.assertEqual(cp.returncode, 1)
             self.assertIn("detach applies to attached processes", cp.stderr)
@@ -231,6 +232,7 @@ class Attach(unittest.TestCase):
             r.ask("work")  # not counted: detached
             attach(r.pid)
             self.assertEqual(heap(r.pid)[0], [0, 0, 0, 0])
+            self.assertAlmostEqual(dump(r.pid)["/process/attached-at:seconds"], header(r.pid)[0] / 1e9, delta=1e-6)
             live = int(r.ask("work").split()[1])
             # This work's blocks only: what it kept, less what the earlier ones kept.
             values, m = heap(r.pid)
