@@ -69,7 +69,7 @@ std::string permission_line(int pid, int err) {
         return fmt::format("cannot trace {}: {} (kernel.yama.ptrace_scope is {}; attach needs CAP_SYS_PTRACE, e.g. "
                            "root, or ptrace_scope 0)",
                            pid, std::strerror(err), scope);
-    return fmt::format("cannot trace {}: {} (another user's process? attach needs the same user or root)", pid,
+    return fmt::format("cannot trace {}: {} (another user's process? attach needs the same user, or CAP_SYS_PTRACE as root has)", pid,
                        std::strerror(err));
 }
 

@@ -317,19 +317,27 @@ class Refusals(unittest.TestCase):
             r.kill()
 
     def test_another_users_process(self):
+        # The target runs as nobody (a copy of the program where nobody can
+        # run it); the CLI as root without any capability, so that the
+        # kernel refuses to let it trace another user's process.
         setpriv = shutil.which("setpriv")
         self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
-        r = Running([program("attach_target")])
-        try:
-            cp = subprocess.run([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                                 gmtest.CLI, "attach", str(r.pid)], capture_output=True, text=True, timeout=30)
-            self.assertEqual(cp.returncode, 1, cp.stdout)
-            self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
-            self.assertIn(f"cannot trace {r.pid}", cp.stderr)
-            self.assert_untouched(r)
-            self.assertTrue(r.ask("work").startswith("worked"))
-        finally:
-            r.kill()
+        with tempfile.TemporaryDirectory() as d:
+            os.chmod(d, 0o755)
+            target = os.path.join(d, "attach_target")
+            shutil.copy(program("attach_target"), target)
+            os.chmod(target, 0o755)
+            r = Running([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", target])
+            try:
+                cp = subprocess.run([setpriv, "--inh-caps=-all", "--bounding-set=-all", gmtest.CLI, "attach",
+                                     str(r.pid)], capture_output=True, text=True, timeout=30)
+                self.assertEqual(cp.returncode, 1, cp.stdout)
+                self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
+                self.assertIn(f"cannot trace {r.pid}", cp.stderr)
+                self.assert_untouched(r)
+                self.assertTrue(r.ask("work").startswith("worked"))
+            finally:
+                r.kill()
 
     def test_static_binary(self):
         r = Running([program("attach_static")])
