@@ -160,7 +160,8 @@ int visit(dl_phdr_info* info, size_t, void* arg) {
             for (size_t i = 0; i < o.rel_count[t]; ++i) {
                 const ElfW(Rela)& r = o.rel[t][i];
                 if (ELF64_R_TYPE(r.r_info) != R_X86_64_JUMP_SLOT && match(w, o, r) < 0) continue;
-                const uintptr_t value = __atomic_load_n(reinterpret_cast<uintptr_t*>(o.base + r.r_offset), __ATOMIC_RELAXED);
+                const uintptr_t value =
+                    __atomic_load_n(reinterpret_cast<uintptr_t*>(o.base + r.r_offset), __ATOMIC_RELAXED);
                 // A weak function nobody defines stays 0 for good.
                 if (!value && ELF64_ST_BIND(o.symtab[ELF64_R_SYM(r.r_info)].st_info) == STB_WEAK) continue;
                 if (unrelocated(o, value)) {

@@ -64,12 +64,15 @@ int ptrace_scope() {
 
 std::string permission_line(int pid, int err) {
     const int scope = ptrace_scope();
-    if (scope == 3) return "kernel.yama.ptrace_scope is 3: no process may be traced on this machine (attach needs ptrace)";
+    if (scope == 3)
+        return "kernel.yama.ptrace_scope is 3: no process may be traced on this machine (attach needs ptrace)";
     if (scope >= 1)
         return fmt::format("cannot trace {}: {} (kernel.yama.ptrace_scope is {}; attach needs CAP_SYS_PTRACE, e.g. "
                            "root, or ptrace_scope 0)",
                            pid, std::strerror(err), scope);
-    return fmt::format("cannot trace {}: {} (another user's process? attach needs the same user, or CAP_SYS_PTRACE as root has)", pid,
+    return fmt::format("cannot trace {}: {} (another user's process? attach needs the same user, or "
+                       "CAP_SYS_PTRACE as root has)",
+                       pid,
                        std::strerror(err));
 }
 
@@ -342,7 +345,8 @@ uint64_t call(int pid, const Stopped& s, uint64_t fn, const std::string& text, u
     uint64_t sp = (s.saved.rsp - 128 - 256) & ~uint64_t{15};  // below the red zone, with room
     if (!text.empty()) {
         sp = (sp - text.size() - 1) & ~uint64_t{15};
-        if (!write_memory(pid, sp, text.c_str(), text.size() + 1)) fail(fmt::format("cannot write into {}'s stack", pid));
+        if (!write_memory(pid, sp, text.c_str(), text.size() + 1))
+            fail(fmt::format("cannot write into {}'s stack", pid));
         a0 = sp;
         sp -= 64;
     }
@@ -409,7 +413,9 @@ Target inspect(int pid, bool need_libc) {
         if (!libc) {
             char exe[PATH_MAX] = {};
             (void)!readlink(fmt::format("/proc/{}/exe", pid).c_str(), exe, sizeof exe - 1);
-            if (go) fail(fmt::format("process {} ({}) is a Go program without libc: attach needs glibc's dlopen", pid, exe));
+            if (go)
+                fail(fmt::format("process {} ({}) is a Go program without libc: attach needs glibc's dlopen", pid,
+                                 exe));
             fail(fmt::format("process {} ({}) has no libc.so.6 (statically linked?): attach needs glibc's dlopen", pid,
                              exe));
         }
@@ -481,7 +487,9 @@ int attach(int pid) {
     if (t.agent_base) {
         // Loaded before and detached since: start counting again.
         const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_attach"), "", 0, nullptr));
-        if (rc < 0) fail(fmt::format("the agent in {} refused to attach again (preloaded, or its publisher still runs)", pid));
+        if (rc < 0)
+            fail(fmt::format("the agent in {} refused to attach again (preloaded, or its publisher still runs)",
+                             pid));
     } else {
         char real[PATH_MAX];
         const std::string agent = find_agent();
@@ -501,7 +509,8 @@ int detach(int pid) {
     Target t = inspect(pid, false);
     if (!t.agent_base) fail(fmt::format("the agent is not loaded in process {}: nothing to detach", pid));
     if (segment_of(pid) == Segment::kPreloaded)
-        fail(fmt::format("process {} runs the agent preloaded (LD_PRELOAD): detach applies to attached processes", pid));
+        fail(fmt::format("process {} runs the agent preloaded (LD_PRELOAD): detach applies to attached processes",
+                         pid));
     const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_detach"), "", 0, nullptr));
     if (rc < 0) fail(fmt::format("process {} runs the agent preloaded: detach applies to attached processes", pid));
     if (rc == 0) {
@@ -521,7 +530,8 @@ void add_attach_commands(CLI::App& app, int& status) {
     auto* a = app.add_subcommand("attach", "Load the agent into a running process (ptrace, no restart) and publish");
     a->add_option("pid", attach_pid, "Process id")->required();
     a->callback([&status] { status = attach(attach_pid); });
-    auto* d = app.add_subcommand("detach", "Stop counting in an attached process, restore its calls, remove its segment");
+    auto* d =
+        app.add_subcommand("detach", "Stop counting in an attached process, restore its calls, remove its segment");
     d->add_option("pid", detach_pid, "Process id")->required();
     d->callback([&status] { status = detach(detach_pid); });
 }
