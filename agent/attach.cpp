@@ -75,8 +75,18 @@ extern "C" {
 [[gnu::visibility("hidden")]] void* gometrics_attach_dlopen(const char*, int);
 }
 
-// Flags a rescan and jumps to dlopen, whose caller is then still the
-// program's code (dlopen finds the caller's RUNPATH and $ORIGIN from it).
+extern "C" {
+[[gnu::visibility("hidden")]] bool gometrics_attach_by_path(const char* file) noexcept {
+    return file && __builtin_strchr(file, '/');
+}
+[[gnu::visibility("hidden")]] void* gometrics_attach_dlopen_then_scan(const char* file, int mode) noexcept;
+}
+
+// dlopen finds the caller's RUNPATH from its return address: a bare name
+// is passed on by a jump, so the caller stays the program's code, with a
+// rescan flagged for the next allocation of any thread. A path (what
+// plugins and Python's extension modules give) needs no search: it is
+// called from here, and the new objects are redirected before it returns.
 asm(R"(
     .text
     .p2align 4
@@ -84,6 +94,15 @@ asm(R"(
     .hidden gometrics_attach_dlopen
     .type gometrics_attach_dlopen, @function
 gometrics_attach_dlopen:
+    push %rdi
+    push %rsi
+    sub $8, %rsp
+    call gometrics_attach_by_path
+    add $8, %rsp
+    pop %rsi
+    pop %rdi
+    test %al, %al
+    jnz gometrics_attach_dlopen_then_scan
     movb $1, gometrics_attach_rescan(%rip)
     lock addl $1, gometrics_attach_generation(%rip)
     jmp *gometrics_attach_real_dlopen(%rip)
@@ -198,10 +217,40 @@ void rescan() noexcept {
     unlock_scan();
 }
 
+}  // namespace
+
+void rescan_from_dlopen() noexcept {
+    // Waits for a scan under way: the objects this dlopen brought must be
+    // redirected before it returns.
+    if (!lock_scan(true)) return;
+    if (g_active.load(std::memory_order_acquire)) scan_locked();
+    unlock_scan();
+}
+
+namespace {
+
 int count_adds(dl_phdr_info* info, size_t, void* out) {
     *static_cast<unsigned long long*>(out) = info->dlpi_adds;
     return 1;
 }
+
+}  // namespace
+}  // namespace gometrics::agent::attach
+
+extern "C" void* gometrics_attach_dlopen_then_scan(const char* file, int mode) noexcept {
+    using Dlopen = void* (*)(const char*, int);
+    void* h = reinterpret_cast<Dlopen>(gometrics_attach_real_dlopen)(file, mode);
+    if (h) {
+        const int saved_errno = errno;
+        __atomic_store_n(&gometrics_attach_rescan, uint8_t{1}, __ATOMIC_RELEASE);
+        gometrics::agent::attach::rescan_from_dlopen();
+        errno = saved_errno;
+    }
+    return h;
+}
+
+namespace gometrics::agent::attach {
+namespace {
 
 // ---- The calling thread catches up with an attach, a detach or a dlopen.
 [[gnu::noinline, gnu::cold]] void catch_up_slow(bool may_scan) noexcept {

@@ -24,6 +24,9 @@ void begin() noexcept;
 // Attached now (the GOT entries point at the agent).
 bool active() noexcept;
 
+// After a dlopen by path (attach.cpp's trampoline): redirects what it loaded.
+void rescan_from_dlopen() noexcept;
+
 // Detached: the destructor has nothing left to publish.
 bool detached() noexcept;
 

@@ -244,6 +244,24 @@ class Attach(unittest.TestCase):
         finally:
             r.kill()
 
+    def test_objects_loaded_after_the_attach_are_counted(self):
+        plugin = program("libattach_plugin.so")
+        r = Running([program("attach_target")])
+        try:
+            attach(r.pid)
+            self.assertEqual(r.ask(f"plugin {plugin} 300"), "plugged 300")
+            values, _ = heap(r.pid)
+            self.assertEqual(values[:3], [300, 0, 300], "the dlopen'd library's mallocs were not redirected")
+            self.assertEqual(r.ask("unplug"), "unplugged")
+            self.assertEqual(heap(r.pid)[0][:3], [300, 300, 0])
+            detach(r.pid)
+            self.assertEqual(r.ask(f"plugin {plugin} 5"), "plugged 5")  # restored too: nothing counts
+            self.assertEqual(r.ask("unplug"), "unplugged")
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
     def test_fork_after_attach_gives_the_child_its_segment(self):
         r = Running([program("attach_target")])
         child = None

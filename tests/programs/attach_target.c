@@ -7,8 +7,11 @@
             holds from this command (malloc_usable_size).
      free   frees everything "work" kept.
      fork   forks a child that makes 10 mallocs, prints its pid and waits.
+     plugin PATH N   dlopens PATH and has it make N mallocs (attach_plugin.c).
+     unplug          has it free them.
      quit   exits 0.
    Output goes through write(): stdio would allocate inside libc. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -20,6 +23,7 @@
 static void* volatile old_blocks[500];
 static void* volatile kept[2000];
 static int nkept, old_done;
+static void (*plugin_free)(void);
 
 static void say(const char* s) {
     size_t n = strlen(s);
@@ -51,7 +55,7 @@ static int read_line(char* buf, size_t cap) {
 static void keep(void* p) { kept[nkept++] = p; }
 
 int main(void) {
-    char line[64], out[128];
+    char line[4200], out[128];
     for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
     snprintf(out, sizeof out, "ready %d\n", (int)getpid());
     say(out);
@@ -94,6 +98,17 @@ int main(void) {
                 say(out);
                 for (;;) pause();
             }
+        } else if (!strncmp(line, "plugin ", 7)) {
+            char path[4096];
+            int n = 0;
+            void* h = sscanf(line + 7, "%4095s %d", path, &n) == 2 ? dlopen(path, RTLD_NOW) : NULL;
+            int (*alloc)(int) = h ? (int (*)(int))dlsym(h, "attach_plugin_alloc") : NULL;
+            plugin_free = h ? (void (*)(void))dlsym(h, "attach_plugin_free") : NULL;
+            snprintf(out, sizeof out, "plugged %d\n", alloc && plugin_free ? alloc(n) : -1);
+            say(out);
+        } else if (!strcmp(line, "unplug")) {
+            if (plugin_free) plugin_free();
+            say("unplugged\n");
         } else if (!strcmp(line, "quit")) {
             say("bye\n");
             return 0;
