@@ -441,6 +441,19 @@ std::string libc_path(const Target& t) {
 
 // Calls `fn` in the target and returns its result; the thread is released.
 uint64_t call_in(const Target& t, uint64_t fn, const std::string& text, uint64_t a1, std::string* error) {
+    // Ctrl-C while the thread runs the call would detach it (the kernel lets
+    // go of a dead tracer's tracees) with nobody to catch its return to 0:
+    // the terminal's signals wait until it is released.
+    struct Held {
+        sigset_t old;
+        Held() {
+            sigset_t s;
+            sigemptyset(&s);
+            for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP}) sigaddset(&s, sig);
+            sigprocmask(SIG_BLOCK, &s, &old);
+        }
+        ~Held() { sigprocmask(SIG_SETMASK, &old, nullptr); }
+    } held;
     const Ranges ranges = risky_code(t.maps, t.agent_mapped);
     const Stopped s = stop_safely(t.pid, ranges, std::chrono::milliseconds(3000));
     uint64_t rv = 0;
