@@ -1,5 +1,6 @@
 // Start-up, fork and exit of the agent in the host process.
 #include "agent.h"
+#include "attach.h"
 
 #include <dlfcn.h>
 #include <pthread.h>
@@ -56,6 +57,7 @@ void restart_after_fork() noexcept {
     if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed) && !collect::confined_now()) {
         detail::g_start_time_ns = realtime_ns();
         publisher_start();
+        if (attach::active()) publisher_mark_attached();  // a child of an attached process counts as attached
     }
 }
 
@@ -78,24 +80,30 @@ void on_fork_child() {
 
 using namespace gometrics::agent;
 
-static void start_under_guard();
+static void start_under_guard(bool late);
 
 [[gnu::constructor]] static void gometrics_start() {
+    // Loaded into a running process by `gometrics-cli attach` (attach.cpp):
+    // the hooks are reached only once the GOT entries point at them, the
+    // publisher thread starts at once, and the program's signal actions are
+    // left alone.
+    const bool late = attach::loaded_late();
     Guard guard;
-    start_under_guard();
+    start_under_guard(late);
     adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment
-    publisher_begin(!__libc_single_threaded);
-    crash_install();
+    if (late) attach::begin();
+    publisher_begin(late || !__libc_single_threaded);
+    if (!late) crash_install();
 }
 
-static void start_under_guard() {
+static void start_under_guard(bool late) {
     (void)real();
-    switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
+    if (!late) switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
     detail::g_start_time_ns = realtime_ns();
     (void)config();  // the environment, parsed now if no hook needed it before
     trace_configure();
     if (trace_enabled()) detail::g_config.eager_publisher = true;  // a line per interval needs the thread
-    detail::g_interposed = detect_interposition();
+    detail::g_interposed = late ? attach::prepare() : detect_interposition();
     if (!detail::g_interposed)
         log::once(g_said_not_interposed,
                   {"malloc is not interposed (",
@@ -105,6 +113,9 @@ static void start_under_guard() {
     detail::g_restart_hook = restart_after_fork;
     pthread_atfork(slots_before_fork, slots_after_fork_parent, on_fork_child);
     publisher_create();
+    if (late) publisher_mark_attached();
 }
 
-[[gnu::destructor]] static void gometrics_stop() { publisher_shutdown(); }
+[[gnu::destructor]] static void gometrics_stop() {
+    if (!attach::detached()) publisher_shutdown();
+}

@@ -439,6 +439,14 @@ size_t forget(void* p) noexcept {
     return 0;
 }
 
+void forget_all() noexcept {
+    if (g_state.load(std::memory_order_acquire) != 2 || !g_live) return;
+    for (uint32_t i = 0; i < (1u << kLiveBits); ++i) {
+        const uintptr_t cur = g_live[i].ptr.load(std::memory_order_acquire);
+        if (cur > kTombstone) (void)forget(reinterpret_cast<void*>(cur));
+    }
+}
+
 void sample_contention(uint64_t wait_ns) noexcept {
     const Config& c = config();
     // Each contention with probability 1 / fraction, as Go's mutex profile

@@ -515,6 +515,44 @@ bool publisher_before_uid_drop(uid_t uid) noexcept {
     return err == 0;
 }
 
+void publisher_mark_attached() noexcept {
+    if (g_state) g_state->writer.set_state(layout::kStateAttached, true);
+}
+
+void publisher_detach() noexcept {
+    publisher_shutdown();
+    if (g_state && g_state->thread_started) {
+        // The thread was still in a snapshot after shutdown's wait (under
+        // heavy allocation its allocator statistics wait for every arena's
+        // lock): a detach waits longer, then removes the segment itself.
+        SignalsHeld held;
+        Guard guard;
+        State& st = *g_state;
+        timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 10;
+        if (pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0) {
+            st.thread_started = false;
+            if (!g_computing.exchange(true, std::memory_order_acquire)) {
+                st.writer.set_state(layout::kStatePublisherRunning, false);
+                st.writer.set_state(layout::kStateExited, true);
+                st.writer.unlink(g_shm_dir.fd());
+            }
+        }
+    }
+    if (g_state) g_state->writer.close_file();
+    g_shm_dir.close();
+    collect::drop_files_after_fork();
+}
+
+bool publisher_rearm() noexcept {
+    if (g_state && g_state->thread_started) return false;
+    g_stop.store(false, std::memory_order_relaxed);
+    g_lazy.store(0, std::memory_order_relaxed);
+    g_computing.store(false, std::memory_order_release);
+    return true;
+}
+
 void publisher_forget_after_fork() noexcept {
     g_lazy.store(0, std::memory_order_relaxed);
     g_computing.store(false, std::memory_order_relaxed);  // the parent's thread may have held it

@@ -53,4 +53,14 @@ bool publisher_before_uid_drop(uid_t uid) noexcept;
 // and thread; publisher_start() runs again at the child's first counted call.
 void publisher_forget_after_fork() noexcept;
 
+// An attached agent (attach.cpp). The segment says it was attached (and
+// its start time is the attach's).
+void publisher_mark_attached() noexcept;
+// Detach: publisher_shutdown(), then the descriptors the agent kept are
+// closed; the mappings stay (threads may still count in their slots there).
+void publisher_detach() noexcept;
+// Before publisher_create() again after a detach: false when the publisher
+// thread of the last attach never stopped (there must never be two writers).
+bool publisher_rearm() noexcept;
+
 }  // namespace gometrics::agent

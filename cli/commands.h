@@ -15,6 +15,7 @@ void add_exec_command(CLI::App& app, int& status);      // exec
 void add_report_commands(CLI::App& app, int& status);   // check, diff
 void add_watch_command(CLI::App& app, int& status);     // watch
 void add_profile_commands(CLI::App& app, int& status);  // profile
+void add_attach_commands(CLI::App& app, int& status);   // attach, detach
 
 // `profile KIND --from-report REPORT -o OUTPUT`, for `exec --profile
 // KIND=FILE`: converts the GOMETRICS_PROFILE_REPORT an exited process wrote

@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
         {{"ps", "gc"}, add_ps_commands},         {{"list", "read", "dump"}, add_metric_commands},
         {{"serve"}, add_serve_command},          {{"watch"}, add_watch_command},
         {{"exec"}, add_exec_command},            {{"check", "diff"}, add_report_commands},
-        {{"profile"}, add_profile_commands},
+        {{"profile"}, add_profile_commands},     {{"attach", "detach"}, add_attach_commands},
     };
     const std::string_view first = argc > 1 ? argv[1] : "";
     const Group* only = nullptr;

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent_facts.h"
 #include "catalog.h"
 #include "dirwalk.h"
 #include "kept_file.h"
@@ -62,6 +63,8 @@ void uptime(const Snapshot& s, uint64_t* out) {
     put_f64(out, st.ok && up > 0 ? up : 0);
 }
 
+void attached_at(const Snapshot&, uint64_t* out) { put_f64(out, double(agent::attach_time_ns()) * 1e-9); }
+
 using layout::kKindFloat64;
 using layout::kKindUint64;
 
@@ -71,6 +74,10 @@ constexpr Metric kProcess[] = {
      involuntary},
     {"/process/ctxswitches/voluntary:switches", kKindUint64, true, kAggSum,
      "Times a thread of the process gave up the CPU by blocking (I/O, a lock, a sleep).", voluntary},
+    {"/process/attached-at:seconds", kKindFloat64, false, kAggNone,
+     "When gometrics-cli attach loaded the agent into the running process, in seconds since the Unix epoch: "
+     "cumulative metrics count from then. 0 when the agent was preloaded.",
+     attached_at},
     {"/process/faults/major:faults", kKindUint64, true, kAggSum,
      "Page faults of the process that needed I/O (reading a mapped file or swap).", major},
     {"/process/faults/minor:faults", kKindUint64, true, kAggSum,

@@ -62,6 +62,9 @@ enum State : uint32_t {
     // paths). A request is answered at the program's next allocations, on
     // its own thread; values folded from the live region are fresh anyway.
     kStatePublisherLazy = 1u << 3,
+    // The agent was attached to the running process (`gometrics-cli
+    // attach`): start_time_ns is the attach, cumulative values count from it.
+    kStateAttached = 1u << 4,
 };
 
 struct SegmentHeader {

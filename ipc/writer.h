@@ -84,6 +84,9 @@ public:
     // write its parent's segment); unlink() removes the name only (threads
     // that outlive the exit path still write their slots in the mapping).
     void abandon() noexcept;
+    // Closes the kept descriptor and keeps the mapping (a detached agent:
+    // threads may still count in their slots there).
+    void close_file() noexcept { file_.close(); }
     // shm_dir: a descriptor of /dev/shm, which still names it after the
     // program chroot()ed; -1 to go by the name.
     void unlink(int shm_dir = -1) noexcept;

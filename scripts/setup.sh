@@ -10,10 +10,12 @@ build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev lib
   nlohmann-json3-dev libcpp-httplib-dev zlib1g-dev libdw-dev valgrind python3)
 # The runtimes and allocators of the realapps suite are Debian's own: nodejs,
 # default-jdk-headless, libmimalloc2.0, libgoogle-perftools4 (tcmalloc),
-# libtcmalloc-minimal4, libjemalloc2; binutils gives readelf.
+# libtcmalloc-minimal4, libjemalloc2; binutils gives readelf. test_attach refuses
+# a static program (libc6-dev's libc.a), a Go one (golang-go), and runs the CLI
+# as another user (util-linux's setpriv).
 test_pkgs=(perl sqlite3 git redis-server redis-tools golang-go prometheus clang libclang-rt-14-dev tmux heaptrack
   ltrace libc-devtools procps python3-prometheus-client binutils nodejs default-jdk-headless libmimalloc2.0
-  libgoogle-perftools4 libtcmalloc-minimal4 libjemalloc2 systemd xz-utils util-linux)
+  libgoogle-perftools4 libtcmalloc-minimal4 libjemalloc2 systemd xz-utils util-linux libc6-dev)
 # scripts/bench.sh: the programs and allocators it measures under the agent,
 # and the alternatives it compares with (heaptrack, memusage, ltrace).
 bench_pkgs=(sqlite3 libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 heaptrack ltrace libc-devtools procps time)

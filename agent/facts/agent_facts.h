@@ -33,6 +33,10 @@ int publisher_tid() noexcept;
 // values buffer and segment, and the bootstrap arena (state.cpp).
 uint64_t own_bytes() noexcept;
 
+// CLOCK_REALTIME when `gometrics-cli attach` loaded the agent into the
+// running process (or attached it again), 0 when it was preloaded.
+uint64_t attach_time_ns() noexcept;
+
 // Where the malloc the agent forwards to lives (the allocator that really
 // serves the program), for dladdr.
 void* real_malloc_address() noexcept;

@@ -1,0 +1,627 @@
+// The attached agent; see attach.h.
+//
+// The GOT entries point at the wrappers below, not at the hooks: the
+// wrappers keep what only an attached agent needs off the preloaded hot
+// path.
+// - Blocks allocated before the attach are freed after it. A bitmap with one
+//   bit per 16-byte granule of address space says which blocks the hooks
+//   counted: free counts a block only if its bit was set, and passes any
+//   other straight to libc's free; realloc of such a block counts only the
+//   new one. So live bytes and objects are those of the blocks allocated
+//   since the attach, exactly, and never negative. The bitmap is two-level
+//   (1 GiB regions, 16 MiB of bits each, reserved and touched only where the
+//   heap is), lock-free and async-signal-safe: an atomic or and and.
+// - A second attach after a detach counts from zero in a new segment: each
+//   thread's first call after it sees the epoch change and leaves its old
+//   slot (in the old, unlinked segment) for a new one.
+// - Objects loaded later: dlopen is redirected to a trampoline that flags a
+//   rescan and jumps on (so dlopen still sees the program as its caller);
+//   the next allocation by any thread redirects the new objects' entries.
+//   pthread_create also rescans when the loader's count of loaded objects
+//   moved (libc's own dlopens: NSS, iconv).
+// operator new and delete are not redirected: libstdc++'s reach malloc and
+// free through its own GOT, which is.
+#include "attach.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <link.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "agent.h"
+#include "clocks.h"
+#include "got.h"
+#include "heap_hooks.h"
+#include "layout.h"
+#include "profile.h"
+#include "publisher.h"
+#include "real.h"
+#include "slots.h"
+
+#define GOMETRICS_ATTACH_HOOKS(X) \
+    X(malloc)                     \
+    X(free)                       \
+    X(calloc)                     \
+    X(realloc)                    \
+    X(reallocarray)               \
+    X(posix_memalign)             \
+    X(aligned_alloc)              \
+    X(memalign)                   \
+    X(valloc)                     \
+    X(pvalloc)                    \
+    X(malloc_usable_size)         \
+    X(pthread_create)             \
+    X(pthread_mutex_lock)         \
+    X(pthread_mutex_timedlock)    \
+    X(pthread_mutex_clocklock)    \
+    X(pthread_rwlock_rdlock)      \
+    X(pthread_rwlock_wrlock)      \
+    X(pthread_rwlock_timedrdlock) \
+    X(pthread_rwlock_timedwrlock) \
+    X(pthread_rwlock_clockrdlock) \
+    X(pthread_rwlock_clockwrlock)
+
+// Read by the dlopen trampoline (assembly, below).
+extern "C" {
+[[gnu::visibility("hidden"), gnu::used]] constinit uint32_t gometrics_attach_generation = 1;
+[[gnu::visibility("hidden"), gnu::used]] constinit uint8_t gometrics_attach_rescan = 0;
+[[gnu::visibility("hidden"), gnu::used]] constinit void* gometrics_attach_real_dlopen = nullptr;
+[[gnu::visibility("hidden")]] void* gometrics_attach_dlopen(const char*, int);
+}
+
+extern "C" {
+[[gnu::visibility("hidden")]] bool gometrics_attach_by_path(const char* file) noexcept {
+    return file && __builtin_strchr(file, '/');
+}
+[[gnu::visibility("hidden")]] void* gometrics_attach_dlopen_then_scan(const char* file, int mode) noexcept;
+}
+
+// dlopen finds the caller's RUNPATH from its return address: a bare name
+// is passed on by a jump, so the caller stays the program's code, with a
+// rescan flagged for the next allocation of any thread. A path (what
+// plugins and Python's extension modules give) needs no search: it is
+// called from here, and the new objects are redirected before it returns.
+asm(R"(
+    .text
+    .p2align 4
+    .globl gometrics_attach_dlopen
+    .hidden gometrics_attach_dlopen
+    .type gometrics_attach_dlopen, @function
+gometrics_attach_dlopen:
+    push %rdi
+    push %rsi
+    sub $8, %rsp
+    call gometrics_attach_by_path
+    add $8, %rsp
+    pop %rsi
+    pop %rdi
+    test %al, %al
+    jnz gometrics_attach_dlopen_then_scan
+    movb $1, gometrics_attach_rescan(%rip)
+    lock addl $1, gometrics_attach_generation(%rip)
+    jmp *gometrics_attach_real_dlopen(%rip)
+    .size gometrics_attach_dlopen, .-gometrics_attach_dlopen
+)");
+
+namespace gometrics::agent::attach {
+namespace {
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+struct Hooks {
+#define GOMETRICS_HOOK_MEMBER(name) decltype(&::name) name;
+    GOMETRICS_ATTACH_HOOKS(GOMETRICS_HOOK_MEMBER)
+#undef GOMETRICS_HOOK_MEMBER
+};
+#pragma GCC diagnostic pop
+
+constinit Hooks g_hook{};     // the agent's own exported hooks
+constinit Hooks g_libc{};     // what the program's calls reached before (restore's fallback)
+constinit bool g_late = false;
+constinit bool g_malloc_family = false;  // the program's malloc is libc's: take it over
+constinit std::atomic<bool> g_active{false};
+constinit std::atomic<bool> g_detached{false};
+constinit std::atomic<bool> g_scanning{false};
+constinit std::atomic<uint32_t> g_epoch{1};
+constinit uintptr_t g_self = 0;
+constinit unsigned long long g_adds = 0;  // the loader's count of objects added, at the last scan
+
+__thread uint32_t tls_generation [[gnu::tls_model("initial-exec")]] = 0;
+__thread uint32_t tls_epoch [[gnu::tls_model("initial-exec")]] = 0;
+
+// ---- The bitmap of counted blocks.
+// 16-byte granules for glibc's blocks (16-aligned); 8 for an allocator
+// whose smallest blocks are 8 bytes apart. The leaves are sized for 8.
+constexpr unsigned kRegionShift = 30, kAddressBits = 47;
+constinit unsigned g_granule_shift = 4;
+constexpr size_t kRegions = size_t{1} << (kAddressBits - kRegionShift);
+constexpr size_t kLeafBytes = (size_t{1} << (kRegionShift - 3)) / 8;
+constinit std::atomic<uint64_t*>* g_dir = nullptr;
+
+uint64_t* leaf(uintptr_t a, bool create) noexcept {
+    const uintptr_t r = a >> kRegionShift;
+    if (r >= kRegions) return nullptr;
+    uint64_t* l = g_dir[r].load(std::memory_order_acquire);
+    if (l || !create) [[likely]]
+        return l;
+    const int saved_errno = errno;  // the wrapper's errno is the real call's
+    void* m = mmap(nullptr, kLeafBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved_errno;
+    if (m == MAP_FAILED) return nullptr;
+    uint64_t* expected = nullptr;
+    if (!g_dir[r].compare_exchange_strong(expected, static_cast<uint64_t*>(m), std::memory_order_acq_rel)) {
+        munmap(m, kLeafBytes);
+        return expected;
+    }
+    return static_cast<uint64_t*>(m);
+}
+
+[[gnu::always_inline]] inline size_t granule(uintptr_t a) noexcept {
+    return (a & ((uintptr_t{1} << kRegionShift) - 1)) >> g_granule_shift;
+}
+
+void mark(void* p) noexcept {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    if (uint64_t* l = leaf(a, true)) [[likely]]
+        __atomic_fetch_or(&l[granule(a) >> 6], uint64_t{1} << (granule(a) & 63), __ATOMIC_RELAXED);
+}
+
+// Whether p was counted; forgets it.
+bool unmark(void* p) noexcept {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    uint64_t* l = leaf(a, false);
+    if (!l) return false;
+    const uint64_t bit = uint64_t{1} << (granule(a) & 63);
+    uint64_t& w = l[granule(a) >> 6];
+    if (!(__atomic_load_n(&w, __ATOMIC_RELAXED) & bit)) return false;
+    return __atomic_fetch_and(&w, ~bit, __ATOMIC_RELAXED) & bit;
+}
+
+void clear_bitmap() noexcept {
+    for (size_t r = 0; r < kRegions; ++r)
+        if (uint64_t* l = g_dir[r].load(std::memory_order_acquire)) madvise(l, kLeafBytes, MADV_DONTNEED);
+}
+
+// ---- Redirection.
+got::Redirect g_table[32];
+size_t g_table_size = 0;
+
+void scan_locked() noexcept {
+    __atomic_store_n(&gometrics_attach_rescan, uint8_t{0}, __ATOMIC_RELAXED);
+    if (!got::redirect(g_table, g_table_size, g_self)) {
+        // An object still being relocated: the next call looks again.
+        __atomic_store_n(&gometrics_attach_rescan, uint8_t{1}, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);
+    }
+}
+
+bool lock_scan(bool wait) noexcept {
+    while (g_scanning.exchange(true, std::memory_order_acquire)) {
+        if (!wait) return false;
+        const timespec ms{0, 1000000};
+        nanosleep(&ms, nullptr);
+    }
+    return true;
+}
+void unlock_scan() noexcept { g_scanning.store(false, std::memory_order_release); }
+
+void rescan() noexcept {
+    if (!lock_scan(false)) return;  // another thread is at it
+    if (g_active.load(std::memory_order_acquire)) scan_locked();
+    unlock_scan();
+}
+
+}  // namespace
+
+void rescan_from_dlopen() noexcept {
+    // Waits for a scan under way: the objects this dlopen brought must be
+    // redirected before it returns.
+    if (!lock_scan(true)) return;
+    if (g_active.load(std::memory_order_acquire)) scan_locked();
+    unlock_scan();
+}
+
+namespace {
+
+int count_adds(dl_phdr_info* info, size_t, void* out) {
+    *static_cast<unsigned long long*>(out) = info->dlpi_adds;
+    return 1;
+}
+
+}  // namespace
+}  // namespace gometrics::agent::attach
+
+extern "C" void* gometrics_attach_dlopen_then_scan(const char* file, int mode) noexcept {
+    using Dlopen = void* (*)(const char*, int);
+    void* h = reinterpret_cast<Dlopen>(gometrics_attach_real_dlopen)(file, mode);
+    if (h) {
+        const int saved_errno = errno;
+        __atomic_store_n(&gometrics_attach_rescan, uint8_t{1}, __ATOMIC_RELEASE);
+        gometrics::agent::attach::rescan_from_dlopen();
+        errno = saved_errno;
+    }
+    return h;
+}
+
+namespace gometrics::agent::attach {
+namespace {
+
+// ---- The calling thread catches up with an attach, a detach or a dlopen.
+[[gnu::noinline, gnu::cold]] void catch_up_slow(bool may_scan) noexcept {
+    const int saved_errno = errno;
+    const uint32_t gen = __atomic_load_n(&gometrics_attach_generation, __ATOMIC_ACQUIRE);
+    const uint32_t epoch = g_epoch.load(std::memory_order_acquire);
+    if (tls_epoch != epoch) {
+        // A slot of an earlier attach lives in that attach's segment: take
+        // a new one at the next counted call.
+        const auto m = reinterpret_cast<uintptr_t>(detail::tls_slot);
+        if (m > detail::kMaxMarker || m == detail::kSlowSlot) {
+            detail::tls_slot = detail::marker(detail::kNoSlot);
+            detail::tls_slow_slot = nullptr;
+        }
+        tls_epoch = epoch;
+    }
+    if (may_scan) {
+        tls_generation = gen;
+        if (__atomic_load_n(&gometrics_attach_rescan, __ATOMIC_ACQUIRE)) rescan();
+    }
+    errno = saved_errno;
+}
+
+[[gnu::always_inline]] inline void catch_up() noexcept {
+    if (tls_generation != __atomic_load_n(&gometrics_attach_generation, __ATOMIC_RELAXED)) [[unlikely]]
+        catch_up_slow(true);
+}
+// Lock wrappers only follow the epoch: a rescan takes the loader's lock,
+// which they must not wait for while the program may hold its own.
+[[gnu::always_inline]] inline void catch_up_epoch() noexcept {
+    if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
+        catch_up_slow(false);
+}
+
+// The hooks leave the agent's own allocations uncounted: so must the bitmap.
+[[gnu::always_inline]] inline bool agent_thread() noexcept {
+    return detail::tls_slot == detail::marker(detail::kAgentThread);
+}
+
+[[gnu::always_inline]] inline void* counted(void* p) noexcept {
+    if (p && !agent_thread()) [[likely]]
+        mark(p);
+    return p;
+}
+
+// ---- The wrappers the GOT entries point at.
+void* w_malloc(size_t n) noexcept {
+    catch_up();
+    return counted(g_hook.malloc(n));
+}
+
+void* w_calloc(size_t n, size_t size) noexcept {
+    catch_up();
+    return counted(g_hook.calloc(n, size));
+}
+
+void w_free(void* p) noexcept {
+    catch_up();
+    if (!p) return;
+    if (unmark(p)) return g_hook.free(p);
+    // Allocated before the attach (or by the agent): not ours to count. A
+    // heap sample of an earlier attach is forgotten all the same.
+    if (profile::maybe_sampled(p)) [[unlikely]]
+        (void)profile::forget(p);
+    real().free(p);
+}
+
+void* w_realloc(void* p, size_t n) noexcept {
+    catch_up();
+    if (!p) return counted(g_hook.realloc(p, n));
+    if (unmark(p)) {
+        void* q = g_hook.realloc(p, n);
+        if (q) return counted(q);
+        if (n) mark(p);  // failed: p lives on (realloc(p, 0) freed it)
+        return q;
+    }
+    // A block from before the attach: its old size was never counted, the
+    // new block is.
+    void* q = real().realloc(p, n);
+    if (q && !agent_thread()) {
+        q = count_allocation(q);
+        mark(q);
+    }
+    return q;
+}
+
+void* w_reallocarray(void* p, size_t n, size_t size) noexcept {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return nullptr;
+    }
+    return w_realloc(p, total);
+}
+
+int w_posix_memalign(void** out, size_t align, size_t n) noexcept {
+    catch_up();
+    const int rc = g_hook.posix_memalign(out, align, n);
+    if (rc == 0) counted(*out);
+    return rc;
+}
+
+void* w_aligned_alloc(size_t align, size_t n) noexcept {
+    catch_up();
+    return counted(g_hook.aligned_alloc(align, n));
+}
+
+void* w_memalign(size_t align, size_t n) noexcept {
+    catch_up();
+    return counted(g_hook.memalign(align, n));
+}
+
+void* w_valloc(size_t n) noexcept {
+    catch_up();
+    return counted(g_hook.valloc(n));
+}
+
+void* w_pvalloc(size_t n) noexcept {
+    catch_up();
+    return counted(g_hook.pvalloc(n));
+}
+
+size_t w_malloc_usable_size(void* p) noexcept { return g_hook.malloc_usable_size(p); }
+
+int w_pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*routine)(void*), void* arg) noexcept {
+    catch_up();
+    // Objects libc loaded itself (NSS, iconv) show in the loader's count.
+    unsigned long long adds = 0;
+    dl_iterate_phdr(count_adds, &adds);
+    if (adds != __atomic_load_n(&g_adds, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&g_adds, adds, __ATOMIC_RELAXED);
+        __atomic_store_n(&gometrics_attach_rescan, uint8_t{1}, __ATOMIC_RELEASE);
+        rescan();
+    }
+    return g_hook.pthread_create(t, attr, routine, arg);
+}
+
+int w_pthread_mutex_lock(pthread_mutex_t* m) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_mutex_lock(m);
+}
+int w_pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* t) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_mutex_timedlock(m, t);
+}
+int w_pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t c, const timespec* t) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_mutex_clocklock(m, c, t);
+}
+int w_pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_rwlock_rdlock(l);
+}
+int w_pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_rwlock_wrlock(l);
+}
+int w_pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* t) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_rwlock_timedrdlock(l, t);
+}
+int w_pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* t) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_rwlock_timedwrlock(l, t);
+}
+int w_pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t c, const timespec* t) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_rwlock_clockrdlock(l, c, t);
+}
+int w_pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t c, const timespec* t) noexcept {
+    catch_up_epoch();
+    return g_hook.pthread_rwlock_clockwrlock(l, c, t);
+}
+
+int find_libc(dl_phdr_info* info, size_t, void* out) {
+    auto* r = static_cast<int*>(out);  // r[0]: index now, r[1]: libc's, r[2]: ours
+    if (info->dlpi_name && std::strstr(info->dlpi_name, "/libc.so.6") && r[1] < 0) r[1] = r[0];
+    if (info->dlpi_addr == g_self) r[2] = r[0];
+    ++r[0];
+    return 0;
+}
+
+uintptr_t self_base() noexcept {
+    Dl_info info{};
+    if (!dladdr(reinterpret_cast<void*>(&self_base), &info)) return 0;
+    return reinterpret_cast<uintptr_t>(info.dli_fbase);
+}
+
+// Whether `name`, as the program binds it, is libc's: its definition in
+// libc, or the executable's canonical PLT entry (an undefined symbol with an
+// address, in a non-PIE program that takes the function's address).
+bool bound_to_libc(const char* name) noexcept {
+    void* def = dlsym(RTLD_DEFAULT, name);
+    Dl_info info{};
+    void* entry = nullptr;
+    if (!def || !dladdr1(def, &info, &entry, RTLD_DL_SYMENT)) return false;
+    const auto* sym = static_cast<const ElfW(Sym)*>(entry);
+    if (info.dli_fname && std::strstr(info.dli_fname, "/libc.so.6")) return true;
+    return sym && sym->st_shndx == SHN_UNDEF;
+}
+
+// The program's malloc family comes from a shared library of its own
+// (redis with libjemalloc, a program linked with tcmalloc): the hooks
+// forward to it, as they do when such a library is preloaded after the
+// agent, and count with its malloc_usable_size. An allocator linked into
+// the executable itself is left alone (as under LD_PRELOAD).
+bool adopt_library_allocator() noexcept {
+    Dl_info info{};
+    void* def = dlsym(RTLD_DEFAULT, "malloc");
+    if (!def || !dladdr(def, &info) || !info.dli_fname || !std::strstr(info.dli_fname, ".so")) return false;
+    if (info.dli_fbase == reinterpret_cast<void*>(g_self)) return false;
+    Dl_info other{};
+    for (void* f : {reinterpret_cast<void*>(g_libc.free), reinterpret_cast<void*>(g_libc.realloc),
+                    reinterpret_cast<void*>(g_libc.calloc), reinterpret_cast<void*>(g_libc.malloc_usable_size)})
+        if (!f || !dladdr(f, &other) || other.dli_fbase != info.dli_fbase) return false;  // one allocator, whole
+    RealFunctions& r = detail::g_real;
+#define GOMETRICS_ADOPT(name) \
+    if (g_libc.name) __atomic_store_n(&r.name, g_libc.name, __ATOMIC_RELEASE);
+    GOMETRICS_ADOPT(malloc)
+    GOMETRICS_ADOPT(free)
+    GOMETRICS_ADOPT(calloc)
+    GOMETRICS_ADOPT(realloc)
+    GOMETRICS_ADOPT(posix_memalign)
+    GOMETRICS_ADOPT(aligned_alloc)
+    GOMETRICS_ADOPT(memalign)
+    GOMETRICS_ADOPT(valloc)
+    GOMETRICS_ADOPT(pvalloc)
+    GOMETRICS_ADOPT(malloc_usable_size)
+#undef GOMETRICS_ADOPT
+    detail::g_glibc_chunks = false;  // its blocks have no glibc header: sizes are asked
+    g_granule_shift = 3;             // and may be 8 bytes apart
+    return true;
+}
+
+void build_table() noexcept {
+    g_table_size = 0;
+    auto add = [](const char* name, void* to, void* fallback) {
+        if (to && fallback) g_table[g_table_size++] = {name, to, fallback};
+    };
+    auto v = [](auto f) { return reinterpret_cast<void*>(f); };
+    if (g_malloc_family) {
+        add("malloc", v(w_malloc), v(g_libc.malloc));
+        add("free", v(w_free), v(g_libc.free));
+        add("calloc", v(w_calloc), v(g_libc.calloc));
+        add("realloc", v(w_realloc), v(g_libc.realloc));
+        add("reallocarray", v(w_reallocarray), v(g_libc.reallocarray));
+        add("posix_memalign", v(w_posix_memalign), v(g_libc.posix_memalign));
+        add("aligned_alloc", v(w_aligned_alloc), v(g_libc.aligned_alloc));
+        add("memalign", v(w_memalign), v(g_libc.memalign));
+        add("valloc", v(w_valloc), v(g_libc.valloc));
+        add("pvalloc", v(w_pvalloc), v(g_libc.pvalloc));
+        add("malloc_usable_size", v(w_malloc_usable_size), v(g_libc.malloc_usable_size));
+    }
+    add("pthread_create", v(w_pthread_create), v(g_libc.pthread_create));
+    add("pthread_mutex_lock", v(w_pthread_mutex_lock), v(g_libc.pthread_mutex_lock));
+    add("pthread_mutex_timedlock", v(w_pthread_mutex_timedlock), v(g_libc.pthread_mutex_timedlock));
+    add("pthread_mutex_clocklock", v(w_pthread_mutex_clocklock), v(g_libc.pthread_mutex_clocklock));
+    add("pthread_rwlock_rdlock", v(w_pthread_rwlock_rdlock), v(g_libc.pthread_rwlock_rdlock));
+    add("pthread_rwlock_wrlock", v(w_pthread_rwlock_wrlock), v(g_libc.pthread_rwlock_wrlock));
+    add("pthread_rwlock_timedrdlock", v(w_pthread_rwlock_timedrdlock), v(g_libc.pthread_rwlock_timedrdlock));
+    add("pthread_rwlock_timedwrlock", v(w_pthread_rwlock_timedwrlock), v(g_libc.pthread_rwlock_timedwrlock));
+    add("pthread_rwlock_clockrdlock", v(w_pthread_rwlock_clockrdlock), v(g_libc.pthread_rwlock_clockrdlock));
+    add("pthread_rwlock_clockwrlock", v(w_pthread_rwlock_clockwrlock), v(g_libc.pthread_rwlock_clockwrlock));
+    add("dlopen", v(gometrics_attach_dlopen), gometrics_attach_real_dlopen);
+}
+
+// Counts of private slots (beyond the segment's, the orphans, a forked
+// child's inheritance) start again from zero at a second attach.
+void zero_private_slots() noexcept {
+    for_each_private_slot([](const ThreadSlot& c) {
+        auto& s = const_cast<ThreadSlot&>(c);
+        constexpr size_t from = offsetof(ThreadSlot, other_bytes);
+        std::memset(reinterpret_cast<unsigned char*>(&s) + from, 0, sizeof(ThreadSlot) - from);
+    });
+}
+
+void redirect_now() noexcept {
+    lock_scan(true);
+    dl_iterate_phdr(count_adds, &g_adds);
+    g_active.store(true, std::memory_order_release);
+    scan_locked();
+    unlock_scan();
+}
+
+}  // namespace
+
+bool loaded_late() noexcept {
+    g_self = self_base();
+    int r[3] = {0, -1, -1};
+    dl_iterate_phdr(find_libc, r);
+    g_late = r[1] >= 0 && r[2] > r[1];
+    return g_late;
+}
+
+bool prepare() noexcept {
+    void* dir = mmap(nullptr, kRegions * sizeof(uint64_t*), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (dir == MAP_FAILED) return false;
+    g_dir = static_cast<std::atomic<uint64_t*>*>(dir);
+    Dl_info info{};
+    void* self = dladdr(reinterpret_cast<void*>(&self_base), &info) && info.dli_fname
+                     ? dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD)
+                     : nullptr;
+    if (!self) return false;
+#define GOMETRICS_FIND(name)                                                       \
+    g_hook.name = reinterpret_cast<decltype(g_hook.name)>(dlsym(self, #name));     \
+    g_libc.name = reinterpret_cast<decltype(g_libc.name)>(dlsym(RTLD_DEFAULT, #name));
+    GOMETRICS_ATTACH_HOOKS(GOMETRICS_FIND)
+#undef GOMETRICS_FIND
+    gometrics_attach_real_dlopen = dlsym(RTLD_DEFAULT, "dlopen");
+    g_malloc_family = bound_to_libc("malloc") && bound_to_libc("free");
+    if (!g_malloc_family) g_malloc_family = adopt_library_allocator();
+    build_table();
+    return g_malloc_family;
+}
+
+void begin() noexcept {
+    detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
+    redirect_now();
+}
+
+bool active() noexcept { return g_active.load(std::memory_order_acquire); }
+
+bool detached() noexcept { return g_detached.load(std::memory_order_acquire); }
+
+}  // namespace gometrics::agent::attach
+
+using namespace gometrics::agent;
+
+extern "C" int gometrics_attach() noexcept {
+    using namespace attach;
+    if (!g_late) return -1;  // preloaded: always counting
+    if (g_active.load(std::memory_order_acquire)) return 0;
+    Guard guard;
+    SignalsHeld held;
+    const int saved_errno = errno;
+    if (!publisher_rearm()) {
+        errno = saved_errno;
+        return -1;
+    }
+    clear_bitmap();
+    profile::forget_all();  // samples freed while detached would lend their sizes to new blocks
+    zero_private_slots();
+    g_epoch.fetch_add(1, std::memory_order_acq_rel);
+    __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);
+    detail::g_start_time_ns = gometrics::sys::clock_ns(CLOCK_REALTIME);
+    detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
+    g_detached.store(false, std::memory_order_release);
+    publisher_create();
+    publisher_mark_attached();
+    redirect_now();
+    publisher_begin(true);
+    errno = saved_errno;
+    return 1;
+}
+
+extern "C" int gometrics_detach() noexcept {
+    using namespace attach;
+    if (!g_late) return -1;
+    if (!g_active.load(std::memory_order_acquire)) return 0;
+    Guard guard;
+    SignalsHeld held;
+    const int saved_errno = errno;
+    lock_scan(true);
+    g_active.store(false, std::memory_order_release);
+    got::restore(g_table, g_table_size, g_self);
+    unlock_scan();
+    g_detached.store(true, std::memory_order_release);
+    // Threads still inside a wrapper finish there: the agent stays mapped
+    // (linked -z nodelete), and so does the old segment, where they count.
+    publisher_detach();
+    errno = saved_errno;
+    return 1;
+}

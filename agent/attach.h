@@ -1,0 +1,42 @@
+// The agent loaded into a process that was already running (`gometrics-cli
+// attach PID`, which makes one of its threads call dlopen): nothing binds to
+// the agent's hooks then, so other objects' GOT entries are pointed at them
+// (got.h), and pointed back at detach. See attach.cpp.
+#pragma once
+
+#pragma GCC visibility push(hidden)
+
+namespace gometrics::agent::attach {
+
+// The constructor's question: did the agent come after libc, by dlopen,
+// rather than by LD_PRELOAD or the program's own link?
+bool loaded_late() noexcept;
+
+// Attached start-up, in the constructor, under its Guard, before the segment
+// exists: finds the agent's own hooks and the functions they redirect from.
+// Returns whether the malloc family can be taken over (false: the program
+// has an allocator of its own, which we leave alone).
+bool prepare() noexcept;
+
+// After the segment exists: redirect. The process counts from here.
+void begin() noexcept;
+
+// Attached now (the GOT entries point at the agent).
+bool active() noexcept;
+
+// After a dlopen by path (attach.cpp's trampoline): redirects what it loaded.
+void rescan_from_dlopen() noexcept;
+
+// Detached: the destructor has nothing left to publish.
+bool detached() noexcept;
+
+}  // namespace gometrics::agent::attach
+
+#pragma GCC visibility pop
+
+// Called by `gometrics-cli attach` (a second attach, the agent being loaded
+// already) and `gometrics-cli detach`, in a thread of the process it stopped.
+// 1: done; 0: nothing to do (already attached, or not attached); -1: refused
+// (the agent was preloaded, or its publisher did not stop).
+extern "C" [[gnu::visibility("default")]] int gometrics_attach() noexcept;
+extern "C" [[gnu::visibility("default")]] int gometrics_detach() noexcept;

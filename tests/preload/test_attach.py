@@ -1,0 +1,394 @@
+"""gometrics-cli attach and detach on running programs that never saw
+LD_PRELOAD: exact counts from the attach, blocks from before it freed after
+it, a read() blocked at the attach that sees no EINTR, attach twice, detach
+and attach again, fork, many cycles under 8 busy threads, and each refusal
+with the target untouched. ptrace is required: run as root (CI, a fresh
+Debian root); a machine that forbids it fails here, loudly."""
+
+import ctypes
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import time
+import unittest
+
+import gmtest
+from gmtest import cli, dump, program
+
+HEAP = ["/gc/heap/allocs:objects", "/gc/heap/frees:objects", "/gc/heap/objects:objects", "/gc/heap/live:bytes"]
+K_STATE_ATTACHED = 1 << 4
+
+
+def plain_env():
+    return {k: v for k, v in os.environ.items() if not k.startswith("GOMETRICS_") and k != "LD_PRELOAD"}
+
+
+class Running:
+    """A program started without the agent, driven line by line on stdin."""
+
+    def __init__(self, cmd, extra_env=None):
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, bufsize=1, env=dict(plain_env(), **(extra_env or {})))
+        self.out = []
+        first = self.line()
+        if not first.startswith("ready"):
+            raise AssertionError(f"{cmd} did not start: {first!r} {self.proc.stderr.read()}")
+        self.pid = self.proc.pid
+
+    def line(self):
+        text = self.proc.stdout.readline()
+        self.out.append(text)
+        return text.strip()
+
+    def ask(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        return self.line()
+
+    def finish(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.out.append(self.proc.stdout.read())
+        return "".join(self.out), self.proc.stderr.read(), self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def agent_loaded(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return "libgometrics.so" in f.read()
+
+
+def header(pid):
+    """(start_time_ns, state) of the segment of pid."""
+    with open(f"/dev/shm/gometrics.{pid}", "rb") as f:
+        raw = f.read(100)
+    return struct.unpack_from("<Q", raw, 32)[0], struct.unpack_from("<I", raw, 96)[0]
+
+
+def attach(pid):
+    cp = cli("attach", pid, timeout=60)
+    if cp.returncode != 0:
+        raise AssertionError(f"attach {pid} failed ({cp.returncode}): {cp.stderr.strip()}")
+    return cp.stdout
+
+
+def detach(pid):
+    cp = cli("detach", pid, timeout=60)
+    if cp.returncode != 0:
+        raise AssertionError(f"detach {pid} failed ({cp.returncode}): {cp.stderr.strip()}")
+    return cp.stdout
+
+
+def heap(pid):
+    m = dump(pid)
+    return [m[k] for k in HEAP], m
+
+
+def assert_memory_classes(test, m):
+    """Every class is non-negative and the leaves add up to the total."""
+    paths = {k.split(":")[0]: k for k in m if k.startswith("/memory/classes/")}
+    leaves = [k for p, k in paths.items() if not any(q.startswith(p + "/") for q in paths) and
+              p != "/memory/classes/total"]
+    for k in leaves:
+        test.assertGreaterEqual(m[k], 0, k)
+    test.assertEqual(sum(m[k] for k in leaves), m["/memory/classes/total:bytes"])
+
+
+def masked(out, pid):
+    """The output without its pid and usable sizes: where realloc finds room
+    depends on the heap's layout, which any loaded library changes."""
+    return [line.split()[:1] for line in out.replace(str(pid), "PID").splitlines()]
+
+
+def twin_output(commands):
+    """The same program, never attached, given the same commands."""
+    r = Running([program("attach_target")])
+    for c in commands:
+        r.ask(c)
+    out, _, rc = r.finish()
+    return masked(out, r.pid), rc
+
+
+class Attach(unittest.TestCase):
+    def test_counts_from_the_attach_are_exact_and_output_unchanged(self):
+        commands = ["work", "work", "free", "quit"]
+        r = Running([program("attach_target")])
+        try:
+            before = time.time_ns()
+            # The program is blocked in read(): the attach borrows that thread,
+            # and the read goes on as if nothing happened (no EINTR).
+            self.assertIn(f"attached to process {r.pid}", attach(r.pid))
+            self.assertTrue(agent_loaded(r.pid))
+            start, state = header(r.pid)
+            self.assertTrue(state & K_STATE_ATTACHED, "the segment does not say it was attached")
+            self.assertGreaterEqual(start, before)
+            self.assertLessEqual(start, time.time_ns())
+            values, m = heap(r.pid)
+            self.assertEqual(values, [0, 0, 0, 0], "counts must start at the attach")
+            self.assertAlmostEqual(m["/process/attached-at:seconds"], start / 1e9, delta=1e-6)
+
+            worked = r.ask("work")
+            live = int(worked.split()[1])
+            values, m = heap(r.pid)
+            # 1000 mallocs + 100 reallocs of old blocks + 10 callocs + 10
+            # posix_memaligns + 10 large; 500 + 5 frees. The 200 frees of
+            # blocks from before the attach count for nothing.
+            self.assertEqual(values, [1130, 505, 625, live])
+            self.assertEqual(m["/memory/classes/heap/objects:bytes"], live)
+            assert_memory_classes(self, m)
+
+            live = int(r.ask("work").split()[1])
+            values, m = heap(r.pid)
+            self.assertEqual(values, [2160, 1010, 1150, live])
+            assert_memory_classes(self, m)
+
+            self.assertEqual(r.ask("free"), "freed")
+            values, m = heap(r.pid)
+            self.assertEqual(values, [2160, 2160, 0, 0])
+            assert_memory_classes(self, m)
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("EINTR", out)
+        self.assertEqual(err, "")
+        expected, twin_rc = twin_output(commands)
+        self.assertEqual(masked(out, r.pid), expected)
+        self.assertEqual(twin_rc, 0)
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "the segment outlived the process")
+
+    def test_attach_twice_changes_nothing(self):
+        r = Running([program("attach_target")])
+        try:
+            attach(r.pid)
+            first = header(r.pid)
+            with open(f"/proc/{r.pid}/maps") as f:
+                maps = f.read()
+            cp = cli("attach", r.pid)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertEqual(cp.stdout.strip(), f"process {r.pid} is already attached: nothing changed")
+            self.assertEqual(header(r.pid), first)
+            with open(f"/proc/{r.pid}/maps") as f:
+                self.assertEqual(f.read().count("libgometrics.so"), maps.count("libgometrics.so"))
+            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assertEqual(heap(r.pid)[0][0], 1130)
+        finally:
+            r.kill()
+
+    def test_preloaded_process_is_left_alone(self):
+        with gmtest.Spawned([program("attach_target")]) as proc:
+            cp = cli("attach", proc.pid)
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertIn("runs the agent already (LD_PRELOAD): nothing changed", cp.stdout)
+            self.assertEqual(dump(proc.pid)["/process/attached-at:seconds"], 0)
+            cp = cli("detach", proc.pid)
+            self.assertEqual(cp.returncode, 1)
+            self.assertIn("detach applies to attached processes", cp.stderr)
+            self.assertTrue(os.path.exists(f"/dev/shm/gometrics.{proc.pid}"))
+
+    def test_detach_restores_and_the_program_goes_on(self):
+        commands = ["work", "work", "free", "work", "quit"]
+        # Heap samples off: libunwind keeps a pipe of its own once it unwinds
+        # (under LD_PRELOAD too), which would hide the agent's descriptors.
+        r = Running([program("attach_target")], {"GOMETRICS_PROFILE_RATE": "0"})
+        try:
+            fds = sorted(os.listdir(f"/proc/{r.pid}/fd"))
+            attach(r.pid)
+            r.ask("work")
+            self.assertIn(f"detached from process {r.pid}", detach(r.pid))
+            self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+            self.assertEqual(sorted(os.listdir(f"/proc/{r.pid}/fd")), fds, "detach left descriptors open")
+            # The agent stays mapped (a thread may still run its code), inert.
+            self.assertTrue(agent_loaded(r.pid))
+            cp = cli("detach", r.pid)
+            self.assertEqual((cp.returncode, cp.stdout.strip()), (0, f"process {r.pid} is not attached: nothing changed"))
+            # Blocks counted while attached are freed after the detach, by libc.
+            for c in commands[1:-1]:
+                r.ask(c)
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""))
+        expected, _ = twin_output(commands)
+        self.assertEqual(masked(out, r.pid), expected)
+
+    def test_attach_again_counts_from_zero(self):
+        r = Running([program("attach_target")])
+        try:
+            attach(r.pid)
+            r.ask("work")
+            detach(r.pid)
+            r.ask("work")  # not counted: detached
+            attach(r.pid)
+            self.assertEqual(heap(r.pid)[0], [0, 0, 0, 0])
+            self.assertAlmostEqual(dump(r.pid)["/process/attached-at:seconds"], header(r.pid)[0] / 1e9, delta=1e-6)
+            live = int(r.ask("work").split()[1])
+            # This work's blocks only: what it kept, less what the earlier ones kept.
+            values, m = heap(r.pid)
+            self.assertEqual(values[:3], [1030, 505, 525])
+            r.ask("free")  # every block: 525 of them counted in this attach
+            self.assertEqual(heap(r.pid)[0], [1030, 1030, 0, 0])
+            self.assertGreater(live, 0)
+            assert_memory_classes(self, m)
+        finally:
+            r.kill()
+
+    def test_objects_loaded_after_the_attach_are_counted(self):
+        plugin = program("libattach_plugin.so")
+        r = Running([program("attach_target")])
+        try:
+            attach(r.pid)
+            self.assertEqual(r.ask(f"plugin {plugin} 300"), "plugged 300")
+            values, _ = heap(r.pid)
+            self.assertEqual(values[:3], [300, 0, 300], "the dlopen'd library's mallocs were not redirected")
+            self.assertEqual(r.ask("unplug"), "unplugged")
+            self.assertEqual(heap(r.pid)[0][:3], [300, 300, 0])
+            detach(r.pid)
+            self.assertEqual(r.ask(f"plugin {plugin} 5"), "plugged 5")  # restored too: nothing counts
+            self.assertEqual(r.ask("unplug"), "unplugged")
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+    def test_fork_after_attach_gives_the_child_its_segment(self):
+        r = Running([program("attach_target")])
+        child = None
+        try:
+            attach(r.pid)
+            reply = r.ask("fork")
+            self.assertTrue(reply.startswith("child "), reply)
+            child = int(reply.split()[1])
+            gmtest.wait_for_segment(child)
+            _, state = header(child)
+            self.assertTrue(state & K_STATE_ATTACHED)
+            values, _ = heap(child)
+            self.assertEqual(values[0], 10)
+            self.assertEqual(values[2], 10)
+            self.assertTrue(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "the parent lost its segment")
+        finally:
+            if child:
+                os.kill(child, 9)
+            r.kill()
+
+    def test_many_cycles_under_busy_threads(self):
+        r = Running([program("attach_threads"), "8"])
+        times = []
+        try:
+            for _ in range(100):
+                t0 = time.monotonic()
+                attach(r.pid)
+                times.append(time.monotonic() - t0)
+                objects, live = heap(r.pid)[0][2:]
+                self.assertGreaterEqual(objects, 0)
+                self.assertGreaterEqual(live, 0)
+                detach(r.pid)
+            attach(r.pid)
+            reply = r.ask("stop")
+            self.assertTrue(reply.startswith("loops "), reply)
+            # Every block allocated since the attach was freed by the threads.
+            values, m = heap(r.pid)
+            self.assertEqual(values[2:], [0, 0])
+            self.assertGreater(values[0], 0)
+            self.assertGreater(m["/sync/mutex/wait/total:seconds"] if "/sync/mutex/wait/total:seconds" in m else 1, -1)
+            detach(r.pid)
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+        self.assertNotIn("EINTR", out)
+        print(f"attach with 8 busy threads: median {sorted(times)[len(times) // 2] * 1000:.1f} ms")
+
+
+class Refusals(unittest.TestCase):
+    def assert_untouched(self, r):
+        self.assertFalse(agent_loaded(r.pid))
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
+
+    def test_no_such_process(self):
+        cp = cli("attach", "4194303")
+        self.assertEqual(cp.returncode, 1)
+        self.assertEqual(cp.stderr.strip(), "gometrics-cli: no process 4194303")
+
+    def test_already_traced(self):
+        r = Running([program("attach_target")])
+        libc = ctypes.CDLL(None, use_errno=True)
+        try:
+            self.assertEqual(libc.ptrace(0x4206, r.pid, None, None), 0, "PTRACE_SEIZE from the test failed")
+            cp = cli("attach", r.pid)
+            self.assertEqual(cp.returncode, 1)
+            self.assertEqual(len(cp.stderr.strip().splitlines()), 1)
+            self.assertIn(f"process {r.pid} is already traced by process {os.getpid()}", cp.stderr)
+            self.assert_untouched(r)
+            self.assertTrue(r.ask("work").startswith("worked"))
+        finally:
+            r.kill()
+
+    def test_another_users_process(self):
+        # The target runs as nobody (a copy of the program where nobody can
+        # run it); the CLI as root without any capability, so that the
+        # kernel refuses to let it trace another user's process.
+        setpriv = shutil.which("setpriv")
+        self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
+        with tempfile.TemporaryDirectory() as d:
+            os.chmod(d, 0o755)
+            target = os.path.join(d, "attach_target")
+            shutil.copy(program("attach_target"), target)
+            os.chmod(target, 0o755)
+            r = Running([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", target])
+            try:
+                cp = subprocess.run([setpriv, "--inh-caps=-all", "--bounding-set=-all", gmtest.CLI, "attach",
+                                     str(r.pid)], capture_output=True, text=True, timeout=30)
+                self.assertEqual(cp.returncode, 1, cp.stdout)
+                self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
+                self.assertIn(f"cannot trace {r.pid}", cp.stderr)
+                self.assert_untouched(r)
+                self.assertTrue(r.ask("work").startswith("worked"))
+            finally:
+                r.kill()
+
+    def test_static_binary(self):
+        r = Running([program("attach_static")])
+        try:
+            cp = cli("attach", r.pid)
+            self.assertEqual(cp.returncode, 1)
+            self.assertIn("has no libc.so.6 (statically linked?)", cp.stderr)
+            self.assert_untouched(r)
+            self.assertTrue(r.ask("work").startswith("worked"))
+        finally:
+            r.kill()
+
+    def test_go_binary(self):
+        go = shutil.which("go")
+        self.assertIsNotNone(go, "go (golang-go) is needed")
+        with tempfile.TemporaryDirectory() as d:
+            src = os.path.join(d, "main.go")
+            with open(src, "w") as f:
+                f.write('package main\nimport ("bufio"; "fmt"; "os")\n'
+                        'func main() { fmt.Println("ready"); bufio.NewReader(os.Stdin).ReadString(10) }\n')
+            env = dict(plain_env(), GOCACHE=os.path.join(d, "cache"), GOPATH=os.path.join(d, "gopath"),
+                       GOFLAGS="-mod=mod", GO111MODULE="off", CGO_ENABLED="0")
+            subprocess.run([go, "build", "-o", os.path.join(d, "goapp"), src], check=True, env=env, timeout=240,
+                           capture_output=True)
+            r = Running([os.path.join(d, "goapp")])
+            try:
+                cp = cli("attach", r.pid)
+                self.assertEqual(cp.returncode, 1)
+                self.assertIn("is a Go program", cp.stderr)
+                self.assert_untouched(r)
+            finally:
+                r.kill()
+
+
+if __name__ == "__main__":
+    gmtest.main()

@@ -1,0 +1,120 @@
+/* A program to attach to mid-run (test_attach.py). Before any attach it
+   allocates 500 blocks of its own, then reads commands from stdin, blocked
+   in read() (a read that fails with EINTR is reported, exit 3):
+     work   1000 mallocs, 500 of them freed; the first time, the 200 oldest
+            blocks freed and 100 more reallocated; 10 callocs, 10 posix_memaligns, 10 large
+            blocks of which 5 freed. Prints the live bytes of what it still
+            holds from this command (malloc_usable_size).
+     free   frees everything "work" kept.
+     fork   forks a child that makes 10 mallocs, prints its pid and waits.
+     plugin PATH N   dlopens PATH and has it make N mallocs (attach_plugin.c).
+     unplug          has it free them.
+     quit   exits 0.
+   Output goes through write(): stdio would allocate inside libc. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static void* volatile old_blocks[500];
+static void* volatile kept[2000];
+static int nkept, old_done;
+static void (*plugin_free)(void);
+
+static void say(const char* s) {
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t w = write(1, s, n);
+        if (w <= 0) return;
+        s += w;
+        n -= (size_t)w;
+    }
+}
+
+static int read_line(char* buf, size_t cap) {
+    size_t n = 0;
+    for (;;) {
+        char c;
+        ssize_t r = read(0, &c, 1);
+        if (r < 0 && errno == EINTR) {
+            say("EINTR\n");
+            _exit(3);
+        }
+        if (r <= 0) return -1;
+        if (c == '\n') break;
+        if (n + 1 < cap) buf[n++] = c;
+    }
+    buf[n] = 0;
+    return (int)n;
+}
+
+static void keep(void* p) { kept[nkept++] = p; }
+
+int main(void) {
+    char line[4200], out[128];
+    for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
+    snprintf(out, sizeof out, "ready %d\n", (int)getpid());
+    say(out);
+    while (read_line(line, sizeof line) >= 0) {
+        if (!strcmp(line, "work")) {
+            void* a[1000];
+            for (int i = 0; i < 1000; ++i) a[i] = malloc((size_t)(16 * (i % 64 + 1)));
+            for (int i = 0; i < 1000; ++i) {
+                if (i % 2) keep(a[i]);
+                else free(a[i]);
+            }
+            if (!old_done) {  /* once: the blocks from before the attach */
+                for (int i = 0; i < 200; ++i) free(old_blocks[i]);
+                for (int i = 200; i < 300; ++i) keep(realloc(old_blocks[i], 300 + (size_t)i));
+                old_done = 1;
+            }
+            for (int i = 0; i < 10; ++i) keep(calloc(3, 8));
+            for (int i = 0; i < 10; ++i) {
+                void* p = NULL;
+                if (posix_memalign(&p, 64, 64) == 0) keep(p);
+            }
+            for (int i = 0; i < 10; ++i) {
+                void* p = malloc(200000);
+                if (i % 2) keep(p);
+                else free(p);
+            }
+            size_t live = 0;
+            for (int i = 0; i < nkept; ++i) live += malloc_usable_size(kept[i]);
+            snprintf(out, sizeof out, "worked %zu\n", live);
+            say(out);
+        } else if (!strcmp(line, "free")) {
+            for (int i = 0; i < nkept; ++i) free(kept[i]);
+            nkept = 0;
+            say("freed\n");
+        } else if (!strcmp(line, "fork")) {
+            pid_t child = fork();
+            if (child == 0) {  /* allocates, says so, and waits to be killed */
+                for (int i = 0; i < 10; ++i) keep(malloc(100));
+                snprintf(out, sizeof out, "child %d\n", (int)getpid());
+                say(out);
+                for (;;) pause();
+            }
+        } else if (!strncmp(line, "plugin ", 7)) {
+            char path[4096];
+            int n = 0;
+            void* h = sscanf(line + 7, "%4095s %d", path, &n) == 2 ? dlopen(path, RTLD_NOW) : NULL;
+            int (*alloc)(int) = NULL;
+            if (h) *(void**)&alloc = dlsym(h, "attach_plugin_alloc");
+            plugin_free = NULL;
+            if (h) *(void**)&plugin_free = dlsym(h, "attach_plugin_free");
+            snprintf(out, sizeof out, "plugged %d\n", alloc && plugin_free ? alloc(n) : -1);
+            say(out);
+        } else if (!strcmp(line, "unplug")) {
+            if (plugin_free) plugin_free();
+            say("unplugged\n");
+        } else if (!strcmp(line, "quit")) {
+            say("bye\n");
+            return 0;
+        }
+    }
+    return 0;
+}

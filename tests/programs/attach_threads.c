@@ -1,0 +1,67 @@
+/* Threads in a tight malloc/free and lock loop while the main thread is
+   blocked in read() on stdin, for attach/detach cycles (test_attach.py).
+   argv[1]: threads. "stop" on stdin joins them and prints the loop count,
+   then the program waits for stdin to close;
+   a read that fails with EINTR is reported (exit 3). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int stop;
+static unsigned long long total;
+
+static void* worker(void* arg) {
+    unsigned seed = (unsigned)(size_t)arg;
+    void* held[16] = {0};
+    while (!stop) {
+        for (int i = 0; i < 16; ++i) {
+            seed = seed * 1103515245u + 12345u;
+            free(held[i]);
+            held[i] = malloc(8 + (seed >> 16) % 3000);
+        }
+        pthread_mutex_lock(&lock);
+        ++total;
+        pthread_mutex_unlock(&lock);
+    }
+    for (int i = 0; i < 16; ++i) free(held[i]);
+    return NULL;
+}
+
+int main(int argc, char** argv) {
+    int n = argc > 1 ? atoi(argv[1]) : 8;
+    pthread_t t[64];
+    if (n > 64) n = 64;
+    for (int i = 0; i < n; ++i) pthread_create(&t[i], NULL, worker, (void*)(size_t)(i + 1));
+    char out[64];
+    snprintf(out, sizeof out, "ready %d\n", (int)getpid());
+    if (write(1, out, strlen(out)) < 0) return 1;
+    char line[16];
+    size_t len = 0;
+    for (;;) {
+        char c;
+        ssize_t r = read(0, &c, 1);
+        if (r < 0 && errno == EINTR) {
+            if (write(1, "EINTR\n", 6) < 0) return 1;
+            _exit(3);
+        }
+        if (r <= 0) break;
+        if (c != '\n') {
+            if (len + 1 < sizeof line) line[len++] = c;
+            continue;
+        }
+        line[len] = 0;
+        len = 0;
+        if (!strcmp(line, "stop")) break;
+    }
+    stop = 1;
+    for (int i = 0; i < n; ++i) pthread_join(t[i], NULL);
+    snprintf(out, sizeof out, "loops %llu\n", total);
+    if (write(1, out, strlen(out)) < 0) return 1;
+    while (read(0, &line[0], 1) > 0) {  /* until stdin closes: the counts stay readable */
+    }
+    return 0;
+}
