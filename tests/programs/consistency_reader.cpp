@@ -92,7 +92,10 @@ int main(int argc, char** argv) {
                     now.push_back(val.kind == ValueKind::Uint64 ? double(val.u64) : val.f64);
                 if (!last[i].empty())
                     for (size_t k = 0; k < now.size(); ++k)
-                        if (now[k] < last[i][k]) fail(d.name + " went down", seq);
+                        if (now[k] < last[i][k])
+                            fail(d.name + " went down: [" + std::to_string(k) + "] " + std::to_string(last[i][k]) +
+                                     " to " + std::to_string(now[k]),
+                                 seq);
                 last[i] = std::move(now);
             }
         }
@@ -100,7 +103,10 @@ int main(int argc, char** argv) {
             fail("total " + std::to_string(v("/memory/classes/total:bytes").u64) + " != sum of classes " +
                      std::to_string(leaves), seq);
         if (v("/gc/heap/objects:objects").u64 != v("/gc/heap/allocs:objects").u64 - v("/gc/heap/frees:objects").u64)
-            fail("objects != allocs - frees", seq);
+            fail("objects " + std::to_string(v("/gc/heap/objects:objects").u64) + " != allocs " +
+                     std::to_string(v("/gc/heap/allocs:objects").u64) + " - frees " +
+                     std::to_string(v("/gc/heap/frees:objects").u64),
+                 seq);
         if (v("/gc/heap/live:bytes").u64 != v("/gc/heap/allocs:bytes").u64 - v("/gc/heap/frees:bytes").u64)
             fail("live bytes != alloc bytes - free bytes", seq);
         if (v("/memory/classes/heap/objects:bytes").u64 != v("/gc/heap/live:bytes").u64)

@@ -81,9 +81,13 @@ class Lifecycle(realapp.RealAppTest):
         self.assert_not_interposed([app("allocator_probe_static"), "100"], "allocator=other\nblocks=100\n")
 
     def test_agent_loaded_by_dlopen(self):
-        """dlopen'd late, the agent loads (small initial-exec TLS) and says it sees no malloc."""
-        code = f"import ctypes\nctypes.CDLL({gmtest.AGENT!r})\nprint('loaded')\n"
-        self.assert_not_interposed([need("python3"), "-c", code], "loaded\n", preload="")
+        """dlopen'd late, the agent loads (small initial-exec TLS) and attaches itself, as `gometrics-cli
+        attach` has it do: the program's calls count from then on, its output unchanged."""
+        code = (f"import ctypes\nctypes.CDLL({gmtest.AGENT!r})\n"
+                "kept = [bytearray(4096) for _ in range(1000)]\nprint('loaded')\n")
+        cp, rep = gmtest.run_with_report([need("python3"), "-c", code], preload="")
+        self.assertEqual((cp.stdout, cp.stderr), ("loaded\n", ""))
+        self.assertGreaterEqual(gmtest.metrics(rep)["/gc/heap/allocs:objects"], 1000)
 
 
 if __name__ == "__main__":
