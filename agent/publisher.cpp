@@ -63,6 +63,7 @@ struct State {
     uint16_t pass_words[kPasses][kSlotWords];
     uint32_t pass_word_count[kPasses];
     ThreadSlot* copies = nullptr;  // grows with the shared slots in use
+    ThreadSlot private_sum;        // the private slots' folded words, summed
     size_t copies_capacity = 0;
     uint64_t seq = 0;
     bool thread_started = false;
@@ -207,13 +208,20 @@ void take_slot_copies(State& st) {
         st.copies = static_cast<ThreadSlot*>(m);
         st.copies_capacity = want;
     }
-    for (size_t p = 0; p < State::kPasses; ++p)
+    auto* sum = reinterpret_cast<uint64_t*>(&st.private_sum);
+    for (size_t p = 0; p < State::kPasses; ++p) {
         for (uint32_t i = 0; i < n; ++i) {
             const auto* from = static_cast<const uint64_t*>(sh->address(i));
             auto* to = reinterpret_cast<uint64_t*>(&st.copies[i]);
             for (uint32_t k = 0; k < st.pass_word_count[p]; ++k) to[st.pass_words[p][k]] = load(from[st.pass_words[p][k]]);
         }
-    detail::g_snapshot_slots = {st.copies, n};
+        for (uint32_t k = 0; k < st.pass_word_count[p]; ++k) sum[st.pass_words[p][k]] = 0;
+        for_each_private_slot([&](const ThreadSlot& s) {
+            const auto* from = reinterpret_cast<const uint64_t*>(&s);
+            for (uint32_t k = 0; k < st.pass_word_count[p]; ++k) sum[st.pass_words[p][k]] += load(from[st.pass_words[p][k]]);
+        });
+    }
+    detail::g_snapshot_slots = {st.copies, n, &st.private_sum};
 }
 
 void compute_and_publish(State& st, bool final = false) {
@@ -225,7 +233,7 @@ void compute_and_publish(State& st, bool final = false) {
     // must already be this snapshot's.
     profile::publish(st.writer.profile_region());
     if (st.term_count) compute_remainder(st);
-    detail::g_snapshot_slots = {nullptr, 0};
+    detail::g_snapshot_slots = {nullptr, 0, nullptr};
     st.writer.publish(st.words, s.seq, s.time_ns, st.term_count ? st.remainder : nullptr);
     trace_snapshot({{st.metrics, st.count}, st.words, {st.word_offset, st.count}, s.time_ns}, config().interval_ms,
                    final);

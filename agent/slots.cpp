@@ -24,7 +24,7 @@ constinit ThreadSlot g_inherited{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<const SharedSlots*> g_shared{nullptr};
 constinit std::atomic<uint32_t> g_shared_claimed{0};
-constinit SlotCopies g_snapshot_slots{nullptr, 0};
+constinit SlotCopies g_snapshot_slots{nullptr, 0, nullptr};
 constinit std::atomic<bool> g_restart_pending{false};
 void (*g_restart_hook)() noexcept = nullptr;  // constant-initialised: a null pointer
 }  // namespace detail

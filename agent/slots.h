@@ -255,12 +255,15 @@ namespace detail {
 extern std::atomic<ThreadSlot*> g_slot_list;
 extern ThreadSlot g_inherited;  // a forked child's: its parent's shared slots at the fork
 extern std::atomic<const SharedSlots*> g_shared;
-// While a snapshot is computed: copies of the shared slots, taken once in
-// the fold's pass order, which for_each_slot visits instead, so that every
-// value of the snapshot and its fold remainder come from one reading.
+// While a snapshot is computed: copies of the shared slots, and the sum of
+// the private ones, taken once in the fold's pass order (every slot's frees
+// before any slot's allocations), which for_each_slot visits instead: every
+// value of the snapshot and its fold remainder come from one reading, and no
+// free is counted without its allocation, whichever slots the two were on.
 struct SlotCopies {
     const ThreadSlot* slots;
     uint32_t count;
+    const ThreadSlot* private_sum;  // the folded words only (all for_each_slot's callers read)
 };
 extern SlotCopies g_snapshot_slots;
 extern std::atomic<uint32_t> g_shared_claimed;  // shared slots handed out: reserved, never kFree
@@ -282,7 +285,10 @@ void for_each_private_slot(F&& f) {
 
 template <class F>
 void for_each_slot(F&& f) {
-    for_each_private_slot(f);
+    if (detail::g_snapshot_slots.private_sum)
+        f(*detail::g_snapshot_slots.private_sum);
+    else
+        for_each_private_slot(f);
     if (detail::g_snapshot_slots.slots) {
         for (uint32_t i = 0; i < detail::g_snapshot_slots.count; ++i) f(detail::g_snapshot_slots.slots[i]);
     } else if (const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire)) {
