@@ -23,7 +23,6 @@ constexpr rlim_t kMinLimit = 256;
 constexpr rlim_t kTop = 1024;
 // ... in this many numbers, far above what programs reach by the lowest-free rule.
 constexpr int kBand = 48;
-constinit std::atomic<bool> g_confined{false};
 // Which numbers below kTop KeptFiles hold (kept numbers are always below).
 constinit std::atomic<uint64_t> g_kept_bits[kTop / 64]{};
 __thread bool tls_private_table [[gnu::tls_model("initial-exec")]] = false;
@@ -95,10 +94,6 @@ void release_program_fd(int borrowed, int fd) noexcept {
     if (borrowed >= 0 && borrowed != fd) ::close(borrowed);
 }
 
-// Sequentially consistent: the hook that sets it then waits for a snapshot
-// that began before it, and a snapshot that begins after must see it.
-void set_confined(bool confined) noexcept { g_confined.store(confined); }
-bool confined() noexcept { return g_confined.load(); }
 
 int kept_fd_floor() noexcept {
     rlimit r{};

@@ -13,19 +13,13 @@
 #include <optional>
 #include <string_view>
 
+#include "proc.h"  // confined()
+
 namespace gometrics::sys {
 
 // The lowest number a kept descriptor may take, or -1 when RLIMIT_NOFILE is
 // too low to keep any without taking one the program may need.
 int kept_fd_floor() noexcept;
-
-// The program confined itself with seccomp, as the agent learned it (from
-// its own hook on the call, or from /proc/self/status). From then on no
-// kept descriptor is checked with fstat, which the filter may forbid: a
-// read-only one is still read (pread of a number the program reused does
-// no harm, and the text will not parse), a writable one is never written.
-void set_confined(bool confined) noexcept;
-bool confined() noexcept;
 
 // Gives the calling thread a descriptor table of its own (unshare
 // CLONE_FILES) that holds only the kept descriptors: what the thread opens

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cerrno>
 
-#include "kept_file.h"
 #include "text.h"
 
 namespace gometrics::sys {
@@ -26,7 +25,13 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
 
 namespace {
 constinit std::atomic<int> g_pid{0};
-}
+constinit std::atomic<bool> g_confined{false};
+}  // namespace
+
+// Sequentially consistent: the hook that sets it then waits for a snapshot
+// that began before it, and a snapshot that begins after must see it.
+void set_confined(bool confined) noexcept { g_confined.store(confined); }
+bool confined() noexcept { return g_confined.load(); }
 
 int self_pid() noexcept {
     if (confined()) return g_pid.load(std::memory_order_relaxed);

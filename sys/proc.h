@@ -18,6 +18,15 @@ std::optional<std::string_view> read_file(int dirfd, const char* path, char* buf
 // cgroup files regenerate their text on every read from the start).
 std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexcept;
 
+// The program confined itself with seccomp, as the agent learned it (from
+// its own hook on the call, or from /proc/self/status). From then on the
+// agent makes only the calls such a filter is likely to allow: kept
+// descriptors (kept_file.h) are no longer checked with fstat (a read-only
+// one is still read: pread of a number the program reused does no harm,
+// and the text will not parse), a writable one is never written again.
+void set_confined(bool confined) noexcept;
+bool confined() noexcept;
+
 // getpid(), or once the program confined itself (sys::confined) the answer
 // it gave last, as the filter may forbid the call.
 int self_pid() noexcept;
