@@ -52,6 +52,7 @@ extern uint64_t g_start_time_ns;
 extern std::atomic<uint64_t> g_publisher_bytes;
 extern std::atomic<bool> g_crashing;
 extern std::atomic<uint64_t> g_attach_time_ns;  // attach_time_ns() (facts/agent_facts.h), set by attach.cpp
+extern std::atomic<uint64_t> g_attach_heap_baseline;  // attach_heap_baseline(), set by attach.cpp
 }  // namespace detail
 
 }  // namespace gometrics::agent

@@ -11,6 +11,13 @@
 //   since the attach, exactly, and never negative. The bitmap is two-level
 //   (1 GiB regions, 16 MiB of bits each, reserved and touched only where the
 //   heap is), lock-free and async-signal-safe: an atomic or and and.
+// - The heap from before the attach is the allocator's own in-use figure,
+//   read just before the hooks take over, less the blocks from before that
+//   are freed since, each in the measure that figure has (glibc: its whole
+//   chunk; jemalloc: its usable size). It is part of live bytes and the
+//   memory classes (/gc/heap/live-before-attach:bytes on its own), so they
+//   track the allocator's own figure; objects and the cumulative counts are
+//   those of the blocks since the attach.
 // - A second attach after a detach counts from zero in a new segment: each
 //   thread's first call after it sees the epoch change and leaves its old
 //   slot (in the old, unlinked segment) for a new one.
@@ -35,6 +42,7 @@
 #include <cstring>
 
 #include "agent.h"
+#include "catalog.h"
 #include "clocks.h"
 #include "got.h"
 #include "heap_hooks.h"
@@ -296,6 +304,25 @@ namespace {
     return p;
 }
 
+// What the attach's in-use figure counted of p, a live block from before it.
+uint64_t before_attach_bytes(void* p) noexcept {
+    if (detail::g_glibc_chunks) return glibc::chunk_head(p) & ~size_t{7};
+    return detail::asked_usable_size(p);
+}
+
+// A block from before the attach leaves the heap: taken off the figure read
+// then, on the calling thread's slot. Not the agent's own blocks (it counts
+// none), nor when no figure was read.
+void count_before_attach(uint64_t bytes) noexcept {
+    if (agent_thread() || detail::g_attach_heap_baseline.load(std::memory_order_relaxed) == 0) return;
+    ThreadSlot* s = current_slot();
+    if (!s) return;
+    if (is_orphans(s))
+        bump_shared(s->before_attach_freed, bytes);
+    else
+        bump(s->before_attach_freed, bytes);
+}
+
 // ---- The wrappers the GOT entries point at.
 void* w_malloc(size_t n) noexcept {
     catch_up();
@@ -311,10 +338,12 @@ void w_free(void* p) noexcept {
     catch_up();
     if (!p) return;
     if (unmark(p)) return g_hook.free(p);
-    // Allocated before the attach (or by the agent): not ours to count. A
-    // heap sample of an earlier attach is forgotten all the same.
+    // Allocated before the attach (or by the agent): not in the counts, only
+    // in the figure read at the attach. A heap sample of an earlier attach is
+    // forgotten all the same.
     if (profile::maybe_sampled(p)) [[unlikely]]
         (void)profile::forget(p);
+    if (!is_bootstrap(p)) count_before_attach(before_attach_bytes(p));
     real().free(p);
 }
 
@@ -329,7 +358,9 @@ void* w_realloc(void* p, size_t n) noexcept {
     }
     // A block from before the attach: its old size was never counted, the
     // new block is.
+    const uint64_t old = is_bootstrap(p) ? 0 : before_attach_bytes(p);
     void* q = real().realloc(p, n);
+    if (q || n == 0) count_before_attach(old);  // glibc: realloc(p, 0) frees p
     if (q && !agent_thread()) {
         q = count_allocation(q);
         mark(q);
@@ -527,6 +558,14 @@ void zero_private_slots() noexcept {
     });
 }
 
+// The heap from before the attach, as the allocator counts it, read before
+// the hooks take over: a block from before is in it once, and its free
+// takes it off (count_before_attach).
+void take_heap_baseline() noexcept {
+    const uint64_t in_use = g_malloc_family ? collect::allocator_in_use_now() : 0;
+    detail::g_attach_heap_baseline.store(in_use, std::memory_order_relaxed);
+}
+
 void redirect_now() noexcept {
     lock_scan(true);
     dl_iterate_phdr(count_adds, &g_adds);
@@ -569,6 +608,7 @@ bool prepare() noexcept {
 
 void begin() noexcept {
     detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
+    take_heap_baseline();
     redirect_now();
 }
 
@@ -601,6 +641,7 @@ extern "C" int gometrics_attach() noexcept {
     g_detached.store(false, std::memory_order_release);
     publisher_create();
     publisher_mark_attached();
+    take_heap_baseline();
     redirect_now();
     publisher_begin(true);
     errno = saved_errno;

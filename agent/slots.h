@@ -72,6 +72,12 @@ struct alignas(64) ThreadSlot {
     // Lock contention (sync collector): only contended acquisitions.
     alignas(64) uint64_t contentions, wait_ns;
     uint64_t wait_by_time[buckets::kTimeCounts];
+
+    // An attached agent (attach.cpp): blocks from before the attach that
+    // this thread freed, in the allocator's own measure (what its in-use
+    // figure counts of them: glibc's whole chunk, another allocator's
+    // usable size), taken off the in-use figure read at the attach.
+    uint64_t before_attach_freed;
 };
 
 // small[usable / 8] for a small usable size (a multiple of 8): the size is

@@ -20,6 +20,7 @@ constinit uint64_t g_start_time_ns = 0;
 constinit std::atomic<uint64_t> g_publisher_bytes{0};
 constinit std::atomic<bool> g_crashing{false};
 constinit std::atomic<uint64_t> g_attach_time_ns{0};
+constinit std::atomic<uint64_t> g_attach_heap_baseline{0};
 }  // namespace detail
 
 namespace {
@@ -41,6 +42,7 @@ const Config& config() noexcept {
 bool malloc_interposed() noexcept { return detail::g_interposed; }
 uint64_t start_time_ns() noexcept { return detail::g_start_time_ns; }
 uint64_t attach_time_ns() noexcept { return detail::g_attach_time_ns.load(std::memory_order_relaxed); }
+uint64_t attach_heap_baseline() noexcept { return detail::g_attach_heap_baseline.load(std::memory_order_relaxed); }
 bool crashing() noexcept { return detail::g_crashing.load(std::memory_order_relaxed); }
 uint64_t publisher_bytes() noexcept { return detail::g_publisher_bytes.load(std::memory_order_relaxed); }
 uint64_t own_bytes() noexcept { return slot_bytes() + publisher_bytes() + detail::kArenaSize; }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "agent_facts.h"
+#include "catalog.h"
 #include "loaded_object.h"
 
 namespace gometrics::collect {
@@ -35,6 +36,12 @@ AllocatorBackend choose() {
 const AllocatorBackend& allocator() {
     static const AllocatorBackend backend = choose();
     return backend;
+}
+
+uint64_t allocator_in_use_now() noexcept {
+    AllocatorStats s{};
+    const auto read = allocator().read;
+    return read && read(s) ? s.in_use : 0;
 }
 
 }  // namespace gometrics::collect

@@ -17,6 +17,10 @@ struct AllocatorStats {
     uint64_t released;  // free, still mapped, not backed (returned with madvise, or never touched)
     uint64_t metadata;  // the allocator's own bookkeeping, beside the headers of live blocks
     uint64_t mapped_blocks;  // live blocks mapped on their own (glibc's mmapped chunks), which carry mapped_header
+    // What the allocator itself says the program has in use: glibc's chunks
+    // in use (uordblks + hblkhd, so held), jemalloc's stats.allocated (usable
+    // sizes; held is its pages).
+    uint64_t in_use;
 };
 
 struct AllocatorBackend {

@@ -61,6 +61,7 @@ constexpr uint32_t kChunkHeader = 8, kMappedChunkHeader = 16;
 bool read_glibc(AllocatorStats& out) noexcept {
     const struct mallinfo2 mi = mallinfo2();
     out.held = mi.uordblks + mi.hblkhd;
+    out.in_use = out.held;
     out.metadata = 0;
     out.mapped_blocks = mi.hblks;
     // Non-resident pages are counted against free space first: a live block

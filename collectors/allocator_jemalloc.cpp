@@ -6,6 +6,9 @@
 //              mapped (muzzy pages were given back with MADV_FREE; jemalloc's
 //              own stats.resident leaves them out too)
 //   metadata = stats.metadata: base allocations, extent and radix-tree nodes
+//   in_use   = stats.allocated less the thread caches' blocks
+//              (stats.arenas.<all>.tcache_bytes): usable bytes of the
+//              blocks the program holds
 #include <atomic>
 #include <cstdint>
 
@@ -31,12 +34,14 @@ bool refresh() noexcept {
 }
 
 bool read_jemalloc(AllocatorStats& out) noexcept {
-    size_t active, metadata, retained, pdirty, pmuzzy;
-    if (!refresh() || !get("stats.active", active) || !get("stats.metadata", metadata) ||
+    size_t active, allocated, metadata, retained, pdirty, pmuzzy;
+    if (!refresh() || !get("stats.active", active) || !get("stats.allocated", allocated) || !get("stats.metadata", metadata) ||
         !get("stats.retained", retained) || !get("stats.arenas.4096.pdirty", pdirty) ||
         !get("stats.arenas.4096.pmuzzy", pmuzzy))
         return false;
     out.held = active;
+    size_t cached = 0;
+    out.in_use = allocated - (get("stats.arenas.4096.tcache_bytes", cached) && cached <= allocated ? cached : 0);
     out.free = uint64_t{pdirty} * g_page;
     out.released = retained + uint64_t{pmuzzy} * g_page;
     out.metadata = metadata;

@@ -46,6 +46,11 @@ bool filtered_since_start() noexcept;
 // descriptor may come and go (start-up, a forked child's first counted call).
 uint64_t self_start_ticks() noexcept;
 
+// The program's bytes in use as its allocator counts them
+// (AllocatorStats::in_use), now; 0 when it keeps no statistics. An attached
+// agent reads it at the attach: the heap from before it.
+uint64_t allocator_in_use_now() noexcept;
+
 // How many metrics the table holds at most (the publisher's arrays too).
 inline constexpr size_t kMaxMetrics = 256;
 

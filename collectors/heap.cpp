@@ -46,6 +46,13 @@ HeapTotals sum_slots(const Snapshot&) {
         t.free_objects += t.free_by_size[i];
         t.alloc_objects += t.alloc_by_size[i];
     }
+    // A block from before the attach freed by another thread than the one
+    // that freed more of them may tip the difference below zero for a
+    // moment, never for good: clamp as the counts do.
+    uint64_t freed_before = 0;
+    agent::for_each_slot([&](const ThreadSlot& s) { freed_before += load(s.before_attach_freed); });
+    const uint64_t baseline = agent::attach_heap_baseline();
+    t.before_attach = baseline > freed_before ? baseline - freed_before : 0;
     return t;
 }
 
@@ -66,6 +73,9 @@ void fold_bytes(FoldSink& k, agent::HeapSide side, int64_t sign) {
     for (size_t i = 1; i < buckets::kSmallCounts; ++i) k.term(0, small_word(i, side), pass(side), sign * int64_t(8 * i));
     k.term(0, word_of(offsetof(ThreadSlot, other_bytes)) + side, pass(side), sign);
 }
+// The heap from before an attach: the figure read then is in the remainder,
+// the blocks of it freed since are frees (pass 0).
+void fold_before_attach(FoldSink& k) { k.term(0, word_of(offsetof(ThreadSlot, before_attach_freed)), 0, -1); }
 void fold_objects(FoldSink& k, agent::HeapSide side, int64_t sign) {
     for (size_t i = 0; i < buckets::kSmallCounts; ++i) k.term(0, small_word(i, side), pass(side), sign);
     for (size_t i = 0; i < buckets::kSizeCounts; ++i) k.term(0, other_word(i, side), pass(side), sign);
@@ -78,7 +88,10 @@ void fold_allocs_bytes(FoldSink& k) { fold_bytes(k, agent::kAllocs, 1); }
 void fold_frees_bytes(FoldSink& k) { fold_bytes(k, agent::kFrees, 1); }
 }  // namespace
 
-void fold_live_bytes(FoldSink& k) { fold_bytes(k, agent::kAllocs, 1), fold_bytes(k, agent::kFrees, -1); }
+void fold_live_bytes(FoldSink& k) {
+    fold_bytes(k, agent::kAllocs, 1), fold_bytes(k, agent::kFrees, -1);
+    fold_before_attach(k);
+}
 
 namespace {
 void fold_allocs_objects(FoldSink& k) { fold_objects(k, agent::kAllocs, 1); }
@@ -92,6 +105,7 @@ void allocs_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).al
 void frees_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_bytes; }
 void frees_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).free_objects; }
 void live_bytes(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).live_bytes(); }
+void live_before_attach(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).before_attach; }
 void live_objects(const Snapshot& s, uint64_t* out) { *out = heap_totals(s).live_objects(); }
 
 // High-water mark of live bytes over the snapshots taken so far (every
@@ -133,8 +147,14 @@ constexpr Metric kHeap[] = {
     {"/gc/heap/frees:objects", kKindUint64, true, kAggSum, "Cumulative count of freed allocations.", frees_objects, {},
      interposed, fold_frees_objects},
     {"/gc/heap/live:bytes", kKindUint64, false, kAggSum,
-     "Usable bytes of heap allocations not yet freed (a native heap has no GC: live means not freed).", live_bytes,
-     {}, interposed, fold_live_bytes},
+     "Usable bytes of heap allocations not yet freed (a native heap has no GC: live means not freed); for an "
+     "attached agent, with /gc/heap/live-before-attach:bytes.",
+     live_bytes, {}, interposed, fold_live_bytes},
+    {"/gc/heap/live-before-attach:bytes", kKindUint64, false, kAggSum,
+     "After gometrics-cli attach: the bytes the allocator said were in use at the attach, less those of the blocks "
+     "from before it freed since, in the allocator's own measure (glibc's includes each block's 8-byte header). "
+     "Part of /gc/heap/live:bytes. 0 when the agent was preloaded.",
+     live_before_attach, {}, interposed, fold_before_attach},
     {"/gc/heap/live-peak:bytes", kKindUint64, false, kAggMax,
      "Highest /gc/heap/live:bytes seen by any snapshot since the agent loaded (snapshots are taken every interval, "
      "on every reader request and at exit).",

@@ -37,6 +37,12 @@ uint64_t own_bytes() noexcept;
 // running process (or attached it again), 0 when it was preloaded.
 uint64_t attach_time_ns() noexcept;
 
+// An attached agent's heap from before the attach: the allocator's own
+// in-use figure read just before the hooks took over (0 when preloaded, or
+// when the allocator keeps no statistics). The blocks from before that each
+// thread frees since are in its slot (before_attach_freed).
+uint64_t attach_heap_baseline() noexcept;
+
 // Where the malloc the agent forwards to lives (the allocator that really
 // serves the program), for dladdr.
 void* real_malloc_address() noexcept;

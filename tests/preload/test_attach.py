@@ -18,6 +18,8 @@ import gmtest
 from gmtest import cli, dump, program
 
 HEAP = ["/gc/heap/allocs:objects", "/gc/heap/frees:objects", "/gc/heap/objects:objects", "/gc/heap/live:bytes"]
+BEFORE = "/gc/heap/live-before-attach:bytes"
+JEMALLOC_LIB = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 K_STATE_ATTACHED = 1 << 4
 
 
@@ -91,8 +93,10 @@ def detach(pid):
 
 
 def heap(pid):
+    """The heap counts, with live bytes those of the blocks since the attach
+    (live bytes less the heap from before it), and every metric."""
     m = dump(pid)
-    return [m[k] for k in HEAP], m
+    return [m[k] for k in HEAP[:3]] + [m[HEAP[3]] - m[BEFORE]], m
 
 
 def assert_memory_classes(test, m):
@@ -145,7 +149,7 @@ class Attach(unittest.TestCase):
             # posix_memaligns + 10 large; 500 + 5 frees. The 200 frees of
             # blocks from before the attach count for nothing.
             self.assertEqual(values, [1130, 505, 625, live])
-            self.assertEqual(m["/memory/classes/heap/objects:bytes"], live)
+            self.assertEqual(m["/memory/classes/heap/objects:bytes"], live + m[BEFORE])
             assert_memory_classes(self, m)
 
             live = int(r.ask("work").split()[1])
@@ -308,6 +312,54 @@ class Attach(unittest.TestCase):
         self.assertEqual((rc, err), (0, ""), out)
         self.assertNotIn("EINTR", out)
         print(f"attach with 8 busy threads: median {sorted(times)[len(times) // 2] * 1000:.1f} ms")
+
+
+class HeapFromBeforeTheAttach(unittest.TestCase):
+    """A process with 100,000 blocks (45 MB) of a realistic size mix from
+    before the attach frees half of them and allocates as many anew, then
+    frees all: live bytes track the allocator's own in-use figure throughout.
+    That figure also holds the blocks its thread cache keeps for reuse (glibc:
+    up to 230 KB a thread), which no count of live blocks can see."""
+
+    BLOCKS = 100000
+
+    def run_mix(self, extra_env, header):
+        """header: bytes the allocator's figure holds beyond the usable size of
+        each block (glibc's chunk header), for the blocks since the attach."""
+        r = Running([program("attach_target"), str(self.BLOCKS)], extra_env)
+        try:
+            attach(r.pid)
+            m = dump(r.pid)
+            baseline = m[BEFORE]
+            self.assertGreater(baseline, self.BLOCKS * 100, "the heap from before the attach is missing")
+            self.assertEqual(m["/gc/heap/live:bytes"], baseline)
+
+            in_use = int(r.ask("mixed").split()[1])
+            m = dump(r.pid)
+            mine = m["/gc/heap/live:bytes"] + header * m["/gc/heap/objects:objects"]
+            self.assertGreater(m["/gc/heap/objects:objects"], self.BLOCKS // 2 - 1)
+            self.assertLess(abs(mine - in_use), in_use / 100, f"live {mine} against the allocator's {in_use}")
+            self.assertLess(m[BEFORE], baseline * 0.6, "frees of blocks from before the attach did not count")
+            assert_memory_classes(self, m)
+
+            in_use = int(r.ask("unmix").split()[1])
+            m = dump(r.pid)
+            mine = m["/gc/heap/live:bytes"] + header * m["/gc/heap/objects:objects"]
+            self.assertLess(abs(mine - in_use), baseline / 100, f"live {mine} against the allocator's {in_use}")
+            self.assertLess(m["/gc/heap/objects:objects"], 10)
+            assert_memory_classes(self, m)
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""))
+
+    def test_glibc(self):
+        # glibc's figure counts whole chunks: 8 bytes of header beyond each
+        # block's usable size (none of these is mmapped).
+        self.run_mix({}, 8)
+
+    def test_jemalloc(self):
+        self.run_mix({"LD_PRELOAD": JEMALLOC_LIB}, 0)
 
 
 class Refusals(unittest.TestCase):

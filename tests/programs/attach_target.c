@@ -9,6 +9,14 @@
      fork   forks a child that makes 10 mallocs, prints its pid and waits.
      plugin PATH N   dlopens PATH and has it make N mallocs (attach_plugin.c).
      unplug          has it free them.
+     mixed  frees every other one of the mixed blocks from before the attach
+            (argv[1] of them, sizes as a realistic churn draws them: 70%
+            16-128 B, 25% up to 1 KiB, 5% up to 8 KiB) and allocates as many
+            anew.
+     unmix  frees every mixed block.
+            Both print "inuse A" with A the allocator's own in-use figure
+            (jemalloc's stats.allocated less its thread caches' bytes when
+            its mallctl is there, else glibc's mallinfo2 uordblks + hblkhd).
      quit   exits 0.
    Output goes through write(): stdio would allocate inside libc. */
 #include <dlfcn.h>
@@ -21,6 +29,10 @@
 #include <unistd.h>
 
 static void* volatile old_blocks[500];
+static void** mixed_old;
+static void** mixed_new;
+static long nmixed;
+static unsigned long long rng = 88172645463325252ull;
 static void* volatile kept[2000];
 static int nkept, old_done;
 static void (*plugin_free)(void);
@@ -54,9 +66,38 @@ static int read_line(char* buf, size_t cap) {
 
 static void keep(void* p) { kept[nkept++] = p; }
 
-int main(void) {
+static size_t mixed_size(void) {
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    const unsigned r = (unsigned)(rng % 100), x = (unsigned)(rng >> 32);
+    if (r < 70) return 16 + x % 113;
+    if (r < 95) return 129 + x % 896;
+    return 1025 + x % 7168;
+}
+
+static size_t allocator_in_use(void) {
+    int (*mallctl)(const char*, void*, size_t*, void*, size_t);
+    *(void**)&mallctl = dlsym(RTLD_DEFAULT, "mallctl");
+    if (mallctl) {
+        unsigned long long epoch = 1;
+        size_t allocated = 0, cached = 0, sz = sizeof epoch;
+        mallctl("epoch", &epoch, &sz, &epoch, sz);
+        sz = sizeof allocated;
+        if (mallctl("stats.allocated", &allocated, &sz, NULL, 0) != 0) return 0;
+        sz = sizeof cached;
+        if (mallctl("stats.arenas.4096.tcache_bytes", &cached, &sz, NULL, 0) != 0) cached = 0;
+        return allocated - cached;
+    }
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+int main(int argc, char** argv) {
     char line[4200], out[128];
     for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
+    nmixed = argc > 1 ? atol(argv[1]) : 0;
+    mixed_old = calloc((size_t)nmixed + 1, sizeof *mixed_old);
+    mixed_new = calloc((size_t)nmixed + 1, sizeof *mixed_new);
+    for (long i = 0; i < nmixed; ++i) mixed_old[i] = malloc(mixed_size());
     snprintf(out, sizeof out, "ready %d\n", (int)getpid());
     say(out);
     while (read_line(line, sizeof line) >= 0) {
@@ -111,6 +152,22 @@ int main(void) {
         } else if (!strcmp(line, "unplug")) {
             if (plugin_free) plugin_free();
             say("unplugged\n");
+        } else if (!strcmp(line, "mixed") || !strcmp(line, "unmix")) {
+            const int all = !strcmp(line, "unmix");
+            for (long i = 0; i < nmixed; ++i) {
+                if (all || i % 2) {
+                    free(mixed_old[i]);
+                    mixed_old[i] = NULL;
+                }
+                if (all) {
+                    free(mixed_new[i]);
+                    mixed_new[i] = NULL;
+                } else if (i % 2) {
+                    mixed_new[i] = malloc(mixed_size());
+                }
+            }
+            snprintf(out, sizeof out, "inuse %zu\n", allocator_in_use());
+            say(out);
         } else if (!strcmp(line, "quit")) {
             say("bye\n");
             return 0;
