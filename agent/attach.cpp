@@ -51,6 +51,7 @@
 #include "publisher.h"
 #include "real.h"
 #include "slots.h"
+#include "thread_state.h"
 
 #define GOMETRICS_ATTACH_HOOKS(X) \
     X(malloc)                     \
@@ -632,7 +633,9 @@ extern "C" int gometrics_attach() noexcept {
         return -1;
     }
     clear_bitmap();
-    profile::forget_all();  // samples freed while detached would lend their sizes to new blocks
+    profile::start_again();  // samples freed while detached would lend their sizes to new blocks
+    detail::g_threads_started_before_attach.store(detail::g_threads_started.load(std::memory_order_relaxed),
+                                                  std::memory_order_relaxed);
     zero_private_slots();
     g_epoch.fetch_add(1, std::memory_order_acq_rel);
     __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);

@@ -439,12 +439,23 @@ size_t forget(void* p) noexcept {
     return 0;
 }
 
-void forget_all() noexcept {
-    if (g_state.load(std::memory_order_acquire) != 2 || !g_live) return;
-    for (uint32_t i = 0; i < (1u << kLiveBits); ++i) {
-        const uintptr_t cur = g_live[i].ptr.load(std::memory_order_acquire);
-        if (cur > kTombstone) (void)forget(reinterpret_cast<void*>(cur));
+void start_again() noexcept {
+    if (g_state.load(std::memory_order_acquire) != 2 || g_tables.load(std::memory_order_acquire) != kMapped) return;
+    if (g_live)
+        for (uint32_t i = 0; i < (1u << kLiveBits); ++i) {
+            const uintptr_t cur = g_live[i].ptr.load(std::memory_order_acquire);
+            if (cur > kTombstone) (void)forget(reinterpret_cast<void*>(cur));
+        }
+    // The stacks stay interned (a reader of the new segment sees them with
+    // zero counts until they are sampled again).
+    const uint32_t count = std::min(g_record_count.load(std::memory_order_acquire), g_cfg.max_stacks);
+    for (uint32_t i = 0; i < count; ++i) {
+        StackRecord& h = g_records[i].head;
+        for (uint64_t* w : {&h.alloc_objects, &h.alloc_bytes, &h.free_objects, &h.free_bytes, &h.contentions, &h.delay_ns})
+            std::atomic_ref<uint64_t>(*w).store(0, std::memory_order_relaxed);
     }
+    g_dropped.store(0, std::memory_order_relaxed);
+    g_untracked.store(0, std::memory_order_relaxed);
 }
 
 void sample_contention(uint64_t wait_ns) noexcept {

@@ -63,9 +63,10 @@ extern uint8_t g_live_filter[size_t{1} << kFilterBits];
 // return the size its allocation counted (a moved block's chunk is larger);
 // else 0.
 [[gnu::noinline, gnu::cold]] size_t forget(void* p) noexcept;
-// Every sampled object counts as freed: a second attach (attach.cpp), whose
-// agent never saw the frees made while it was detached.
-void forget_all() noexcept;
+// A second attach (attach.cpp), whose agent never saw the frees made while
+// it was detached: every sampled object is forgotten, and the stacks' counts
+// start from zero (profiles sample from the attach).
+void start_again() noexcept;
 // The same size without forgetting p (realloc, before it knows the outcome).
 [[gnu::noinline, gnu::cold]] size_t sampled_size(const void* p) noexcept;
 // Writes record r alone (and the header's counts) into the region: how a

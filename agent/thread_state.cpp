@@ -8,6 +8,7 @@ namespace gometrics::agent {
 
 namespace detail {
 constinit std::atomic<uint64_t> g_threads_started{0}, g_threads_exited{0}, g_thread_stack_bytes{0};
+constinit std::atomic<uint64_t> g_threads_started_before_attach{0};
 __thread uint64_t tls_seen_stack_plus_one [[gnu::tls_model("initial-exec")]] = 0;
 }  // namespace detail
 
@@ -25,7 +26,7 @@ ThreadCounts thread_counts() noexcept {
     const uint64_t exited = g_threads_exited.load(std::memory_order_acquire);
     const uint64_t stack = g_thread_stack_bytes.load(std::memory_order_acquire);
     const uint64_t started = g_threads_started.load(std::memory_order_acquire);
-    return {started, exited, stack};
+    return {started, exited, stack, g_threads_started_before_attach.load(std::memory_order_relaxed)};
 }
 
 int publisher_tid() noexcept { return g_publisher_tid.load(std::memory_order_relaxed); }

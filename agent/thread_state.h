@@ -21,6 +21,9 @@ void set_publisher_tid(int tid) noexcept;
 
 namespace detail {
 extern std::atomic<uint64_t> g_threads_started, g_threads_exited, g_thread_stack_bytes;
+// g_threads_started when the agent was attached again (attach.cpp): the
+// count published starts from there, while started - exited goes on.
+extern std::atomic<uint64_t> g_threads_started_before_attach;
 // The calling thread's stack bytes plus one if the agent saw it start, 0
 // if it did not (the main thread, say). Initial-exec, zero-initialised.
 extern __thread uint64_t tls_seen_stack_plus_one [[gnu::tls_model("initial-exec")]];

@@ -51,7 +51,10 @@ bool have_proc_status() {
 }
 
 void threads_total(const Snapshot& s, uint64_t* out) { *out = live_threads(s); }
-void threads_created(const Snapshot&, uint64_t* out) { *out = agent::thread_counts().started; }
+void threads_created(const Snapshot&, uint64_t* out) {
+    const agent::ThreadCounts c = agent::thread_counts();
+    *out = c.started - c.started_before_attach;
+}
 void os_stacks(const Snapshot& s, uint64_t* out) { *out = os_stack_bytes(s); }
 
 using layout::kKindUint64;
@@ -62,7 +65,7 @@ constexpr Metric kThreads[] = {
      "agent did not see start (the main thread included); reserved, not necessarily resident.",
      os_stacks, {}, have_proc_status},
     {"/sched/threads-created:threads", kKindUint64, true, kAggSum,
-     "Threads started with pthread_create since the agent loaded.", threads_created},
+     "Threads started with pthread_create since the agent loaded (or was attached).", threads_created},
     {"/sched/threads/total:threads", kKindUint64, false, kAggSum,
      "Live threads of the process (the kernel's count), the main thread included, the agent's own publisher "
      "thread excluded.",

@@ -21,6 +21,7 @@ struct ThreadCounts {
     uint64_t started;     // threads whose start routine the agent wrapped and saw begin
     uint64_t exited;      // of those, threads that have ended
     uint64_t stack_bytes; // stack sizes of the started threads not yet ended (see hooks_pthread.cpp)
+    uint64_t started_before_attach;  // of `started`, those before the agent was last attached again
 };
 ThreadCounts thread_counts() noexcept;
 

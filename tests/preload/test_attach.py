@@ -19,6 +19,7 @@ from gmtest import cli, dump, program
 
 HEAP = ["/gc/heap/allocs:objects", "/gc/heap/frees:objects", "/gc/heap/objects:objects", "/gc/heap/live:bytes"]
 BEFORE = "/gc/heap/live-before-attach:bytes"
+THREADS = "/sched/threads-created:threads"
 JEMALLOC_LIB = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 K_STATE_ATTACHED = 1 << 4
 
@@ -97,6 +98,13 @@ def heap(pid):
     (live bytes less the heap from before it), and every metric."""
     m = dump(pid)
     return [m[k] for k in HEAP[:3]] + [m[HEAP[3]] - m[BEFORE]], m
+
+
+def allocs_profile(pid):
+    cp = cli("profile", "allocs", "--pid", pid, "--format", "text", timeout=60)
+    if cp.returncode != 0:
+        raise AssertionError(f"profile allocs {pid} failed ({cp.returncode}): {cp.stderr.strip()}")
+    return cp.stdout
 
 
 def assert_memory_classes(test, m):
@@ -232,10 +240,19 @@ class Attach(unittest.TestCase):
         try:
             attach(r.pid)
             r.ask("work")
+            self.assertEqual(r.ask("thread"), "joined")
+            self.assertEqual(dump(r.pid)[THREADS], 1)
+            self.assertRegex(allocs_profile(r.pid), r"^alloc_space: total [0-9.]+ [KM]iB in [1-9]")
             detach(r.pid)
             r.ask("work")  # not counted: detached
             attach(r.pid)
             self.assertEqual(heap(r.pid)[0], [0, 0, 0, 0])
+            # Profiles sample from this attach: the stacks of the first stay
+            # known, with nothing counted on them.
+            self.assertRegex(allocs_profile(r.pid), r"^alloc_space: total 0 B in [1-9]")
+            self.assertEqual(dump(r.pid)[THREADS], 0)
+            self.assertEqual(r.ask("thread"), "joined")
+            self.assertEqual(dump(r.pid)[THREADS], 1)
             self.assertAlmostEqual(dump(r.pid)["/process/attached-at:seconds"], header(r.pid)[0] / 1e9, delta=1e-6)
             live = int(r.ask("work").split()[1])
             # This work's blocks only: what it kept, less what the earlier ones kept.

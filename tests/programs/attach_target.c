@@ -9,6 +9,7 @@
      fork   forks a child that makes 10 mallocs, prints its pid and waits.
      plugin PATH N   dlopens PATH and has it make N mallocs (attach_plugin.c).
      unplug          has it free them.
+     thread starts a thread and joins it.
      mixed  frees every other one of the mixed blocks from before the attach
             (argv[1] of them, sizes as a realistic churn draws them: 70%
             16-128 B, 25% up to 1 KiB, 5% up to 8 KiB) and allocates as many
@@ -22,6 +23,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,8 @@ static int read_line(char* buf, size_t cap) {
 }
 
 static void keep(void* p) { kept[nkept++] = p; }
+
+static void* nothing(void* arg) { return arg; }
 
 static size_t mixed_size(void) {
     rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
@@ -168,6 +172,9 @@ int main(int argc, char** argv) {
             }
             snprintf(out, sizeof out, "inuse %zu\n", allocator_in_use());
             say(out);
+        } else if (!strcmp(line, "thread")) {
+            pthread_t t;
+            say(pthread_create(&t, NULL, nothing, NULL) == 0 && pthread_join(t, NULL) == 0 ? "joined\n" : "no thread\n");
         } else if (!strcmp(line, "quit")) {
             say("bye\n");
             return 0;
