@@ -4,7 +4,8 @@
 // One thread of the target is stopped with PTRACE_SEIZE + PTRACE_INTERRUPT
 // (the others run on). It must be at a safe point: not inside libc or the
 // loader, where it may hold the allocator's or the loader's lock, unless it
-// is blocked in a system call that holds none. Its registers are saved; it
+// is blocked in a system call that holds none; and not in a signal handler
+// that interrupted libc or the loader. Its registers are saved; it
 // is made to call a function (libc's dlopen with the agent's path written
 // on its stack below the red zone, or the agent's gometrics_attach or
 // gometrics_detach) with a return address of 0, so that the return stops it
@@ -253,6 +254,66 @@ Ranges risky_code(const std::vector<Mapping>& maps, const std::string& agent) {
     return r;
 }
 
+// A thread in a signal handler may have been interrupted inside malloc or
+// dlopen, holding their lock or halfway through their state, whatever its
+// own instruction pointer says: borrowing it to call dlopen, which
+// allocates, then deadlocks on that lock (seen: a handler blocked in read()
+// over an interrupted malloc). The kernel's frame for the handler lies on
+// the stack above it: the handler's return address, libc's rt_sigreturn
+// stub, then the saved context, whose rip is where the thread was
+// interrupted. Frames of handlers that ran deeper and returned lie below the
+// stack pointer, unread. A handler with more than the bytes read of locals
+// goes unseen.
+class SignalFrames {
+public:
+    explicit SignalFrames(const Ranges& risky) : risky_(risky) {}
+
+    // Whether a handler frame within reach above rsp interrupted risky code.
+    bool over_risky_code(int tid, uint64_t rsp) {
+        constexpr size_t kPage = 4096, kPages = 64;  // 256 KiB of stack, read a page an element: the
+                                                    // read stops at the end of the stack's mapping
+        constexpr size_t kRipAfterReturn = 22;  // pretcode, uc_flags, uc_link, uc_stack (3), r8..rsp (16), rip
+        words_.resize(kPages * kPage / 8);
+        iovec local{words_.data(), kPages * kPage}, remote[kPages];
+        const uint64_t from = rsp & ~uint64_t{7};
+        for (size_t p = 0; p < kPages; ++p) {
+            const uint64_t at = p ? (from & ~uint64_t{kPage - 1}) + p * kPage : from;
+            const uint64_t to = (from & ~uint64_t{kPage - 1}) + (p + 1) * kPage;
+            remote[p] = {reinterpret_cast<void*>(at), static_cast<size_t>(to - at)};
+        }
+        const ssize_t got = process_vm_readv(tid, &local, 1, remote, kPages, 0);
+        const size_t n = got > 0 ? static_cast<size_t>(got) / 8 : 0;
+        for (size_t i = 0; i + kRipAfterReturn < n; ++i)
+            if (risky_.contains(words_[i]) && is_restorer(tid, words_[i]) && risky_.contains(words_[i + kRipAfterReturn]))
+                return true;
+        return false;
+    }
+
+private:
+    // libc's rt_sigreturn stub, which sigaction makes every handler return
+    // to: mov $15, %rax; syscall.
+    bool is_restorer(int tid, uint64_t at) {
+        if (at == restorer_) return true;
+        if (restorer_ || checked_.size() > 4096) return false;
+        for (uint64_t c : checked_)
+            if (c == at) return false;
+        checked_.push_back(at);
+        static constexpr unsigned char kStub[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+        unsigned char code[sizeof kStub] = {};
+        iovec local{code, sizeof code}, remote{reinterpret_cast<void*>(at), sizeof code};
+        if (process_vm_readv(tid, &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof code) ||
+            std::memcmp(code, kStub, sizeof kStub) != 0)
+            return false;
+        restorer_ = at;
+        return true;
+    }
+
+    const Ranges& risky_;
+    uint64_t restorer_ = 0;
+    std::vector<uint64_t> checked_;  // addresses in libc that are not the stub
+    std::vector<uint64_t> words_;
+};
+
 bool wait_stop(int tid, int& status, std::chrono::milliseconds limit) {
     const auto end = Clock::now() + limit;
     for (;;) {
@@ -291,6 +352,7 @@ void release(int pid, const Stopped& s) {
 // and letting them run a little between rounds, for at most `limit`.
 Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds limit) {
     const auto end = Clock::now() + limit;
+    SignalFrames frames(ranges);
     for (int round = 0;; ++round) {
         for (int tid : threads_of(pid)) {
             if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
@@ -314,12 +376,13 @@ Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds lim
             ptrace(PTRACE_GETREGS, tid, nullptr, &s.saved);
             const long nr = static_cast<long>(s.saved.orig_rax);
             const bool safe = nr >= 0 ? quiet_syscall(nr, s.saved) : !ranges.contains(s.saved.rip);
-            if (safe) return s;
+            if (safe && !frames.over_risky_code(tid, s.saved.rsp)) return s;
             release(pid, s);
         }
         if (Clock::now() > end)
             fail(fmt::format("no thread of {} reached a safe point in {} ms (each was inside libc or the loader, "
-                             "maybe holding their locks); nothing was changed, try again",
+                             "or in a signal handler that interrupted them, maybe holding their locks); nothing was "
+                             "changed, try again",
                              pid, limit.count()));
         std::this_thread::sleep_for(std::chrono::milliseconds(2 + round % 8));
     }

@@ -403,6 +403,27 @@ class Refusals(unittest.TestCase):
         finally:
             r.kill()
 
+    def test_no_safe_point_in_a_handler_over_malloc(self):
+        # The main thread sits in a signal handler that interrupted libc
+        # (its malloc or free, holding the arena's lock: there is a second
+        # thread), blocked in read(); the other waits on a PI mutex. Borrowing
+        # the first deadlocked the process in dlopen's malloc: attach gives up.
+        r = Running([program("attach_handler")])
+        try:
+            self.assertEqual(r.line(), "held")
+            t0 = time.monotonic()
+            cp = cli("attach", r.pid, timeout=60)
+            self.assertEqual(cp.returncode, 1, cp.stdout)
+            self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
+            self.assertIn(f"no thread of {r.pid} reached a safe point in 3000 ms", cp.stderr)
+            self.assertIn("signal handler", cp.stderr)
+            self.assertLess(time.monotonic() - t0, 20)
+            self.assert_untouched(r)
+            self.assertEqual(r.ask("go"), "done")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
     def test_another_users_process(self):
         # The target runs as nobody (a copy of the program where nobody can
         # run it); the CLI as root without any capability, so that the
