@@ -407,9 +407,9 @@ void* w_pvalloc(size_t n) noexcept {
 
 size_t w_malloc_usable_size(void* p) noexcept { return g_hook.malloc_usable_size(p); }
 
-int w_pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*routine)(void*), void* arg) noexcept {
-    catch_up();
-    // Objects libc loaded itself (NSS, iconv) show in the loader's count.
+// Objects libc loaded itself (NSS, iconv: not through the dlopen the
+// trampoline stands in for) show only in the loader's count.
+void rescan_if_loaded() noexcept {
     unsigned long long adds = 0;
     dl_iterate_phdr(count_adds, &adds);
     if (adds != __atomic_load_n(&g_adds, __ATOMIC_RELAXED)) {
@@ -417,6 +417,11 @@ int w_pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*routine)(
         __atomic_store_n(&gometrics_attach_rescan, uint8_t{1}, __ATOMIC_RELEASE);
         rescan();
     }
+}
+
+int w_pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*routine)(void*), void* arg) noexcept {
+    catch_up();
+    rescan_if_loaded();
     return g_hook.pthread_create(t, attr, routine, arg);
 }
 
@@ -614,6 +619,10 @@ void begin() noexcept {
 }
 
 bool active() noexcept { return g_active.load(std::memory_order_acquire); }
+
+void rescan_on_tick() noexcept {
+    if (g_active.load(std::memory_order_acquire)) rescan_if_loaded();
+}
 
 bool detached() noexcept { return g_detached.load(std::memory_order_acquire); }
 

@@ -27,6 +27,11 @@ bool active() noexcept;
 // After a dlopen by path (attach.cpp's trampoline): redirects what it loaded.
 void rescan_from_dlopen() noexcept;
 
+// The publisher thread, each interval while attached: objects libc loaded
+// by itself since (NSS modules, iconv converters) are redirected then, at
+// the latest.
+void rescan_on_tick() noexcept;
+
 // Detached: the destructor has nothing left to publish.
 bool detached() noexcept;
 

@@ -25,6 +25,7 @@
 #include <new>
 
 #include "agent.h"
+#include "attach.h"
 #include "catalog.h"
 #include "clocks.h"
 #include "kept_file.h"
@@ -258,6 +259,7 @@ void* publisher_main(void*) {
         if (g_computing.exchange(true)) break;  // a crash handler took over
         compute_and_publish(st);
         g_computing.store(false, std::memory_order_release);
+        attach::rescan_on_tick();
         // Sleep until a reader bumps the request word or the interval ends.
         const uint32_t ms = config().interval_ms;
         timespec timeout{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};
