@@ -53,28 +53,14 @@
 #include "slots.h"
 #include "thread_state.h"
 
-#define GOMETRICS_ATTACH_HOOKS(X) \
-    X(malloc)                     \
-    X(free)                       \
-    X(calloc)                     \
-    X(realloc)                    \
-    X(reallocarray)               \
-    X(posix_memalign)             \
-    X(aligned_alloc)              \
-    X(memalign)                   \
-    X(valloc)                     \
-    X(pvalloc)                    \
-    X(malloc_usable_size)         \
-    X(pthread_create)             \
-    X(pthread_mutex_lock)         \
-    X(pthread_mutex_timedlock)    \
-    X(pthread_mutex_clocklock)    \
-    X(pthread_rwlock_rdlock)      \
-    X(pthread_rwlock_wrlock)      \
-    X(pthread_rwlock_timedrdlock) \
-    X(pthread_rwlock_timedwrlock) \
-    X(pthread_rwlock_clockrdlock) \
-    X(pthread_rwlock_clockwrlock)
+// What the GOT entries are redirected for (real.h's lists, variadic X).
+#define GOMETRICS_ATTACH_MALLOC(X)    \
+    GOMETRICS_MALLOC_FUNCTIONS(X)     \
+    X(reallocarray)
+#define GOMETRICS_ATTACH_HOOKS(X)     \
+    GOMETRICS_ATTACH_MALLOC(X)        \
+    X(pthread_create)                 \
+    GOMETRICS_LOCK_FUNCTIONS(X)
 
 // Read by the dlopen trampoline (assembly, below).
 extern "C" {
@@ -124,7 +110,7 @@ namespace {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct Hooks {
-#define GOMETRICS_HOOK_MEMBER(name) decltype(&::name) name;
+#define GOMETRICS_HOOK_MEMBER(name, ...) decltype(&::name) name;
     GOMETRICS_ATTACH_HOOKS(GOMETRICS_HOOK_MEMBER)
 #undef GOMETRICS_HOOK_MEMBER
 };
@@ -425,42 +411,13 @@ int w_pthread_create(pthread_t* t, const pthread_attr_t* attr, void* (*routine)(
     return g_hook.pthread_create(t, attr, routine, arg);
 }
 
-int w_pthread_mutex_lock(pthread_mutex_t* m) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_mutex_lock(m);
-}
-int w_pthread_mutex_timedlock(pthread_mutex_t* m, const timespec* t) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_mutex_timedlock(m, t);
-}
-int w_pthread_mutex_clocklock(pthread_mutex_t* m, clockid_t c, const timespec* t) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_mutex_clocklock(m, c, t);
-}
-int w_pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_rwlock_rdlock(l);
-}
-int w_pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_rwlock_wrlock(l);
-}
-int w_pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const timespec* t) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_rwlock_timedrdlock(l, t);
-}
-int w_pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const timespec* t) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_rwlock_timedwrlock(l, t);
-}
-int w_pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t c, const timespec* t) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_rwlock_clockrdlock(l, c, t);
-}
-int w_pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t c, const timespec* t) noexcept {
-    catch_up_epoch();
-    return g_hook.pthread_rwlock_clockwrlock(l, c, t);
-}
+#define GOMETRICS_LOCK_WRAPPER(name, params, args) \
+    int w_##name params noexcept {                  \
+        catch_up_epoch();                           \
+        return g_hook.name args;                    \
+    }
+GOMETRICS_LOCK_FUNCTIONS(GOMETRICS_LOCK_WRAPPER)
+#undef GOMETRICS_LOCK_WRAPPER
 
 int find_libc(dl_phdr_info* info, size_t, void* out) {
     auto* r = static_cast<int*>(out);  // r[0]: index now, r[1]: libc's, r[2]: ours
@@ -504,18 +461,9 @@ bool adopt_library_allocator() noexcept {
                     reinterpret_cast<void*>(g_libc.calloc), reinterpret_cast<void*>(g_libc.malloc_usable_size)})
         if (!f || !dladdr(f, &other) || other.dli_fbase != info.dli_fbase) return false;  // one allocator, whole
     RealFunctions& r = detail::g_real;
-#define GOMETRICS_ADOPT(name) \
+#define GOMETRICS_ADOPT(name, ...) \
     if (g_libc.name) __atomic_store_n(&r.name, g_libc.name, __ATOMIC_RELEASE);
-    GOMETRICS_ADOPT(malloc)
-    GOMETRICS_ADOPT(free)
-    GOMETRICS_ADOPT(calloc)
-    GOMETRICS_ADOPT(realloc)
-    GOMETRICS_ADOPT(posix_memalign)
-    GOMETRICS_ADOPT(aligned_alloc)
-    GOMETRICS_ADOPT(memalign)
-    GOMETRICS_ADOPT(valloc)
-    GOMETRICS_ADOPT(pvalloc)
-    GOMETRICS_ADOPT(malloc_usable_size)
+    GOMETRICS_MALLOC_FUNCTIONS(GOMETRICS_ADOPT)
 #undef GOMETRICS_ADOPT
     detail::g_glibc_chunks = false;  // its blocks have no glibc header: sizes are asked
     g_granule_shift = 3;             // and may be 8 bytes apart
@@ -528,29 +476,13 @@ void build_table() noexcept {
         if (to && fallback) g_table[g_table_size++] = {name, to, fallback};
     };
     auto v = [](auto f) { return reinterpret_cast<void*>(f); };
+#define GOMETRICS_ADD(name, ...) add(#name, v(w_##name), v(g_libc.name));
     if (g_malloc_family) {
-        add("malloc", v(w_malloc), v(g_libc.malloc));
-        add("free", v(w_free), v(g_libc.free));
-        add("calloc", v(w_calloc), v(g_libc.calloc));
-        add("realloc", v(w_realloc), v(g_libc.realloc));
-        add("reallocarray", v(w_reallocarray), v(g_libc.reallocarray));
-        add("posix_memalign", v(w_posix_memalign), v(g_libc.posix_memalign));
-        add("aligned_alloc", v(w_aligned_alloc), v(g_libc.aligned_alloc));
-        add("memalign", v(w_memalign), v(g_libc.memalign));
-        add("valloc", v(w_valloc), v(g_libc.valloc));
-        add("pvalloc", v(w_pvalloc), v(g_libc.pvalloc));
-        add("malloc_usable_size", v(w_malloc_usable_size), v(g_libc.malloc_usable_size));
+        GOMETRICS_ATTACH_MALLOC(GOMETRICS_ADD)
     }
-    add("pthread_create", v(w_pthread_create), v(g_libc.pthread_create));
-    add("pthread_mutex_lock", v(w_pthread_mutex_lock), v(g_libc.pthread_mutex_lock));
-    add("pthread_mutex_timedlock", v(w_pthread_mutex_timedlock), v(g_libc.pthread_mutex_timedlock));
-    add("pthread_mutex_clocklock", v(w_pthread_mutex_clocklock), v(g_libc.pthread_mutex_clocklock));
-    add("pthread_rwlock_rdlock", v(w_pthread_rwlock_rdlock), v(g_libc.pthread_rwlock_rdlock));
-    add("pthread_rwlock_wrlock", v(w_pthread_rwlock_wrlock), v(g_libc.pthread_rwlock_wrlock));
-    add("pthread_rwlock_timedrdlock", v(w_pthread_rwlock_timedrdlock), v(g_libc.pthread_rwlock_timedrdlock));
-    add("pthread_rwlock_timedwrlock", v(w_pthread_rwlock_timedwrlock), v(g_libc.pthread_rwlock_timedwrlock));
-    add("pthread_rwlock_clockrdlock", v(w_pthread_rwlock_clockrdlock), v(g_libc.pthread_rwlock_clockrdlock));
-    add("pthread_rwlock_clockwrlock", v(w_pthread_rwlock_clockwrlock), v(g_libc.pthread_rwlock_clockwrlock));
+    GOMETRICS_ADD(pthread_create)
+    GOMETRICS_LOCK_FUNCTIONS(GOMETRICS_ADD)
+#undef GOMETRICS_ADD
     add("dlopen", v(gometrics_attach_dlopen), gometrics_attach_real_dlopen);
 }
 
@@ -600,7 +532,7 @@ bool prepare() noexcept {
                      ? dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD)
                      : nullptr;
     if (!self) return false;
-#define GOMETRICS_FIND(name)                                                       \
+#define GOMETRICS_FIND(name, ...)                                                  \
     g_hook.name = reinterpret_cast<decltype(g_hook.name)>(dlsym(self, #name));     \
     g_libc.name = reinterpret_cast<decltype(g_libc.name)>(dlsym(RTLD_DEFAULT, #name));
     GOMETRICS_ATTACH_HOOKS(GOMETRICS_FIND)

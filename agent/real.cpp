@@ -89,7 +89,7 @@ constinit RealFunctions g_found{};
 // must not take the unresolved paths).
 void publish_all_but_stubbed(const RealFunctions& found) noexcept {
     RealFunctions& to = g_real;
-#define GOMETRICS_PUBLISH(name) \
+#define GOMETRICS_PUBLISH(name, ...) \
     if (std::string_view(#name) != "malloc" && std::string_view(#name) != "calloc") \
         __atomic_store_n(&to.name, found.name, __ATOMIC_RELAXED);
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_PUBLISH)
@@ -187,7 +187,7 @@ void resolve_real() noexcept {
     }
     const int saved_errno = errno;  // the hook that got here returns the real call's errno
     RealFunctions found{};
-#define GOMETRICS_RESOLVE(name) resolve_one(found.name, #name);
+#define GOMETRICS_RESOLVE(name, ...) resolve_one(found.name, #name);
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_RESOLVE)
 #undef GOMETRICS_RESOLVE
     // The default version of pthread_create, as an unversioned reference

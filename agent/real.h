@@ -15,27 +15,38 @@
 
 #include "facts/agent_facts.h"
 
-// X(name): a function interposed by the agent, found with dlsym(RTLD_NEXT).
+// The lists take a variadic X(name, ...): the lock calls add their
+// parameters and the arguments that pass them on (attach.cpp's wrappers).
+// The malloc family as the hooks interpose it (an attached agent redirects
+// the same, and reallocarray).
+#define GOMETRICS_MALLOC_FUNCTIONS(X) \
+    X(malloc)                         \
+    X(free)                           \
+    X(calloc)                         \
+    X(realloc)                        \
+    X(posix_memalign)                 \
+    X(aligned_alloc)                  \
+    X(memalign)                       \
+    X(valloc)                         \
+    X(pvalloc)                        \
+    X(malloc_usable_size)
+
+// The lock calls that may wait.
+#define GOMETRICS_LOCK_FUNCTIONS(X)                                                                 \
+    X(pthread_mutex_lock, (pthread_mutex_t * m), (m))                                              \
+    X(pthread_mutex_timedlock, (pthread_mutex_t * m, const timespec* t), (m, t))                   \
+    X(pthread_mutex_clocklock, (pthread_mutex_t * m, clockid_t c, const timespec* t), (m, c, t))   \
+    X(pthread_rwlock_rdlock, (pthread_rwlock_t * l), (l))                                          \
+    X(pthread_rwlock_wrlock, (pthread_rwlock_t * l), (l))                                          \
+    X(pthread_rwlock_timedrdlock, (pthread_rwlock_t * l, const timespec* t), (l, t))               \
+    X(pthread_rwlock_timedwrlock, (pthread_rwlock_t * l, const timespec* t), (l, t))               \
+    X(pthread_rwlock_clockrdlock, (pthread_rwlock_t * l, clockid_t c, const timespec* t), (l, c, t)) \
+    X(pthread_rwlock_clockwrlock, (pthread_rwlock_t * l, clockid_t c, const timespec* t), (l, c, t))
+
+// Every function interposed by the agent, found with dlsym(RTLD_NEXT).
 #define GOMETRICS_REAL_FUNCTIONS(X) \
-    X(malloc)                       \
-    X(free)                         \
-    X(calloc)                       \
-    X(realloc)                      \
-    X(posix_memalign)               \
-    X(aligned_alloc)                \
-    X(memalign)                     \
-    X(valloc)                       \
-    X(pvalloc)                      \
-    X(malloc_usable_size)           \
-    X(pthread_mutex_lock)           \
-    X(pthread_mutex_timedlock)      \
-    X(pthread_mutex_clocklock)      \
-    X(pthread_rwlock_rdlock)        \
-    X(pthread_rwlock_wrlock)        \
-    X(pthread_rwlock_timedrdlock)   \
-    X(pthread_rwlock_timedwrlock)   \
-    X(pthread_rwlock_clockrdlock)   \
-    X(pthread_rwlock_clockwrlock)   \
+    GOMETRICS_MALLOC_FUNCTIONS(X)   \
+    GOMETRICS_LOCK_FUNCTIONS(X)     \
     X(sigaction)                    \
     X(signal)                       \
     X(sysv_signal)                  \
@@ -55,7 +66,7 @@ namespace gometrics::agent {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 struct RealFunctions {
-#define GOMETRICS_DECLARE_REAL(name) decltype(&::name) name;
+#define GOMETRICS_DECLARE_REAL(name, ...) decltype(&::name) name;
     GOMETRICS_REAL_FUNCTIONS(GOMETRICS_DECLARE_REAL)
 #undef GOMETRICS_DECLARE_REAL
     // Versioned in glibc 2.34+ (pthread_create@@GLIBC_2.34): resolved with
