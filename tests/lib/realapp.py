@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 import gmtest  # noqa: F401  (re-exported for the tests)
@@ -56,6 +57,33 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def start_redis(test, env):
+    """redis-server on a free loopback port, in a temporary directory, with
+    no persistence, started with `env` and answering: (proc, port, cli)."""
+    server, cli = need("redis-server"), need("redis-cli")
+    port = str(free_port())
+    d = test.tempdir()
+    proc = subprocess.Popen([server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", d, "--protected-mode", "no", "--daemonize", "no"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while redis_cli(cli, port, "ping") != "PONG":
+        if proc.poll() is not None or time.monotonic() > deadline:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            raise AssertionError(f"redis-server did not answer: {proc.stderr.read()}")
+        time.sleep(0.05)
+    return proc, port, cli
+
+
+def redis_cli(cli, port, *args):
+    """redis-cli without the agent; its output stripped ("" when it fails)."""
+    cp = subprocess.run([cli, "-h", "127.0.0.1", "-p", port, *args], capture_output=True, text=True, timeout=10,
+                        env=plain_env())
+    return cp.stdout.strip() if cp.returncode == 0 else ""
 
 
 class RealAppTest(unittest.TestCase):

@@ -86,18 +86,9 @@ class AttachApps(realapp.RealAppTest):
         self.assertEqual(proc.stderr.read(), "")
 
     def test_redis_under_benchmark(self):
-        server, bench, cli = need("redis-server"), need("redis-benchmark"), need("redis-cli")
-        port = str(realapp.free_port())
-        d = self.tempdir()
-        proc = subprocess.Popen([server, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--dir", d, "--protected-mode", "no", "--daemonize", "no"],
-                                env=realapp.plain_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        bench = need("redis-benchmark")
+        proc, port, cli = realapp.start_redis(self, realapp.plain_env())
         try:
-            deadline = time.monotonic() + 20
-            while run_cli(cli, port, "ping") != "PONG":
-                self.assertIsNone(proc.poll(), "redis-server exited early")
-                self.assertLess(time.monotonic(), deadline, "redis-server did not answer")
-                time.sleep(0.05)
             result = {}
 
             def load():
@@ -137,10 +128,7 @@ class AttachApps(realapp.RealAppTest):
         self.assertNotIn("gometrics", proc.stderr.read())
 
 
-def run_cli(cli, port, *args):
-    cp = subprocess.run([cli, "-h", "127.0.0.1", "-p", port, *args], capture_output=True, text=True, timeout=10,
-                        env=realapp.plain_env())
-    return cp.stdout.strip() if cp.returncode == 0 else ""
+run_cli = realapp.redis_cli
 
 
 if __name__ == "__main__":
