@@ -2,6 +2,7 @@
 #include "kept_file.h"
 
 #include "proc.h"
+#include "text.h"
 
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -74,11 +75,9 @@ int take_private_descriptor_table() noexcept {
 bool has_private_descriptor_table() noexcept { return tls_private_table; }
 
 bool is_kept_entry(int proc_fd_dir, const char* name) noexcept {
-    int fd = 0;
-    for (const char* p = name; *p; ++p) {
-        if (*p < '0' || *p > '9' || fd >= int(kTop)) return false;
-        fd = fd * 10 + (*p - '0');
-    }
+    const auto n = text::parse_u64(name);
+    if (!n || *n >= kTop) return false;
+    const int fd = static_cast<int>(*n);
     struct stat st {};
     return is_kept(fd) && fstatat(proc_fd_dir, name, &st, 0) == 0 && g_kept_ids[fd].dev.load() == st.st_dev &&
            g_kept_ids[fd].ino.load() == st.st_ino;
