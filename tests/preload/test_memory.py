@@ -105,9 +105,10 @@ class Glibc(unittest.TestCase):
         objects, unused, metadata = (CLASSES[0], CLASSES[1], "/memory/classes/metadata/other:bytes")
         n = 100000
         a, b = self.held(0, 24), self.held(n, 24)
-        # One block of the C library's own now and then lands on one side of
-        # a twin's reading and not the other (CI, under load: 100001): the
-        # per-block accounting is what is asserted here, exact counts elsewhere.
+        # Once a clean-clone CI under load read 100,001 objects for 100,000,
+        # a block whose source was not found: one either way is allowed, as
+        # the per-block accounting is what is asserted here (the heap, attach
+        # and consistency tests assert exact counts).
         self.assertLessEqual(abs(b["/gc/heap/objects:objects"] - a["/gc/heap/objects:objects"] - n), 1)
         self.assertLessEqual(abs(b[objects] - a[objects] - 24 * n), 4096)
         self.assertAlmostEqual(b[metadata] - a[metadata], 8 * n, delta=0.01 * 8 * n)
