@@ -45,6 +45,7 @@
 #include <string_view>
 
 #include "agent.h"
+#include "jemalloc_sizes.h"
 #include "log.h"
 #include "proc.h"
 #include "loaded_object.h"
@@ -84,9 +85,15 @@ constinit bool g_wanted = false;
     return a - g_brk_lo < reinterpret_cast<uintptr_t>(__atomic_load_n(&__curbrk, __ATOMIC_RELAXED)) - g_brk_lo;
 }
 
+// A block of glibc's does not move jemalloc's count of the thread's freed
+// bytes, by which the free hook sizes a block: the hook's window is told
+// the size as if it had (jemalloc_sizes.h; outside a window the sum only
+// shifts, and only its changes within one are ever used).
 void routed_free(void* p) noexcept {
-    if (glibc_owns(p)) [[unlikely]]
+    if (glibc_owns(p)) [[unlikely]] {
+        bump(detail::tls_words.freed_attributed, -uint64_t{g_glibc.usable(p)});
         return g_glibc.free(p);
+    }
     g_je.free(p);
 }
 
@@ -340,6 +347,12 @@ void switch_allocator_if_asked() noexcept {
     g_real.posix_memalign = je_posix_memalign;
     g_real.calloc = je_calloc;
     g_real.malloc = je.malloc;
+    // Sizes without asking jemalloc (jemalloc_sizes.h), if it has what that needs.
+    detail::NallocxFn nallocx;
+    detail::NameToMibFn name_to_mib;
+    detail::ByMibFn by_mib;
+    if (find(h, nallocx, "nallocx") && find(h, name_to_mib, "mallctlnametomib") && find(h, by_mib, "mallctlbymib"))
+        detail::use_switched_jemalloc(nallocx, name_to_mib, by_mib);
 }
 
 MallctlFn switched_mallctl() noexcept { return g_mallctl; }

@@ -10,7 +10,9 @@
 #include <cstring>
 #include <string_view>
 
+#include "jemalloc_sizes.h"
 #include "loaded_object.h"
+#include "profile.h"
 #include "log.h"
 
 namespace gometrics::agent {
@@ -143,6 +145,7 @@ bool resolving() noexcept { return g_resolve_state.load(std::memory_order_acquir
 void real_after_fork_child() noexcept {
     int in_progress = 1;
     g_resolve_state.compare_exchange_strong(in_progress, 0, std::memory_order_relaxed);
+    detail::jemalloc_sizes_after_fork_child();
 }
 
 void* bootstrap_alloc(size_t size, size_t align) noexcept {
@@ -164,6 +167,10 @@ void* bootstrap_alloc(size_t size, size_t align) noexcept {
         if (g_arena_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
             const size_t head = size * 8 + 2;  // see real.h: never a small glibc chunk
             std::memcpy(g_arena + start - sizeof(size_t), &head, sizeof head);
+            // A maybe-sampled block to the free hooks (saturated: for good),
+            // so that only their slow path, which knows it, ever sees it.
+            std::atomic_ref<uint8_t>(profile::detail::g_live_filter[profile::detail::filter_index(g_arena + start)])
+                .store(255, std::memory_order_release);
             return g_arena + start;  // zeroed: static storage, never reused
         }
     }
@@ -205,6 +212,7 @@ void resolve_real() noexcept {
     // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
     prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
     g_glibc_chunks = verify_glibc_chunks(found);
+    if (!g_glibc_chunks) find_jemalloc_next(reinterpret_cast<void*>(found.malloc));
     g_found = found;
     publish_all_but_stubbed(found);
     g_resolve_state.store(2, std::memory_order_release);

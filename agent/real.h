@@ -103,7 +103,8 @@ void real_after_fork_child() noexcept;
 // Each bootstrap block is preceded by a word holding size * 8 + 2: bit 1 is
 // glibc's IS_MMAPPED, so the hooks' inline glibc path never takes a
 // bootstrap block for a small chunk, and sends it to the slow path, which
-// recognises it.
+// recognises it. The other allocators' path sends it there too: the heap
+// profile's live filter says it may be a sample (profile.h).
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
 
