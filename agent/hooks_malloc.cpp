@@ -177,7 +177,7 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 // counted here, without a call; a bootstrap block never comes with one (the
 // thread has a slot, so the real functions were resolved before, and only
 // their stubs hand those out).
-[[gnu::noinline]] void* count_alloc_other(void* p, size_t n) noexcept {
+[[gnu::always_inline]] inline void* count_alloc_other(void* p, size_t n) noexcept {
     detail::ThreadWords& w = detail::tls_words;
     if (!w.freed || n > jemalloc::kTableMax) [[unlikely]]  // not jemalloc, or not a request the table knows
         return count_alloc_asked(p);
@@ -264,6 +264,14 @@ void count_free(size_t usable) noexcept {
     real_fn<&R::free>()(p);
 }
 
+// free_other's jemalloc way, once the window is open: the real free, then
+// the count. Apart, so that only the window crosses the call.
+[[gnu::noinline]] void free_sized_by_window(void* p, uint64_t opened) noexcept {
+    real_fn<&R::free>()(p);
+    detail::ThreadWords& w = detail::tls_words;
+    record(w.slot, kFrees, jemalloc::close_window(w.freed, opened));
+}
+
 // free on a thread counting for another allocator than glibc's, the short
 // way. Anything the slow path must look at (a sample or a bootstrap block,
 // which the live filter both flags, a block a counted operator delete is
@@ -271,7 +279,7 @@ void count_free(size_t usable) noexcept {
 // thread's freed bytes moved by (jemalloc_sizes.h), counted once the block
 // is gone; elsewhere it is asked. After a switch a block of glibc's is
 // routed there by the real free, and sized by it (allocator_switch.cpp).
-[[gnu::noinline]] void free_other(void* p) noexcept {
+[[gnu::always_inline]] inline void free_other(void* p) noexcept {
     detail::ThreadWords& w = detail::tls_words;
     if (profile::maybe_sampled(p) || p == w.counted_free) [[unlikely]]
         return free_slow(p);
@@ -280,11 +288,7 @@ void count_free(size_t usable) noexcept {
     w.last_counted = nullptr;
     if (!w.freed) [[unlikely]]
         return free_other_asked(p);
-    uint64_t before = jemalloc::unattributed_freed(w.freed);
-    asm("" : "+r"(before));  // one register across the call, not its two terms
-    real_fn<&R::free>()(p);
-    detail::ThreadWords& after = detail::tls_words;
-    record(after.slot, kFrees, jemalloc::attribute_freed(after.freed, before));
+    return free_sized_by_window(p, jemalloc::open_window(w.freed));
 }
 
 // realloc: a free of the old block plus an allocation of the new one,

@@ -4,13 +4,13 @@
 // hooks of a thread counting for another allocator (kSlowSlot, slots.h) use:
 // - malloc(n), calloc: a table of the usable size jemalloc gives a request
 //   of n bytes (its nallocx), built and checked when the first such thread
-//   claims its slot; 0 where the size must be asked (another allocator, n 0,
-//   n beyond the table).
+//   claims its slot. A thread uses it once tls_words.freed is set, and only
+//   then, as other allocators have no such table.
 // - free: jemalloc's own per-thread count of the bytes the thread freed
 //   ("thread.deallocatedp"), read around the real call. Hooks that run in
 //   between on the same thread (a signal handler's, the agent's own work
-//   inside a lock hook) add what they saw move to tls_words.freed_attributed, so
-//   each window takes only its own bytes (unattributed_freed()).
+//   inside a lock hook) add what they saw move to
+//   tls_words.freed_attributed, so each window takes only its own bytes.
 #pragma once
 
 #include <cstddef>
@@ -31,7 +31,8 @@ inline constexpr size_t kUnknown = ~size_t{0};
 }  // namespace jemalloc
 
 namespace detail {
-// [(n + 7) / 8]: the usable size of jemalloc's malloc(n), or 0.
+// [(n + 7) / 8]: the usable size of jemalloc's malloc(n); complete before
+// any thread's tls_words.freed is set.
 extern uint16_t g_request_usable[jemalloc::kTableMax / 8 + 1];
 // The calling thread claims a slot for another allocator (slots.cpp, cold):
 // sets tls_words.freed when jemalloc's counters serve (the first such claim
@@ -52,29 +53,23 @@ void jemalloc_sizes_after_fork_child() noexcept;
 
 namespace jemalloc {
 
-// The usable size of the block malloc(n) returned, or 0: ask.
-[[gnu::always_inline]] inline size_t request_usable(size_t n) noexcept {
-    return n <= kTableMax ? detail::g_request_usable[(n + 7) / 8] : 0;
+// A window over jemalloc's count of the bytes this thread freed: opened
+// before the real call, closed after it, it gives the bytes freed in
+// between less those a hook nested there attributed (and attributes them in
+// turn). Each end reads the attributed sum and the count in the order that
+// keeps the totals exact should a signal handler's hook run between the two
+// loads: its bytes are then taken from this block's, so objects and bytes
+// stay exact and only the split of the two blocks between size buckets is
+// off, for a handler landing on that one instruction.
+[[gnu::always_inline]] inline uint64_t open_window(const uint64_t* freed) noexcept {
+    const uint64_t attributed = detail::tls_words.freed_attributed;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    return __atomic_load_n(freed, __ATOMIC_RELAXED) - attributed;
 }
-
-// jemalloc's freed bytes of this thread less those already attributed, read
-// with no hook of this thread between the two loads (a signal handler runs to
-// completion: seeing the attributed sum unchanged after the count proves it).
-[[gnu::always_inline]] inline uint64_t unattributed_freed(const uint64_t* freed) noexcept {
-    for (;;) {
-        const uint64_t attributed = detail::tls_words.freed_attributed;
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        const uint64_t count = __atomic_load_n(freed, __ATOMIC_RELAXED);
-        __atomic_signal_fence(__ATOMIC_SEQ_CST);
-        if (detail::tls_words.freed_attributed == attributed) [[likely]]
-            return count - attributed;
-    }
-}
-
-// Bytes freed in a window that began at unattributed_freed() == before:
-// attributed (for any enclosing window) and returned.
-[[gnu::always_inline]] inline uint64_t attribute_freed(const uint64_t* freed, uint64_t before) noexcept {
-    const uint64_t bytes = unattributed_freed(freed) - before;
+[[gnu::always_inline]] inline uint64_t close_window(const uint64_t* freed, uint64_t opened) noexcept {
+    const uint64_t count = __atomic_load_n(freed, __ATOMIC_RELAXED);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    const uint64_t bytes = count - detail::tls_words.freed_attributed - opened;
     bump(detail::tls_words.freed_attributed, bytes);
     return bytes;
 }
@@ -86,13 +81,13 @@ template <class F>
 [[gnu::always_inline]] inline auto attributing(F&& call) noexcept {
     const uint64_t* freed = detail::tls_words.freed;
     if (!freed) return call();
-    const uint64_t before = unattributed_freed(freed);
+    const uint64_t opened = open_window(freed);
     if constexpr (std::is_void_v<decltype(call())>) {
         call();
-        attribute_freed(freed, before);
+        close_window(freed, opened);
     } else {
         auto r = call();
-        attribute_freed(freed, before);
+        close_window(freed, opened);
         return r;
     }
 }
