@@ -100,22 +100,23 @@ constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_
 // runs guarded, so what a new_handler or a signal handler allocates and
 // frees meanwhile, and the bad_alloc a refused new throws, count as usual.
 // - new counts its block unless malloc's hook just did: the slow path keeps
-//   the block it counted last, until that is freed (tls_words.last_counted). A
-//   signal handler that allocates between that count and the return makes
-//   the block count twice.
+//   the block it counted last, until that is freed (on another allocator's
+//   path, until any block is freed: tls_words.last_counted). A signal
+//   handler that allocates (or there, frees) between that count and the
+//   return makes the block count twice.
 // - delete counts, and names the block to free's hook (tls_words.counted_free).
-#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)               \
-    void* counting_##member params spec {                                 \
-        detail::tls_words.last_counted = nullptr;                               \
-        void* q = __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
-        return q == detail::tls_words.last_counted ? q : count_allocation(q);   \
+#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)                   \
+    void* counting_##member params spec {                                     \
+        detail::tls_words.last_counted = nullptr;                             \
+        void* q = __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args;     \
+        return q == detail::tls_words.last_counted ? q : count_allocation(q); \
     }
-#define GOMETRICS_COUNT_DELETE(member, op, params, args)    \
-    void counting_##member params noexcept {                \
-        count_release(p);                                   \
-        detail::tls_words.counted_free = p;                       \
+#define GOMETRICS_COUNT_DELETE(member, op, params, args)        \
+    void counting_##member params noexcept {                    \
+        count_release(p);                                       \
+        detail::tls_words.counted_free = p;                     \
         __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
-        detail::tls_words.counted_free = nullptr;                 \
+        detail::tls_words.counted_free = nullptr;               \
     }
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
 #undef GOMETRICS_COUNT_NEW
