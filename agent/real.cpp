@@ -56,8 +56,10 @@ void resolve_one(Fn& slot, const char* name) noexcept {
 // MiB): freeing a smaller one would raise the program's mmap and trim
 // thresholds (glibc adjusts them on every such free), a change of its
 // allocator's behaviour that made some programs faster under the agent. It
-// is address space only, never touched.
-bool verify_glibc_chunks(const RealFunctions& f) noexcept {
+// is address space only, never touched. Not when the allocator switch has
+// turned mmap off (with_mmapped false): it would come from the brk heap,
+// 33 MiB that valgrind's emulated break cannot give.
+bool verify_glibc_chunks(const RealFunctions& f, bool with_mmapped) noexcept {
     sys::LoadedObject object;
     if (!sys::object_of(reinterpret_cast<void*>(f.malloc), object) || !std::strstr(object.path, "/libc.so.6"))
         return false;
@@ -68,6 +70,7 @@ bool verify_glibc_chunks(const RealFunctions& f) noexcept {
     bool same = true;
     for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{992}, size_t{1000}, size_t{1016},
                      size_t{1024}, size_t{5000}, (size_t{33} << 20)}) {
+        if (n > 5000 && !with_mmapped) continue;
         void* p = f.malloc(n);
         if (!p) continue;
         const size_t head = glibc::chunk_head(p), usable = f.malloc_usable_size(p);
@@ -210,8 +213,8 @@ void resolve_real() noexcept {
         log::fatal("cannot resolve the real malloc family with dlsym(RTLD_NEXT)");
     }
     // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
-    prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
-    g_glibc_chunks = verify_glibc_chunks(found);
+    const bool no_mmap = prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
+    g_glibc_chunks = verify_glibc_chunks(found, !no_mmap);
     if (!g_glibc_chunks) find_jemalloc_next(reinterpret_cast<void*>(found.malloc));
     g_found = found;
     publish_all_but_stubbed(found);

@@ -74,7 +74,8 @@ namespace detail {
 extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
-void prepare_allocator_switch(void* real_malloc) noexcept;  // allocator_switch.cpp
+// allocator_switch.cpp; true: glibc was told never to mmap from now on.
+bool prepare_allocator_switch(void* real_malloc) noexcept;
 // The malloc that resolution found (dlsym RTLD_NEXT), whatever the
 // allocator switch put in g_real since; nullptr before resolution.
 decltype(&::malloc) found_malloc() noexcept;
