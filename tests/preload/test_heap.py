@@ -119,6 +119,20 @@ class HeapExactness(unittest.TestCase):
             self.assertEqual(m["/gc/heap/allocs:objects"] - t["/gc/heap/allocs:objects"], threads * k)
             self.assertEqual(m["/gc/heap/frees:objects"] - t["/gc/heap/frees:objects"], threads * k)
 
+    def test_threads_starting_together_on_jemalloc(self):
+        # The first thread to claim a slot on jemalloc builds and checks the
+        # size table while the others wait for it; each then counts with its
+        # own jemalloc counter: every block and byte is exact.
+        threads, k = 8, 20000
+        preload = f"{gmtest.AGENT}:{JEMALLOC}"
+        _, twin = run_with_report([program("thread_allocs"), str(threads), "0", "together"], preload=preload)
+        for _ in range(5):
+            _, rep = run_with_report([program("thread_allocs"), str(threads), str(k), "together"], preload=preload)
+            m, t = metrics(rep), metrics(twin)
+            self.assertEqual(m["/gc/heap/allocs:objects"] - t["/gc/heap/allocs:objects"], threads * k)
+            self.assertEqual(m["/gc/heap/frees:objects"] - t["/gc/heap/frees:objects"], threads * k)
+            self.assertEqual(m["/gc/heap/live:bytes"], t["/gc/heap/live:bytes"])
+
     def test_histograms_sum_to_totals(self):
         _, rep = run_with_report([program("leak"), "100"])
         m = metrics(rep)
