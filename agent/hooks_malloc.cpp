@@ -234,14 +234,17 @@ void count_free(size_t usable) noexcept {
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
     // Before the real free, as the block is gone afterwards; the size only
-    // for a slot (the agent's own frees, such as inside a counted delete,
-    // need no malloc_usable_size of another allocator).
-    ThreadSlot* s = current_slot();
+    // for a slot (the agent's own frees need no malloc_usable_size of
+    // another allocator).
     forget_last_counted(p);
-    if (p == detail::tls_words.counted_free) [[unlikely]] {  // inside a counted operator delete
+    if (p == detail::tls_words.counted_free) [[unlikely]] {
+        // Inside a counted operator delete, which counted it (a sample's
+        // record too) and, on jemalloc, holds the window that sizes it
+        // (hooks_new.cpp): only the real free here.
         detail::tls_words.counted_free = nullptr;
-        s = nullptr;
+        return real_fn<&R::free>()(p);
     }
+    ThreadSlot* s = current_slot();
     const size_t sampled = profile::maybe_sampled(p) ? profile::forget(p) : 0;
     if (s) count_free_on(s, sampled ? sampled : usable_size(p));
     jemalloc::attributing([p] { real_fn<&R::free>()(p); });
@@ -281,8 +284,12 @@ void count_free(size_t usable) noexcept {
 // routed there by the real free, and sized by it (allocator_switch.cpp).
 [[gnu::always_inline]] inline void free_other(void* p) noexcept {
     detail::ThreadWords& w = detail::tls_words;
-    if (profile::maybe_sampled(p) || p == w.counted_free) [[unlikely]]
+    if (profile::maybe_sampled(p)) [[unlikely]]
         return free_slow(p);
+    if (p == w.counted_free) [[unlikely]] {  // as free_slow would: the delete counted it
+        w.counted_free = nullptr;
+        return real_fn<&R::free>()(p);
+    }
     // Whatever was counted last, a free came after it: a wrapped operator
     // new that returns it now did not reach malloc's hook (hooks_new.cpp).
     w.last_counted = nullptr;
@@ -325,7 +332,9 @@ void* realloc_impl(void* p, size_t n) noexcept {
 
 }  // namespace
 
-void* count_allocation(void* p) noexcept { return counted(p); }
+void* count_allocation(void* p, size_t request) noexcept { return counted(p, request); }
+
+void count_release_other(size_t usable) noexcept { record(detail::tls_words.slot, kFrees, usable); }
 
 void count_release(void* p) noexcept {
     if (!p || is_bootstrap(p)) [[unlikely]]
