@@ -9,7 +9,7 @@
 // (3 us a call). So glibc's blocks are made findable by address instead:
 //   - at the first hook call (resolve time), glibc is told to keep a single
 //     arena and never to mmap (mallopt M_ARENA_MAX=1, M_MMAP_MAX=0), so every
-//     block it ever hands out lies in the brk heap [start_brk, __curbrk);
+//     block it ever hands out lies in the brk heap [the break then, __curbrk);
 //   - at the switch, glibc's own statistics must prove it (no mmapped chunk,
 //     all arena bytes inside that range), or we stay on glibc;
 //   - jemalloc is told never to use sbrk (dss "disabled"), so that range is
@@ -45,6 +45,7 @@
 #include <string_view>
 
 #include "agent.h"
+#include "jemalloc_sizes.h"
 #include "log.h"
 #include "proc.h"
 #include "loaded_object.h"
@@ -75,7 +76,7 @@ struct Allocator {
 };
 constinit Allocator g_glibc{};
 constinit Allocator g_je{};
-constinit uintptr_t g_brk_lo = 0;  // start_brk: glibc's brk heap is [g_brk_lo, __curbrk)
+constinit uintptr_t g_brk_lo = 0;  // glibc's brk heap is [g_brk_lo, __curbrk)
 constinit MallctlFn g_mallctl = nullptr;
 constinit bool g_wanted = false;
 
@@ -84,9 +85,15 @@ constinit bool g_wanted = false;
     return a - g_brk_lo < reinterpret_cast<uintptr_t>(__atomic_load_n(&__curbrk, __ATOMIC_RELAXED)) - g_brk_lo;
 }
 
+// A block of glibc's does not move jemalloc's count of the thread's freed
+// bytes, by which the free hook sizes a block: the hook's window is told
+// the size as if it had (jemalloc_sizes.h; outside a window the sum only
+// shifts, and only its changes within one are ever used).
 void routed_free(void* p) noexcept {
-    if (glibc_owns(p)) [[unlikely]]
+    if (glibc_owns(p)) [[unlikely]] {
+        bump(detail::tls_words.freed_attributed, -uint64_t{g_glibc.usable(p)});
         return g_glibc.free(p);
+    }
     g_je.free(p);
 }
 
@@ -252,16 +259,21 @@ namespace detail {
 
 // Called by resolve_real() before the first real allocation: read the wish,
 // and if it is jemalloc, keep every glibc block in the brk heap from now on.
-void prepare_allocator_switch(void* real_malloc) noexcept {
-    if (!config().jemalloc) return;
+bool prepare_allocator_switch(void* real_malloc) noexcept {
+    if (!config().jemalloc) return false;
     sys::LoadedObject object;
     if (!sys::object_of(real_malloc, object) || !std::strstr(object.path, "/libc.so.6")) {
         refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", object.path ? object.path : "?",
                 "): left as it is"});
-        return;
+        return false;
     }
     g_wanted = mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_MAX, 0) == 1;
+    // Where glibc's heap will start: the break before its first block. (Not
+    // start_brk from /proc/self/stat: under valgrind that is valgrind's own,
+    // not the program's emulated break.)
+    g_brk_lo = reinterpret_cast<uintptr_t>(sbrk(0));
     if (!g_wanted) refuse({"GOMETRICS_ALLOCATOR=jemalloc: mallopt failed: staying on glibc"});
+    return g_wanted;
 }
 
 }  // namespace detail
@@ -311,9 +323,9 @@ void switch_allocator_if_asked() noexcept {
         g_mallctl = nullptr;
         return;
     }
-    // Every glibc block must lie in [start_brk, __curbrk): its statistics
+    // Every glibc block must lie in [g_brk_lo, __curbrk): its statistics
     // must show no mmapped chunk and no arena byte outside that range.
-    const uintptr_t lo = proc_stat_field(47);  // start_brk
+    const uintptr_t lo = g_brk_lo;
     const uintptr_t hi = reinterpret_cast<uintptr_t>(__curbrk);
     const struct mallinfo2 mi = mallinfo2();
     if (lo == 0 || hi < lo || mi.hblks != 0 || mi.arena > hi - lo) {
@@ -321,7 +333,6 @@ void switch_allocator_if_asked() noexcept {
         g_mallctl = nullptr;
         return;
     }
-    g_brk_lo = lo;
     g_glibc = {g_real.malloc, g_real.free, g_real.realloc, g_real.memalign, g_real.malloc_usable_size};
     g_je = je;
     restore.switched = true;
@@ -340,6 +351,12 @@ void switch_allocator_if_asked() noexcept {
     g_real.posix_memalign = je_posix_memalign;
     g_real.calloc = je_calloc;
     g_real.malloc = je.malloc;
+    // Sizes without asking jemalloc (jemalloc_sizes.h), if it has what that needs.
+    detail::NallocxFn nallocx;
+    detail::NameToMibFn name_to_mib;
+    detail::ByMibFn by_mib;
+    if (find(h, nallocx, "nallocx") && find(h, name_to_mib, "mallctlnametomib") && find(h, by_mib, "mallctlbymib"))
+        detail::use_switched_jemalloc(nallocx, name_to_mib, by_mib);
 }
 
 MallctlFn switched_mallctl() noexcept { return g_mallctl; }

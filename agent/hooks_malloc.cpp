@@ -17,6 +17,7 @@
 
 #include "buckets.h"
 #include "heap_hooks.h"
+#include "jemalloc_sizes.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -136,7 +137,7 @@ constexpr uint64_t kPollBytes = 256 * 1024;
         p = count_alloc(s, p, usable);  // a sample may have moved it
     // Last: asking the size or sampling may itself allocate (a counted
     // operator new, which resets the word).
-    detail::tls_last_counted = p;
+    detail::tls_words.last_counted = p;
     return p;
 }
 
@@ -147,31 +148,65 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 }
 
 // An allocation on a thread counting for another allocator than glibc's
-// (the slot in tls_slow_slot): the short way, without the slow path's
-// questions but the size.
-[[gnu::noinline]] void* count_alloc_other(void* p) noexcept {
-    ThreadSlot* s = detail::tls_slow_slot;
+// (the slot in tls_words.slot), the size asked.
+[[gnu::noinline]] void* count_alloc_asked(void* p) noexcept {
     if (is_bootstrap(p)) [[unlikely]]
         return p;
-    p = count_alloc(s, p, detail::asked_usable_size(p));
-    detail::tls_last_counted = p;  // see count_alloc_slow
+    p = count_alloc(detail::tls_words.slot, p, detail::asked_usable_size(p));
+    detail::tls_words.last_counted = p;  // see count_alloc_slow
+    return p;
+}
+
+// The same beyond the small sizes, with the size.
+[[gnu::noinline]] void* count_alloc_sized(void* p, size_t usable) noexcept {
+    p = count_alloc(detail::tls_words.slot, p, usable);
+    detail::tls_words.last_counted = p;  // see count_alloc_slow
+    return p;
+}
+
+// A small size's count reached its call-out (small_reached) on that path.
+[[gnu::noinline, gnu::cold]] void* other_small_reached(void* p, size_t usable) noexcept {
+    p = small_reached(detail::tls_words.slot, p, usable);
+    detail::tls_words.last_counted = p;  // see count_alloc_slow
+    return p;
+}
+
+// An allocation on a thread counting for another allocator than glibc's,
+// of a request of n bytes (or jemalloc::kUnknown): the short way, without
+// the slow path's questions. On jemalloc a request the table covers is
+// counted here, without a call; a bootstrap block never comes with one (the
+// thread has a slot, so the real functions were resolved before, and only
+// their stubs hand those out).
+[[gnu::always_inline]] inline void* count_alloc_other(void* p, size_t n) noexcept {
+    detail::ThreadWords& w = detail::tls_words;
+    if (!w.freed || n > jemalloc::kTableMax) [[unlikely]]  // not jemalloc, or not a request the table knows
+        return count_alloc_asked(p);
+    const size_t usable = detail::g_request_usable[(n + 7) / 8];  // complete once w.freed is set
+    if (!buckets::is_small(usable)) [[unlikely]]
+        return count_alloc_sized(p, usable);
+    SmallSize* e = small_entry(w.slot, usable);
+    bump(e->count[kAllocs], 1);
+    if (load(e->count[kAllocs]) >= e->call_at) [[unlikely]]
+        return other_small_reached(p, usable);
+    w.last_counted = p;
     return p;
 }
 
 // p is being freed: a block the slow path counted last is no longer the one
 // a wrapped operator new may hand out without our count (hooks_new.cpp).
 [[gnu::always_inline]] inline void forget_last_counted(void* p) noexcept {
-    if (p == detail::tls_last_counted) [[unlikely]]
-        detail::tls_last_counted = nullptr;
+    if (p == detail::tls_words.last_counted) [[unlikely]]
+        detail::tls_words.last_counted = nullptr;
 }
 
-// Counts the allocation p, if any, and returns it.
-[[gnu::always_inline]] inline void* counted(void* p) noexcept {
+// Counts the allocation p, if any, made for a request of n bytes (or
+// jemalloc::kUnknown: only malloc and calloc know it), and returns it.
+[[gnu::always_inline]] inline void* counted(void* p, size_t n = jemalloc::kUnknown) noexcept {
     if (!p) [[unlikely]]
         return p;
     ThreadSlot* s = detail::tls_slot;
     if (!has_slot(s)) [[unlikely]]
-        return s == detail::marker(detail::kSlowSlot) ? count_alloc_other(p) : count_alloc_slow(p);
+        return s == detail::marker(detail::kSlowSlot) ? count_alloc_other(p, n) : count_alloc_slow(p);
     const size_t head = glibc::chunk_head(p);
     if (!glibc::small_chunk(head)) [[unlikely]]
         return glibc::heap_chunk(head) ? count_heap_alloc(s, p, head) : count_alloc_slow(p);
@@ -199,38 +234,68 @@ void count_free(size_t usable) noexcept {
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return;  // nothing to forward to yet: leak it
     // Before the real free, as the block is gone afterwards; the size only
-    // for a slot (the agent's own frees, such as inside a counted delete,
-    // need no malloc_usable_size of another allocator).
-    ThreadSlot* s = current_slot();
+    // for a slot (the agent's own frees need no malloc_usable_size of
+    // another allocator).
     forget_last_counted(p);
-    if (p == detail::tls_counted_free) [[unlikely]] {  // inside a counted operator delete
-        detail::tls_counted_free = nullptr;
-        s = nullptr;
+    if (p == detail::tls_words.counted_free) [[unlikely]] {
+        // Inside a counted operator delete, which counted it (a sample's
+        // record too) and, on jemalloc, holds the window that sizes it
+        // (hooks_new.cpp): only the real free here.
+        detail::tls_words.counted_free = nullptr;
+        return real_fn<&R::free>()(p);
     }
+    ThreadSlot* s = current_slot();
     const size_t sampled = profile::maybe_sampled(p) ? profile::forget(p) : 0;
     if (s) count_free_on(s, sampled ? sampled : usable_size(p));
-    real_fn<&R::free>()(p);
+    jemalloc::attributing([p] { real_fn<&R::free>()(p); });
 }
 
 // free of a glibc heap chunk beyond the small sizes, on the caller's slot;
 // a sample, or a block the operator new and delete hooks follow, goes the
 // slow way.
 [[gnu::noinline]] void free_heap_chunk(ThreadSlot* s, void* p, size_t head) noexcept {
-    if (profile::maybe_sampled(p) || p == detail::tls_last_counted || p == detail::tls_counted_free) [[unlikely]]
+    if (profile::maybe_sampled(p) || p == detail::tls_words.last_counted || p == detail::tls_words.counted_free) [[unlikely]]
         return free_slow(p);
     record(s, kFrees, glibc::chunk_usable(head));
     real_fn<&R::free>()(p);
 }
 
-// free on a thread counting for another allocator than glibc's, the short
-// way. Anything the slow path must look at (a bootstrap block, a sample, a
-// block the operator hooks follow, one of glibc's after a switch) goes there.
-[[gnu::noinline]] void free_other(ThreadSlot* s, void* p) noexcept {
-    if (is_bootstrap(p) || profile::maybe_sampled(p) || p == detail::tls_last_counted ||
-        p == detail::tls_counted_free || (detail::g_switched && switched_glibc_owns(p))) [[unlikely]]
-        return free_slow(p);
-    record(s, kFrees, detail::asked_usable_size(p));
+// free on a thread counting for another allocator than glibc's, asking
+// the size before.
+[[gnu::noinline]] void free_other_asked(void* p) noexcept {
+    record(detail::tls_words.slot, kFrees, detail::asked_usable_size(p));
     real_fn<&R::free>()(p);
+}
+
+// free_other's jemalloc way, once the window is open: the real free, then
+// the count. Apart, so that only the window crosses the call.
+[[gnu::noinline]] void free_sized_by_window(void* p, uint64_t opened) noexcept {
+    real_fn<&R::free>()(p);
+    detail::ThreadWords& w = detail::tls_words;
+    record(w.slot, kFrees, jemalloc::close_window(w.freed, opened));
+}
+
+// free on a thread counting for another allocator than glibc's, the short
+// way. Anything the slow path must look at (a sample or a bootstrap block,
+// which the live filter both flags, a block a counted operator delete is
+// releasing) goes there. On jemalloc the size is what its count of the
+// thread's freed bytes moved by (jemalloc_sizes.h), counted once the block
+// is gone; elsewhere it is asked. After a switch a block of glibc's is
+// routed there by the real free, and sized by it (allocator_switch.cpp).
+[[gnu::always_inline]] inline void free_other(void* p) noexcept {
+    detail::ThreadWords& w = detail::tls_words;
+    if (profile::maybe_sampled(p)) [[unlikely]]
+        return free_slow(p);
+    if (p == w.counted_free) [[unlikely]] {  // as free_slow would: the delete counted it
+        w.counted_free = nullptr;
+        return real_fn<&R::free>()(p);
+    }
+    // Whatever was counted last, a free came after it: a wrapped operator
+    // new that returns it now did not reach malloc's hook (hooks_new.cpp).
+    w.last_counted = nullptr;
+    if (!w.freed) [[unlikely]]
+        return free_other_asked(p);
+    return free_sized_by_window(p, jemalloc::open_window(w.freed));
 }
 
 // realloc: a free of the old block plus an allocation of the new one,
@@ -240,7 +305,7 @@ void count_free(size_t usable) noexcept {
     const size_t sampled_usable = profile::maybe_sampled(p) ? profile::sampled_size(p) : 0;
     const bool sampled = sampled_usable != 0;
     const size_t old_usable = sampled ? sampled_usable : usable_size(p);
-    void* q = real_call();
+    void* q = jemalloc::attributing(real_call);
     if (q || zero_size) {  // glibc: realloc(p, 0) frees p and returns NULL
         // After the call, since p lives on if it fails. Should another
         // thread get p's address and have it sampled in between, its sample
@@ -267,7 +332,9 @@ void* realloc_impl(void* p, size_t n) noexcept {
 
 }  // namespace
 
-void* count_allocation(void* p) noexcept { return counted(p); }
+void* count_allocation(void* p, size_t request) noexcept { return counted(p, request); }
+
+void count_release_other(size_t usable) noexcept { record(detail::tls_words.slot, kFrees, usable); }
 
 void count_release(void* p) noexcept {
     if (!p || is_bootstrap(p)) [[unlikely]]
@@ -281,7 +348,7 @@ void count_release(void* p) noexcept {
 
 using namespace gometrics::agent;
 
-GOMETRICS_EXPORT void* malloc(size_t n) noexcept { return counted(real_fn<&R::malloc>()(n)); }
+GOMETRICS_EXPORT void* malloc(size_t n) noexcept { return counted(real_fn<&R::malloc>()(n), n); }
 
 GOMETRICS_EXPORT void free(void* p) noexcept {
     if (!p) [[unlikely]]
@@ -295,12 +362,15 @@ GOMETRICS_EXPORT void free(void* p) noexcept {
         }
         if (glibc::heap_chunk(head)) return free_heap_chunk(s, p, head);
     } else if (s == detail::marker(detail::kSlowSlot)) {
-        return free_other(detail::tls_slow_slot, p);
+        return free_other(p);
     }
     free_slow(p);
 }
 
-GOMETRICS_EXPORT void* calloc(size_t n, size_t size) noexcept { return counted(real_fn<&R::calloc>()(n, size)); }
+// A block means n * size did not overflow.
+GOMETRICS_EXPORT void* calloc(size_t n, size_t size) noexcept {
+    return counted(real_fn<&R::calloc>()(n, size), n * size);
+}
 
 GOMETRICS_EXPORT void* realloc(void* p, size_t n) noexcept { return realloc_impl(p, n); }
 

@@ -20,8 +20,10 @@
 #include <new>
 
 #include "heap_hooks.h"
+#include "jemalloc_sizes.h"
 #include "loaded_object.h"
 #include "log.h"
+#include "profile.h"
 #include "real.h"
 #include "slots.h"
 
@@ -100,22 +102,53 @@ constinit Table g_target{GOMETRICS_NEW_FUNCTIONS(GOMETRICS_STUB_INIT) GOMETRICS_
 // runs guarded, so what a new_handler or a signal handler allocates and
 // frees meanwhile, and the bad_alloc a refused new throws, count as usual.
 // - new counts its block unless malloc's hook just did: the slow path keeps
-//   the block it counted last, until that is freed (tls_last_counted). A
-//   signal handler that allocates between that count and the return makes
-//   the block count twice.
-// - delete counts, and names the block to free's hook (tls_counted_free).
-#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)               \
-    void* counting_##member params spec {                                 \
-        detail::tls_last_counted = nullptr;                               \
-        void* q = __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
-        return q == detail::tls_last_counted ? q : count_allocation(q);   \
+//   the block it counted last, until that is freed (on another allocator's
+//   path, until any block is freed: tls_words.last_counted). A signal
+//   handler that allocates (or there, frees) between that count and the
+//   return makes the block count twice. On jemalloc an unaligned new's size
+//   is its table's for the request, as malloc's (jemalloc_sizes.h).
+// - delete counts, and names the block to free's hook (tls_words.counted_free).
+//   On jemalloc it sizes the block by the window around the real delete
+//   (jemalloc_sizes.h), which its sized forms, freeing without free, need
+//   anyway; a sample, or a thread with no slot yet, is counted first, asked.
+constexpr std::size_t request_of(std::size_t n) noexcept { return n; }
+constexpr std::size_t request_of(std::size_t n, const std::nothrow_t&) noexcept { return n; }
+constexpr std::size_t request_of(std::size_t, std::align_val_t) noexcept { return jemalloc::kUnknown; }
+constexpr std::size_t request_of(std::size_t, std::align_val_t, const std::nothrow_t&) noexcept {
+    return jemalloc::kUnknown;
+}
+
+template <class Next>
+[[gnu::always_inline]] inline void release_counted(void* p, Next next) noexcept {
+    detail::ThreadWords& w = detail::tls_words;
+    const uint64_t* freed = w.freed;
+    const bool by_window =
+        freed && p && detail::tls_slot == detail::marker(detail::kSlowSlot) && !profile::maybe_sampled(p);
+    if (!by_window) count_release(p);
+    w.counted_free = p;
+    if (!freed) {
+        next();
+    } else {
+        const uint64_t opened = jemalloc::open_window(freed);
+        next();
+        const uint64_t bytes = jemalloc::close_window(freed, opened);
+        if (by_window) {
+            w.last_counted = nullptr;  // as free's hook on that path
+            count_release_other(bytes);
+        }
     }
-#define GOMETRICS_COUNT_DELETE(member, op, params, args)    \
-    void counting_##member params noexcept {                \
-        count_release(p);                                   \
-        detail::tls_counted_free = p;                       \
-        __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; \
-        detail::tls_counted_free = nullptr;                 \
+    w.counted_free = nullptr;
+}
+
+#define GOMETRICS_COUNT_NEW(member, op, params, args, spec)                                 \
+    void* counting_##member params spec {                                                   \
+        detail::tls_words.last_counted = nullptr;                                           \
+        void* q = __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args;                   \
+        return q == detail::tls_words.last_counted ? q : count_allocation(q, request_of args); \
+    }
+#define GOMETRICS_COUNT_DELETE(member, op, params, args)                                      \
+    void counting_##member params noexcept {                                                  \
+        release_counted(p, [&] { __atomic_load_n(&g_next.member, __ATOMIC_RELAXED) args; }); \
     }
 GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
 #undef GOMETRICS_COUNT_NEW

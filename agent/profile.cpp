@@ -404,7 +404,12 @@ void countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
     errno = saved_errno;
 }
 
+// Whether sampled objects may be recorded: the filter also flags the
+// bootstrap arena's blocks (real.cpp), and these may come before any table.
+bool live_table() noexcept { return g_tables.load(std::memory_order_acquire) == kMapped && g_live; }
+
 size_t sampled_size(const void* p) noexcept {
+    if (!live_table()) return 0;
     const uint32_t h = live_index(p);
     const uint32_t mask = (1u << kLiveBits) - 1;
     const auto want = reinterpret_cast<uintptr_t>(p);
@@ -418,6 +423,7 @@ size_t sampled_size(const void* p) noexcept {
 }
 
 size_t forget(void* p) noexcept {
+    if (!live_table()) return 0;
     const uint32_t h = live_index(p);
     const uint32_t mask = (1u << kLiveBits) - 1;
     const auto want = reinterpret_cast<uintptr_t>(p);

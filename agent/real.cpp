@@ -10,7 +10,9 @@
 #include <cstring>
 #include <string_view>
 
+#include "jemalloc_sizes.h"
 #include "loaded_object.h"
+#include "profile.h"
 #include "log.h"
 
 namespace gometrics::agent {
@@ -54,8 +56,10 @@ void resolve_one(Fn& slot, const char* name) noexcept {
 // MiB): freeing a smaller one would raise the program's mmap and trim
 // thresholds (glibc adjusts them on every such free), a change of its
 // allocator's behaviour that made some programs faster under the agent. It
-// is address space only, never touched.
-bool verify_glibc_chunks(const RealFunctions& f) noexcept {
+// is address space only, never touched. Not when the allocator switch has
+// turned mmap off (with_mmapped false): it would come from the brk heap,
+// 33 MiB that valgrind's emulated break cannot give.
+bool verify_glibc_chunks(const RealFunctions& f, bool with_mmapped) noexcept {
     sys::LoadedObject object;
     if (!sys::object_of(reinterpret_cast<void*>(f.malloc), object) || !std::strstr(object.path, "/libc.so.6"))
         return false;
@@ -66,6 +70,7 @@ bool verify_glibc_chunks(const RealFunctions& f) noexcept {
     bool same = true;
     for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{992}, size_t{1000}, size_t{1016},
                      size_t{1024}, size_t{5000}, (size_t{33} << 20)}) {
+        if (n > 5000 && !with_mmapped) continue;
         void* p = f.malloc(n);
         if (!p) continue;
         const size_t head = glibc::chunk_head(p), usable = f.malloc_usable_size(p);
@@ -143,6 +148,7 @@ bool resolving() noexcept { return g_resolve_state.load(std::memory_order_acquir
 void real_after_fork_child() noexcept {
     int in_progress = 1;
     g_resolve_state.compare_exchange_strong(in_progress, 0, std::memory_order_relaxed);
+    detail::jemalloc_sizes_after_fork_child();
 }
 
 void* bootstrap_alloc(size_t size, size_t align) noexcept {
@@ -164,6 +170,10 @@ void* bootstrap_alloc(size_t size, size_t align) noexcept {
         if (g_arena_used.compare_exchange_weak(used, end, std::memory_order_relaxed)) {
             const size_t head = size * 8 + 2;  // see real.h: never a small glibc chunk
             std::memcpy(g_arena + start - sizeof(size_t), &head, sizeof head);
+            // A maybe-sampled block to the free hooks (saturated: for good),
+            // so that only their slow path, which knows it, ever sees it.
+            std::atomic_ref<uint8_t>(profile::detail::g_live_filter[profile::detail::filter_index(g_arena + start)])
+                .store(255, std::memory_order_release);
             return g_arena + start;  // zeroed: static storage, never reused
         }
     }
@@ -203,8 +213,9 @@ void resolve_real() noexcept {
         log::fatal("cannot resolve the real malloc family with dlsym(RTLD_NEXT)");
     }
     // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
-    prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
-    g_glibc_chunks = verify_glibc_chunks(found);
+    const bool no_mmap = prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
+    g_glibc_chunks = verify_glibc_chunks(found, !no_mmap);
+    if (!g_glibc_chunks) find_jemalloc_next(reinterpret_cast<void*>(found.malloc));
     g_found = found;
     publish_all_but_stubbed(found);
     g_resolve_state.store(2, std::memory_order_release);

@@ -85,7 +85,8 @@ namespace detail {
 extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
-void prepare_allocator_switch(void* real_malloc) noexcept;  // allocator_switch.cpp
+// allocator_switch.cpp; true: glibc was told never to mmap from now on.
+bool prepare_allocator_switch(void* real_malloc) noexcept;
 // The malloc that resolution found (dlsym RTLD_NEXT), whatever the
 // allocator switch put in g_real since; nullptr before resolution.
 decltype(&::malloc) found_malloc() noexcept;
@@ -114,7 +115,8 @@ void real_after_fork_child() noexcept;
 // Each bootstrap block is preceded by a word holding size * 8 + 2: bit 1 is
 // glibc's IS_MMAPPED, so the hooks' inline glibc path never takes a
 // bootstrap block for a small chunk, and sends it to the slow path, which
-// recognises it.
+// recognises it. The other allocators' path sends it there too: the heap
+// profile's live filter says it may be a sample (profile.h).
 void* bootstrap_alloc(size_t size, size_t align) noexcept;
 size_t bootstrap_usable_size(const void* p) noexcept;
 

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "jemalloc_sizes.h"
 #include "real.h"
 
 namespace gometrics::agent {
@@ -17,8 +18,7 @@ namespace gometrics::agent {
 namespace detail {
 __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]] = nullptr;
-__thread void* tls_last_counted [[gnu::tls_model("initial-exec")]] = nullptr;
-__thread void* tls_counted_free [[gnu::tls_model("initial-exec")]] = nullptr;
+__thread ThreadWords tls_words [[gnu::tls_model("initial-exec")]] = {};
 constinit ThreadSlot g_orphans{};
 constinit ThreadSlot g_inherited{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
@@ -140,7 +140,7 @@ ThreadSlot* slow_slot() noexcept {
         return nullptr;
     }
     if (m == kExited || m == kForking) return &g_orphans;
-    if (m == kSlowSlot) return tls_slow_slot;
+    if (m == kSlowSlot) return tls_words.slot;
 
     const int saved_errno = errno;  // mmap may fail: the hook's errno is the real call's
     // A forked child restarts publication first, so that its slot is in its
@@ -163,7 +163,8 @@ ThreadSlot* slow_slot() noexcept {
     if (g_glibc_chunks) {
         tls_slot = slot;
     } else {
-        tls_slow_slot = slot;
+        set_up_other_thread();
+        tls_slow_slot = tls_words.slot = slot;
         tls_slot = marker(kSlowSlot);
     }
     pthread_once(&g_exit_key_once, create_exit_key);
@@ -185,7 +186,7 @@ void attach_shared_slots(const SharedSlots* shared) noexcept {
 
 void adopt_shared_slot(ThreadSlot*& word) noexcept {
     const auto m = reinterpret_cast<uintptr_t>(word);
-    ThreadSlot* const old = m == kSlowSlot ? tls_slow_slot : (m > kMaxMarker ? word : nullptr);
+    ThreadSlot* const old = m == kSlowSlot ? tls_words.slot : (m > kMaxMarker ? word : nullptr);
     if (!old) return;
     ThreadSlot* const slot = claim_new_shared();
     if (!slot) return;  // it stays private: snapshots count it in the remainder
@@ -198,7 +199,7 @@ void adopt_shared_slot(ThreadSlot*& word) noexcept {
     old->state.store(kDead, std::memory_order_release);
     pthread_setspecific(g_exit_key, slot);
     if (m == kSlowSlot)
-        tls_slow_slot = slot;
+        tls_slow_slot = tls_words.slot = slot;
     else
         word = slot;
 }
@@ -235,7 +236,7 @@ void retire_slots_after_fork() noexcept {
 namespace detail {
 void demote_slot() noexcept {
     if (reinterpret_cast<uintptr_t>(tls_slot) <= kMaxMarker) return;
-    tls_slow_slot = tls_slot;
+    tls_slow_slot = tls_words.slot = tls_slot;
     tls_slot = marker(kSlowSlot);
 }
 

@@ -132,12 +132,12 @@ namespace detail {
 // TLS of the calling thread: its slot when the hooks may count inline (a
 // claimed slot, and the real malloc is glibc's, whose chunk headers they
 // read: real.h), else one of these markers; with kSlowSlot (any other
-// allocator) the slot is in tls_slow_slot. Initial-exec, two words: no
+// allocator) the slot is in tls_words.slot. Initial-exec, a few words: no
 // __tls_get_addr, no allocation, no static-TLS pressure.
 inline constexpr uintptr_t kNoSlot = 0;       // not claimed yet
 inline constexpr uintptr_t kExited = 1;       // the thread's exit destructor ran
 inline constexpr uintptr_t kAgentThread = 2;  // the agent's own work: never counted
-inline constexpr uintptr_t kSlowSlot = 3;     // claimed, in tls_slow_slot: counted out of line
+inline constexpr uintptr_t kSlowSlot = 3;     // claimed, in tls_words.slot: counted out of line
 // The start-up probe (agent.cpp): the first hook that sees it turns it into
 // kAgentThread, which tells the probe that a call reached the agent.
 inline constexpr uintptr_t kProbe = 4;
@@ -150,12 +150,26 @@ inline constexpr uintptr_t kMaxMarker = 5;
 // __thread, not thread_local: no TLS wrapper call on each access.
 extern __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]];
 extern __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]];
-// The block the calling thread's slow path counted last, until it is freed
-// (hooks_new.cpp asks whether an operator new it wraps reached malloc's hook).
-extern __thread void* tls_last_counted [[gnu::tls_model("initial-exec")]];
-// The block a counted operator delete is releasing: free's hook, should the
-// real delete call free, must not count it again.
-extern __thread void* tls_counted_free [[gnu::tls_model("initial-exec")]];
+// The calling thread's words for the hooks' other paths than glibc's inline
+// one, in one block: a hook finds them all from one TLS offset.
+struct ThreadWords {
+    // With kSlowSlot: the slot, as in tls_slow_slot (which the hooks do not
+    // read: attach.cpp's reset still writes it).
+    ThreadSlot* slot;
+    // The block the calling thread's slow path counted last, until it is
+    // freed (hooks_new.cpp asks whether an operator new it wraps reached
+    // malloc's hook).
+    void* last_counted;
+    // The block a counted operator delete is releasing: free's hook, should
+    // the real delete call free, must not count it again.
+    void* counted_free;
+    // jemalloc's count of the bytes this thread freed, or null (another
+    // allocator, or not set up: the size is asked); and the part of its
+    // movement that hooks already attributed (jemalloc_sizes.h).
+    const uint64_t* freed;
+    uint64_t freed_attributed;
+};
+extern __thread ThreadWords tls_words [[gnu::tls_model("initial-exec")]];
 extern ThreadSlot g_orphans;
 
 inline ThreadSlot* marker(uintptr_t m) noexcept { return reinterpret_cast<ThreadSlot*>(m); }
@@ -177,7 +191,7 @@ void restore_slot(ThreadSlot* saved) noexcept;
     if (reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker) [[likely]]
         return s;
     if (s == detail::marker(detail::kSlowSlot)) [[likely]]  // another allocator than glibc's
-        return detail::tls_slow_slot;
+        return detail::tls_words.slot;
     return detail::slow_slot();
 }
 

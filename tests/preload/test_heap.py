@@ -8,6 +8,8 @@ import unittest
 import gmtest
 from gmtest import metrics, program, run_with_report
 
+JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"  # libjemalloc2 (scripts/setup.sh)
+
 
 def usable_sizes_glibc(sizes):
     """Usable size of malloc(n) on glibc x86-64: chunk = max(32, n + 8 rounded up to 16), usable = chunk - 8."""
@@ -54,8 +56,21 @@ class HeapExactness(unittest.TestCase):
         # bucket, bootstrap and aligned blocks on paths of their own: around
         # the limit, large and mmapped, from every function, the live bytes
         # are glibc's usable sizes to the byte and each lands in its bucket.
-        _, twin = run_with_report([program("sizes"), "0"])
-        cp, leaky = run_with_report([program("sizes"), "1"])
+        self.assert_every_size_exact()
+
+    def test_every_size_path_is_exact_on_jemalloc_preloaded(self):
+        # jemalloc's sizes come from a table of its size classes (malloc,
+        # calloc) and from its count of the thread's freed bytes (free), the
+        # rest asked: every block must still land where its free finds it.
+        self.assert_every_size_exact(preload=f"{gmtest.AGENT}:{JEMALLOC}")
+
+    def test_every_size_path_is_exact_on_jemalloc_switched(self):
+        self.assert_every_size_exact(env={"GOMETRICS_ALLOCATOR": "jemalloc"})
+
+    def assert_every_size_exact(self, env=None, preload=None):
+        _, twin = run_with_report([program("sizes"), "0"], env, preload=preload)
+        cp, leaky = run_with_report([program("sizes"), "1"], env, preload=preload)
+        self.assertEqual(cp.stderr, "")  # a switch that did not happen says why
         usable = [int(x) for x in cp.stdout.split()[1:]]
         self.assertEqual(len(usable), 22 * 9)
         a, b = metrics(twin), metrics(leaky)
@@ -103,6 +118,20 @@ class HeapExactness(unittest.TestCase):
             m, t = metrics(rep), metrics(twin)
             self.assertEqual(m["/gc/heap/allocs:objects"] - t["/gc/heap/allocs:objects"], threads * k)
             self.assertEqual(m["/gc/heap/frees:objects"] - t["/gc/heap/frees:objects"], threads * k)
+
+    def test_threads_starting_together_on_jemalloc(self):
+        # The first thread to claim a slot on jemalloc builds and checks the
+        # size table while the others wait for it; each then counts with its
+        # own jemalloc counter: every block and byte is exact.
+        threads, k = 8, 20000
+        preload = f"{gmtest.AGENT}:{JEMALLOC}"
+        _, twin = run_with_report([program("thread_allocs"), str(threads), "0", "together"], preload=preload)
+        for _ in range(5):
+            _, rep = run_with_report([program("thread_allocs"), str(threads), str(k), "together"], preload=preload)
+            m, t = metrics(rep), metrics(twin)
+            self.assertEqual(m["/gc/heap/allocs:objects"] - t["/gc/heap/allocs:objects"], threads * k)
+            self.assertEqual(m["/gc/heap/frees:objects"] - t["/gc/heap/frees:objects"], threads * k)
+            self.assertEqual(m["/gc/heap/live:bytes"], t["/gc/heap/live:bytes"])
 
     def test_histograms_sum_to_totals(self):
         _, rep = run_with_report([program("leak"), "100"])

@@ -41,6 +41,9 @@ class Cxx(realapp.RealAppTest):
         self.assertEqual(added(m, "/gc/heap/frees:objects"), 5 * threads * iterations)
         # the 4096-byte aligned block lands in the histogram too
         self.assertGreater(added(m, "/gc/heap/allocs:bytes"), 4096 * threads * iterations)
+        # every block freed, each sized alike on both sides (on jemalloc: by
+        # its size table for new, by its count of freed bytes for delete)
+        self.assertEqual(added(m, "/gc/heap/allocs:bytes"), added(m, "/gc/heap/frees:bytes"))
         self.assert_sane(m, min_threads=threads)
 
         # each of the twenty operators, 100 times
@@ -48,6 +51,7 @@ class Cxx(realapp.RealAppTest):
         self.assertTrue(cp.stdout.endswith("forms=20\n"), cp.stdout)
         self.assertEqual(added(forms, "/gc/heap/allocs:objects"), 1200)
         self.assertEqual(added(forms, "/gc/heap/frees:objects"), 1200)
+        self.assertEqual(added(forms, "/gc/heap/allocs:bytes"), added(forms, "/gc/heap/frees:bytes"))
 
         if new_aborts:
             # the allocator's operator new cannot throw: a refused one aborts,

@@ -51,6 +51,18 @@ class Jemalloc(realapp.RealAppTest):
         # nothing of its own work there, and this once recursed forever
         self.assert_other_allocator_counted(TCMALLOC, "libtcmalloc-minimal4")
 
+    def test_tcmalloc_with_heap_profiling_off(self):
+        # The heap profile's live filter also flags the bootstrap arena's
+        # blocks (dlsym's, here from the failed jemalloc lookups): a block of
+        # tcmalloc's that shares a filter byte with one, freed before any
+        # profile table exists, once crashed the free hook's slow path. The
+        # blocks span tens of megabytes: every filter byte is shared.
+        n = 200000
+        cp, m = self.run_app([app("allocator_probe"), str(n)], preload=f"{gmtest.AGENT}:{TCMALLOC}",
+                             extra_env={"GOMETRICS_PROFILE_RATE": "0"})
+        self.assertEqual(cp.stdout, f"allocator=other\nblocks={n}\n")
+        self.assertGreaterEqual(m["/gc/heap/frees:objects"], n + 1)
+
     def test_full_tcmalloc_preloaded_after_the_agent(self):
         self.assert_other_allocator_counted(TCMALLOC_FULL, "libgoogle-perftools4")
 
