@@ -20,6 +20,7 @@
 #include <climits>
 #include <cstddef>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -366,7 +367,24 @@ ProcessState Reader::state() const {
 bool Reader::exited() const { return state().exited; }
 
 namespace {
-constexpr int kLazyWaitMs = 20;
+// A program allocating answers within a poll's bytes (a fraction of a
+// millisecond at the rates that matter).
+constexpr int kLazyWaitMs = 2;
+
+// Whether the process's only thread is running now (/proc/PID/stat's state
+// R): one that sleeps in a system call answers no request until it wakes.
+bool running(int pid) {
+    char path[64], buf[512];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    const char* paren = std::strrchr(buf, ')');  // the name may hold spaces and parentheses
+    return paren && paren[1] == ' ' && paren[2] == 'R';
+}
 }  // namespace
 
 FreshRequest Reader::RequestFresh() {
@@ -385,9 +403,12 @@ void Reader::AwaitFresh(const FreshRequest& request, int timeout_ms) {
     if (!request.pending) return;
     auto* h = static_cast<SegmentHeader*>(base_);
     // Without a publisher thread the program answers at its next
-    // allocations, or not at all while it is blocked: wait a little only
-    // (the live counts are folded fresh regardless).
-    if ((state_bits() & kStatePublisherLazy) && live_.slot_count) timeout_ms = std::min(timeout_ms, kLazyWaitMs);
+    // allocations, or not at all while it is blocked: wait a little only if
+    // it runs (the live counts are folded fresh regardless).
+    if ((state_bits() & kStatePublisherLazy) && live_.slot_count) {
+        if (!running(pid_)) return;
+        timeout_ms = std::min(timeout_ms, kLazyWaitMs);
+    }
     std::atomic_ref<uint32_t> seq(h->seq);
     timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
