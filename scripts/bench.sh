@@ -9,8 +9,8 @@
 # of the program and its children, heaptrack's interpreter included) instead
 # of wall seconds: steadier on a machine shared with other work.
 # The overhead tables (realistic churn per allocator, whole programs, a short
-# process) come first and are also written into docs/overhead.md, between its
-# bench markers. BENCH_ONLY=overhead runs only those; BENCH_QUICK=1 is a smoke
+# process) come first and are also written into docs/overhead.md and
+# README.md, between their bench markers. BENCH_ONLY=overhead runs only those; BENCH_QUICK=1 is a smoke
 # run of them (3 runs, short workloads) that leaves docs/overhead.md alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -540,10 +540,11 @@ bench_overhead() {
   bench_short_process
 }
 
-# Replaces what lies between the bench markers of docs/overhead.md with the
-# file $1 (creating the page, with its markers, when it is missing).
+# Replaces what lies between the bench markers of $2 (docs/overhead.md,
+# README.md's "What it costs") with the file $1 (creating docs/overhead.md,
+# with its markers, when it is missing).
 write_overhead_doc() {
-  local doc=docs/overhead.md
+  local doc=${2:-docs/overhead.md}
   if [ ! -f "$doc" ]; then
     mkdir -p docs
     printf '# Overhead\n\n%s\n\n<!-- bench:begin -->\n<!-- bench:end -->\n' \
@@ -565,7 +566,7 @@ PY
 echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), glibc $(ldd --version | head -1 | awk '{print $NF}'), load $(cut -d' ' -f1 /proc/loadavg), $runs runs each; medians of runs unless a table says otherwise; the microbenchmarks print their fastest twentieth)"
 echo
 bench_overhead | tee "$tmp/overhead.md"
-[ -n "$quick" ] || write_overhead_doc "$tmp/overhead.md"
+[ -n "$quick" ] || { write_overhead_doc "$tmp/overhead.md"; write_overhead_doc "$tmp/overhead.md" README.md; }
 if [ -z "$quick" ] && [ "${BENCH_ONLY:-}" != overhead ]; then
   bench_alternatives
   bench_instructions
