@@ -252,6 +252,10 @@ namespace {
     const int saved_errno = errno;
     const uint32_t gen = __atomic_load_n(&gometrics_attach_generation, __ATOMIC_ACQUIRE);
     const uint32_t epoch = g_epoch.load(std::memory_order_acquire);
+    // Not under a Guard (the agent's own work, libc's allocations inside it
+    // included): the Guard gives the old slot back as it ends, so the
+    // thread's next call of its own must still see the change.
+    if (detail::tls_slot == detail::marker(detail::kAgentThread)) return;
     if (tls_epoch != epoch) {
         // A slot of an earlier attach lives in that attach's segment: take
         // a new one at the next counted call.
@@ -472,14 +476,16 @@ bool adopt_library_allocator() noexcept {
 
 void build_table() noexcept {
     g_table_size = 0;
-    auto add = [](const char* name, void* to, void* fallback) {
-        if (to && fallback) g_table[g_table_size++] = {name, to, fallback};
+    auto add = [](const char* name, void* to, void* fallback, bool in_libc = false) {
+        if (to && fallback) g_table[g_table_size++] = {name, to, fallback, in_libc};
     };
     auto v = [](auto f) { return reinterpret_cast<void*>(f); };
 #define GOMETRICS_ADD(name, ...) add(#name, v(w_##name), v(g_libc.name));
+#define GOMETRICS_ADD_IN_LIBC(name, ...) add(#name, v(w_##name), v(g_libc.name), true);
     if (g_malloc_family) {
-        GOMETRICS_ATTACH_MALLOC(GOMETRICS_ADD)
+        GOMETRICS_ATTACH_MALLOC(GOMETRICS_ADD_IN_LIBC)
     }
+#undef GOMETRICS_ADD_IN_LIBC
     GOMETRICS_ADD(pthread_create)
     GOMETRICS_LOCK_FUNCTIONS(GOMETRICS_ADD)
 #undef GOMETRICS_ADD

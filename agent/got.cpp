@@ -44,10 +44,10 @@ bool ensure_records() noexcept {
 }
 
 bool skipped(const char* name) noexcept {
-    // The loader and libc call their own functions internally; the vDSO has
-    // no GOT of interest.
+    // The loader calls its own functions internally; the vDSO has no GOT of
+    // interest.
     return std::strstr(name, "/ld-linux") || std::strstr(name, "ld-linux-x86-64.so") ||
-           std::strstr(name, "/libc.so.6") || std::strstr(name, "linux-vdso") || std::strstr(name, "linux-gate");
+           std::strstr(name, "linux-vdso") || std::strstr(name, "linux-gate");
 }
 
 struct Walk {
@@ -56,6 +56,7 @@ struct Walk {
     uintptr_t self;
     bool restore;
     bool unrelocated;
+    bool libc;  // the object visited now is libc
 };
 
 // Everything one object's dynamic section says that matters here.
@@ -116,11 +117,16 @@ long match(const Walk& w, const Object& o, const ElfW(Rela)& r) noexcept {
     const auto type = ELF64_R_TYPE(r.r_info);
     if (type != R_X86_64_JUMP_SLOT && type != R_X86_64_GLOB_DAT) return -1;
     const ElfW(Sym)& sym = o.symtab[ELF64_R_SYM(r.r_info)];
-    // An object's own definition (its own malloc) is its business.
-    if (sym.st_shndx != SHN_UNDEF || sym.st_name >= o.strsz) return -1;
+    if (sym.st_name >= o.strsz) return -1;
+    // An object's own definition (its own malloc) is its business, but
+    // libc's own calls of its malloc family, which interposition reaches.
+    // libc's entries of anything else stay: it calls them internally.
+    const bool own = sym.st_shndx != SHN_UNDEF;
+    if (own != w.libc) return -1;
     const char* name = o.strtab + sym.st_name;
     for (size_t i = 0; i < w.n; ++i)
-        if (name[0] == w.table[i].name[0] && std::strcmp(name, w.table[i].name) == 0) return static_cast<long>(i);
+        if (name[0] == w.table[i].name[0] && std::strcmp(name, w.table[i].name) == 0)
+            return !w.libc || w.table[i].in_libc ? static_cast<long>(i) : -1;
     return -1;
 }
 
@@ -151,6 +157,7 @@ int visit(dl_phdr_info* info, size_t, void* arg) {
     Walk& w = *static_cast<Walk*>(arg);
     const char* name = info->dlpi_name ? info->dlpi_name : "";
     if (info->dlpi_addr == w.self || skipped(name)) return 0;
+    w.libc = std::strstr(name, "/libc.so.6") != nullptr;
     Object o;
     if (!read_object(info, o)) return 0;
     if (!w.restore) {
@@ -195,14 +202,14 @@ int visit(dl_phdr_info* info, size_t, void* arg) {
 
 bool redirect(const Redirect* table, size_t n, uintptr_t self_base) noexcept {
     if (!ensure_records()) return true;
-    Walk w{table, n, self_base, false, false};
+    Walk w{table, n, self_base, false, false, false};
     dl_iterate_phdr(visit, &w);
     return !w.unrelocated;
 }
 
 void restore(const Redirect* table, size_t n, uintptr_t self_base) noexcept {
     if (!g_records) return;
-    Walk w{table, n, self_base, true, false};
+    Walk w{table, n, self_base, true, false, false};
     dl_iterate_phdr(visit, &w);
     g_count = 0;
 }

@@ -13,15 +13,19 @@ namespace gometrics::agent::got {
 // One function the agent takes over: calls of `name` from other objects go
 // to `to`; `fallback` is what a restored entry holds when its original value
 // was not recorded (the function the symbol binds to).
+// in_libc: libc's own entries too (its strdup, getline or asprintf call
+// malloc through them, and the program frees what they return).
 struct Redirect {
     const char* name;
     void* to;
     void* fallback;
+    bool in_libc = false;
 };
 
 // Points every JUMP_SLOT and GLOB_DAT entry of an undefined symbol named in
 // `table`, in every loaded object but the agent (self_base: its load
-// address), the dynamic loader and libc, at the table's function; records
+// address) and the dynamic loader, at the table's function (in libc, the
+// entries of its own definitions, for the in_libc rows only); records
 // the value each had. Objects the loader has not finished relocating are
 // left for a later call. Returns false when one was left that way. Not
 // reentrant: the caller serialises. Never allocates.

@@ -259,7 +259,8 @@ void* publisher_main(void*) {
         if (g_computing.exchange(true)) break;  // a crash handler took over
         compute_and_publish(st);
         g_computing.store(false, std::memory_order_release);
-        attach::rescan_on_tick();
+        // A rescan may mprotect a RELRO page: not under a filter of the program's.
+        if (attach::active() && !collect::confined_now()) attach::rescan_on_tick();
         // Sleep until a reader bumps the request word or the interval ends.
         const uint32_t ms = config().interval_ms;
         timespec timeout{ms / 1000, static_cast<long>(ms % 1000) * 1000000L};

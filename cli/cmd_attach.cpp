@@ -261,9 +261,11 @@ Ranges risky_code(const std::vector<Mapping>& maps, const std::string& agent) {
 // over an interrupted malloc). The kernel's frame for the handler lies on
 // the stack above it: the handler's return address, libc's rt_sigreturn
 // stub, then the saved context, whose rip is where the thread was
-// interrupted. Frames of handlers that ran deeper and returned lie below the
-// stack pointer, unread. A handler with more than the bytes read of locals
-// goes unseen.
+// interrupted. A frame of a handler that returned long ago may still lie
+// above the stack pointer (in a deeper frame's uninitialised locals): a
+// frame is live only if the thread now blocks its signal and the mask the
+// frame saved did not (as while a handler without SA_NODEFER runs; one with
+// it goes unseen, as does one with more than the bytes read of locals).
 class SignalFrames {
 public:
     explicit SignalFrames(const Ranges& risky) : risky_(risky) {}
@@ -272,7 +274,10 @@ public:
     bool over_risky_code(int tid, uint64_t rsp) {
         constexpr size_t kPage = 4096, kPages = 64;  // 256 KiB of stack, read a page an element: the
                                                     // read stops at the end of the stack's mapping
-        constexpr size_t kRipAfterReturn = 22;  // pretcode, uc_flags, uc_link, uc_stack (3), r8..rsp (16), rip
+        // Words from the return address: uc_flags, uc_link, uc_stack (3),
+        // r8..rsp (16), then rip; uc_sigmask after the 32-word sigcontext;
+        // then siginfo, si_signo first.
+        constexpr size_t kRip = 22, kSavedMask = 38, kSigno = 39;
         words_.resize(kPages * kPage / 8);
         iovec local{words_.data(), kPages * kPage}, remote[kPages];
         const uint64_t from = rsp & ~uint64_t{7};
@@ -283,21 +288,29 @@ public:
         }
         const ssize_t got = process_vm_readv(tid, &local, 1, remote, kPages, 0);
         const size_t n = got > 0 ? static_cast<size_t>(got) / 8 : 0;
-        for (size_t i = 0; i + kRipAfterReturn < n; ++i)
-            if (risky_.contains(words_[i]) && is_restorer(tid, words_[i]) && risky_.contains(words_[i + kRipAfterReturn]))
+        for (size_t i = 0; i + kSigno < n; ++i)
+            if (risky_.contains(words_[i]) && is_restorer(tid, words_[i]) && risky_.contains(words_[i + kRip]) &&
+                live(tid, words_[i + kSavedMask], static_cast<uint32_t>(words_[i + kSigno])))
                 return true;
         return false;
     }
 
 private:
+    static bool live(int tid, uint64_t saved_mask, uint32_t signo) {
+        if (signo == 0 || signo > 64) return false;
+        const uint64_t bit = uint64_t{1} << (signo - 1);
+        const uint64_t blocked = status_mask(read_text(fmt::format("/proc/{}/status", tid)), "SigBlk");
+        return (blocked & bit) && !(saved_mask & bit);
+    }
+
     // libc's rt_sigreturn stub, which sigaction makes every handler return
     // to: mov $15, %rax; syscall.
     bool is_restorer(int tid, uint64_t at) {
         if (at == restorer_) return true;
-        if (restorer_ || checked_.size() > 4096) return false;
+        if (restorer_) return false;
         for (uint64_t c : checked_)
             if (c == at) return false;
-        checked_.push_back(at);
+        if (checked_.size() < 4096) checked_.push_back(at);
         static constexpr unsigned char kStub[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
         unsigned char code[sizeof kStub] = {};
         iovec local{code, sizeof code}, remote{reinterpret_cast<void*>(at), sizeof code};

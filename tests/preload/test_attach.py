@@ -180,6 +180,20 @@ class Attach(unittest.TestCase):
         self.assertEqual(twin_rc, 0)
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "the segment outlived the process")
 
+    def test_blocks_libc_allocates_are_counted(self):
+        # strdup's malloc is libc's own call: its block, freed by the
+        # program, is one of the attach's, not the heap from before.
+        r = Running([program("attach_target"), "1000"])
+        try:
+            attach(r.pid)
+            before = dump(r.pid)[BEFORE]
+            self.assertEqual(r.ask("dup"), "duped")
+            values, m = heap(r.pid)
+            self.assertEqual(values, [100000, 100000, 0, 0])
+            self.assertEqual(m[BEFORE], before)
+        finally:
+            r.kill()
+
     def test_attach_twice_changes_nothing(self):
         r = Running([program("attach_target")])
         try:

@@ -10,6 +10,7 @@
      plugin PATH N   dlopens PATH and has it make N mallocs (attach_plugin.c).
      unplug          has it free them.
      thread starts a thread and joins it.
+     dup    100,000 strdup and free pairs: blocks libc allocates itself.
      mixed  frees every other one of the mixed blocks from before the attach
             (argv[1] of them, sizes as a realistic churn draws them: 70%
             16-128 B, 25% up to 1 KiB, 5% up to 8 KiB) and allocates as many
@@ -172,6 +173,9 @@ int main(int argc, char** argv) {
             }
             snprintf(out, sizeof out, "inuse %zu\n", allocator_in_use());
             say(out);
+        } else if (!strcmp(line, "dup")) {
+            for (int i = 0; i < 100000; ++i) free(strdup(line));
+            say("duped\n");
         } else if (!strcmp(line, "thread")) {
             pthread_t t;
             say(pthread_create(&t, NULL, nothing, NULL) == 0 && pthread_join(t, NULL) == 0 ? "joined\n" : "no thread\n");
