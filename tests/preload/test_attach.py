@@ -8,6 +8,7 @@ Debian root); a machine that forbids it fails here, loudly."""
 import ctypes
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -191,6 +192,28 @@ class Attach(unittest.TestCase):
             values, m = heap(r.pid)
             self.assertEqual(values, [100000, 100000, 0, 0])
             self.assertEqual(m[BEFORE], before)
+        finally:
+            r.kill()
+
+    def test_a_handler_that_returned_leaves_no_live_frame(self):
+        # python3 handles one SIGUSR1 while it sleeps, then blocks deeper in
+        # C frames over the stack the handler's frame used: that stale frame
+        # must not make the only thread look unsafe.
+        code = ("import signal, sys, time, json\n"
+                "signal.signal(signal.SIGUSR1, lambda *a: print('handled', flush=True))\n"
+                "print('ready', flush=True)\n"
+                "time.sleep(1.0)\n"
+                "def deep(n):\n"
+                "    if n == 0:\n"
+                "        return sorted([3, 1, 2], key=lambda x: (sys.stdin.readline(), x)[1])\n"
+                "    return json.loads(json.dumps([deep(n - 1)]))\n"
+                "deep(30)\n")
+        r = Running([gmtest.PYTHON, "-c", code])
+        try:
+            os.kill(r.pid, signal.SIGUSR1)
+            self.assertEqual(r.line(), "handled")
+            time.sleep(1.2)  # past the sleep, blocked in the deep readline
+            self.assertIn(f"attached to process {r.pid}", attach(r.pid))
         finally:
             r.kill()
 
