@@ -252,9 +252,9 @@ namespace {
     const int saved_errno = errno;
     const uint32_t gen = __atomic_load_n(&gometrics_attach_generation, __ATOMIC_ACQUIRE);
     const uint32_t epoch = g_epoch.load(std::memory_order_acquire);
-    // Not under a Guard (the agent's own work, libc's allocations inside it
-    // included): the Guard gives the old slot back as it ends, so the
-    // thread's next call of its own must still see the change.
+    // Under a Guard (the agent's own work, libc's allocations inside it
+    // included) nothing is caught up: the Guard gives the old slot back as
+    // it ends, so the thread's next call of its own must see the change.
     if (detail::tls_slot == detail::marker(detail::kAgentThread)) return;
     if (tls_epoch != epoch) {
         // A slot of an earlier attach lives in that attach's segment: take
