@@ -23,11 +23,16 @@
 //       }
 //   A writer that dies mid-write leaves seq odd forever: readers give up
 //   after a bounded number of tries and report it, they never spin forever.
+//   A writer preempted mid-write (more runnable threads than CPUs) is
+//   alive: readers yield the CPU to it between bursts of spinning, or their
+//   tries would run out in well under a millisecond.
 //
 // Values are copied with 8-byte relaxed atomic accesses, so a torn read is
 // impossible per word and a torn batch is detected by the seq recheck; there
 // is no data race in the C++ sense on either side.
 #pragma once
+
+#include <sched.h>
 
 #include <atomic>
 #include <cstddef>
@@ -75,7 +80,10 @@ inline int64_t read_consistent(const uint32_t* seq, const uint64_t* src, uint64_
     for (int i = 0; i < max_tries; ++i) {
         const uint32_t s1 = s.load(std::memory_order_acquire);  // [R1] pairs with [W2]
         if (s1 & 1u) {
-            cpu_relax();
+            if (i % 64 == 63)
+                sched_yield();
+            else
+                cpu_relax();
             continue;
         }
         for (size_t w = 0; w < words; ++w)
