@@ -5,11 +5,15 @@
    sees the same sequence. Unlike bench_malloc's short ring, the blocks stay
    live long enough to scatter over the heap, as in real programs.
      bench_churn STEPS [THREADS]      (THREADS 1 or 2, default 1)
+   With BENCH_CHURN_DLOPEN=PATH it first loads PATH with dlopen: the agent
+   loaded late counts as an attached one does, which callgrind can measure
+   (it cannot follow a ptrace attach).
    Prints a checksum of the bytes read back (it depends only on STEPS and
    THREADS), then "WALL_NS CPU_NS FASTEST_NS" per pair, per thread, averaged
    over the threads: the whole run in wall time, the whole run in the
    thread's CPU time (what a machine shared with other work disturbs least),
    and the fastest twentieth of the run in wall time (bench_malloc's figure). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -111,6 +115,11 @@ int main(int argc, char** argv) {
     }
     long steps = parse(argv[1], "STEPS", 0, 1000000000000L);
     int threads = argc > 2 ? (int)parse(argv[2], "THREADS", 1, 2) : 1;
+    const char* late = getenv("BENCH_CHURN_DLOPEN");
+    if (late && *late && !dlopen(late, RTLD_NOW)) {
+        fprintf(stderr, "bench_churn: %s\n", dlerror());
+        return 1;
+    }
     struct worker w[2];
     pthread_t th[2];
     for (int t = 0; t < threads; ++t) {
