@@ -3,14 +3,14 @@
 // The GOT entries point at the wrappers below, not at the hooks: the
 // wrappers keep what only an attached agent needs off the preloaded hot
 // path.
-// - Blocks allocated before the attach are freed after it. A bitmap with one
-//   bit per 16-byte granule of address space says which blocks the hooks
-//   counted: free counts a block only if its bit was set, and passes any
-//   other straight to libc's free; realloc of such a block counts only the
+// - Blocks allocated before the attach are freed after it. A map with one
+//   byte per granule of address space says which blocks the hooks counted:
+//   free counts a block only if its byte was set, and passes any other
+//   straight to libc's free; realloc of such a block counts only the
 //   new one. So live bytes and objects are those of the blocks allocated
-//   since the attach, exactly, and never negative. The bitmap is two-level
-//   (1 GiB regions, 16 MiB of bits each, reserved and touched only where the
-//   heap is), lock-free and async-signal-safe: an atomic or and and.
+//   since the attach, exactly, and never negative. The map is two-level
+//   (1 GiB regions, 32 MiB leaves on glibc, reserved and touched only where
+//   the heap is), lock-free and async-signal-safe: plain byte stores.
 // - The heap from before the attach is the allocator's own in-use figure,
 //   read just before the hooks take over, less the blocks from before that
 //   are freed since, each in the measure that figure has (glibc: its whole
@@ -130,57 +130,72 @@ constinit unsigned long long g_adds = 0;  // the loader's count of objects added
 __thread uint32_t tls_generation [[gnu::tls_model("initial-exec")]] = 0;
 __thread uint32_t tls_epoch [[gnu::tls_model("initial-exec")]] = 0;
 
-// ---- The bitmap of counted blocks.
-// 16-byte granules for glibc's blocks (16-aligned); 8 for an allocator
-// whose smallest blocks are 8 bytes apart. The leaves are sized for 8.
+// ---- The map of counted blocks: a byte per granule.
+// A byte, not a bit: marking and forgetting are plain stores, where bits
+// would need a locked read-modify-write per call (two threads' blocks share
+// a word), which cost more than the rest of the wrapper. A granule holds at
+// most one block's start: glibc's chunks are at least 32 bytes, so 32-byte
+// granules (1/32 of the heap's span); 8 for an allocator whose smallest
+// blocks are 8 bytes apart.
 constexpr unsigned kRegionShift = 30, kAddressBits = 47;
-constinit unsigned g_granule_shift = 4;
+constinit unsigned g_granule_shift = 5;
 constexpr size_t kRegions = size_t{1} << (kAddressBits - kRegionShift);
-constexpr size_t kLeafBytes = (size_t{1} << (kRegionShift - 3)) / 8;
-constinit std::atomic<uint64_t*>* g_dir = nullptr;
+constinit std::atomic<uint8_t*>* g_dir = nullptr;
 
-uint64_t* leaf(uintptr_t a, bool create) noexcept {
-    const uintptr_t r = a >> kRegionShift;
-    if (r >= kRegions) return nullptr;
-    uint64_t* l = g_dir[r].load(std::memory_order_acquire);
-    if (l || !create) [[likely]]
-        return l;
+size_t leaf_bytes() noexcept { return size_t{1} << (kRegionShift - g_granule_shift); }
+
+// A leaf is mapped by the first block counted in its gigabyte: rare, so
+// kept out of line, away from the wrappers' few instructions.
+[[gnu::noinline, gnu::cold]] uint8_t* create_leaf(uintptr_t r) noexcept {
     const int saved_errno = errno;  // the wrapper's errno is the real call's
-    void* m = mmap(nullptr, kLeafBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* m = mmap(nullptr, leaf_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     errno = saved_errno;
     if (m == MAP_FAILED) return nullptr;
-    uint64_t* expected = nullptr;
-    if (!g_dir[r].compare_exchange_strong(expected, static_cast<uint64_t*>(m), std::memory_order_acq_rel)) {
-        munmap(m, kLeafBytes);
+    uint8_t* expected = nullptr;
+    if (!g_dir[r].compare_exchange_strong(expected, static_cast<uint8_t*>(m), std::memory_order_acq_rel)) {
+        munmap(m, leaf_bytes());
         return expected;
     }
-    return static_cast<uint64_t*>(m);
+    return static_cast<uint8_t*>(m);
+}
+
+[[gnu::always_inline]] inline uint8_t* leaf(uintptr_t a) noexcept {
+    const uintptr_t r = a >> kRegionShift;
+    if (r >= kRegions) [[unlikely]]
+        return nullptr;
+    return g_dir[r].load(std::memory_order_acquire);
 }
 
 [[gnu::always_inline]] inline size_t granule(uintptr_t a) noexcept {
     return (a & ((uintptr_t{1} << kRegionShift) - 1)) >> g_granule_shift;
 }
 
-void mark(void* p) noexcept {
+[[gnu::always_inline]] inline void mark(void* p) noexcept {
     const auto a = reinterpret_cast<uintptr_t>(p);
-    if (uint64_t* l = leaf(a, true)) [[likely]]
-        __atomic_fetch_or(&l[granule(a) >> 6], uint64_t{1} << (granule(a) & 63), __ATOMIC_RELAXED);
+    uint8_t* l = leaf(a);
+    if (!l) [[unlikely]] {
+        const uintptr_t r = a >> kRegionShift;
+        if (r >= kRegions || !(l = create_leaf(r))) return;
+    }
+    __atomic_store_n(&l[granule(a)], uint8_t{1}, __ATOMIC_RELAXED);
 }
 
-// Whether p was counted; forgets it.
-bool unmark(void* p) noexcept {
+// Whether p was counted; forgets it. Only p's allocation and its free touch
+// its byte, and the program orders those: no read-modify-write is needed.
+[[gnu::always_inline]] inline bool unmark(void* p) noexcept {
     const auto a = reinterpret_cast<uintptr_t>(p);
-    uint64_t* l = leaf(a, false);
-    if (!l) return false;
-    const uint64_t bit = uint64_t{1} << (granule(a) & 63);
-    uint64_t& w = l[granule(a) >> 6];
-    if (!(__atomic_load_n(&w, __ATOMIC_RELAXED) & bit)) return false;
-    return __atomic_fetch_and(&w, ~bit, __ATOMIC_RELAXED) & bit;
+    uint8_t* l = leaf(a);
+    if (!l) [[unlikely]]
+        return false;
+    uint8_t& b = l[granule(a)];
+    if (!__atomic_load_n(&b, __ATOMIC_RELAXED)) return false;
+    __atomic_store_n(&b, uint8_t{0}, __ATOMIC_RELAXED);
+    return true;
 }
 
-void clear_bitmap() noexcept {
+void clear_map() noexcept {
     for (size_t r = 0; r < kRegions; ++r)
-        if (uint64_t* l = g_dir[r].load(std::memory_order_acquire)) madvise(l, kLeafBytes, MADV_DONTNEED);
+        if (uint8_t* l = g_dir[r].load(std::memory_order_acquire)) madvise(l, leaf_bytes(), MADV_DONTNEED);
 }
 
 // ---- Redirection.
@@ -284,7 +299,7 @@ namespace {
         catch_up_slow(false);
 }
 
-// The hooks leave the agent's own allocations uncounted: so must the bitmap.
+// The hooks leave the agent's own allocations uncounted: so must the map.
 [[gnu::always_inline]] inline bool agent_thread() noexcept {
     return detail::tls_slot == detail::marker(detail::kAgentThread);
 }
@@ -529,10 +544,10 @@ bool loaded_late() noexcept {
 }
 
 bool prepare() noexcept {
-    void* dir = mmap(nullptr, kRegions * sizeof(uint64_t*), PROT_READ | PROT_WRITE,
+    void* dir = mmap(nullptr, kRegions * sizeof(uint8_t*), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (dir == MAP_FAILED) return false;
-    g_dir = static_cast<std::atomic<uint64_t*>*>(dir);
+    g_dir = static_cast<std::atomic<uint8_t*>*>(dir);
     Dl_info info{};
     void* self = dladdr(reinterpret_cast<void*>(&self_base), &info) && info.dli_fname
                      ? dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD)
@@ -579,7 +594,7 @@ extern "C" int gometrics_attach() noexcept {
         errno = saved_errno;
         return -1;
     }
-    clear_bitmap();
+    clear_map();
     profile::start_again();  // samples freed while detached would lend their sizes to new blocks
     detail::g_threads_started_before_attach.store(detail::g_threads_started.load(std::memory_order_relaxed),
                                                   std::memory_order_relaxed);
