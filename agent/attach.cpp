@@ -47,6 +47,7 @@
 #include "got.h"
 #include "heap_hooks.h"
 #include "layout.h"
+#include "log.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -150,7 +151,14 @@ size_t leaf_bytes() noexcept { return size_t{1} << (kRegionShift - g_granule_shi
     const int saved_errno = errno;  // the wrapper's errno is the real call's
     void* m = mmap(nullptr, leaf_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     errno = saved_errno;
-    if (m == MAP_FAILED) return nullptr;
+    if (m == MAP_FAILED) {
+        // Such a block is counted but not marked: its free will be taken
+        // for one of a block from before the attach.
+        static constinit std::atomic<bool> said{false};
+        log::once(said, {"attach: no memory for the map of counted blocks: frees of blocks allocated from now on "
+                         "may be left out of the counts"});
+        return nullptr;
+    }
     uint8_t* expected = nullptr;
     if (!g_dir[r].compare_exchange_strong(expected, static_cast<uint8_t*>(m), std::memory_order_acq_rel)) {
         munmap(m, leaf_bytes());
