@@ -4,13 +4,13 @@
 // wrappers keep what only an attached agent needs off the preloaded hot
 // path.
 // - Blocks allocated before the attach are freed after it. A map with one
-//   byte per granule of address space says which blocks the hooks counted:
-//   free counts a block only if its byte was set, and passes any other
+//   byte (or bit) per granule of address space says which blocks the hooks
+//   counted: free counts a block only if it was marked, and passes any other
 //   straight to libc's free; realloc of such a block counts only the
 //   new one. So live bytes and objects are those of the blocks allocated
 //   since the attach, exactly, and never negative. The map is two-level
 //   (1 GiB regions, 32 MiB leaves on glibc, reserved and touched only where
-//   the heap is), lock-free and async-signal-safe: plain byte stores.
+//   the heap is), lock-free and async-signal-safe.
 // - The heap from before the attach is the allocator's own in-use figure,
 //   read just before the hooks take over, less the blocks from before that
 //   are freed since, each in the measure that figure has (glibc: its whole
@@ -131,34 +131,41 @@ constinit unsigned long long g_adds = 0;  // the loader's count of objects added
 __thread uint32_t tls_generation [[gnu::tls_model("initial-exec")]] = 0;
 __thread uint32_t tls_epoch [[gnu::tls_model("initial-exec")]] = 0;
 
-// ---- The map of counted blocks: a byte per granule.
+// ---- The map of counted blocks.
+// glibc's chunks are at least 32 bytes, so a 32-byte granule holds at most
+// one block's start, and a byte per granule costs 1/32 of the heap's span.
 // A byte, not a bit: marking and forgetting are plain stores, where bits
 // would need a locked read-modify-write per call (two threads' blocks share
-// a word), which cost more than the rest of the wrapper. A granule holds at
-// most one block's start: glibc's chunks are at least 32 bytes, so 32-byte
-// granules (1/32 of the heap's span); 8 for an allocator whose smallest
-// blocks are 8 bytes apart.
+// a word), which costs more than the rest of the wrapper. Another
+// allocator's blocks may be 8 bytes apart: bytes would cost 1/8 of its
+// heap, so there it is a bit per 8 bytes (1/64), set and reset locked.
 constexpr unsigned kRegionShift = 30, kAddressBits = 47;
 constinit unsigned g_granule_shift = 5;
+constinit bool g_bits = false;
 constexpr size_t kRegions = size_t{1} << (kAddressBits - kRegionShift);
 constinit std::atomic<uint8_t*>* g_dir = nullptr;
+constinit std::atomic<uint64_t> g_failed[kRegions / 64]{};  // regions whose leaf could not be mapped
 
-size_t leaf_bytes() noexcept { return size_t{1} << (kRegionShift - g_granule_shift); }
+size_t leaf_bytes() noexcept { return (size_t{1} << (kRegionShift - g_granule_shift)) >> (g_bits ? 3 : 0); }
 
 // A leaf is mapped by the first block counted in its gigabyte: rare, so
 // kept out of line, away from the wrappers' few instructions.
 [[gnu::noinline, gnu::cold]] uint8_t* create_leaf(uintptr_t r) noexcept {
+    const uint64_t failed_bit = uint64_t{1} << (r & 63);
+    if (g_failed[r >> 6].load(std::memory_order_relaxed) & failed_bit) return nullptr;  // said, not retried
     const int saved_errno = errno;  // the wrapper's errno is the real call's
     void* m = mmap(nullptr, leaf_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    errno = saved_errno;
     if (m == MAP_FAILED) {
-        // Such a block is counted but not marked: its free will be taken
-        // for one of a block from before the attach.
+        // The hooks count such a block, but its free will be taken for that
+        // of a block from before the attach.
+        g_failed[r >> 6].fetch_or(failed_bit, std::memory_order_relaxed);
         static constinit std::atomic<bool> said{false};
-        log::once(said, {"attach: no memory for the map of counted blocks: frees of blocks allocated from now on "
-                         "may be left out of the counts"});
+        log::once(said, {"attach: no memory to map which blocks were counted: blocks allocated from now on may "
+                         "stay in the counts after they are freed"});
+        errno = saved_errno;
         return nullptr;
     }
+    errno = saved_errno;
     uint8_t* expected = nullptr;
     if (!g_dir[r].compare_exchange_strong(expected, static_cast<uint8_t*>(m), std::memory_order_acq_rel)) {
         munmap(m, leaf_bytes());
@@ -185,7 +192,12 @@ size_t leaf_bytes() noexcept { return size_t{1} << (kRegionShift - g_granule_shi
         const uintptr_t r = a >> kRegionShift;
         if (r >= kRegions || !(l = create_leaf(r))) return;
     }
-    __atomic_store_n(&l[granule(a)], uint8_t{1}, __ATOMIC_RELAXED);
+    const size_t g = granule(a);
+    if (g_bits) [[unlikely]] {  // a register bit offset addresses the whole leaf
+        asm volatile("lock btsq %1, %0" : "+m"(*l) : "r"(g) : "cc", "memory");
+        return;
+    }
+    __atomic_store_n(&l[g], uint8_t{1}, __ATOMIC_RELAXED);
 }
 
 // Whether p was counted; forgets it. Only p's allocation and its free touch
@@ -195,13 +207,19 @@ size_t leaf_bytes() noexcept { return size_t{1} << (kRegionShift - g_granule_shi
     uint8_t* l = leaf(a);
     if (!l) [[unlikely]]
         return false;
-    uint8_t& b = l[granule(a)];
-    if (!__atomic_load_n(&b, __ATOMIC_RELAXED)) return false;
-    __atomic_store_n(&b, uint8_t{0}, __ATOMIC_RELAXED);
+    const size_t g = granule(a);
+    if (g_bits) [[unlikely]] {
+        bool was;
+        asm volatile("lock btrq %2, %1" : "=@ccc"(was), "+m"(*l) : "r"(g) : "memory");
+        return was;
+    }
+    if (!__atomic_load_n(&l[g], __ATOMIC_RELAXED)) return false;
+    __atomic_store_n(&l[g], uint8_t{0}, __ATOMIC_RELAXED);
     return true;
 }
 
 void clear_map() noexcept {
+    if (!g_dir) return;  // prepare could not map the directory: nothing was marked
     for (size_t r = 0; r < kRegions; ++r)
         if (uint8_t* l = g_dir[r].load(std::memory_order_acquire)) madvise(l, leaf_bytes(), MADV_DONTNEED);
 }
@@ -494,6 +512,7 @@ bool adopt_library_allocator() noexcept {
 #undef GOMETRICS_ADOPT
     detail::g_glibc_chunks = false;  // its blocks have no glibc header: sizes are asked
     g_granule_shift = 3;             // and may be 8 bytes apart
+    g_bits = true;
     return true;
 }
 
