@@ -199,8 +199,11 @@ class Attach(unittest.TestCase):
         # python3 handles one SIGUSR1 while it sleeps, then blocks deeper in
         # C frames over the stack the handler's frame used: that stale frame
         # must not make the only thread look unsafe.
-        code = ("import signal, sys, time, json\n"
-                "signal.signal(signal.SIGUSR1, lambda *a: print('handled', flush=True))\n"
+        # The handler writes to the descriptor: print() from a handler that
+        # lands while the main code is still inside print('ready') raises
+        # "reentrant call" on the buffered stdout and ends python.
+        code = ("import os, signal, sys, time, json\n"
+                "signal.signal(signal.SIGUSR1, lambda *a: os.write(1, b'handled\\n'))\n"
                 "print('ready', flush=True)\n"
                 "time.sleep(1.0)\n"
                 "def deep(n):\n"
@@ -211,7 +214,11 @@ class Attach(unittest.TestCase):
         r = Running([gmtest.PYTHON, "-c", code])
         try:
             os.kill(r.pid, signal.SIGUSR1)
-            self.assertEqual(r.line(), "handled")
+            line = r.line()
+            if line != "handled":
+                r.kill()
+                self.fail(f"python3 did not handle SIGUSR1 ({line!r}, exit {r.proc.returncode}): "
+                          f"{r.proc.stderr.read().strip()}")
             time.sleep(1.2)  # past the sleep, blocked in the deep readline
             self.assertIn(f"attached to process {r.pid}", attach(r.pid))
         finally:
