@@ -187,11 +187,12 @@ size_t leaf_bytes() noexcept { return (size_t{1} << (kRegionShift - g_granule_sh
 
 [[gnu::always_inline]] inline void mark(void* p) noexcept {
     const auto a = reinterpret_cast<uintptr_t>(p);
-    uint8_t* l = leaf(a);
-    if (!l) [[unlikely]] {
-        const uintptr_t r = a >> kRegionShift;
-        if (r >= kRegions || !(l = create_leaf(r))) return;
-    }
+    const uintptr_t r = a >> kRegionShift;
+    if (r >= kRegions) [[unlikely]]
+        return;
+    uint8_t* l = g_dir[r].load(std::memory_order_acquire);
+    if (!l && !(l = create_leaf(r))) [[unlikely]]
+        return;
     const size_t g = granule(a);
     if (g_bits) [[unlikely]] {  // a register bit offset addresses the whole leaf
         asm volatile("lock btsq %1, %0" : "+m"(*l) : "r"(g) : "cc", "memory");

@@ -364,7 +364,7 @@ touch "$warnings"
 # agent" (environments; the agent first in LD_PRELOAD, as the README says).
 allocators() {
   echo "glibc||LD_PRELOAD=$agent"
-  # The agent loaded after start-up, as \`gometrics-cli attach\` loads it
+  # The agent loaded after start-up, as `gometrics-cli attach` loads it
   # (callgrind cannot follow a ptrace attach; a dlopen by the program counts
   # the same way: every call through a redirected GOT entry).
   echo "glibc, agent loaded late (as attached)||BENCH_CHURN_DLOPEN=$agent"
