@@ -113,5 +113,18 @@ def hist_total(h):
     return sum(h["counts"])
 
 
+class _TimedResult(unittest.TextTestResult):
+    """Says how long each test took, so a slow one shows in meson's log."""
+
+    def startTest(self, test):
+        self._started = time.monotonic()
+        super().startTest(test)
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        self.stream.writeln(f"    {test.id()}: {time.monotonic() - self._started:.1f} s")
+        self.stream.flush()
+
+
 def main():
-    unittest.main(verbosity=2)
+    unittest.main(verbosity=2, testRunner=unittest.TextTestRunner(resultclass=_TimedResult, verbosity=2))
