@@ -49,16 +49,47 @@ void resolve_one(Fn& slot, const char* name) noexcept {
     slot = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
 }
 
+// Whether one block's header reads as malloc_usable_size says, both ways.
+bool agrees(const RealFunctions& f, void* p) noexcept {
+    const size_t head = glibc::chunk_head(p), usable = f.malloc_usable_size(p);
+    return glibc::chunk_usable(head) == usable && (!glibc::small_chunk(head) || glibc::small_chunk_usable(head) == usable);
+}
+
+// A mmapped block read and given back without changing the program's
+// allocator: glibc raises its mmap and trim thresholds whenever free releases
+// a mmapped chunk larger than the threshold (up to 32 MiB), so the probe is
+// first shrunk in place to one page (realloc of a mmapped chunk remaps it
+// and leaves the thresholds alone), which free then releases unnoticed. The
+// probe is small because with MALLOC_PERTURB_ set glibc writes every byte
+// of each block it hands out; 256 KiB is above the default threshold and
+// above what the heap's top holds before the program has run (glibc maps
+// only a request its top cannot serve).
+bool mmapped_agrees(const RealFunctions& f) noexcept {
+    void* p = f.malloc(256 * 1024);
+    if (!p) return true;  // nothing to read: the first mmapped block of the program would fail alike
+    bool same = agrees(f, p);
+    if (!glibc::heap_chunk(glibc::chunk_head(p))) {
+        if (void* q = f.realloc(p, 1)) p = q;
+        f.free(p);
+        return same;
+    }
+    // A heap grown or a threshold raised before the agent came (attach,
+    // dlopen, mallopt): only a block beyond the threshold's ceiling is surely
+    // mapped, and its free moves nothing.
+    f.free(p);
+    p = f.malloc(size_t{33} << 20);
+    if (!p) return same;
+    same = same && agrees(f, p);
+    f.free(p);
+    return same;
+}
+
 // Whether the hooks may read glibc's chunk header (real.h): the real malloc
 // must live in libc.so.6 and agree with malloc_usable_size on small, large
 // and mmapped blocks, through both the general and the small-chunk reading.
-// The mmapped block is larger than glibc's dynamic threshold ever goes (32
-// MiB): freeing a smaller one would raise the program's mmap and trim
-// thresholds (glibc adjusts them on every such free), a change of its
-// allocator's behaviour that made some programs faster under the agent. It
-// is address space only, never touched. Not when the allocator switch has
-// turned mmap off (with_mmapped false): it would come from the brk heap,
-// 33 MiB that valgrind's emulated break cannot give.
+// Not mmapped blocks when the allocator switch has turned mmap off
+// (with_mmapped false): those would come from the brk heap, and valgrind's
+// emulated break cannot give 33 MiB.
 bool verify_glibc_chunks(const RealFunctions& f, bool with_mmapped) noexcept {
     sys::LoadedObject object;
     if (!sys::object_of(reinterpret_cast<void*>(f.malloc), object) || !std::strstr(object.path, "/libc.so.6"))
@@ -69,15 +100,13 @@ bool verify_glibc_chunks(const RealFunctions& f, bool with_mmapped) noexcept {
     VALGRIND_DISABLE_ERROR_REPORTING;
     bool same = true;
     for (size_t n : {size_t{0}, size_t{1}, size_t{24}, size_t{100}, size_t{992}, size_t{1000}, size_t{1016},
-                     size_t{1024}, size_t{5000}, (size_t{33} << 20)}) {
-        if (n > 5000 && !with_mmapped) continue;
+                     size_t{1024}, size_t{5000}}) {
         void* p = f.malloc(n);
         if (!p) continue;
-        const size_t head = glibc::chunk_head(p), usable = f.malloc_usable_size(p);
-        same = same && glibc::chunk_usable(head) == usable &&
-               (!glibc::small_chunk(head) || glibc::small_chunk_usable(head) == usable);
+        same = same && agrees(f, p);
         f.free(p);
     }
+    if (with_mmapped) same = same && mmapped_agrees(f);
     VALGRIND_ENABLE_ERROR_REPORTING;
     return same;
 }
