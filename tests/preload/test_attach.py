@@ -1,12 +1,14 @@
 """gometrics-cli attach and detach on running programs that never saw
 LD_PRELOAD: exact counts from the attach, blocks from before it freed after
 it, a read() blocked at the attach that sees no EINTR, attach twice, detach
-and attach again, fork, many cycles under 8 busy threads, and each refusal
-with the target untouched. ptrace is required: run as root (CI, a fresh
-Debian root); a machine that forbids it fails here, loudly."""
+and attach again, fork, many cycles under 8 busy threads, an address-space
+limit that leaves the map no room, and each refusal with the target
+untouched. ptrace is required: run as root (CI, a fresh Debian root); a
+machine that forbids it fails here, loudly."""
 
 import ctypes
 import os
+import resource
 import shutil
 import signal
 import struct
@@ -180,6 +182,29 @@ class Attach(unittest.TestCase):
         self.assertEqual(masked(out, r.pid), expected)
         self.assertEqual(twin_rc, 0)
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "the segment outlived the process")
+
+    def test_no_room_for_the_map_is_said_once_and_changes_nothing(self):
+        # The map of counted blocks takes a 32 MiB reservation for each
+        # gigabyte of heap it meets first; an address-space limit set after
+        # the attach leaves no room for the first one.
+        commands = ["work", "work", "free", "quit"]
+        r = Running([program("attach_target")])
+        try:
+            attach(r.pid)
+            with open(f"/proc/{r.pid}/status") as f:
+                vm = next(int(line.split()[1]) for line in f if line.startswith("VmSize:"))
+            resource.prlimit(r.pid, resource.RLIMIT_AS, (vm * 1024 + (16 << 20), resource.RLIM_INFINITY))
+            for c in commands[:-1]:
+                r.ask(c)
+                assert_memory_classes(self, dump(r.pid))  # readers go on
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(err.count("no memory to map which blocks were counted"), 1, err)
+        self.assertEqual(len(err.splitlines()), 1, err)
+        expected, _ = twin_output(commands)
+        self.assertEqual(masked(out, r.pid), expected)
 
     def test_blocks_libc_allocates_are_counted(self):
         # strdup's malloc is libc's own call: its block, freed by the
