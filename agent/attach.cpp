@@ -139,14 +139,20 @@ __thread uint32_t tls_epoch [[gnu::tls_model("initial-exec")]] = 0;
 // a word), which costs more than the rest of the wrapper. Another
 // allocator's blocks may be 8 bytes apart: bytes would cost 1/8 of its
 // heap, so there it is a bit per 8 bytes (1/64), set and reset locked.
+// The wrappers are built for each layout (the GOT gets the one prepare
+// chose), so that none asks which at every call.
+enum class Map { kBytes, kBits };
 constexpr unsigned kRegionShift = 30, kAddressBits = 47;
-constinit unsigned g_granule_shift = 5;
-constinit bool g_bits = false;
+template <Map M>
+constexpr unsigned kGranuleShift = M == Map::kBits ? 3 : 5;
+template <Map M>
+constexpr size_t kLeafBytes = (size_t{1} << (kRegionShift - kGranuleShift<M>)) >> (M == Map::kBits ? 3 : 0);
+constinit Map g_map = Map::kBytes;
 constexpr size_t kRegions = size_t{1} << (kAddressBits - kRegionShift);
 constinit std::atomic<uint8_t*>* g_dir = nullptr;
 constinit std::atomic<uint64_t> g_failed[kRegions / 64]{};  // regions whose leaf could not be mapped
 
-size_t leaf_bytes() noexcept { return (size_t{1} << (kRegionShift - g_granule_shift)) >> (g_bits ? 3 : 0); }
+size_t leaf_bytes() noexcept { return g_map == Map::kBits ? kLeafBytes<Map::kBits> : kLeafBytes<Map::kBytes>; }
 
 // A leaf is mapped by the first block counted in its gigabyte: rare, so
 // kept out of line, away from the wrappers' few instructions.
@@ -181,35 +187,52 @@ size_t leaf_bytes() noexcept { return (size_t{1} << (kRegionShift - g_granule_sh
     return g_dir[r].load(std::memory_order_acquire);
 }
 
+template <Map M>
 [[gnu::always_inline]] inline size_t granule(uintptr_t a) noexcept {
-    return (a & ((uintptr_t{1} << kRegionShift) - 1)) >> g_granule_shift;
+    return (a & ((uintptr_t{1} << kRegionShift) - 1)) >> kGranuleShift<M>;
 }
 
-[[gnu::always_inline]] inline void mark(void* p) noexcept {
+template <Map M>
+[[gnu::always_inline]] inline void set(uint8_t* l, uintptr_t a) noexcept {
+    const size_t g = granule<M>(a);
+    if constexpr (M == Map::kBits)  // a register bit offset addresses the whole leaf
+        asm volatile("lock btsq %1, %0" : "+m"(*l) : "r"(g) : "cc", "memory");
+    else
+        __atomic_store_n(&l[g], uint8_t{1}, __ATOMIC_RELAXED);
+}
+
+template <Map M>
+[[gnu::noinline, gnu::cold]] void* mark_in_new_leaf(void* p) noexcept {
+    const auto a = reinterpret_cast<uintptr_t>(p);
+    if (uint8_t* l = create_leaf(a >> kRegionShift)) set<M>(l, a);
+    return p;
+}
+
+// Marks p as counted; returns it. Nothing is called on the way but out of
+// line, so that a wrapper keeps p in a scratch register.
+template <Map M>
+[[gnu::always_inline]] inline void* mark(void* p) noexcept {
     const auto a = reinterpret_cast<uintptr_t>(p);
     const uintptr_t r = a >> kRegionShift;
     if (r >= kRegions) [[unlikely]]
-        return;
+        return p;
     uint8_t* l = g_dir[r].load(std::memory_order_acquire);
-    if (!l && !(l = create_leaf(r))) [[unlikely]]
-        return;
-    const size_t g = granule(a);
-    if (g_bits) [[unlikely]] {  // a register bit offset addresses the whole leaf
-        asm volatile("lock btsq %1, %0" : "+m"(*l) : "r"(g) : "cc", "memory");
-        return;
-    }
-    __atomic_store_n(&l[g], uint8_t{1}, __ATOMIC_RELAXED);
+    if (!l) [[unlikely]]
+        return mark_in_new_leaf<M>(p);
+    set<M>(l, a);
+    return p;
 }
 
 // Whether p was counted; forgets it. Only p's allocation and its free touch
 // its byte, and the program orders those: no read-modify-write is needed.
+template <Map M>
 [[gnu::always_inline]] inline bool unmark(void* p) noexcept {
     const auto a = reinterpret_cast<uintptr_t>(p);
     uint8_t* l = leaf(a);
     if (!l) [[unlikely]]
         return false;
-    const size_t g = granule(a);
-    if (g_bits) [[unlikely]] {
+    const size_t g = granule<M>(a);
+    if constexpr (M == Map::kBits) {
         bool was;
         asm volatile("lock btrq %2, %1" : "=@ccc"(was), "+m"(*l) : "r"(g) : "memory");
         return was;
@@ -315,8 +338,11 @@ namespace {
     errno = saved_errno;
 }
 
+[[gnu::always_inline]] inline bool behind() noexcept {
+    return tls_generation != __atomic_load_n(&gometrics_attach_generation, __ATOMIC_RELAXED);
+}
 [[gnu::always_inline]] inline void catch_up() noexcept {
-    if (tls_generation != __atomic_load_n(&gometrics_attach_generation, __ATOMIC_RELAXED)) [[unlikely]]
+    if (behind()) [[unlikely]]
         catch_up_slow(true);
 }
 // Lock wrappers only follow the epoch: a rescan takes the loader's lock,
@@ -331,9 +357,10 @@ namespace {
     return detail::tls_slot == detail::marker(detail::kAgentThread);
 }
 
+template <Map M>
 [[gnu::always_inline]] inline void* counted(void* p) noexcept {
     if (p && !agent_thread()) [[likely]]
-        mark(p);
+        return mark<M>(p);
     return p;
 }
 
@@ -357,36 +384,68 @@ void count_before_attach(uint64_t bytes) noexcept {
 }
 
 // ---- The wrappers the GOT entries point at.
+// malloc, calloc and free catch up out of line, then start again: their
+// common case calls nothing but the hook, and needs no frame of its own.
+template <Map M>
+[[gnu::noinline, gnu::cold]] void* w_malloc_behind(size_t n) noexcept {
+    catch_up_slow(true);
+    return counted<M>(g_hook.malloc(n));
+}
+template <Map M>
 void* w_malloc(size_t n) noexcept {
-    catch_up();
-    return counted(g_hook.malloc(n));
+    if (behind()) [[unlikely]]
+        return w_malloc_behind<M>(n);
+    return counted<M>(g_hook.malloc(n));
 }
 
+template <Map M>
+[[gnu::noinline, gnu::cold]] void* w_calloc_behind(size_t n, size_t size) noexcept {
+    catch_up_slow(true);
+    return counted<M>(g_hook.calloc(n, size));
+}
+template <Map M>
 void* w_calloc(size_t n, size_t size) noexcept {
-    catch_up();
-    return counted(g_hook.calloc(n, size));
+    if (behind()) [[unlikely]]
+        return w_calloc_behind<M>(n, size);
+    return counted<M>(g_hook.calloc(n, size));
 }
 
-void w_free(void* p) noexcept {
-    catch_up();
-    if (!p) return;
-    if (unmark(p)) return g_hook.free(p);
-    // Allocated before the attach (or by the agent): not in the counts, only
-    // in the figure read at the attach. A heap sample of an earlier attach is
-    // forgotten all the same.
+// Allocated before the attach (or by the agent): not in the counts, only in
+// the figure read at the attach. A heap sample of an earlier attach is
+// forgotten all the same.
+[[gnu::noinline]] void free_from_before(void* p) noexcept {
     if (profile::maybe_sampled(p)) [[unlikely]]
         (void)profile::forget(p);
     if (!is_bootstrap(p)) count_before_attach(before_attach_bytes(p));
     real().free(p);
 }
 
+template <Map M>
+[[gnu::always_inline]] inline void free_caught_up(void* p) noexcept {
+    if (!p) return;
+    if (unmark<M>(p)) return g_hook.free(p);
+    free_from_before(p);
+}
+template <Map M>
+[[gnu::noinline, gnu::cold]] void w_free_behind(void* p) noexcept {
+    catch_up_slow(true);
+    free_caught_up<M>(p);
+}
+template <Map M>
+void w_free(void* p) noexcept {
+    if (behind()) [[unlikely]]
+        return w_free_behind<M>(p);
+    free_caught_up<M>(p);
+}
+
+template <Map M>
 void* w_realloc(void* p, size_t n) noexcept {
     catch_up();
-    if (!p) return counted(g_hook.realloc(p, n));
-    if (unmark(p)) {
+    if (!p) return counted<M>(g_hook.realloc(p, n));
+    if (unmark<M>(p)) {
         void* q = g_hook.realloc(p, n);
-        if (q) return counted(q);
-        if (n) mark(p);  // failed: p lives on (realloc(p, 0) freed it)
+        if (q) return counted<M>(q);
+        if (n) (void)mark<M>(p);  // failed: p lives on (realloc(p, 0) freed it)
         return q;
     }
     // A block from before the attach: its old size was never counted, the
@@ -395,48 +454,54 @@ void* w_realloc(void* p, size_t n) noexcept {
     void* q = real().realloc(p, n);
     if (q || n == 0) count_before_attach(old);  // glibc: realloc(p, 0) frees p
     if (q && !agent_thread()) {
-        q = count_allocation(q);
-        mark(q);
+        q = mark<M>(count_allocation(q));
     }
     return q;
 }
 
+template <Map M>
 void* w_reallocarray(void* p, size_t n, size_t size) noexcept {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
         errno = ENOMEM;
         return nullptr;
     }
-    return w_realloc(p, total);
+    return w_realloc<M>(p, total);
 }
 
+template <Map M>
 int w_posix_memalign(void** out, size_t align, size_t n) noexcept {
     catch_up();
     const int rc = g_hook.posix_memalign(out, align, n);
-    if (rc == 0) counted(*out);
+    if (rc == 0) counted<M>(*out);
     return rc;
 }
 
+template <Map M>
 void* w_aligned_alloc(size_t align, size_t n) noexcept {
     catch_up();
-    return counted(g_hook.aligned_alloc(align, n));
+    return counted<M>(g_hook.aligned_alloc(align, n));
 }
 
+template <Map M>
 void* w_memalign(size_t align, size_t n) noexcept {
     catch_up();
-    return counted(g_hook.memalign(align, n));
+    return counted<M>(g_hook.memalign(align, n));
 }
 
+template <Map M>
 void* w_valloc(size_t n) noexcept {
     catch_up();
-    return counted(g_hook.valloc(n));
+    return counted<M>(g_hook.valloc(n));
 }
 
+template <Map M>
 void* w_pvalloc(size_t n) noexcept {
     catch_up();
-    return counted(g_hook.pvalloc(n));
+    return counted<M>(g_hook.pvalloc(n));
 }
 
+template <Map>  // one per layout, as its family
 size_t w_malloc_usable_size(void* p) noexcept { return g_hook.malloc_usable_size(p); }
 
 // Objects libc loaded itself (NSS, iconv: not through the dlopen the
@@ -512,8 +577,7 @@ bool adopt_library_allocator() noexcept {
     GOMETRICS_MALLOC_FUNCTIONS(GOMETRICS_ADOPT)
 #undef GOMETRICS_ADOPT
     detail::g_glibc_chunks = false;  // its blocks have no glibc header: sizes are asked
-    g_granule_shift = 3;             // and may be 8 bytes apart
-    g_bits = true;
+    g_map = Map::kBits;              // and may be 8 bytes apart
     return true;
 }
 
@@ -524,7 +588,8 @@ void build_table() noexcept {
     };
     auto v = [](auto f) { return reinterpret_cast<void*>(f); };
 #define GOMETRICS_ADD(name, ...) add(#name, v(w_##name), v(g_libc.name));
-#define GOMETRICS_ADD_IN_LIBC(name, ...) add(#name, v(w_##name), v(g_libc.name), true);
+#define GOMETRICS_ADD_IN_LIBC(name, ...) \
+    add(#name, g_map == Map::kBits ? v(w_##name<Map::kBits>) : v(w_##name<Map::kBytes>), v(g_libc.name), true);
     if (g_malloc_family) {
         GOMETRICS_ATTACH_MALLOC(GOMETRICS_ADD_IN_LIBC)
     }
