@@ -259,13 +259,13 @@ namespace detail {
 
 // Called by resolve_real() before the first real allocation: read the wish,
 // and if it is jemalloc, keep every glibc block in the brk heap from now on.
-bool prepare_allocator_switch(void* real_malloc) noexcept {
-    if (!config().jemalloc) return false;
+void prepare_allocator_switch(void* real_malloc) noexcept {
+    if (!config().jemalloc) return;
     sys::LoadedObject object;
     if (!sys::object_of(real_malloc, object) || !std::strstr(object.path, "/libc.so.6")) {
         refuse({"GOMETRICS_ALLOCATOR=jemalloc: the program's malloc is not glibc's (", object.path ? object.path : "?",
                 "): left as it is"});
-        return false;
+        return;
     }
     g_wanted = mallopt(M_ARENA_MAX, 1) == 1 && mallopt(M_MMAP_MAX, 0) == 1;
     // Where glibc's heap will start: the break before its first block. (Not
@@ -273,7 +273,6 @@ bool prepare_allocator_switch(void* real_malloc) noexcept {
     // not the program's emulated break.)
     g_brk_lo = reinterpret_cast<uintptr_t>(sbrk(0));
     if (!g_wanted) refuse({"GOMETRICS_ALLOCATOR=jemalloc: mallopt failed: staying on glibc"});
-    return g_wanted;
 }
 
 }  // namespace detail

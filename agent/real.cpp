@@ -55,42 +55,15 @@ bool agrees(const RealFunctions& f, void* p) noexcept {
     return glibc::chunk_usable(head) == usable && (!glibc::small_chunk(head) || glibc::small_chunk_usable(head) == usable);
 }
 
-// A mmapped block read and given back without changing the program's
-// allocator: glibc raises its mmap and trim thresholds whenever free releases
-// a mmapped chunk larger than the threshold (up to 32 MiB), so the probe is
-// first shrunk in place to one page (realloc of a mmapped chunk remaps it
-// and leaves the thresholds alone), which free then releases unnoticed. The
-// probe is small because with MALLOC_PERTURB_ set glibc writes every byte
-// of each block it hands out; 256 KiB is above the default threshold and
-// above what the heap's top holds before the program has run (glibc maps
-// only a request its top cannot serve).
-bool mmapped_agrees(const RealFunctions& f) noexcept {
-    void* p = f.malloc(256 * 1024);
-    if (!p) return true;  // nothing to read: the first mmapped block of the program would fail alike
-    bool same = agrees(f, p);
-    if (!glibc::heap_chunk(glibc::chunk_head(p))) {
-        if (void* q = f.realloc(p, 1)) p = q;
-        f.free(p);
-        return same;
-    }
-    // A heap grown or a threshold raised before the agent came (attach,
-    // dlopen, mallopt): only a block beyond the threshold's ceiling is surely
-    // mapped, and its free moves nothing.
-    f.free(p);
-    p = f.malloc(size_t{33} << 20);
-    if (!p) return same;
-    same = same && agrees(f, p);
-    f.free(p);
-    return same;
-}
-
 // Whether the hooks may read glibc's chunk header (real.h): the real malloc
-// must live in libc.so.6 and agree with malloc_usable_size on small, large
-// and mmapped blocks, through both the general and the small-chunk reading.
-// Not mmapped blocks when the allocator switch has turned mmap off
-// (with_mmapped false): those would come from the brk heap, and valgrind's
-// emulated break cannot give 33 MiB.
-bool verify_glibc_chunks(const RealFunctions& f, bool with_mmapped) noexcept {
+// must live in libc.so.6 and agree with malloc_usable_size on small and
+// large heap blocks, through both the general and the small-chunk reading.
+// Mapped blocks are checked on the program's first one (mmapped_usable_size):
+// a probe of our own would either change glibc's dynamic thresholds as it
+// is freed or have to be larger than they go (33 MiB, which glibc writes in
+// full under MALLOC_PERTURB_), and the only way around that (mremap) may be
+// refused by a sandbox.
+bool verify_glibc_chunks(const RealFunctions& f) noexcept {
     sys::LoadedObject object;
     if (!sys::object_of(reinterpret_cast<void*>(f.malloc), object) || !std::strstr(object.path, "/libc.so.6"))
         return false;
@@ -106,10 +79,14 @@ bool verify_glibc_chunks(const RealFunctions& f, bool with_mmapped) noexcept {
         same = same && agrees(f, p);
         f.free(p);
     }
-    if (with_mmapped) same = same && mmapped_agrees(f);
     VALGRIND_ENABLE_ERROR_REPORTING;
     return same;
 }
+
+// How mapped chunks are sized: not known before the first, then read from
+// the header or, if that disagreed with malloc_usable_size, asked.
+enum : uint8_t { kMappedUnknown, kMappedRead, kMappedAsked };
+constinit std::atomic<uint8_t> g_mapped_sizing{kMappedUnknown};
 
 // What resolution found, complete before the state says ready (the stubs
 // forward to it, whatever g_real shows at that moment).
@@ -242,8 +219,8 @@ void resolve_real() noexcept {
         log::fatal("cannot resolve the real malloc family with dlsym(RTLD_NEXT)");
     }
     // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
-    const bool no_mmap = prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
-    g_glibc_chunks = verify_glibc_chunks(found, !no_mmap);
+    prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
+    g_glibc_chunks = verify_glibc_chunks(found);
     if (!g_glibc_chunks) find_jemalloc_next(reinterpret_cast<void*>(found.malloc));
     g_found = found;
     publish_all_but_stubbed(found);
@@ -254,6 +231,23 @@ void resolve_real() noexcept {
 }
 
 decltype(&::malloc) found_malloc() noexcept { return g_found.malloc; }
+
+size_t mmapped_usable_size(void* p, size_t head) noexcept {
+    switch (g_mapped_sizing.load(std::memory_order_relaxed)) {
+        case kMappedRead:
+            return glibc::chunk_usable(head);
+        case kMappedAsked:
+            return asked_usable_size(p);
+        default: {
+            // Threads that meet their first mapped chunks at once all ask,
+            // and all find the same answer.
+            const size_t asked = asked_usable_size(p);
+            g_mapped_sizing.store(glibc::chunk_usable(head) == asked ? kMappedRead : kMappedAsked,
+                                  std::memory_order_relaxed);
+            return asked;
+        }
+    }
+}
 
 }  // namespace detail
 

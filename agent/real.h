@@ -85,8 +85,9 @@ namespace detail {
 extern RealFunctions g_real;
 extern std::atomic<int> g_resolve_state;  // 0 unresolved, 1 resolving, 2 ready
 [[gnu::noinline, gnu::cold]] void resolve_real() noexcept;
-// allocator_switch.cpp; true: glibc was told never to mmap from now on.
-bool prepare_allocator_switch(void* real_malloc) noexcept;
+// allocator_switch.cpp: tells glibc, if the switch is asked, to keep every
+// block in its brk heap from now on.
+void prepare_allocator_switch(void* real_malloc) noexcept;
 // The malloc that resolution found (dlsym RTLD_NEXT), whatever the
 // allocator switch put in g_real since; nullptr before resolution.
 decltype(&::malloc) found_malloc() noexcept;
@@ -187,11 +188,21 @@ namespace detail {
 size_t asked_usable_size(void* p) noexcept;
 }  // namespace detail
 
+namespace detail {
+// A mapped glibc chunk's usable size: its header once the first one read as
+// malloc_usable_size said (real.cpp), else asked.
+size_t mmapped_usable_size(void* p, size_t head) noexcept;
+}  // namespace detail
+
 // malloc_usable_size of a live block: glibc's header read inline, anything
 // else (jemalloc, tcmalloc, glibc's debug malloc) asked.
 [[gnu::always_inline]] inline size_t usable_size(void* p) noexcept {
-    if (detail::g_glibc_chunks) [[likely]]
-        return glibc::chunk_usable(glibc::chunk_head(p));
+    if (detail::g_glibc_chunks) [[likely]] {
+        const size_t head = glibc::chunk_head(p);
+        if (glibc::heap_chunk(head)) [[likely]]
+            return glibc::chunk_usable(head);
+        return detail::mmapped_usable_size(p, head);
+    }
     return detail::asked_usable_size(p);
 }
 
