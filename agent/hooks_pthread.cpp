@@ -72,6 +72,12 @@ void* wrapped_start(void* p) {
     } else {
         g_real.free(start);  // its end would go unseen: leave it uncounted, as a thread we never saw
     }
+    // The program has a thread of its own now (glibc's single-thread fast
+    // paths are gone anyway): the publisher thread may start, from this one
+    // while it lives, so that a limit on tasks (RLIMIT_NPROC) with room for
+    // the program's threads and no more refuses ours, however soon the
+    // program's thread ends.
+    publisher_start_thread_if_lazy();
     return routine(arg);
 }
 
@@ -114,14 +120,7 @@ GOMETRICS_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* att
     *start = {routine, arg, stack_bytes_of(attr)};
     const int rc = r.pthread_create(thread, attr, wrapped_start, start);
     const int saved_errno = errno;
-    if (rc != 0) {
-        r.free(start);
-    } else {
-        // The program has a thread of its own now (glibc's single-thread fast
-        // paths are gone anyway): the publisher thread may start, after the
-        // program's, so that a limit on threads never fails the program's.
-        publisher_start_thread_if_lazy();
-    }
+    if (rc != 0) r.free(start);
     errno = saved_errno;
     return rc;
 }
