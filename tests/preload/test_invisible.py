@@ -120,11 +120,12 @@ class NoThreadOfOurs(unittest.TestCase):
                             timeout=30)
         self.assertEqual((cp.returncode, cp.stderr), (0, ""))
 
-    @unittest.skipUnless(os.geteuid() == 0, "needs root to run the program as nobody (CI runs as root)")
+    @unittest.skipUnless(os.geteuid() == 0, "needs root to run the program as another user (CI runs as root)")
     def test_rlimit_nproc_that_the_program_fits_in(self):
-        # As nobody, with room for the program's main thread and its one
-        # thread (RLIMIT_NPROC counts every task of the user): ours must not
-        # take it, and fails quietly once the program has its own.
+        # As a user of its own (RLIMIT_NPROC counts every task of the user,
+        # and other tests run programs as nobody meanwhile), with room for
+        # the program's main thread and its one thread: ours must not take
+        # it, and fails quietly once the program has its own.
         with tempfile.TemporaryDirectory() as d:
             os.chmod(d, 0o755)
             exe = os.path.join(d, "invisible")
@@ -133,7 +134,7 @@ class NoThreadOfOurs(unittest.TestCase):
             agent = os.path.join(d, "libgometrics.so")
             subprocess.run(["cp", gmtest.AGENT, agent], check=True)
             os.chmod(agent, 0o755)
-            cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "prlimit", "--nproc=2", exe,
+            cmd = ["setpriv", "--reuid=61234", "--regid=61234", "--clear-groups", "prlimit", "--nproc=2", exe,
                    "threads", "1"]
             plain = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
             self.assertEqual(plain.stdout, "child=0\ndone\n", plain.stderr)
