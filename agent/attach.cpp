@@ -364,6 +364,21 @@ template <Map M>
     return p;
 }
 
+// What the hooks' inline counting (heap_hooks.h) does next in a wrapper: a
+// block counted on the inline path was a program thread's, so it is marked
+// without asking whose thread it is.
+template <Map M>
+[[gnu::noinline]] void* counted_out_of_line(void* p) noexcept {
+    return counted<M>(p);
+}
+template <Map M>
+struct Marked {
+    static void* fast(void* p) noexcept { return mark<M>(p); }
+    // Out of line, as the paths that lead here are: the wrapper then keeps
+    // nothing across them, and needs no frame.
+    static void* slow(void* p) noexcept { return counted_out_of_line<M>(p); }
+};
+
 // What the attach's in-use figure counted of p, a live block from before it.
 uint64_t before_attach_bytes(void* p) noexcept {
     if (detail::g_glibc_chunks) return glibc::chunk_head(p) & ~size_t{7};
@@ -384,8 +399,9 @@ void count_before_attach(uint64_t bytes) noexcept {
 }
 
 // ---- The wrappers the GOT entries point at.
-// malloc, calloc and free catch up out of line, then start again: their
-// common case calls nothing but the hook, and needs no frame of its own.
+// malloc, calloc and free catch up out of line, then start again. Their
+// common case is the hook's own, folded in (heap_hooks.h), with the map's
+// mark or unmark: one call layer and one test fewer than calling the hook.
 template <Map M>
 [[gnu::noinline, gnu::cold]] void* w_malloc_behind(size_t n) noexcept {
     catch_up_slow(true);
@@ -395,7 +411,7 @@ template <Map M>
 void* w_malloc(size_t n) noexcept {
     if (behind()) [[unlikely]]
         return w_malloc_behind<M>(n);
-    return counted<M>(g_hook.malloc(n));
+    return hooks::counted<Marked<M>>(real_fn<&RealFunctions::malloc>()(n), n);
 }
 
 template <Map M>
@@ -407,7 +423,7 @@ template <Map M>
 void* w_calloc(size_t n, size_t size) noexcept {
     if (behind()) [[unlikely]]
         return w_calloc_behind<M>(n, size);
-    return counted<M>(g_hook.calloc(n, size));
+    return hooks::counted<Marked<M>>(real_fn<&RealFunctions::calloc>()(n, size), n * size);
 }
 
 // Allocated before the attach (or by the agent): not in the counts, only in
@@ -423,7 +439,7 @@ void* w_calloc(size_t n, size_t size) noexcept {
 template <Map M>
 [[gnu::always_inline]] inline void free_caught_up(void* p) noexcept {
     if (!p) return;
-    if (unmark<M>(p)) return g_hook.free(p);
+    if (unmark<M>(p)) return hooks::free_counted(p);
     free_from_before(p);
 }
 template <Map M>

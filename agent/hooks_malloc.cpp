@@ -25,7 +25,7 @@
 
 #define GOMETRICS_EXPORT extern "C" [[gnu::visibility("default")]]
 
-namespace gometrics::agent {
+namespace gometrics::agent::hooks {
 namespace {
 
 using R = RealFunctions;
@@ -48,11 +48,6 @@ using R = RealFunctions;
 template <class Boot, class Call>
 [[gnu::noinline, gnu::cold]] auto unresolved(Boot boot, Call call) noexcept {
     return bootstrap_or_resolve() ? boot() : call();
-}
-
-// A slot in TLS, not a marker: the inline path applies.
-[[gnu::always_inline]] inline bool has_slot(ThreadSlot* s) noexcept {
-    return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
 }
 
 // An allocation or a free of `usable` bytes, on a slot the caller owns.
@@ -81,17 +76,6 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
 // noticed (publisher_poll); the samples keep their own schedule.
 constexpr uint64_t kPollBytes = 256 * 1024;
 
-// The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
-[[gnu::noinline, gnu::cold]] void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
-    publisher_poll();
-    p = profile::small_reached(s, p, usable);
-    if (publisher_pending() && usable) {
-        const uint64_t soon = load(small_counter(s, usable, kAllocs)) + (kPollBytes + usable - 1) / usable;
-        if (small_call_at(s, usable) > soon) small_call_at(s, usable) = soon;
-    }
-    return p;
-}
-
 [[gnu::noinline, gnu::cold]] void* countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
     publisher_poll();
     profile::countdown_crossed(s, p, usable);
@@ -99,17 +83,6 @@ constexpr uint64_t kPollBytes = 256 * 1024;
         s->sample_beyond = s->sample_countdown - int64_t{kPollBytes};
         s->sample_countdown = kPollBytes;
     }
-    return p;
-}
-
-// Counts the allocation p of `usable` bytes on the owner's slot, and
-// schedules heap samples: a small size compares the count it just
-// incremented with the count of its next sample; other sizes count down.
-// e: the size's small_entry.
-[[gnu::always_inline]] inline void* count_small_alloc(ThreadSlot* s, SmallSize* e, void* p, size_t usable) noexcept {
-    bump(e->count[kAllocs], 1);
-    if (load(e->count[kAllocs]) >= e->call_at) [[unlikely]]
-        return small_reached(s, p, usable);
     return p;
 }
 
@@ -123,9 +96,43 @@ constexpr uint64_t kPollBytes = 256 * 1024;
     return p;
 }
 
+// p is being freed: a block the slow path counted last is no longer the one
+// a wrapped operator new may hand out without our count (hooks_new.cpp).
+[[gnu::always_inline]] inline void forget_last_counted(void* p) noexcept {
+    if (p == detail::tls_words.last_counted) [[unlikely]]
+        detail::tls_words.last_counted = nullptr;
+}
+
+// Counts the free of a block of `usable` bytes on s, the caller's slot.
+void count_free_on(ThreadSlot* s, size_t usable) noexcept {
+    if (is_orphans(s)) [[unlikely]]
+        record_orphan(kFrees, usable);
+    else
+        record(s, kFrees, usable);
+}
+
+void count_free(size_t usable) noexcept {
+    if (ThreadSlot* s = current_slot()) count_free_on(s, usable);  // else the agent's own
+}
+
+}  // namespace
+
+// ---- The out-of-line paths (heap_hooks.h).
+
+// The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
+void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
+    publisher_poll();
+    p = profile::small_reached(s, p, usable);
+    if (publisher_pending() && usable) {
+        const uint64_t soon = load(small_counter(s, usable, kAllocs)) + (kPollBytes + usable - 1) / usable;
+        if (small_call_at(s, usable) > soon) small_call_at(s, usable) = soon;
+    }
+    return p;
+}
+
 // Any allocation but the common case. A bootstrap block (handed out while
 // resolving) is not counted: its free is not either.
-[[gnu::noinline]] void* count_alloc_slow(void* p) noexcept {
+void* count_alloc_slow(void* p) noexcept {
     if (is_bootstrap(p)) [[unlikely]]
         return p;
     ThreadSlot* s = current_slot();
@@ -143,13 +150,13 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 
 // A glibc heap chunk beyond the small sizes, on the caller's slot: its
 // usable size from the header, without the slow path's questions.
-[[gnu::noinline]] void* count_heap_alloc(ThreadSlot* s, void* p, size_t head) noexcept {
+void* count_heap_alloc(ThreadSlot* s, void* p, size_t head) noexcept {
     return count_alloc(s, p, glibc::chunk_usable(head));
 }
 
 // An allocation on a thread counting for another allocator than glibc's
 // (the slot in tls_words.slot), the size asked.
-[[gnu::noinline]] void* count_alloc_asked(void* p) noexcept {
+void* count_alloc_asked(void* p) noexcept {
     if (is_bootstrap(p)) [[unlikely]]
         return p;
     p = count_alloc(detail::tls_words.slot, p, detail::asked_usable_size(p));
@@ -158,77 +165,22 @@ constexpr uint64_t kPollBytes = 256 * 1024;
 }
 
 // The same beyond the small sizes, with the size.
-[[gnu::noinline]] void* count_alloc_sized(void* p, size_t usable) noexcept {
+void* count_alloc_sized(void* p, size_t usable) noexcept {
     p = count_alloc(detail::tls_words.slot, p, usable);
     detail::tls_words.last_counted = p;  // see count_alloc_slow
     return p;
 }
 
 // A small size's count reached its call-out (small_reached) on that path.
-[[gnu::noinline, gnu::cold]] void* other_small_reached(void* p, size_t usable) noexcept {
+void* other_small_reached(void* p, size_t usable) noexcept {
     p = small_reached(detail::tls_words.slot, p, usable);
     detail::tls_words.last_counted = p;  // see count_alloc_slow
     return p;
 }
 
-// An allocation on a thread counting for another allocator than glibc's,
-// of a request of n bytes (or jemalloc::kUnknown): the short way, without
-// the slow path's questions. On jemalloc a request the table covers is
-// counted here, without a call; a bootstrap block never comes with one (the
-// thread has a slot, so the real functions were resolved before, and only
-// their stubs hand those out).
-[[gnu::always_inline]] inline void* count_alloc_other(void* p, size_t n) noexcept {
-    detail::ThreadWords& w = detail::tls_words;
-    if (!w.freed || n > jemalloc::kTableMax) [[unlikely]]  // not jemalloc, or not a request the table knows
-        return count_alloc_asked(p);
-    const size_t usable = detail::g_request_usable[(n + 7) / 8];  // complete once w.freed is set
-    if (!buckets::is_small(usable)) [[unlikely]]
-        return count_alloc_sized(p, usable);
-    SmallSize* e = small_entry(w.slot, usable);
-    bump(e->count[kAllocs], 1);
-    if (load(e->count[kAllocs]) >= e->call_at) [[unlikely]]
-        return other_small_reached(p, usable);
-    w.last_counted = p;
-    return p;
-}
-
-// p is being freed: a block the slow path counted last is no longer the one
-// a wrapped operator new may hand out without our count (hooks_new.cpp).
-[[gnu::always_inline]] inline void forget_last_counted(void* p) noexcept {
-    if (p == detail::tls_words.last_counted) [[unlikely]]
-        detail::tls_words.last_counted = nullptr;
-}
-
-// Counts the allocation p, if any, made for a request of n bytes (or
-// jemalloc::kUnknown: only malloc and calloc know it), and returns it.
-[[gnu::always_inline]] inline void* counted(void* p, size_t n = jemalloc::kUnknown) noexcept {
-    if (!p) [[unlikely]]
-        return p;
-    ThreadSlot* s = detail::tls_slot;
-    if (!has_slot(s)) [[unlikely]]
-        return s == detail::marker(detail::kSlowSlot) ? count_alloc_other(p, n) : count_alloc_slow(p);
-    const size_t head = glibc::chunk_head(p);
-    if (!glibc::small_chunk(head)) [[unlikely]]
-        return glibc::heap_chunk(head) ? count_heap_alloc(s, p, head) : count_alloc_slow(p);
-    const size_t chunk = glibc::small_chunk_size(head);
-    return count_small_alloc(s, small_entry_of_chunk(s, chunk), p, glibc::small_chunk_usable(head));
-}
-
-// Counts the free of a block of `usable` bytes on s, the caller's slot.
-void count_free_on(ThreadSlot* s, size_t usable) noexcept {
-    if (is_orphans(s)) [[unlikely]]
-        record_orphan(kFrees, usable);
-    else
-        record(s, kFrees, usable);
-}
-
-void count_free(size_t usable) noexcept {
-    if (ThreadSlot* s = current_slot()) count_free_on(s, usable);  // else the agent's own
-}
-
 // free, other than the common case: a bootstrap block (never freed), a free
 // before resolution, a large block, another allocator, a sampled block.
-[[gnu::noinline]] void free_slow(void* p) noexcept {
+void free_slow(void* p) noexcept {
     if (is_bootstrap(p)) [[unlikely]]
         return;
     if (!ready()) [[unlikely]]
@@ -253,7 +205,7 @@ void count_free(size_t usable) noexcept {
 // free of a glibc heap chunk beyond the small sizes, on the caller's slot;
 // a sample, or a block the operator new and delete hooks follow, goes the
 // slow way.
-[[gnu::noinline]] void free_heap_chunk(ThreadSlot* s, void* p, size_t head) noexcept {
+void free_heap_chunk(ThreadSlot* s, void* p, size_t head) noexcept {
     if (profile::maybe_sampled(p) || p == detail::tls_words.last_counted || p == detail::tls_words.counted_free) [[unlikely]]
         return free_slow(p);
     record(s, kFrees, glibc::chunk_usable(head));
@@ -262,41 +214,20 @@ void count_free(size_t usable) noexcept {
 
 // free on a thread counting for another allocator than glibc's, asking
 // the size before.
-[[gnu::noinline]] void free_other_asked(void* p) noexcept {
+void free_other_asked(void* p) noexcept {
     record(detail::tls_words.slot, kFrees, detail::asked_usable_size(p));
     real_fn<&R::free>()(p);
 }
 
 // free_other's jemalloc way, once the window is open: the real free, then
 // the count. Apart, so that only the window crosses the call.
-[[gnu::noinline]] void free_sized_by_window(void* p, uint64_t opened) noexcept {
+void free_sized_by_window(void* p, uint64_t opened) noexcept {
     real_fn<&R::free>()(p);
     detail::ThreadWords& w = detail::tls_words;
     record(w.slot, kFrees, jemalloc::close_window(w.freed, opened));
 }
 
-// free on a thread counting for another allocator than glibc's, the short
-// way. Anything the slow path must look at (a sample or a bootstrap block,
-// which the live filter both flags, a block a counted operator delete is
-// releasing) goes there. On jemalloc the size is what its count of the
-// thread's freed bytes moved by (jemalloc_sizes.h), counted once the block
-// is gone; elsewhere it is asked. After a switch a block of glibc's is
-// routed there by the real free, and sized by it (allocator_switch.cpp).
-[[gnu::always_inline]] inline void free_other(void* p) noexcept {
-    detail::ThreadWords& w = detail::tls_words;
-    if (profile::maybe_sampled(p)) [[unlikely]]
-        return free_slow(p);
-    if (p == w.counted_free) [[unlikely]] {  // as free_slow would: the delete counted it
-        w.counted_free = nullptr;
-        return real_fn<&R::free>()(p);
-    }
-    // Whatever was counted last, a free came after it: a wrapped operator
-    // new that returns it now did not reach malloc's hook (hooks_new.cpp).
-    w.last_counted = nullptr;
-    if (!w.freed) [[unlikely]]
-        return free_other_asked(p);
-    return free_sized_by_window(p, jemalloc::open_window(w.freed));
-}
+namespace {
 
 // realloc: a free of the old block plus an allocation of the new one,
 // counted only for what really happened.
@@ -331,6 +262,11 @@ void* realloc_impl(void* p, size_t n) noexcept {
 }
 
 }  // namespace
+}  // namespace gometrics::agent::hooks
+
+namespace gometrics::agent {
+
+using namespace hooks;
 
 void* count_allocation(void* p, size_t request) noexcept { return counted(p, request); }
 
@@ -347,24 +283,14 @@ void count_release(void* p) noexcept {
 }  // namespace gometrics::agent
 
 using namespace gometrics::agent;
+using namespace gometrics::agent::hooks;
 
 GOMETRICS_EXPORT void* malloc(size_t n) noexcept { return counted(real_fn<&R::malloc>()(n), n); }
 
 GOMETRICS_EXPORT void free(void* p) noexcept {
     if (!p) [[unlikely]]
         return;
-    ThreadSlot* s = detail::tls_slot;
-    if (has_slot(s)) [[likely]] {
-        const size_t head = glibc::chunk_head(p);
-        if (glibc::small_chunk(head)) [[likely]] {  // never a sample (profile.h)
-            bump(small_entry_of_chunk(s, glibc::small_chunk_size(head))->count[kFrees], 1);
-            return real_fn<&R::free>()(p);
-        }
-        if (glibc::heap_chunk(head)) return free_heap_chunk(s, p, head);
-    } else if (s == detail::marker(detail::kSlowSlot)) {
-        return free_other(p);
-    }
-    free_slow(p);
+    free_counted(p);
 }
 
 // A block means n * size did not overflow.
@@ -438,7 +364,7 @@ GOMETRICS_EXPORT size_t malloc_usable_size(void* p) noexcept {
     return real_fn<&R::malloc_usable_size>()(p);
 }
 
-namespace gometrics::agent {
+namespace gometrics::agent::hooks {
 namespace {
 
 void* realloc_from_bootstrap(void* p, size_t n) noexcept {
@@ -451,4 +377,4 @@ void* realloc_from_bootstrap(void* p, size_t n) noexcept {
 }
 
 }  // namespace
-}  // namespace gometrics::agent
+}  // namespace gometrics::agent::hooks
