@@ -76,8 +76,12 @@ void* wrapped_start(void* p) {
     // paths are gone anyway): the publisher thread may start, from this one
     // while it lives, so that a limit on tasks (RLIMIT_NPROC) with room for
     // the program's threads and no more refuses ours, however soon the
-    // program's thread ends.
+    // program's thread ends. Not cancellable meanwhile: a cancel sent at
+    // once must find the routine, as it would without us.
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     publisher_start_thread_if_lazy();
+    pthread_setcancelstate(cancel_state, nullptr);
     return routine(arg);
 }
 

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -271,6 +272,24 @@ void* publisher_main(void*) {
     return nullptr;
 }
 
+// Ours is scheduled as the program's main thread is, not as the thread that
+// starts it may be (a real-time worker, pinned to a CPU of its own, where
+// ours would never run beside it): only what differs is set.
+void schedule_like_main(pthread_attr_t& attr) {
+    int policy;
+    sched_param param;
+    if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy != SCHED_OTHER) {
+        const sched_param normal{};
+        pthread_attr_setinheritsched(&attr, PTHREAD_EXPLICIT_SCHED);
+        pthread_attr_setschedpolicy(&attr, SCHED_OTHER);
+        pthread_attr_setschedparam(&attr, &normal);
+    }
+    cpu_set_t mine, main_thread;
+    if (sched_getaffinity(0, sizeof mine, &mine) == 0 &&
+        sched_getaffinity(sys::self_pid(), sizeof main_thread, &main_thread) == 0 && !CPU_EQUAL(&mine, &main_thread))
+        pthread_attr_setaffinity_np(&attr, sizeof main_thread, &main_thread);
+}
+
 bool start_thread(State& st) {
     // All signals blocked (they are the program's, not ours); restored after.
     sigset_t all, old;
@@ -279,17 +298,20 @@ bool start_thread(State& st) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
+    schedule_like_main(attr);
     g_table_taken.store(0);
     const int rc = real().pthread_create(&st.thread, &attr, publisher_main, nullptr);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
     if (rc != 0) return false;
+    // At once: started from a program's thread, the main thread may exit
+    // meanwhile, and must stop and join ours before its final snapshot.
+    __atomic_store_n(&st.thread_started, true, __ATOMIC_RELEASE);
     // Bounded: a thread that cannot get going within a second is not worth
     // holding the program's start for.
     const timespec ms{0, 1000000};
     for (int i = 0; i < 1000 && !g_table_taken.load(); ++i)
         syscall(SYS_futex, &g_table_taken, FUTEX_WAIT_PRIVATE, 0, &ms, nullptr, 0);
-    st.thread_started = true;
     st.writer.set_state(layout::kStatePublisherRunning, true);
     return true;
 }
@@ -440,7 +462,7 @@ void publisher_shutdown() noexcept {
     Guard guard;
     State& st = *g_state;
     bool sole_writer = true;
-    if (st.thread_started) {
+    if (__atomic_load_n(&st.thread_started, __ATOMIC_ACQUIRE)) {
         g_stop.store(true, std::memory_order_release);
         if (uint32_t* w = st.writer.request_word()) {
             std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);

@@ -141,6 +141,37 @@ class NoThreadOfOurs(unittest.TestCase):
             cp = subprocess.run(cmd, env=gmtest.agent_env(preload=agent), capture_output=True, text=True, timeout=60)
             self.assertEqual((cp.returncode, cp.stdout), (0, "child=0\ndone\n"), cp.stderr)
 
+    def test_a_first_thread_cancelled_at_once_still_runs_its_routine(self):
+        # The publisher thread starts from the program's first thread, before
+        # its routine: a pending cancel must not act in there.
+        for _ in range(10):
+            cp = subprocess.run([INVISIBLE, "cancelfirst"], env=gmtest.agent_env(), capture_output=True, text=True,
+                                timeout=60)
+            self.assertEqual((cp.returncode, cp.stdout), (0, "join got 42\n"), cp.stderr)
+
+    def test_the_publisher_is_not_pinned_with_the_thread_that_starts_it(self):
+        # Started from a worker pinned to one CPU, ours gets the main
+        # thread's CPUs: pinned beside a busy worker it would never run.
+        cpus = os.sched_getaffinity(0)
+        self.assertGreater(len(cpus), 1, "needs two CPUs to pin a worker apart")
+        p = subprocess.Popen([INVISIBLE, "pinned"], env=gmtest.agent_env(), stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            ours = None
+            deadline = time.monotonic() + 5
+            while ours is None and time.monotonic() < deadline:
+                for tid in os.listdir(f"/proc/{p.pid}/task"):
+                    with open(f"/proc/{p.pid}/task/{tid}/comm") as f:
+                        if f.read().strip() == "gometrics":
+                            ours = int(tid)
+                time.sleep(0.02)
+            self.assertIsNotNone(ours, "no publisher thread")
+            self.assertEqual(os.sched_getaffinity(ours), os.sched_getaffinity(p.pid))
+            self.assertEqual(os.sched_getaffinity(p.pid), cpus)
+        finally:
+            p.communicate(timeout=30)
+        self.assertEqual(p.returncode, 0)
+
     def test_reads_of_a_program_blocked_in_read_are_exact(self):
         # No thread, and a ten-minute interval: the reader folds the counts itself.
         env = {"GOMETRICS_INTERVAL_MS": "600000"}

@@ -15,6 +15,9 @@
      contained CMD.. run CMD under a filter that allows everything but unshare (EPERM), as a
                      container runtime or a hardened service manager leaves a program
      handoff MS      start a thread, put /dev/null on stdout and stderr, live MS more milliseconds
+     cancelfirst     cancel the first thread at once (its routine has no cancellation point);
+                     print what join got
+     pinned          start a first thread pinned to the last CPU; print "ready", live 2 s
    crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
@@ -23,6 +26,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -284,6 +288,48 @@ static int tasks(void) {
     return 0;
 }
 
+static void* forty_two(void* arg) {
+    (void)arg;
+    return (void*)42;
+}
+
+/* A cancel sent at once is pending when the routine starts: the routine
+   still runs, and returns, since it reaches no cancellation point. */
+static int cancelfirst(void) {
+    pthread_t t;
+    void* ret;
+    if (pthread_create(&t, NULL, forty_two, NULL) != 0) return perror("pthread_create"), 1;
+    pthread_cancel(t);
+    pthread_join(t, &ret);
+    printf("join got %s\n", ret == PTHREAD_CANCELED ? "canceled" : ret == (void*)42 ? "42" : "?");
+    return 0;
+}
+
+static void* two_seconds(void* arg) {
+    sleep(2);
+    return arg;
+}
+
+/* A worker of its own on one CPU, as latency-minded programs pin them. */
+static int pinned(void) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    cpu_set_t all, one;
+    if (sched_getaffinity(0, sizeof all, &all) != 0) return perror("sched_getaffinity"), 1;
+    int last = -1;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+        if (CPU_ISSET(c, &all)) last = c;
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    pthread_t t;
+    if (pthread_create(&t, &attr, two_seconds, NULL) != 0) return perror("pthread_create"), 1;
+    printf("ready\n");
+    fflush(stdout);
+    pthread_join(t, NULL);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     const char* m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "closefds") && argc > 2) return closefds(argv[2]);
@@ -299,7 +345,10 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "tasks")) return tasks();
     if (!strcmp(m, "contained") && argc > 2) return contained(argv + 2);
     if (!strcmp(m, "handoff") && argc > 2) return handoff(atoi(argv[2]));
+    if (!strcmp(m, "cancelfirst")) return cancelfirst();
+    if (!strcmp(m, "pinned")) return pinned();
     fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
-                    "confine DIR | blockread N | threads N | tasks | contained CMD... | handoff MS\n");
+                    "confine DIR | blockread N | threads N | tasks | contained CMD... | handoff MS | cancelfirst | "
+                    "pinned\n");
     return 2;
 }
