@@ -9,8 +9,7 @@ namespace gometrics::cli {
 namespace {
 
 int run_profile(const ProfileArgs& args) {
-    using Run = int(const ProfileArgs&);
-    return reinterpret_cast<Run*>(load_module_symbol(kProfileModule, "gometrics_cli_profile_run"))(args);
+    return call_module(kProfileModule, "gometrics_cli_profile_run", args);
 }
 
 }  // namespace

@@ -33,8 +33,7 @@ void add_serve_command(CLI::App& app, int& status) {
         ->check(CLI::Range(1, 86400));
     s->callback([&status, s] {
         args.otlp = s->count("--otlp") > 0;
-        using Run = int(const ServeArgs&);
-        status = reinterpret_cast<Run*>(load_module_symbol(kServeModule, "gometrics_cli_serve_run"))(args);
+        status = call_module(kServeModule, "gometrics_cli_serve_run", args);
     });
 }
 

@@ -122,6 +122,8 @@ extern "C" {
 
 const char gometrics_cli_module_version[] = GOMETRICS_VERSION;
 
-int gometrics_cli_profile_run(const gometrics::cli::ProfileArgs& args) { return gometrics::cli::run(args); }
+int gometrics_cli_profile_run(const gometrics::cli::ProfileArgs& args, gometrics::cli::ModuleFailure& failure) {
+    return gometrics::cli::run_in_module(failure, [&] { return gometrics::cli::run(args); });
+}
 
 }

@@ -254,6 +254,8 @@ extern "C" {
 
 const char gometrics_cli_module_version[] = GOMETRICS_VERSION;
 
-int gometrics_cli_serve_run(const gometrics::cli::ServeArgs& args) { return gometrics::cli::run(args); }
+int gometrics_cli_serve_run(const gometrics::cli::ServeArgs& args, gometrics::cli::ModuleFailure& failure) {
+    return gometrics::cli::run_in_module(failure, [&] { return gometrics::cli::run(args); });
+}
 
 }

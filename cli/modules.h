@@ -5,10 +5,12 @@
 // the options (so --help needs no module) and hands them over here.
 #pragma once
 
+#include <exception>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common.h"
 #include "prometheus.h"
 
 namespace gometrics::cli {
@@ -40,6 +42,29 @@ struct ServeArgs {
 inline constexpr const char* kProfileModule = "libgometrics-cli-profile.so";
 inline constexpr const char* kServeModule = "libgometrics-cli-serve.so";
 
+// A command's failure in a module, handed back rather than thrown: the CLI
+// carries its own C++ runtime (linked in) and the modules use the shared one,
+// so an exception must not cross between them.
+struct ModuleFailure {
+    int status = 0;  // 0: none
+    std::string message;
+};
+
+// In a module: runs a command, turning what it throws into `failure`.
+template <class Command>
+int run_in_module(ModuleFailure& failure, Command&& command) noexcept {
+    try {
+        return command();
+    } catch (const Failure& f) {
+        failure = {f.status, f.what()};
+    } catch (const std::exception& e) {
+        failure = {kExitError, e.what()};
+    } catch (...) {
+        failure = {kExitError, "unknown error"};
+    }
+    return failure.status;
+}
+
 // The symbol `name` of `module`, loaded on first use: from
 // <bindir>/../<libdir>/gometrics/ next to the installed CLI, else from the
 // CLI's own directory (the build tree). Throws Failure with one line when the
@@ -47,13 +72,23 @@ inline constexpr const char* kServeModule = "libgometrics-cli-serve.so";
 // comes from another version of the CLI.
 void* load_module_symbol(const char* module, const char* name);
 
+// In the CLI: calls a module's entry point, throwing what it handed back.
+template <class Args>
+int call_module(const char* module, const char* name, const Args& args) {
+    using Run = int(const Args&, ModuleFailure&);
+    ModuleFailure failure;
+    const int status = reinterpret_cast<Run*>(load_module_symbol(module, name))(args, failure);
+    if (failure.status) throw Failure(failure.status, failure.message);
+    return status;
+}
+
 }  // namespace gometrics::cli
 
-// The entry points, C names for dlsym. They may throw Failure as commands do.
+// The entry points, C names for dlsym. A failure comes back in `failure`.
 extern "C" {
 // Every module defines it as the CLI's version; a module of another version
 // is refused, since the argument structs above may differ.
 extern const char gometrics_cli_module_version[];
-int gometrics_cli_profile_run(const gometrics::cli::ProfileArgs& args);
-int gometrics_cli_serve_run(const gometrics::cli::ServeArgs& args);
+int gometrics_cli_profile_run(const gometrics::cli::ProfileArgs& args, gometrics::cli::ModuleFailure& failure);
+int gometrics_cli_serve_run(const gometrics::cli::ServeArgs& args, gometrics::cli::ModuleFailure& failure);
 }
