@@ -10,7 +10,8 @@
 // is a call out of line. So malloc needs no stack frame beyond the real
 // call, free ends in a tail call, and neither checks whether the real
 // functions are resolved: malloc's starts as a resolving stub, and a thread
-// has a slot only once they are.
+// has a slot only once they are. The inline part is in heap_hooks.h, shared
+// with an attached agent's wrappers (attach.cpp).
 #include <errno.h>
 
 #include <cstring>
