@@ -113,6 +113,11 @@ void Exporter::run() {
         std::chrono::milliseconds backoff = kFirstBackoff;
         for (;;) {
             const std::string error = post(body(), retry);
+            if (!error.empty()) {
+                // Cut short by serve's stop: not the collector's failure.
+                std::lock_guard lock(mu_);
+                if (stopping_) return;
+            }
             if (error.empty()) {
                 ++exports_;
                 if (failing_) log_(fmt::format("OTLP export to {} works again", config_.url));
