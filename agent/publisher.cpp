@@ -68,7 +68,8 @@ struct State {
     ThreadSlot private_sum;        // the private slots' folded words, summed
     size_t copies_capacity = 0;
     uint64_t seq = 0;
-    bool thread_started = false;
+    // Set by whichever thread starts ours; read by the exiting main thread.
+    std::atomic<bool> thread_started{false};
     pthread_t thread{};
     uint32_t lazy_request = 0;  // the request word when the lazy publisher began waiting
 };
@@ -272,10 +273,11 @@ void* publisher_main(void*) {
     return nullptr;
 }
 
-// Ours is scheduled as the program's main thread is, not as the thread that
-// starts it may be (a real-time worker, pinned to a CPU of its own, where
-// ours would never run beside it): only what differs is set.
-void schedule_like_main(pthread_attr_t& attr) {
+// Ours runs under SCHED_OTHER on the main thread's CPUs, whatever the thread
+// that starts it runs under (a real-time worker pinned to a CPU of its own
+// would never let it run); a program that is real-time throughout gets an
+// ordinary publisher on purpose. Only what differs is set.
+void schedule_ordinary_on_main_cpus(pthread_attr_t& attr) {
     int policy;
     sched_param param;
     if (pthread_getschedparam(pthread_self(), &policy, &param) == 0 && policy != SCHED_OTHER) {
@@ -298,7 +300,7 @@ bool start_thread(State& st) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    schedule_like_main(attr);
+    schedule_ordinary_on_main_cpus(attr);
     g_table_taken.store(0);
     const int rc = real().pthread_create(&st.thread, &attr, publisher_main, nullptr);
     pthread_attr_destroy(&attr);
@@ -306,7 +308,7 @@ bool start_thread(State& st) {
     if (rc != 0) return false;
     // At once: started from a program's thread, the main thread may exit
     // meanwhile, and must stop and join ours before its final snapshot.
-    __atomic_store_n(&st.thread_started, true, __ATOMIC_RELEASE);
+    st.thread_started.store(true, std::memory_order_release);
     // Bounded: a thread that cannot get going within a second is not worth
     // holding the program's start for.
     const timespec ms{0, 1000000};
@@ -362,7 +364,7 @@ void publisher_create() noexcept {
     }
     State& st = *g_state;
     st.seq = 0;
-    st.thread_started = false;
+    st.thread_started.store(false, std::memory_order_relaxed);
     (void)g_shm_dir.open(AT_FDCWD, "/dev/shm", O_PATH | O_DIRECTORY);
     trace_restart();
     const ipc::LiveSpec live{kSharedSlots, sizeof(ThreadSlot), {st.terms, st.term_count}};
@@ -462,7 +464,7 @@ void publisher_shutdown() noexcept {
     Guard guard;
     State& st = *g_state;
     bool sole_writer = true;
-    if (__atomic_load_n(&st.thread_started, __ATOMIC_ACQUIRE)) {
+    if (st.thread_started.load(std::memory_order_acquire)) {
         g_stop.store(true, std::memory_order_release);
         if (uint32_t* w = st.writer.request_word()) {
             std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);
@@ -477,7 +479,7 @@ void publisher_shutdown() noexcept {
         }
         const int tid = publisher_tid();
         sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
-        st.thread_started = !sole_writer;
+        st.thread_started.store(!sole_writer, std::memory_order_relaxed);
         // A join returns before the kernel lets go of the thread (its own
         // descriptor table takes a moment to close): until then status still
         // counts it, and the final /sched/threads/total would too.
@@ -515,7 +517,7 @@ void publisher_crash() noexcept {
     // The publisher thread finishes a snapshot in well under a millisecond;
     // if the crash is its own, or it does not finish, the last words stand.
     // pthread_self, not gettid: a confined program's filter may forbid the call.
-    bool mine = !st.thread_started || !pthread_equal(pthread_self(), st.thread);
+    bool mine = !st.thread_started.load(std::memory_order_acquire) || !pthread_equal(pthread_self(), st.thread);
     for (int tries = 0; mine && g_computing.exchange(true, std::memory_order_acquire); ++tries) {
         if (tries == 200) mine = false;
         const timespec ms{0, 1000000};
@@ -554,7 +556,7 @@ void publisher_mark_attached() noexcept {
 
 void publisher_detach() noexcept {
     publisher_shutdown();
-    if (g_state && g_state->thread_started) {
+    if (g_state && g_state->thread_started.load(std::memory_order_acquire)) {
         // The thread was still in a snapshot after shutdown's wait (under
         // heavy allocation its allocator statistics wait for every arena's
         // lock): a detach waits longer, then removes the segment itself.
@@ -565,7 +567,7 @@ void publisher_detach() noexcept {
         clock_gettime(CLOCK_REALTIME, &deadline);
         deadline.tv_sec += 10;
         if (pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0) {
-            st.thread_started = false;
+            st.thread_started.store(false, std::memory_order_relaxed);
             if (!g_computing.exchange(true, std::memory_order_acquire)) {
                 st.writer.set_state(layout::kStatePublisherRunning, false);
                 st.writer.set_state(layout::kStateExited, true);
@@ -579,7 +581,7 @@ void publisher_detach() noexcept {
 }
 
 bool publisher_rearm() noexcept {
-    if (g_state && g_state->thread_started) return false;
+    if (g_state && g_state->thread_started.load(std::memory_order_acquire)) return false;
     g_stop.store(false, std::memory_order_relaxed);
     g_lazy.store(0, std::memory_order_relaxed);
     g_computing.store(false, std::memory_order_release);
@@ -592,7 +594,7 @@ void publisher_forget_after_fork() noexcept {
     if (!g_state) return;
     g_state->writer.abandon();  // the parent's: never write it from here
     g_shm_dir.close();
-    g_state->thread_started = false;
+    g_state->thread_started.store(false, std::memory_order_relaxed);
 }
 
 }  // namespace gometrics::agent
