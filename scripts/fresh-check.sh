@@ -102,6 +102,14 @@ echo "fresh-check: debootstrap minbase bookworm from $url into $root" >&2
 debootstrap --variant=minbase bookworm "$root" "$url" >"$logs/debootstrap.log" 2>&1 ||
   { echo "fresh-check: debootstrap failed (see $logs/debootstrap.log)" >&2; tail -n 20 "$logs/debootstrap.log" >&2; exit 1; }
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A machine on this network trusts what its TLS goes through: the host's own
+# added authorities (an intercepting proxy's, say), for npm inside the root.
+extra_ca=
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  extra_ca=/etc/ssl/fresh-check-extra-ca.pem
+  mkdir -p "$root/etc/ssl"
+  cat /usr/local/share/ca-certificates/*.crt >"$root$extra_ca"
+fi
 
 # The root a mount point of its own, as / is on a machine: `unshare -m`
 # (the tests that replace /dev/shm) cannot change the propagation of a
@@ -128,6 +136,7 @@ git -C "$root$clone" checkout -q -B fresh-check FETCH_HEAD
 inside() {
   local env=(PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root)
   [ -z "${GOMETRICS_FUZZ_SECONDS+set}" ] || env+=("GOMETRICS_FUZZ_SECONDS=$GOMETRICS_FUZZ_SECONDS")
+  [ -z "$extra_ca" ] || env+=("NODE_EXTRA_CA_CERTS=$extra_ca")
   chroot "$root" /usr/bin/env -i "${env[@]}" /bin/bash -c "cd $clone && $1"
 }
 

@@ -50,7 +50,7 @@ def decoder():
     if not (NPM and NODE):
         return None, "node and npm are needed (scripts/setup.sh test installs them)"
     os.makedirs(DECODER_DIR, exist_ok=True)
-    cp = subprocess.run([NPM, "install", "--prefix", DECODER_DIR, "--no-audit", "--no-fund", "--silent",
+    cp = subprocess.run([NPM, "install", "--prefix", DECODER_DIR, "--no-audit", "--no-fund", "--loglevel=error",
                          OTLP_TRANSFORMER], capture_output=True, text=True, timeout=600)
     if not os.path.exists(GENERATED):
         return None, f"npm install {OTLP_TRANSFORMER} failed: {(cp.stdout + cp.stderr)[-1000:]}"
