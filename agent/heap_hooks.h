@@ -85,6 +85,16 @@ struct NoMark {
     static void* slow(void* p) noexcept { return p; }
 };
 
+// Counts p, not null, allocated by glibc on a thread with slot s.
+template <class Mark = NoMark>
+[[gnu::always_inline]] inline void* counted_on_slot(ThreadSlot* s, void* p) noexcept {
+    const size_t head = glibc::chunk_head(p);
+    if (!glibc::small_chunk(head)) [[unlikely]]
+        return Mark::slow(glibc::heap_chunk(head) ? count_heap_alloc(s, p, head) : count_alloc_slow(p));
+    const size_t chunk = glibc::small_chunk_size(head);
+    return Mark::fast(count_small_alloc(s, small_entry_of_chunk(s, chunk), p, glibc::small_chunk_usable(head)));
+}
+
 // Counts the allocation p, if any, made for a request of n bytes (or
 // jemalloc::kUnknown: only malloc and calloc know it), and returns it.
 template <class Mark = NoMark>
@@ -94,11 +104,7 @@ template <class Mark = NoMark>
     ThreadSlot* s = detail::tls_slot;
     if (!has_slot(s)) [[unlikely]]
         return Mark::slow(s == detail::marker(detail::kSlowSlot) ? count_alloc_other(p, n) : count_alloc_slow(p));
-    const size_t head = glibc::chunk_head(p);
-    if (!glibc::small_chunk(head)) [[unlikely]]
-        return Mark::slow(glibc::heap_chunk(head) ? count_heap_alloc(s, p, head) : count_alloc_slow(p));
-    const size_t chunk = glibc::small_chunk_size(head);
-    return Mark::fast(count_small_alloc(s, small_entry_of_chunk(s, chunk), p, glibc::small_chunk_usable(head)));
+    return counted_on_slot<Mark>(s, p);
 }
 
 // free on a thread counting for another allocator than glibc's, the short
@@ -114,7 +120,7 @@ template <class Mark = NoMark>
         return free_slow(p);
     if (p == w.counted_free) [[unlikely]] {  // as free_slow would: the delete counted it
         w.counted_free = nullptr;
-        return real_fn<&RealFunctions::free>()(p);
+        return resolved_fn<&RealFunctions::free>()(p);
     }
     // Whatever was counted last, a free came after it: a wrapped operator
     // new that returns it now did not reach malloc's hook (hooks_new.cpp).
@@ -131,7 +137,7 @@ template <class Mark = NoMark>
         const size_t head = glibc::chunk_head(p);
         if (glibc::small_chunk(head)) [[likely]] {  // never a sample (profile.h)
             bump(small_entry_of_chunk(s, glibc::small_chunk_size(head))->count[kFrees], 1);
-            return real_fn<&RealFunctions::free>()(p);
+            return resolved_fn<&RealFunctions::free>()(p);
         }
         if (glibc::heap_chunk(head)) return free_heap_chunk(s, p, head);
     } else if (s == detail::marker(detail::kSlowSlot)) {

@@ -210,7 +210,7 @@ void free_heap_chunk(ThreadSlot* s, void* p, size_t head) noexcept {
     if (profile::maybe_sampled(p) || p == detail::tls_words.last_counted || p == detail::tls_words.counted_free) [[unlikely]]
         return free_slow(p);
     record(s, kFrees, glibc::chunk_usable(head));
-    real_fn<&R::free>()(p);
+    resolved_fn<&R::free>()(p);
 }
 
 // free on a thread counting for another allocator than glibc's, asking
@@ -223,7 +223,7 @@ void free_other_asked(void* p) noexcept {
 // free_other's jemalloc way, once the window is open: the real free, then
 // the count. Apart, so that only the window crosses the call.
 void free_sized_by_window(void* p, uint64_t opened) noexcept {
-    real_fn<&R::free>()(p);
+    resolved_fn<&R::free>()(p);
     detail::ThreadWords& w = detail::tls_words;
     record(w.slot, kFrees, jemalloc::close_window(w.freed, opened));
 }
@@ -286,7 +286,26 @@ void count_release(void* p) noexcept {
 using namespace gometrics::agent;
 using namespace gometrics::agent::hooks;
 
-GOMETRICS_EXPORT void* malloc(size_t n) noexcept { return counted(real_fn<&R::malloc>()(n), n); }
+namespace {
+// Another allocator's thread (kSlowSlot): as counted() would, from there.
+[[gnu::noinline]] void* malloc_other(size_t n) noexcept {
+    void* p = resolved_fn<&R::malloc>()(n);  // the thread has a slot
+    return p ? count_alloc_other(p, n) : p;
+}
+[[gnu::noinline]] void* malloc_without_slot(size_t n) noexcept { return counted(real_fn<&R::malloc>()(n), n); }
+}  // namespace
+
+// The slot first: with one, the real malloc is glibc's and resolved, and
+// nothing but the slot need live across the call.
+GOMETRICS_EXPORT void* malloc(size_t n) noexcept {
+    ThreadSlot* s = detail::tls_slot;
+    if (!has_slot(s)) [[unlikely]]
+        return s == detail::marker(detail::kSlowSlot) ? malloc_other(n) : malloc_without_slot(n);
+    void* p = resolved_fn<&R::malloc>()(n);
+    if (!p) [[unlikely]]
+        return p;
+    return counted_on_slot(s, p);
+}
 
 GOMETRICS_EXPORT void free(void* p) noexcept {
     if (!p) [[unlikely]]

@@ -100,6 +100,14 @@ template <auto Member>
     return __atomic_load_n(&(detail::g_real.*Member), __ATOMIC_ACQUIRE);
 }
 
+// The same where the caller knows resolution is complete (its thread has a
+// slot, which only a resolved agent hands out): a plain load, which the
+// compiler folds into the call or jump itself.
+template <auto Member>
+[[gnu::always_inline]] inline auto resolved_fn() noexcept {
+    return detail::g_real.*Member;
+}
+
 // The real functions, resolved on first use.
 [[gnu::always_inline]] inline const RealFunctions& real() noexcept {
     if (detail::g_resolve_state.load(std::memory_order_acquire) != 2) [[unlikely]]
