@@ -408,10 +408,22 @@ template <Map M>
     return counted<M>(g_hook.malloc(n));
 }
 template <Map M>
+[[gnu::noinline]] void* w_malloc_without_slot(size_t n) noexcept {
+    return hooks::counted<Marked<M>>(real_fn<&RealFunctions::malloc>()(n), n);
+}
+// The slot first, as malloc's hook does: with one, only it lives across
+// the real call (hooks_malloc.cpp).
+template <Map M>
 void* w_malloc(size_t n) noexcept {
     if (behind()) [[unlikely]]
         return w_malloc_behind<M>(n);
-    return hooks::counted<Marked<M>>(real_fn<&RealFunctions::malloc>()(n), n);
+    ThreadSlot* s = detail::tls_slot;
+    if (!hooks::has_slot(s)) [[unlikely]]
+        return w_malloc_without_slot<M>(n);
+    void* p = resolved_fn<&RealFunctions::malloc>()(n);
+    if (!p) [[unlikely]]
+        return p;
+    return hooks::counted_on_slot<Marked<M>>(s, p);
 }
 
 template <Map M>

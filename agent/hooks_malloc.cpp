@@ -29,6 +29,14 @@
 namespace gometrics::agent::hooks {
 namespace {
 
+// s is still the calling thread's slot. It is not in a forked child that a
+// signal handler made while the thread was inside a hook: the hook resumes
+// with its parent's slot, whose blank page (SegmentWriter::abandon) must
+// not be taken for a schedule.
+[[gnu::always_inline]] inline bool still_current(const ThreadSlot* s) noexcept {
+    return s == detail::tls_slot || (detail::tls_slot == detail::marker(detail::kSlowSlot) && s == detail::tls_words.slot);
+}
+
 using R = RealFunctions;
 
 [[gnu::always_inline]] inline bool ready() noexcept {
@@ -78,6 +86,8 @@ void record_orphan(HeapSide side, size_t usable) noexcept {
 constexpr uint64_t kPollBytes = 256 * 1024;
 
 [[gnu::noinline, gnu::cold]] void* countdown_crossed(ThreadSlot* s, void* p, size_t usable) noexcept {
+    if (!still_current(s)) [[unlikely]]
+        return p;
     publisher_poll();
     profile::countdown_crossed(s, p, usable);
     if (publisher_pending() && s->sample_countdown > int64_t{kPollBytes}) {
@@ -122,6 +132,8 @@ void count_free(size_t usable) noexcept {
 
 // The heap sampler's cold paths (profile.h), and the lazy publisher's poll.
 void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
+    if (!still_current(s)) [[unlikely]]
+        return p;
     publisher_poll();
     p = profile::small_reached(s, p, usable);
     if (publisher_pending() && usable) {

@@ -273,7 +273,15 @@ void SegmentWriter::set_state(uint32_t bits, bool on) noexcept {
 }
 
 void SegmentWriter::abandon() noexcept {
-    if (base_) munmap(base_, size_);
+    // Not unmapped: a thread of the parent interrupted inside a hook by a
+    // signal handler that forked resumes here in the child, still holding a
+    // slot of this mapping. Blank private pages at the same address take
+    // its last count harmlessly, and cost no memory until written.
+    const int saved_errno = errno;
+    if (base_ && mmap(base_, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                      0) == MAP_FAILED)
+        munmap(base_, size_);
+    errno = saved_errno;
     file_.close();
     base_ = nullptr;
     size_ = 0;

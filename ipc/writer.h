@@ -81,7 +81,8 @@ public:
     void set_state(uint32_t bits, bool on) noexcept;
 
     // Forget the mapping without touching the name (a forked child must not
-    // write its parent's segment); unlink() removes the name only (threads
+    // write its parent's segment: blank private pages take its place, see
+    // writer.cpp); unlink() removes the name only (threads
     // that outlive the exit path still write their slots in the mapping).
     void abandon() noexcept;
     // Closes the kept descriptor and keeps the mapping (a detached agent:

@@ -275,6 +275,12 @@ class Limits(unittest.TestCase):
         cp = run(["smallfork"], FAST)
         self.assertEqual((cp.returncode, cp.stdout), (0, "child=0\ndone\n"), cp.stderr)
 
+    def test_children_forked_from_a_signal_handler_inside_malloc_run_on(self):
+        # Each child resumes inside the hook the signal interrupted, holding
+        # its parent's slot in a segment the child has let go of.
+        cp = run(["sigfork", 300])  # the lazy publisher: a thread of ours would make glibc take locks here
+        self.assertEqual((cp.returncode, cp.stdout), (0, "killed=0\ndone\n"), cp.stderr)
+
     def test_valgrind_reports_nothing_of_ours(self):
         cp = subprocess.run(["valgrind", "-q", "--error-exitcode=9", INVISIBLE, "openloop", "10"],
                             env=gmtest.agent_env(), capture_output=True, text=True, timeout=300)

@@ -18,6 +18,9 @@
      cancelfirst     cancel the first thread at once (its routine has no cancellation point);
                      print what join got
      pinned          start a first thread pinned to the last CPU; print "ready", live 2 s
+     sigfork N       fork N times from a SIGALRM handler that interrupts a malloc and free loop;
+                     each child returns into what was interrupted, frees, exits; print how many
+                     children a signal killed
    crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
@@ -34,6 +37,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -330,6 +334,52 @@ static int pinned(void) {
     return 0;
 }
 
+static volatile sig_atomic_t in_child, forks;
+
+static void fork_on_alarm(int sig) {
+    (void)sig;
+    if (in_child) return;
+    const int saved = errno;
+    const pid_t pid = fork();  /* async-signal-safe in POSIX.1-2008 */
+    if (pid == 0) in_child = 1;
+    else if (pid > 0) forks++;
+    errno = saved;
+}
+
+/* The child resumes inside whatever the signal interrupted: often a hook,
+   holding what the parent's thread held there. */
+static int sigfork(int n) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = fork_on_alarm;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGALRM, &sa, NULL);
+    sigset_t alarm;
+    sigemptyset(&alarm);
+    sigaddset(&alarm, SIGALRM);
+    const struct itimerval every = {{0, 2000}, {0, 2000}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &every, NULL);
+    int killed = 0;
+    for (unsigned i = 0;; ++i) {
+        void* p = malloc(i % 2 ? 24 : 2000);
+        if (in_child) {
+            free(p);
+            _exit(0);
+        }
+        free(p);
+        sigprocmask(SIG_BLOCK, &alarm, NULL);
+        if (in_child) _exit(0);  /* forked after the check above: no more now */
+        const int done = forks >= n;
+        if (done) setitimer(ITIMER_REAL, &off, NULL);
+        int status;
+        while (waitpid(-1, &status, done ? 0 : WNOHANG) > 0) killed += WIFSIGNALED(status);
+        if (done) break;
+        sigprocmask(SIG_UNBLOCK, &alarm, NULL);
+    }
+    printf("killed=%d\ndone\n", killed);
+    return 0;
+}
+
 int main(int argc, char** argv) {
     const char* m = argc > 1 ? argv[1] : "";
     if (!strcmp(m, "closefds") && argc > 2) return closefds(argv[2]);
@@ -347,8 +397,9 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "handoff") && argc > 2) return handoff(atoi(argv[2]));
     if (!strcmp(m, "cancelfirst")) return cancelfirst();
     if (!strcmp(m, "pinned")) return pinned();
+    if (!strcmp(m, "sigfork") && argc > 2) return sigfork(atoi(argv[2]));
     fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
                     "confine DIR | blockread N | threads N | tasks | contained CMD... | handoff MS | cancelfirst | "
-                    "pinned\n");
+                    "pinned | sigfork N\n");
     return 2;
 }
