@@ -357,10 +357,23 @@ namespace {
     return detail::tls_slot == detail::marker(detail::kAgentThread);
 }
 
+// A detach and a new attach can both land while a thread is inside the real
+// call: its block was counted on a slot of the earlier attach, so the new
+// one must take it for a block from before it (its free then comes off the
+// in-use figure, not the counts). Checked after the mark, so that a mark
+// the attach's clearing missed is taken back.
+template <Map M>
+[[gnu::always_inline]] inline void* marked_in_this_attach(void* p) noexcept {
+    mark<M>(p);
+    if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
+        (void)unmark<M>(p);
+    return p;
+}
+
 template <Map M>
 [[gnu::always_inline]] inline void* counted(void* p) noexcept {
     if (p && !agent_thread()) [[likely]]
-        return mark<M>(p);
+        return marked_in_this_attach<M>(p);
     return p;
 }
 
@@ -373,7 +386,7 @@ template <Map M>
 }
 template <Map M>
 struct Marked {
-    static void* fast(void* p) noexcept { return mark<M>(p); }
+    static void* fast(void* p) noexcept { return marked_in_this_attach<M>(p); }
     // Out of line, as the paths that lead here are: the wrapper then keeps
     // nothing across them, and needs no frame.
     static void* slow(void* p) noexcept { return counted_out_of_line<M>(p); }
@@ -482,7 +495,7 @@ void* w_realloc(void* p, size_t n) noexcept {
     void* q = real().realloc(p, n);
     if (q || n == 0) count_before_attach(old);  // glibc: realloc(p, 0) frees p
     if (q && !agent_thread()) {
-        q = mark<M>(count_allocation(q));
+        q = marked_in_this_attach<M>(count_allocation(q));
     }
     return q;
 }
