@@ -35,8 +35,11 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstring>
@@ -48,6 +51,7 @@
 #include "heap_hooks.h"
 #include "layout.h"
 #include "log.h"
+#include "proc.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -357,16 +361,29 @@ namespace {
     return detail::tls_slot == detail::marker(detail::kAgentThread);
 }
 
+// The segment serial (slots.h) of this attach's segment; 0 until it has one.
+constinit std::atomic<uint32_t> g_attach_segment{0};
+
 // A detach and a new attach can both land while a thread is inside the real
-// call: its block was counted on a slot of the earlier attach, so the new
-// one must take it for a block from before it (its free then comes off the
-// in-use figure, not the counts). Checked after the mark, so that a mark
-// the attach's clearing missed is taken back.
+// call: its block may then be counted on a slot of the earlier attach's
+// segment, and only a block counted in this attach's segment may stay
+// marked (else its free comes off counts that never had it). The epoch moves
+// before the map is cleared (gometrics_attach), so a mark the clearing missed
+// sees it here; then the slot decides. Out of line: a thread still behind.
+template <Map M>
+[[gnu::noinline, gnu::cold]] void* settle_mark(void* p) noexcept {
+    const auto m = reinterpret_cast<uintptr_t>(detail::tls_slot);
+    const bool on_claimed_slot = m > detail::kMaxMarker || m == detail::kSlowSlot;  // not the orphans
+    const uint32_t segment = detail::tls_words.slot_segment;
+    const bool here = on_claimed_slot && segment != 0 && segment == g_attach_segment.load(std::memory_order_acquire);
+    if (!here) (void)unmark<M>(p);
+    return p;
+}
 template <Map M>
 [[gnu::always_inline]] inline void* marked_in_this_attach(void* p) noexcept {
     mark<M>(p);
     if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
-        (void)unmark<M>(p);
+        return settle_mark<M>(p);
     return p;
 }
 
@@ -486,7 +503,11 @@ void* w_realloc(void* p, size_t n) noexcept {
     if (unmark<M>(p)) {
         void* q = g_hook.realloc(p, n);
         if (q) return counted<M>(q);
-        if (n) (void)mark<M>(p);  // failed: p lives on (realloc(p, 0) freed it)
+        if (n) {  // failed: p lives on (realloc(p, 0) freed it), from before an attach that came meanwhile
+            mark<M>(p);
+            if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
+                (void)unmark<M>(p);
+        }
         return q;
     }
     // A block from before the attach: its old size was never counted, the
@@ -641,6 +662,22 @@ void build_table() noexcept {
     add("dlopen", v(gometrics_attach_dlopen), gometrics_attach_real_dlopen);
 }
 
+// A full barrier on each running thread of the process (membarrier): a
+// store made before it is seen, a load after it sees what came before. Not
+// under a seccomp filter (it may kill on a call it does not expect), nor
+// before Linux 4.14: the map's clearing then still interrupts each CPU the
+// process runs on, as the TLB flush of its madvise does on x86.
+void every_thread_fenced() noexcept {
+    static constinit std::atomic<int> registered{0};  // 1 done, -1 not possible
+    if (sys::confined()) return;
+    int r = registered.load(std::memory_order_relaxed);
+    if (r == 0) {
+        r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1 : -1;
+        registered.store(r, std::memory_order_relaxed);
+    }
+    if (r == 1) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+}
+
 // Counts of private slots (beyond the segment's, the orphans, a forked
 // child's inheritance) start again from zero at a second attach.
 void zero_private_slots() noexcept {
@@ -700,6 +737,8 @@ bool prepare() noexcept {
 }
 
 void begin() noexcept {
+    if (detail::g_shared.load(std::memory_order_acquire))  // the segment the constructor made
+        g_attach_segment.store(detail::g_shared_serial.load(std::memory_order_acquire), std::memory_order_release);
     detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
     take_heap_baseline();
     redirect_now();
@@ -728,17 +767,26 @@ extern "C" int gometrics_attach() noexcept {
         errno = saved_errno;
         return -1;
     }
+    // The epoch first: a thread that marks a block while the map is cleared
+    // either has its mark cleared or sees the new epoch (settle_mark).
+    g_attach_segment.store(0, std::memory_order_relaxed);
+    g_epoch.fetch_add(1, std::memory_order_acq_rel);
+    every_thread_fenced();
     clear_map();
     profile::start_again();  // samples freed while detached would lend their sizes to new blocks
     detail::g_threads_started_before_attach.store(detail::g_threads_started.load(std::memory_order_relaxed),
                                                   std::memory_order_relaxed);
     zero_private_slots();
-    g_epoch.fetch_add(1, std::memory_order_acq_rel);
     __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);
     detail::g_start_time_ns = gometrics::sys::clock_ns(CLOCK_REALTIME);
     detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
     g_detached.store(false, std::memory_order_release);
+    const uint32_t segment_before = detail::g_shared_serial.load(std::memory_order_acquire);
     publisher_create();
+    // Blocks counted on the new segment's slots stay marked; with none (it
+    // could not be made), every block counted meanwhile is taken for one from before.
+    const uint32_t segment = detail::g_shared_serial.load(std::memory_order_acquire);
+    if (segment != segment_before) g_attach_segment.store(segment, std::memory_order_release);
     publisher_mark_attached();
     take_heap_baseline();
     redirect_now();

@@ -24,6 +24,7 @@ constinit ThreadSlot g_inherited{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<const SharedSlots*> g_shared{nullptr};
 constinit std::atomic<uint32_t> g_shared_claimed{0};
+constinit std::atomic<uint32_t> g_shared_serial{0};
 constinit SlotCopies g_snapshot_slots{nullptr, 0, nullptr};
 constinit std::atomic<bool> g_restart_pending{false};
 void (*g_restart_hook)() noexcept = nullptr;  // constant-initialised: a null pointer
@@ -149,8 +150,12 @@ ThreadSlot* slow_slot() noexcept {
         g_restart_hook();
     // A handler's allocation in here would claim a second slot, left live.
     SignalsHeld held;
+    // Read before the claim: a segment replaced meanwhile gets the older
+    // serial, which only ever makes an attach count the block as from before.
+    uint32_t segment = g_shared_serial.load(std::memory_order_acquire);
     ThreadSlot* slot = claim_existing_shared();
     if (!slot) slot = claim_new_shared();
+    if (!slot) segment = 0;
     if (!slot) slot = claim_existing_private();
     if (!slot) slot = claim_new_chunk();
     if (!slot) {
@@ -158,6 +163,7 @@ ThreadSlot* slow_slot() noexcept {
         return &g_orphans;  // no memory for a slot: still counted
     }
     slot->tid = static_cast<int32_t>(syscall(SYS_gettid));
+    tls_words.slot_segment = segment;
     // Publish the slot before pthread_setspecific, which may itself allocate
     // (keys past the first block) and so re-enter the hooks.
     if (g_glibc_chunks) {
@@ -182,14 +188,17 @@ void attach_shared_slots(const SharedSlots* shared) noexcept {
     g_shared_full.store(false, std::memory_order_relaxed);
     g_extending.store(false, std::memory_order_relaxed);  // a forked child: the parent's claimer is not here
     g_shared.store(shared, std::memory_order_release);
+    g_shared_serial.fetch_add(1, std::memory_order_release);
 }
 
 void adopt_shared_slot(ThreadSlot*& word) noexcept {
     const auto m = reinterpret_cast<uintptr_t>(word);
     ThreadSlot* const old = m == kSlowSlot ? tls_words.slot : (m > kMaxMarker ? word : nullptr);
     if (!old) return;
+    const uint32_t segment = g_shared_serial.load(std::memory_order_acquire);
     ThreadSlot* const slot = claim_new_shared();
     if (!slot) return;  // it stays private: snapshots count it in the remainder
+    tls_words.slot_segment = segment;
     // Everything after the bookkeeping: counters and the sampling schedule.
     constexpr size_t from = offsetof(ThreadSlot, sample_countdown);
     std::memcpy(reinterpret_cast<unsigned char*>(slot) + from, reinterpret_cast<unsigned char*>(old) + from,

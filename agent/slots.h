@@ -168,6 +168,10 @@ struct ThreadWords {
     // movement that hooks already attributed (jemalloc_sizes.h).
     const uint64_t* freed;
     uint64_t freed_attributed;
+    // Which segment the slot it claimed last lies in (g_shared_serial then),
+    // 0 for a private one: an attach asks whether a block was counted in
+    // its own segment (attach.cpp).
+    uint32_t slot_segment;
 };
 extern __thread ThreadWords tls_words [[gnu::tls_model("initial-exec")]];
 extern ThreadSlot g_orphans;
@@ -275,6 +279,7 @@ namespace detail {
 extern std::atomic<ThreadSlot*> g_slot_list;
 extern ThreadSlot g_inherited;  // a forked child's: its parent's shared slots at the fork
 extern std::atomic<const SharedSlots*> g_shared;
+extern std::atomic<uint32_t> g_shared_serial;  // one more at each attach_shared_slots(), from 1
 // While a snapshot is computed: copies of the shared slots, and the sum of
 // the private ones, taken once in the fold's pass order (every slot's frees
 // before any slot's allocations), which for_each_slot visits instead: every
