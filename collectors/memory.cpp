@@ -50,19 +50,25 @@ uint64_t agent_bytes() { return agent::own_bytes(); }
 // lock: 16 fragmented arenas (160,000 free chunks) took 110 ms a call in
 // scripts/bench.sh, while the program's mallocs on each arena waited. A read
 // that costs under 1 ms of CPU is made for every snapshot (fresh figures,
-// which the tests rely on); after a costlier one, taking t, the same figures
-// serve until 100 t has passed. CPU time, not wall time: a publisher that was
-// merely preempted did not cost the program anything.
+// which the tests rely on); after two costlier ones in a row, the later
+// taking t, the same figures serve until 100 t has passed. Two: a first read
+// pays for cold code and page faults, and one slow read of a small heap would
+// otherwise leave its figures stale beside the exact, fresh object counts.
+// CPU time, not wall time: a publisher that was merely preempted did not
+// cost the program anything.
 AllocatorStats allocator_stats(const Snapshot& s) {
     static AllocatorStats last{};
     static uint64_t next_ns = 0;
+    static bool was_costly = false;
     const auto read = allocator().read;
     // Confined: the back-end's brk and mincore may be what the filter forbids.
     if (!read || s.monotonic_ns < next_ns || agent::crashing() || procfs::self_status(s).confined) return last;
     const uint64_t t0 = sys::clock_ns(CLOCK_THREAD_CPUTIME_ID);
     if (!read(last)) last = {};
     const int64_t took = static_cast<int64_t>(sys::clock_ns(CLOCK_THREAD_CPUTIME_ID) - t0);
-    next_ns = took >= 1000000 ? s.monotonic_ns + 100 * static_cast<uint64_t>(took) : 0;
+    const bool costly = took >= 1000000;
+    next_ns = costly && was_costly ? s.monotonic_ns + 100 * static_cast<uint64_t>(took) : 0;
+    was_costly = costly;
     return last;
 }
 
