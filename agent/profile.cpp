@@ -113,8 +113,8 @@ int find_self(dl_phdr_info* info, size_t, void* base) {
 // Writes a byte of each page of a table that every free or probe reads
 // before anything is written to it. Left to those reads, a page would map
 // the shared zero page, and the first write then replace it, which flushes
-// the TLB of every CPU the process runs on: in a VM, with two threads
-// busy, about 0.3 ms each. Written once, as the first sample maps the tables.
+// the TLB of every CPU the process runs on (docs/profiles.md). Written once,
+// as the first sample maps the tables.
 void touch_for_writing(void* table, size_t bytes) {
     auto* b = static_cast<uint8_t*>(table);
     for (size_t i = 0; i < bytes; i += 4096) std::atomic_ref<uint8_t>(b[i]).fetch_or(0, std::memory_order_relaxed);
