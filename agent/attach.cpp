@@ -35,9 +35,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
-#include <linux/membarrier.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -382,9 +380,19 @@ template <Map M>
 template <Map M>
 [[gnu::always_inline]] inline void* marked_in_this_attach(void* p) noexcept {
     mark<M>(p);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // the mark's store before the epoch's load
     if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
         return settle_mark<M>(p);
     return p;
+}
+
+// A counted block whose realloc failed stays counted, unless an attach came
+// during the call: then it is one from before that attach.
+template <Map M>
+[[gnu::noinline, gnu::cold]] void marked_again(void* p) noexcept {
+    mark<M>(p);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) (void)unmark<M>(p);
 }
 
 template <Map M>
@@ -503,11 +511,7 @@ void* w_realloc(void* p, size_t n) noexcept {
     if (unmark<M>(p)) {
         void* q = g_hook.realloc(p, n);
         if (q) return counted<M>(q);
-        if (n) {  // failed: p lives on (realloc(p, 0) freed it), from before an attach that came meanwhile
-            mark<M>(p);
-            if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
-                (void)unmark<M>(p);
-        }
+        if (n) marked_again<M>(p);  // failed: p lives on (realloc(p, 0) freed it)
         return q;
     }
     // A block from before the attach: its old size was never counted, the
@@ -662,22 +666,6 @@ void build_table() noexcept {
     add("dlopen", v(gometrics_attach_dlopen), gometrics_attach_real_dlopen);
 }
 
-// A full barrier on each running thread of the process (membarrier): a
-// store made before it is seen, a load after it sees what came before. Not
-// under a seccomp filter (it may kill on a call it does not expect), nor
-// before Linux 4.14: the map's clearing then still interrupts each CPU the
-// process runs on, as the TLB flush of its madvise does on x86.
-void every_thread_fenced() noexcept {
-    static constinit std::atomic<int> registered{0};  // 1 done, -1 not possible
-    if (sys::confined()) return;
-    int r = registered.load(std::memory_order_relaxed);
-    if (r == 0) {
-        r = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 1 : -1;
-        registered.store(r, std::memory_order_relaxed);
-    }
-    if (r == 1) (void)syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
-}
-
 // Counts of private slots (beyond the segment's, the orphans, a forked
 // child's inheritance) start again from zero at a second attach.
 void zero_private_slots() noexcept {
@@ -767,26 +755,33 @@ extern "C" int gometrics_attach() noexcept {
         errno = saved_errno;
         return -1;
     }
-    // The epoch first: a thread that marks a block while the map is cleared
-    // either has its mark cleared or sees the new epoch (settle_mark).
+    // Before the epoch moves, so that a thread that catches up counts where
+    // the new counts are: no retired slot of the old segment is handed out,
+    // and the private slots start from zero. A thread still behind that
+    // counts on its old private slot after the zeroing leaves that block
+    // counted for good: one block, only in this race.
     g_attach_segment.store(0, std::memory_order_relaxed);
+    retire_shared_slots();
+    zero_private_slots();
+    // The epoch before the map is cleared: a thread that marks a block
+    // meanwhile has its mark cleared or sees the new epoch (settle_mark).
+    // Its store cannot linger unseen past the clearing: the madvise flushes
+    // the TLB of every CPU the process runs on, and on x86 the interrupt
+    // drains that CPU's store buffer first.
     g_epoch.fetch_add(1, std::memory_order_acq_rel);
-    every_thread_fenced();
     clear_map();
     profile::start_again();  // samples freed while detached would lend their sizes to new blocks
     detail::g_threads_started_before_attach.store(detail::g_threads_started.load(std::memory_order_relaxed),
                                                   std::memory_order_relaxed);
-    zero_private_slots();
     __atomic_fetch_add(&gometrics_attach_generation, 1, __ATOMIC_RELEASE);
     detail::g_start_time_ns = gometrics::sys::clock_ns(CLOCK_REALTIME);
     detail::g_attach_time_ns.store(detail::g_start_time_ns, std::memory_order_relaxed);
     g_detached.store(false, std::memory_order_release);
-    const uint32_t segment_before = detail::g_shared_serial.load(std::memory_order_acquire);
+    // Blocks counted on the new segment's slots stay marked: its serial is
+    // known before a thread can claim there. With no segment (it could not
+    // be made) the serial is never reached, and threads count on private slots.
+    g_attach_segment.store(detail::g_shared_serial.load(std::memory_order_acquire) + 1, std::memory_order_release);
     publisher_create();
-    // Blocks counted on the new segment's slots stay marked; with none (it
-    // could not be made), every block counted meanwhile is taken for one from before.
-    const uint32_t segment = detail::g_shared_serial.load(std::memory_order_acquire);
-    if (segment != segment_before) g_attach_segment.store(segment, std::memory_order_release);
     publisher_mark_attached();
     take_heap_baseline();
     redirect_now();

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -94,24 +95,36 @@ ThreadSlot* claim_existing_private() {
 // the extension busy, maybe a signal handler interrupting it on the same
 // thread, takes a private slot instead of waiting.
 ThreadSlot* claim_new_shared() {
-    const SharedSlots* sh = g_shared.load(std::memory_order_acquire);
-    if (!sh || g_shared_full.load(std::memory_order_relaxed)) return nullptr;
+    if (!g_shared.load(std::memory_order_relaxed) || g_shared_full.load(std::memory_order_relaxed)) return nullptr;
     if (g_extending.exchange(true, std::memory_order_acquire)) return nullptr;
     ThreadSlot* slot = nullptr;
-    const uint32_t i = g_shared_claimed.load(std::memory_order_relaxed);
-    if (i < sh->count) {
-        if (void* p = sh->reserve(i)) {
-            slot = static_cast<ThreadSlot*>(p);
-            slot->state.store(kLive, std::memory_order_relaxed);
-            g_shared_claimed.store(i + 1, std::memory_order_release);
-            sh->used(i);
+    // Read under the flag: a re-attach retires the segment and a new one
+    // comes in under it (retire_shared_slots), with its count from zero.
+    if (const SharedSlots* sh = g_shared.load(std::memory_order_acquire)) {
+        const uint32_t i = g_shared_claimed.load(std::memory_order_relaxed);
+        if (i < sh->count) {
+            if (void* p = sh->reserve(i)) {
+                slot = static_cast<ThreadSlot*>(p);
+                slot->state.store(kLive, std::memory_order_relaxed);
+                g_shared_claimed.store(i + 1, std::memory_order_release);
+                sh->used(i);
+            }
         }
+        // No room, or tmpfs full: private slots from now on, counted through
+        // the remainder.
+        if (!slot) g_shared_full.store(true, std::memory_order_relaxed);
     }
-    // No room, or tmpfs full: private slots from now on, counted through the
-    // remainder.
-    if (!slot) g_shared_full.store(true, std::memory_order_relaxed);
     g_extending.store(false, std::memory_order_release);
     return slot;
+}
+
+// Waits out a claimer extending the prefix: it is running (the attach never
+// stops a thread inside the agent), and holds the flag for a few stores.
+void hold_extension() noexcept {
+    while (g_extending.exchange(true, std::memory_order_acquire)) {
+        const timespec ms{0, 1000000};
+        nanosleep(&ms, nullptr);
+    }
 }
 
 ThreadSlot* claim_new_chunk() {
@@ -184,11 +197,20 @@ ThreadSlot* slow_slot() noexcept {
 void mark_agent_thread() noexcept { tls_slot = marker(kAgentThread); }
 
 void attach_shared_slots(const SharedSlots* shared) noexcept {
+    hold_extension();
     g_shared_claimed.store(0, std::memory_order_relaxed);
     g_shared_full.store(false, std::memory_order_relaxed);
-    g_extending.store(false, std::memory_order_relaxed);  // a forked child: the parent's claimer is not here
     g_shared.store(shared, std::memory_order_release);
     g_shared_serial.fetch_add(1, std::memory_order_release);
+    g_extending.store(false, std::memory_order_release);
+}
+
+void retire_shared_slots() noexcept {
+    hold_extension();
+    g_shared.store(nullptr, std::memory_order_release);
+    g_shared_claimed.store(0, std::memory_order_relaxed);
+    g_shared_full.store(false, std::memory_order_relaxed);
+    g_extending.store(false, std::memory_order_release);
 }
 
 void adopt_shared_slot(ThreadSlot*& word) noexcept {
@@ -237,6 +259,7 @@ void retire_slots_after_fork() noexcept {
         g_shared.store(nullptr, std::memory_order_release);
         g_shared_claimed.store(0, std::memory_order_relaxed);
     }
+    g_extending.store(false, std::memory_order_relaxed);  // the parent's claimer is not here
     for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire))
         if (s->state.load(std::memory_order_relaxed) == kLive) s->state.store(kRetired, std::memory_order_release);
     tls_slot = marker(kNoSlot);

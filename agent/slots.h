@@ -256,6 +256,10 @@ struct SharedSlots {
     uint32_t count;
 };
 void attach_shared_slots(const SharedSlots* shared) noexcept;
+// A re-attach, before its epoch moves: no slot of the old segment is handed
+// out again (its counts no longer reach readers); until the new segment
+// comes, threads take private slots.
+void retire_shared_slots() noexcept;
 // The calling thread's private slot, if it has one, moves into the segment
 // (the agent's constructor: the main thread's counts from before it). `word`
 // is what the thread's TLS word will hold again: the constructor's Guard's.
