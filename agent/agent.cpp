@@ -68,6 +68,7 @@ void on_fork_child() {
     real_after_fork_child();
     profile::after_fork_child();
     retire_slots_after_fork();
+    attach::after_fork_child();
     detail::threads_after_fork();
     publisher_forget_after_fork();
     collect::drop_files_after_fork();  // the parent's /proc files; the child keeps its own at restart

@@ -244,10 +244,24 @@ template <Map M>
     return true;
 }
 
-void clear_map() noexcept {
-    if (!g_dir) return;  // prepare could not map the directory: nothing was marked
-    for (size_t r = 0; r < kRegions; ++r)
-        if (uint8_t* l = g_dir[r].load(std::memory_order_acquire)) madvise(l, leaf_bytes(), MADV_DONTNEED);
+// Every leaf back to zero pages. Locked memory (mlockall) refuses
+// MADV_DONTNEED: fresh pages mapped over the leaf in place do the same, with
+// the same flush. With neither, the leaf is left behind, still mapped for a
+// thread that may hold it, and marks in its gigabyte start on a new one;
+// returns the error then, 0 otherwise.
+int clear_map() noexcept {
+    if (!g_dir) return 0;  // prepare could not map the directory: nothing was marked
+    int err = 0;
+    for (size_t r = 0; r < kRegions; ++r) {
+        uint8_t* l = g_dir[r].load(std::memory_order_acquire);
+        if (!l || madvise(l, leaf_bytes(), MADV_DONTNEED) == 0) continue;
+        if (mmap(l, leaf_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+                 -1, 0) != MAP_FAILED)
+            continue;
+        err = errno;
+        g_dir[r].store(nullptr, std::memory_order_release);
+    }
+    return err;
 }
 
 // ---- Redirection.
@@ -314,6 +328,10 @@ extern "C" void* gometrics_attach_dlopen_then_scan(const char* file, int mode) n
 namespace gometrics::agent::attach {
 namespace {
 
+// While an attach clears the map and zeroes the private slots, between its
+// epoch's move and the new counts' start.
+constinit std::atomic<bool> g_clearing{false};
+
 // ---- The calling thread catches up with an attach, a detach or a dlopen.
 [[gnu::noinline, gnu::cold]] void catch_up_slow(bool may_scan) noexcept {
     const int saved_errno = errno;
@@ -324,6 +342,13 @@ namespace {
     // it ends, so the thread's next call of its own must see the change.
     if (detail::tls_slot == detail::marker(detail::kAgentThread)) return;
     if (tls_epoch != epoch) {
+        // Not on the new epoch before the clearing is done: such a thread
+        // could take the mark of an earlier attach's block, or count where
+        // the zeroing then wipes it. The attach holds no lock of the program's.
+        while (g_clearing.load(std::memory_order_acquire)) {
+            const timespec wait{0, 50000};
+            nanosleep(&wait, nullptr);
+        }
         // A slot of an earlier attach lives in that attach's segment: take
         // a new one at the next counted call.
         const auto m = reinterpret_cast<uintptr_t>(detail::tls_slot);
@@ -370,6 +395,7 @@ constinit std::atomic<uint32_t> g_attach_segment{0};
 // sees it here; then the slot decides. Out of line: a thread still behind.
 template <Map M>
 [[gnu::noinline, gnu::cold]] void* settle_mark(void* p) noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);  // the new epoch seen: its attach's segment too
     const auto m = reinterpret_cast<uintptr_t>(detail::tls_slot);
     const bool on_claimed_slot = m > detail::kMaxMarker || m == detail::kSlowSlot;  // not the orphans
     const uint32_t segment = detail::tls_words.slot_segment;
@@ -740,6 +766,11 @@ void rescan_on_tick() noexcept {
 
 bool detached() noexcept { return g_detached.load(std::memory_order_acquire); }
 
+void after_fork_child() noexcept {
+    g_scanning.store(false, std::memory_order_relaxed);
+    g_clearing.store(false, std::memory_order_relaxed);
+}
+
 }  // namespace gometrics::agent::attach
 
 using namespace gometrics::agent;
@@ -755,21 +786,25 @@ extern "C" int gometrics_attach() noexcept {
         errno = saved_errno;
         return -1;
     }
-    // Before the epoch moves, so that a thread that catches up counts where
-    // the new counts are: no retired slot of the old segment is handed out,
-    // and the private slots start from zero. A thread still behind that
-    // counts on its old private slot after the zeroing leaves that block
-    // counted for good: one block, only in this race.
+    // No retired slot of the old segment is handed out from here: until the
+    // new segment comes, a thread that catches up takes a private slot.
     g_attach_segment.store(0, std::memory_order_relaxed);
     retire_shared_slots();
-    zero_private_slots();
     // The epoch before the map is cleared: a thread that marks a block
     // meanwhile has its mark cleared or sees the new epoch (settle_mark).
-    // Its store cannot linger unseen past the clearing: the madvise flushes
-    // the TLB of every CPU the process runs on, and on x86 the interrupt
-    // drains that CPU's store buffer first.
+    // On x86 no fence is needed for that: a mark whose thread then read the
+    // old epoch was already stored through the page-table entry the clearing
+    // removes, and the kernel frees no page before such stores land.
+    g_clearing.store(true, std::memory_order_relaxed);
     g_epoch.fetch_add(1, std::memory_order_acq_rel);
-    clear_map();
+    const int clear_error = clear_map();
+    zero_private_slots();
+    g_clearing.store(false, std::memory_order_release);
+    if (clear_error) {
+        static constinit std::atomic<bool> said{false};
+        log::once(said, {"attach: could not clear which blocks were counted (", strerror(clear_error),
+                         "): each gigabyte of heap that held them takes a new map"});
+    }
     profile::start_again();  // samples freed while detached would lend their sizes to new blocks
     detail::g_threads_started_before_attach.store(detail::g_threads_started.load(std::memory_order_relaxed),
                                                   std::memory_order_relaxed);

@@ -120,8 +120,10 @@ ThreadSlot* claim_new_shared() {
 
 // Waits out a claimer extending the prefix: it is running (the attach never
 // stops a thread inside the agent), and holds the flag for a few stores.
+// Not forever: a claimer cancelled or stopped by a debugger in there never
+// gives it back, and after a second it is taken over.
 void hold_extension() noexcept {
-    while (g_extending.exchange(true, std::memory_order_acquire)) {
+    for (int waited_ms = 0; g_extending.exchange(true, std::memory_order_acquire) && waited_ms < 1000; ++waited_ms) {
         const timespec ms{0, 1000000};
         nanosleep(&ms, nullptr);
     }

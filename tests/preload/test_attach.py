@@ -305,7 +305,17 @@ class Attach(unittest.TestCase):
         self.assertEqual(masked(out, r.pid), expected)
 
     def test_attach_again_counts_from_zero(self):
-        r = Running([program("attach_target")])
+        self.attach_again_counts_from_zero({})
+
+    def test_attach_again_counts_from_zero_in_locked_memory(self):
+        """Under mlockall the kernel refuses to discard locked pages
+        (MADV_DONTNEED): the map of counted blocks must be cleared anyway, or
+        the first attach's blocks, freed after the second, would take its
+        counts below zero."""
+        self.attach_again_counts_from_zero({"ATTACH_TARGET_MLOCKALL": "1"})
+
+    def attach_again_counts_from_zero(self, extra_env):
+        r = Running([program("attach_target")], extra_env)
         try:
             attach(r.pid)
             r.ask("work")

@@ -20,6 +20,8 @@
             (jemalloc's stats.allocated less its thread caches' bytes when
             its mallctl is there, else glibc's mallinfo2 uordblks + hblkhd).
      quit   exits 0.
+   With ATTACH_TARGET_MLOCKALL set it locks its memory first, now and to
+   come (mlockall), as latency-bound servers do.
    Output goes through write(): stdio would allocate inside libc. */
 #include <dlfcn.h>
 #include <errno.h>
@@ -28,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -98,6 +101,10 @@ static size_t allocator_in_use(void) {
 
 int main(int argc, char** argv) {
     char line[4200], out[128];
+    if (getenv("ATTACH_TARGET_MLOCKALL") && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+        perror("mlockall");
+        return 2;
+    }
     for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
     nmixed = argc > 1 ? atol(argv[1]) : 0;
     mixed_old = calloc((size_t)nmixed + 1, sizeof *mixed_old);
