@@ -245,22 +245,23 @@ template <Map M>
 }
 
 // Every leaf back to zero pages. Locked memory (mlockall) refuses
-// MADV_DONTNEED: fresh pages mapped over the leaf in place do the same, with
-// the same flush. With neither, the leaf is left behind, still mapped for a
-// thread that may hold it, and marks in its gigabyte start on a new one;
-// returns the error then, 0 otherwise.
+// MADV_DONTNEED: Linux 5.18 has a variant for locked pages, and before it
+// the leaf is unlocked first. Failing all, the leaf is left behind, still
+// mapped for a thread that may hold it, and marks in its gigabyte start on a
+// new one; returns the error then, 0 otherwise.
 int clear_map() noexcept {
     if (!g_dir) return 0;  // prepare could not map the directory: nothing was marked
+    constexpr int kDontNeedLocked = 24;  // MADV_DONTNEED_LOCKED, newer than some headers
     int err = 0;
     for (size_t r = 0; r < kRegions; ++r) {
         uint8_t* l = g_dir[r].load(std::memory_order_acquire);
-        if (!l || madvise(l, leaf_bytes(), MADV_DONTNEED) == 0) continue;
-        if (mmap(l, leaf_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
-                 -1, 0) != MAP_FAILED)
+        if (!l || madvise(l, leaf_bytes(), MADV_DONTNEED) == 0 || madvise(l, leaf_bytes(), kDontNeedLocked) == 0 ||
+            (munlock(l, leaf_bytes()) == 0 && madvise(l, leaf_bytes(), MADV_DONTNEED) == 0))
             continue;
         err = errno;
         g_dir[r].store(nullptr, std::memory_order_release);
     }
+    for (auto& word : g_failed) word.store(0, std::memory_order_relaxed);  // a new attach may try again
     return err;
 }
 
@@ -280,8 +281,7 @@ void scan_locked() noexcept {
 bool lock_scan(bool wait) noexcept {
     while (g_scanning.exchange(true, std::memory_order_acquire)) {
         if (!wait) return false;
-        const timespec ms{0, 1000000};
-        nanosleep(&ms, nullptr);
+        sys::pause_ns(1000000);
     }
     return true;
 }
@@ -328,9 +328,10 @@ extern "C" void* gometrics_attach_dlopen_then_scan(const char* file, int mode) n
 namespace gometrics::agent::attach {
 namespace {
 
-// While an attach clears the map and zeroes the private slots, between its
-// epoch's move and the new counts' start.
-constinit std::atomic<bool> g_clearing{false};
+// The pid of a process whose attach clears the map and zeroes the private
+// slots, between its epoch's move and the new counts' start; 0 otherwise. A
+// pid: a child forked meanwhile must not wait for a clearing it will never see end.
+constinit std::atomic<pid_t> g_clearing{0};
 
 // ---- The calling thread catches up with an attach, a detach or a dlopen.
 [[gnu::noinline, gnu::cold]] void catch_up_slow(bool may_scan) noexcept {
@@ -345,10 +346,7 @@ constinit std::atomic<bool> g_clearing{false};
         // Not on the new epoch before the clearing is done: such a thread
         // could take the mark of an earlier attach's block, or count where
         // the zeroing then wipes it. The attach holds no lock of the program's.
-        while (g_clearing.load(std::memory_order_acquire)) {
-            const timespec wait{0, 50000};
-            nanosleep(&wait, nullptr);
-        }
+        for (pid_t c; (c = g_clearing.load(std::memory_order_acquire)) != 0 && c == getpid();) sys::pause_ns(50000);
         // A slot of an earlier attach lives in that attach's segment: take
         // a new one at the next counted call.
         const auto m = reinterpret_cast<uintptr_t>(detail::tls_slot);
@@ -766,10 +764,7 @@ void rescan_on_tick() noexcept {
 
 bool detached() noexcept { return g_detached.load(std::memory_order_acquire); }
 
-void after_fork_child() noexcept {
-    g_scanning.store(false, std::memory_order_relaxed);
-    g_clearing.store(false, std::memory_order_relaxed);
-}
+void after_fork_child() noexcept { g_scanning.store(false, std::memory_order_relaxed); }
 
 }  // namespace gometrics::agent::attach
 
@@ -795,11 +790,11 @@ extern "C" int gometrics_attach() noexcept {
     // On x86 no fence is needed for that: a mark whose thread then read the
     // old epoch was already stored through the page-table entry the clearing
     // removes, and the kernel frees no page before such stores land.
-    g_clearing.store(true, std::memory_order_relaxed);
+    g_clearing.store(getpid(), std::memory_order_relaxed);
     g_epoch.fetch_add(1, std::memory_order_acq_rel);
     const int clear_error = clear_map();
     zero_private_slots();
-    g_clearing.store(false, std::memory_order_release);
+    g_clearing.store(0, std::memory_order_release);
     if (clear_error) {
         static constinit std::atomic<bool> said{false};
         log::once(said, {"attach: could not clear which blocks were counted (", strerror(clear_error),

@@ -35,8 +35,8 @@ void rescan_on_tick() noexcept;
 // Detached: the destructor has nothing left to publish.
 bool detached() noexcept;
 
-// In a forked child: a scan or an attach another thread had under way never
-// finishes there, and must not keep the child's thread waiting for it.
+// In a forked child: a scan another thread had under way never finishes
+// there, and must not keep the child's thread waiting for it.
 void after_fork_child() noexcept;
 
 }  // namespace gometrics::agent::attach

@@ -4,13 +4,13 @@
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
 
+#include "clocks.h"
 #include "jemalloc_sizes.h"
 #include "real.h"
 
@@ -120,13 +120,14 @@ ThreadSlot* claim_new_shared() {
 
 // Waits out a claimer extending the prefix: it is running (the attach never
 // stops a thread inside the agent), and holds the flag for a few stores.
-// Not forever: a claimer cancelled or stopped by a debugger in there never
-// gives it back, and after a second it is taken over.
-void hold_extension() noexcept {
-    for (int waited_ms = 0; g_extending.exchange(true, std::memory_order_acquire) && waited_ms < 1000; ++waited_ms) {
-        const timespec ms{0, 1000000};
-        nanosleep(&ms, nullptr);
+// Not forever, and never taken from it: a claimer stopped by a debugger or
+// cancelled in there may not give it back. False then.
+bool hold_extension() noexcept {
+    for (int waited_ms = 0; g_extending.exchange(true, std::memory_order_acquire); ++waited_ms) {
+        if (waited_ms == 1000) return false;
+        sys::pause_ns(1000000);
     }
+    return true;
 }
 
 ThreadSlot* claim_new_chunk() {
@@ -199,7 +200,9 @@ ThreadSlot* slow_slot() noexcept {
 void mark_agent_thread() noexcept { tls_slot = marker(kAgentThread); }
 
 void attach_shared_slots(const SharedSlots* shared) noexcept {
-    hold_extension();
+    // A claimer that still holds the flag would extend the new segment's
+    // prefix from the old one's count: private slots only, then.
+    if (!hold_extension()) return;
     g_shared_claimed.store(0, std::memory_order_relaxed);
     g_shared_full.store(false, std::memory_order_relaxed);
     g_shared.store(shared, std::memory_order_release);
@@ -208,11 +211,11 @@ void attach_shared_slots(const SharedSlots* shared) noexcept {
 }
 
 void retire_shared_slots() noexcept {
-    hold_extension();
+    const bool held = hold_extension();
     g_shared.store(nullptr, std::memory_order_release);
     g_shared_claimed.store(0, std::memory_order_relaxed);
     g_shared_full.store(false, std::memory_order_relaxed);
-    g_extending.store(false, std::memory_order_release);
+    if (held) g_extending.store(false, std::memory_order_release);
 }
 
 void adopt_shared_slot(ThreadSlot*& word) noexcept {

@@ -2,6 +2,7 @@
 // timeval and clock ticks. Inline: the lock hooks time contended waits.
 #pragma once
 
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +21,14 @@ inline uint64_t clock_ns(clockid_t c) noexcept {
     timespec ts{};
     clock_gettime(c, &ts);
     return to_ns(ts);
+}
+
+// Sleeps about ns nanoseconds. The system call itself, not libc's
+// nanosleep, which is a cancellation point: the agent waits inside the
+// program's malloc and lock calls, where a pending cancel must not act.
+inline void pause_ns(uint64_t ns) noexcept {
+    const timespec ts{static_cast<time_t>(ns / kNsPerSec), static_cast<long>(ns % kNsPerSec)};
+    (void)syscall(SYS_nanosleep, &ts, nullptr);
 }
 
 // Clock ticks (USER_HZ, the unit of /proc/PID/stat's times) in nanoseconds.
