@@ -25,10 +25,11 @@ inline uint64_t clock_ns(clockid_t c) noexcept {
 
 // Sleeps about ns nanoseconds. The system call itself, not libc's
 // nanosleep, which is a cancellation point: the agent waits inside the
-// program's malloc and lock calls, where a pending cancel must not act.
+// program's malloc and lock calls, where a pending cancel must not act. The
+// same call libc's nanosleep makes, which a seccomp allowlist lets through.
 inline void pause_ns(uint64_t ns) noexcept {
     const timespec ts{static_cast<time_t>(ns / kNsPerSec), static_cast<long>(ns % kNsPerSec)};
-    (void)syscall(SYS_nanosleep, &ts, nullptr);
+    (void)syscall(SYS_clock_nanosleep, CLOCK_REALTIME, 0, &ts, nullptr);
 }
 
 // Clock ticks (USER_HZ, the unit of /proc/PID/stat's times) in nanoseconds.
