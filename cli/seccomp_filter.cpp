@@ -1,0 +1,209 @@
+#include "seccomp_filter.h"
+
+#include <linux/audit.h>
+#include <linux/seccomp.h>
+
+#include <array>
+#include <cstddef>
+
+namespace gometrics::cli {
+namespace {
+
+// A register or scratch word while the program runs: a number, or anything
+// (it came from the arguments or the instruction pointer).
+struct Value {
+    bool known = true;
+    uint32_t v = 0;
+};
+
+struct State {
+    size_t pc = 0;
+    Value a, x;
+    std::array<Value, BPF_MEMWORDS> mem{};
+};
+
+constexpr uint32_t kDataSize = sizeof(seccomp_data);
+// A filter has at most 4096 instructions, and real ones branch on a handful
+// of arguments: a million steps is far beyond any, and bounds the worst.
+constexpr long kMaxSteps = 1L << 20;
+
+Value load_word(uint32_t offset, uint32_t nr) {
+    if (offset == offsetof(seccomp_data, nr)) return {true, nr};
+    if (offset == offsetof(seccomp_data, arch)) return {true, AUDIT_ARCH_X86_64};
+    return {false, 0};
+}
+
+std::optional<Value> alu(uint16_t op, Value a, Value b) {
+    if (op == BPF_NEG) return a.known ? Value{true, -a.v} : Value{false, 0};
+    if (!a.known || !b.known) return Value{false, 0};
+    switch (op) {
+        case BPF_ADD: return Value{true, a.v + b.v};
+        case BPF_SUB: return Value{true, a.v - b.v};
+        case BPF_MUL: return Value{true, a.v * b.v};
+        case BPF_DIV: return b.v ? std::optional(Value{true, a.v / b.v}) : std::nullopt;
+        case BPF_MOD: return b.v ? std::optional(Value{true, a.v % b.v}) : std::nullopt;
+        case BPF_OR: return Value{true, a.v | b.v};
+        case BPF_AND: return Value{true, a.v & b.v};
+        case BPF_XOR: return Value{true, a.v ^ b.v};
+        case BPF_LSH: return Value{true, b.v < 32 ? a.v << b.v : 0};
+        case BPF_RSH: return Value{true, b.v < 32 ? a.v >> b.v : 0};
+        default: return std::nullopt;
+    }
+}
+
+// Whether a conditional jump is taken: yes, no, or either (unknown operand).
+std::optional<bool> taken(uint16_t op, Value a, Value b) {
+    if (!a.known || !b.known) return std::nullopt;
+    switch (op) {
+        case BPF_JEQ: return a.v == b.v;
+        case BPF_JGT: return a.v > b.v;
+        case BPF_JGE: return a.v >= b.v;
+        default: return (a.v & b.v) != 0;  // BPF_JSET
+    }
+}
+
+class Explorer {
+public:
+    Explorer(std::span<const sock_filter> f, uint32_t nr) : f_(f), nr_(nr) {}
+
+    // Follows every path from `s`; false when the program is malformed or
+    // too branchy.
+    bool run(State s) {
+        for (;;) {
+            if (++steps_ > kMaxSteps || s.pc >= f_.size()) return false;
+            const sock_filter& in = f_[s.pc++];
+            const uint16_t cls = BPF_CLASS(in.code);
+            switch (cls) {
+                case BPF_LD:
+                case BPF_LDX: {
+                    Value v;
+                    const uint16_t mode = BPF_MODE(in.code);
+                    if (BPF_SIZE(in.code) != BPF_W) return false;
+                    if (mode == BPF_ABS && cls == BPF_LD) {
+                        if (in.k % 4 || in.k >= kDataSize) return false;
+                        v = load_word(in.k, nr_);
+                    } else if (mode == BPF_IMM) {
+                        v = {true, in.k};
+                    } else if (mode == BPF_MEM) {
+                        if (in.k >= BPF_MEMWORDS) return false;
+                        v = s.mem[in.k];
+                    } else if (mode == BPF_LEN) {
+                        v = {true, kDataSize};
+                    } else {
+                        return false;
+                    }
+                    (cls == BPF_LD ? s.a : s.x) = v;
+                    break;
+                }
+                case BPF_ST:
+                case BPF_STX:
+                    if (in.k >= BPF_MEMWORDS) return false;
+                    s.mem[in.k] = cls == BPF_ST ? s.a : s.x;
+                    break;
+                case BPF_ALU: {
+                    const Value b = BPF_SRC(in.code) == BPF_X ? s.x : Value{true, in.k};
+                    if (BPF_OP(in.code) == BPF_DIV || BPF_OP(in.code) == BPF_MOD) {
+                        if (BPF_SRC(in.code) == BPF_K && in.k == 0) return false;
+                        // Division by a zero X ends the program with 0, KILL_THREAD.
+                        if (b.known && b.v == 0) return answer(SECCOMP_RET_KILL_THREAD);
+                    }
+                    const auto r = alu(BPF_OP(in.code), s.a, b);
+                    if (!r) return false;
+                    s.a = *r;
+                    break;
+                }
+                case BPF_JMP: {
+                    if (BPF_OP(in.code) == BPF_JA) {
+                        s.pc += in.k;
+                        break;
+                    }
+                    if (BPF_OP(in.code) > BPF_JSET) return false;
+                    const Value b = BPF_SRC(in.code) == BPF_X ? s.x : Value{true, in.k};
+                    const auto t = taken(BPF_OP(in.code), s.a, b);
+                    if (t) {
+                        s.pc += *t ? in.jt : in.jf;
+                        break;
+                    }
+                    State other = s;
+                    other.pc += in.jf;
+                    s.pc += in.jt;
+                    if (!run(other)) return false;
+                    break;
+                }
+                case BPF_RET: {
+                    const uint16_t src = BPF_RVAL(in.code);
+                    if (src == BPF_K) return answer(in.k);
+                    if (src == BPF_A && s.a.known) return answer(s.a.v);
+                    if (src == BPF_A) return answer(SECCOMP_RET_KILL_PROCESS);  // could be anything
+                    return false;
+                }
+                default:  // BPF_MISC
+                    if (BPF_MISCOP(in.code) == BPF_TAX)
+                        s.x = s.a;
+                    else if (BPF_MISCOP(in.code) == BPF_TXA)
+                        s.a = s.x;
+                    else
+                        return false;
+            }
+        }
+    }
+
+    std::optional<uint32_t> worst() const { return found_ ? std::optional(worst_) : std::nullopt; }
+
+private:
+    bool answer(uint32_t ret) {
+        if (!found_ || more_severe(ret, worst_)) worst_ = ret;
+        found_ = true;
+        return true;
+    }
+
+    std::span<const sock_filter> f_;
+    uint32_t nr_;
+    long steps_ = 0;
+    bool found_ = false;
+    uint32_t worst_ = 0;
+};
+
+}  // namespace
+
+bool more_severe(uint32_t a, uint32_t b) {
+    // The kernel compares the actions as signed numbers: KILL_PROCESS
+    // (0x80000000) first, ALLOW last.
+    return static_cast<int32_t>(a & SECCOMP_RET_ACTION_FULL) < static_cast<int32_t>(b & SECCOMP_RET_ACTION_FULL);
+}
+
+bool is_fatal(uint32_t action) {
+    switch (action & SECCOMP_RET_ACTION_FULL) {
+        case SECCOMP_RET_ERRNO:
+        case SECCOMP_RET_USER_NOTIF:
+        case SECCOMP_RET_TRACE:
+        case SECCOMP_RET_LOG:
+        case SECCOMP_RET_ALLOW:
+            return false;
+        default:  // the kills, TRAP, and what the kernel does not know (a kill)
+            return true;
+    }
+}
+
+const char* action_name(uint32_t action) {
+    switch (action & SECCOMP_RET_ACTION_FULL) {
+        case SECCOMP_RET_KILL_PROCESS: return "KILL_PROCESS";
+        case SECCOMP_RET_KILL_THREAD: return "KILL_THREAD";
+        case SECCOMP_RET_TRAP: return "TRAP (SIGSYS)";
+        case SECCOMP_RET_ERRNO: return "ERRNO";
+        case SECCOMP_RET_USER_NOTIF: return "USER_NOTIF";
+        case SECCOMP_RET_TRACE: return "TRACE";
+        case SECCOMP_RET_LOG: return "LOG";
+        case SECCOMP_RET_ALLOW: return "ALLOW";
+        default: return "an unknown action (KILL_PROCESS)";
+    }
+}
+
+std::optional<uint32_t> worst_action(std::span<const sock_filter> filter, uint32_t nr) {
+    if (filter.empty()) return std::nullopt;
+    Explorer e(filter, nr);
+    if (!e.run(State{})) return std::nullopt;
+    return e.worst();
+}
+
+}  // namespace gometrics::cli

@@ -1,0 +1,121 @@
+// Unit tests for cli/seccomp_filter: what a filter answers for a system
+// call, over every value of its arguments.
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/syscall.h>
+
+#include <cstddef>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "seccomp_filter.h"
+
+using namespace gometrics::cli;
+
+namespace {
+
+constexpr uint32_t kNr = offsetof(seccomp_data, nr);
+constexpr uint32_t kArch = offsetof(seccomp_data, arch);
+constexpr uint32_t kArg0 = offsetof(seccomp_data, args[0]);
+
+sock_filter stmt(uint16_t code, uint32_t k) { return BPF_STMT(code, k); }
+sock_filter jump(uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) { return BPF_JUMP(code, k, jt, jf); }
+
+// An allowlist as sandboxes write them: wrong architecture kills, then one
+// comparison per allowed call, else `otherwise`.
+std::vector<sock_filter> allowlist(std::vector<uint32_t> allowed, uint32_t otherwise) {
+    std::vector<sock_filter> f{stmt(BPF_LD | BPF_W | BPF_ABS, kArch),
+                               jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+                               stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+                               stmt(BPF_LD | BPF_W | BPF_ABS, kNr)};
+    for (uint32_t nr : allowed) {
+        f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, nr, 0, 1));
+        f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    }
+    f.push_back(stmt(BPF_RET | BPF_K, otherwise));
+    return f;
+}
+
+}  // namespace
+
+TEST_CASE("an allowlist allows its calls and kills the others", "[seccomp]") {
+    const auto f = allowlist({SYS_read, SYS_write, SYS_mmap}, SECCOMP_RET_KILL_PROCESS);
+    CHECK(worst_action(f, SYS_write) == SECCOMP_RET_ALLOW);
+    CHECK(worst_action(f, SYS_openat) == SECCOMP_RET_KILL_PROCESS);
+    CHECK(is_fatal(*worst_action(f, SYS_openat)));
+    CHECK_FALSE(is_fatal(*worst_action(f, SYS_mmap)));
+}
+
+TEST_CASE("an errno answer is not fatal, a trap is", "[seccomp]") {
+    const auto eperm = allowlist({SYS_read}, SECCOMP_RET_ERRNO | EPERM);
+    CHECK(worst_action(eperm, SYS_openat) == (SECCOMP_RET_ERRNO | EPERM));
+    CHECK_FALSE(is_fatal(SECCOMP_RET_ERRNO | EPERM));
+    CHECK(is_fatal(SECCOMP_RET_TRAP));
+    CHECK(is_fatal(SECCOMP_RET_KILL_THREAD));
+    CHECK(is_fatal(0x12340000));  // unknown to the kernel: it kills
+}
+
+TEST_CASE("a rule on an argument is followed both ways", "[seccomp]") {
+    // clone: allowed unless a namespace flag is set (as container runtimes
+    // write it), which answers EPERM; socket: allowed for AF_UNIX only,
+    // else killed.
+    const std::vector<sock_filter> f{
+        stmt(BPF_LD | BPF_W | BPF_ABS, kNr),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone, 0, 4),
+        stmt(BPF_LD | BPF_W | BPF_ABS, kArg0),
+        jump(BPF_JMP | BPF_JSET | BPF_K, 0x7e020000, 0, 1),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_socket, 0, 3),
+        stmt(BPF_LD | BPF_W | BPF_ABS, kArg0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, 1, 1, 0),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    CHECK(worst_action(f, SYS_clone) == (SECCOMP_RET_ERRNO | EPERM));
+    CHECK(worst_action(f, SYS_socket) == SECCOMP_RET_KILL_PROCESS);
+    CHECK(worst_action(f, SYS_read) == SECCOMP_RET_ALLOW);  // falls through to the last return
+}
+
+TEST_CASE("scratch memory, X and arithmetic carry numbers and unknowns", "[seccomp]") {
+    const std::vector<sock_filter> f{
+        stmt(BPF_LD | BPF_W | BPF_ABS, kNr),
+        stmt(BPF_ST, 3),
+        stmt(BPF_LD | BPF_W | BPF_ABS, kArg0),
+        stmt(BPF_MISC | BPF_TAX, 0),
+        stmt(BPF_LD | BPF_MEM, 3),
+        stmt(BPF_ALU | BPF_ADD | BPF_K, 1),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat + 1, 0, 1),  // openat, known through M[3]
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_TRAP),
+        stmt(BPF_MISC | BPF_TXA, 0),  // A = the argument: unknown
+        jump(BPF_JMP | BPF_JGT | BPF_K, 10, 0, 1),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_LOG),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    CHECK(worst_action(f, SYS_openat) == SECCOMP_RET_TRAP);
+    CHECK(worst_action(f, SYS_read) == SECCOMP_RET_LOG);
+}
+
+TEST_CASE("a return of an unknown A counts as a kill", "[seccomp]") {
+    const std::vector<sock_filter> f{stmt(BPF_LD | BPF_W | BPF_ABS, kArg0), stmt(BPF_RET | BPF_A, 0)};
+    CHECK(worst_action(f, SYS_read) == SECCOMP_RET_KILL_PROCESS);
+}
+
+TEST_CASE("what the kernel would not load is not evaluated", "[seccomp]") {
+    CHECK_FALSE(worst_action({}, SYS_read));
+    const std::vector<sock_filter> past_end{stmt(BPF_LD | BPF_W | BPF_ABS, 64), stmt(BPF_RET | BPF_K, 0)};
+    CHECK_FALSE(worst_action(past_end, SYS_read));
+    const std::vector<sock_filter> no_return{stmt(BPF_LD | BPF_W | BPF_ABS, kNr)};
+    CHECK_FALSE(worst_action(no_return, SYS_read));
+    const std::vector<sock_filter> byte_load{stmt(BPF_LD | BPF_B | BPF_ABS, 0), stmt(BPF_RET | BPF_K, 0)};
+    CHECK_FALSE(worst_action(byte_load, SYS_read));
+}
+
+TEST_CASE("the most severe of two answers is the kernel's", "[seccomp]") {
+    CHECK(more_severe(SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD));
+    CHECK(more_severe(SECCOMP_RET_KILL_THREAD, SECCOMP_RET_TRAP));
+    CHECK(more_severe(SECCOMP_RET_ERRNO | 1, SECCOMP_RET_TRACE));
+    CHECK_FALSE(more_severe(SECCOMP_RET_ALLOW, SECCOMP_RET_LOG));
+}
