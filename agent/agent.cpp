@@ -81,7 +81,7 @@ void on_fork_child() {
 
 using namespace gometrics::agent;
 
-static void start_under_guard(bool late);
+static bool start_under_guard(bool late);
 
 [[gnu::constructor]] static void gometrics_start() {
     // Loaded into a running process by `gometrics-cli attach` (attach.cpp):
@@ -90,14 +90,17 @@ static void start_under_guard(bool late);
     // left alone.
     const bool late = attach::loaded_late();
     Guard guard;
-    start_under_guard(late);
+    const bool published = start_under_guard(late);
     adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment
+    // Attached without a segment, the agent stays inert: nobody could read
+    // what it counted, and the CLI says so.
+    if (late && !published) return;
     if (late) attach::begin();
     publisher_begin(late || !__libc_single_threaded);
     if (!late) crash_install();
 }
 
-static void start_under_guard(bool late) {
+static bool start_under_guard(bool late) {
     (void)real();
     if (!late) switch_allocator_if_asked();  // GOMETRICS_ALLOCATOR=jemalloc, while we are the only thread
     detail::g_start_time_ns = realtime_ns();
@@ -113,8 +116,9 @@ static void start_under_guard(bool late) {
                    "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
     pthread_atfork(slots_before_fork, slots_after_fork_parent, on_fork_child);
-    publisher_create();
+    const bool published = publisher_create(late);
     if (late) publisher_mark_attached();
+    return published;
 }
 
 [[gnu::destructor]] static void gometrics_stop() {

@@ -811,7 +811,11 @@ extern "C" int gometrics_attach() noexcept {
     // known before a thread can claim there. With no segment (it could not
     // be made) the serial is never reached, and threads count on private slots.
     g_attach_segment.store(detail::g_shared_serial.load(std::memory_order_acquire) + 1, std::memory_order_release);
-    publisher_create();
+    if (!publisher_create(true)) {
+        g_detached.store(true, std::memory_order_release);
+        errno = saved_errno;
+        return -2;  // the CLI says so; the hooks stay off
+    }
     publisher_mark_attached();
     take_heap_baseline();
     redirect_now();

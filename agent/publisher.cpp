@@ -351,7 +351,7 @@ void publisher_start() noexcept {
     publisher_begin(false);  // a forked child: the forking thread alone
 }
 
-void publisher_create() noexcept {
+bool publisher_create(bool attaching) noexcept {
     SignalsHeld held;  // a forked child's restart runs in its first allocation's hook
     Guard guard;
     const int saved_errno = errno;
@@ -360,7 +360,7 @@ void publisher_create() noexcept {
     if (config().report_path) prepare_report(config().report_path);
     if (!g_state && !(g_state = create_state())) {
         errno = saved_errno;
-        return;
+        return false;
     }
     State& st = *g_state;
     st.seq = 0;
@@ -371,10 +371,11 @@ void publisher_create() noexcept {
     const int err = st.writer.create({st.specs, st.count}, getpid(), collect::self_start_ticks(), start_time_ns(),
                                      config().interval_ms, profile::region_bytes(), st.term_count ? &live : nullptr);
     if (err != 0) {
-        log::once(g_said_no_segment,
-                  {"cannot create /dev/shm segment (", strerror(err), "): metrics are counted but not published"});
+        log::once(g_said_no_segment, {"cannot create /dev/shm segment (", strerror(err),
+                                      attaching ? "): attach gives up, nothing is counted"
+                                                : "): metrics are counted but not published"});
         errno = saved_errno;
-        return;
+        return false;
     }
     detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes + st.terms_bytes +
                                         st.writer.mapped_bytes(),
@@ -383,6 +384,7 @@ void publisher_create() noexcept {
     profile::g_record_changed = publisher_profile_changed;
     if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
     errno = saved_errno;
+    return true;
 }
 
 void publisher_begin(bool program_has_threads) noexcept {

@@ -13,8 +13,9 @@ namespace gometrics::agent {
 void publisher_start() noexcept;
 // The same in two steps, for the constructor, which moves its thread's slot
 // into the segment in between: create the segment, then publish the first
-// snapshot and start the thread if it is to start.
-void publisher_create() noexcept;
+// snapshot and start the thread if it is to start. False when there is no
+// segment; `attaching`: then nothing is to be counted either (said so).
+bool publisher_create(bool attaching = false) noexcept;
 // program_has_threads: the constructor found threads of the program's own.
 void publisher_begin(bool program_has_threads) noexcept;
 

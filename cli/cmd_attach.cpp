@@ -20,6 +20,7 @@
 #include <signal.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/user.h>
 #include <sys/wait.h>
@@ -32,6 +33,7 @@
 #include <cstddef>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -40,9 +42,11 @@
 #include <fmt/format.h>
 
 #include "commands.h"
+#include "attach_syscalls.h"
 #include "common.h"
 #include "exec_agent.h"
 #include "layout.h"
+#include "seccomp_filter.h"
 
 namespace gometrics::cli {
 namespace {
@@ -401,6 +405,100 @@ Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds lim
     }
 }
 
+// A thread's seccomp filters, newest first. The thread is stopped to read
+// them (the kernel's rule), and let go as it was.
+std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* command) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+            if (errno == ESRCH) return {};  // that thread just ended
+            fail(permission_line(pid, errno));
+        }
+        int status = 0;
+        if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
+            !wait_stop(tid, status, std::chrono::milliseconds(2000)) || !WIFSTOPPED(status)) {
+            ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+            if (WIFEXITED(status) || WIFSIGNALED(status)) fail(fmt::format("process {} exited", pid));
+            continue;
+        }
+        if (status >> 16 != PTRACE_EVENT_STOP) {
+            ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(status))));
+            continue;
+        }
+        Stopped s{tid, {}};
+        ptrace(PTRACE_GETREGS, tid, nullptr, &s.saved);
+        std::vector<std::vector<sock_filter>> filters;
+        for (long index = 0;; ++index) {
+            const long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, nullptr);
+            if (n < 0 && errno == ENOENT) break;
+            std::vector<sock_filter> prog(n > 0 ? static_cast<size_t>(n) : 0);
+            if (n <= 0 || ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, prog.data()) != n) {
+                const int err = errno;
+                release(pid, s);
+                fail(fmt::format("process {} runs under a seccomp filter that gometrics-cli cannot read ({}; reading "
+                                 "it needs CAP_SYS_ADMIN and no filter of one's own): a system call of the agent's "
+                                 "could kill the process, so {} refuses; nothing was changed",
+                                 pid, n == 0 ? "empty" : std::strerror(err), command));
+            }
+            filters.push_back(std::move(prog));
+        }
+        // A timed sleep the stop interrupted resumes through restart_syscall.
+        // If the filter kills that, the sleep is made again from its start
+        // instead: a longer sleep, not a death (the attach then refuses).
+        constexpr long kRestartBlock = 516;  // the kernel's ERESTART_RESTARTBLOCK
+        if (static_cast<long>(s.saved.rax) == -kRestartBlock && static_cast<long>(s.saved.orig_rax) >= 0)
+            for (const auto& f : filters)
+                if (const auto w = worst_action(f, SYS_restart_syscall); !w || is_fatal(*w)) {
+                    s.saved.rax = s.saved.orig_rax;
+                    s.saved.rip -= 2;  // the syscall instruction again
+                    break;
+                }
+        release(pid, s);
+        return filters;
+    }
+    fail(fmt::format("could not stop thread {} of process {} to read its seccomp filter; nothing was changed", tid,
+                     pid));
+}
+
+// Refuses, before anything changes, a process that a seccomp filter would
+// kill or send SIGSYS at a system call that loading, running or detaching
+// the agent makes (a filter that answers with an errno only fails the
+// agent's call). Every thread's filters count: the hooks run on all of them.
+void refuse_fatal_filters(int pid, const char* command) {
+    struct Call {
+        const char* name;
+        uint32_t nr;
+    };
+#define GOMETRICS_CALL(name) Call{#name, SYS_##name},
+    static constexpr Call kCalls[] = {GOMETRICS_ATTACH_SYSCALLS(GOMETRICS_CALL)};
+#undef GOMETRICS_CALL
+    std::set<std::vector<uint64_t>> checked;
+    for (int tid : threads_of(pid)) {
+        const long mode = status_field(read_text(fmt::format("/proc/{}/task/{}/status", pid, tid)), "Seccomp");
+        if (mode <= 0) continue;
+        if (mode == 1)
+            fail(fmt::format("process {} runs in seccomp's strict mode (read, write and exit only): {} refuses; "
+                             "nothing was changed",
+                             pid, command));
+        for (const auto& filter : filters_of(pid, tid, command)) {
+            std::vector<uint64_t> key;
+            for (const sock_filter& in : filter)
+                key.push_back(uint64_t{in.code} << 48 | uint64_t{in.jt} << 40 | uint64_t{in.jf} << 32 | in.k);
+            if (!checked.insert(std::move(key)).second) continue;
+            for (const Call& c : kCalls) {
+                const auto worst = worst_action(filter, c.nr);
+                if (!worst)
+                    fail(fmt::format("process {}'s seccomp filter could not be evaluated ({} instructions): {} "
+                                     "refuses; nothing was changed",
+                                     pid, filter.size(), command));
+                if (is_fatal(*worst))
+                    fail(fmt::format("process {}'s seccomp filter answers {} with {}, and the agent makes that call: "
+                                     "{} refuses; nothing was changed",
+                                     pid, c.name, action_name(*worst), command));
+            }
+        }
+    }
+}
+
 bool write_memory(int pid, uint64_t at, const void* data, size_t n) {
     iovec local{const_cast<void*>(data), n}, remote{reinterpret_cast<void*>(at), n};
     return process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
@@ -548,12 +646,21 @@ uint64_t call_in(const Target& t, uint64_t fn, const std::string& text, uint64_t
     return rv;
 }
 
-void wait_published(int pid) {
-    const auto end = Clock::now() + std::chrono::seconds(10);
-    while (segment_of(pid) != Segment::kAttached) {
-        if (Clock::now() > end) fail(fmt::format("the agent loaded in {} but published no segment in 10 s", pid));
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
+// The agent makes its segment before the call into it returns; without one
+// it counts nothing and its line on the process's stderr says why.
+void check_published(int pid) {
+    if (segment_of(pid) != Segment::kAttached)
+        fail(fmt::format("the agent in process {} could not create its segment in /dev/shm (the process's stderr "
+                         "says why): nothing is counted; run attach again once that is mended",
+                         pid));
+}
+
+// A segment whose agent stopped but could not remove it (a seccomp filter
+// that fails unlink, say): removed from here, where nothing forbids it.
+void remove_left_segment(int pid) {
+    const std::string path = fmt::format("/dev/shm/{}{}", layout::kShmPrefix, pid);
+    if (segment_of(pid) == Segment::kNone && access(path.c_str(), F_OK) == 0 && unlink(path.c_str()) != 0)
+        fail(fmt::format("process {}'s agent stopped, but its segment {} stays: {}", pid, path, std::strerror(errno)));
 }
 
 double ms_since(Clock::time_point t0) {
@@ -573,10 +680,12 @@ int attach(int pid) {
         case Segment::kNone:
             break;
     }
+    refuse_fatal_filters(pid, "attach");
+    remove_left_segment(pid);
     if (t.agent_base) {
         // Loaded before and detached since: start counting again.
         const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_attach"), "", 0, nullptr));
-        if (rc < 0)
+        if (rc == -1)
             fail(fmt::format("the agent in {} refused to attach again (preloaded, or its publisher still runs)",
                              pid));
     } else {
@@ -588,7 +697,7 @@ int attach(int pid) {
         if (!call_in(t, symbol_in(t, libc_path(t), "dlopen"), t.agent, RTLD_NOW, &error))
             fail(fmt::format("dlopen of {} failed in process {}: {}", t.agent, pid, error));
     }
-    wait_published(pid);
+    check_published(pid);
     fmt::print("attached to process {} in {:.1f} ms\n", pid, ms_since(t0));
     return kExitOk;
 }
@@ -600,6 +709,7 @@ int detach(int pid) {
     if (segment_of(pid) == Segment::kPreloaded)
         fail(fmt::format("process {} runs the agent preloaded (LD_PRELOAD): detach applies to attached processes",
                          pid));
+    refuse_fatal_filters(pid, "detach");
     const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_detach"), "", 0, nullptr));
     if (rc < 0) fail(fmt::format("process {} runs the agent preloaded: detach applies to attached processes", pid));
     if (rc == 0) {
@@ -608,6 +718,7 @@ int detach(int pid) {
     }
     if (segment_of(pid) != Segment::kNone)
         fail(fmt::format("process {} stopped counting, but its publisher thread did not stop: the segment stays", pid));
+    remove_left_segment(pid);
     fmt::print("detached from process {} in {:.1f} ms\n", pid, ms_since(t0));
     return kExitOk;
 }

@@ -304,6 +304,69 @@ class Attach(unittest.TestCase):
         expected, _ = twin_output(commands)
         self.assertEqual(masked(out, r.pid), expected)
 
+    def test_attach_work_and_detach_under_a_seccomp_allowlist(self):
+        """A sandboxed process allows only the calls it makes, and kills it
+        at any other: the agent's calls are all on the list that attach
+        checks filters against (a new one kills the target here first), and
+        so is restart_syscall, which the CLI's stops make a sleeping thread
+        call."""
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "allowlist"})
+        try:
+            for _ in range(2):
+                attach(r.pid)
+                self.assertTrue(r.ask("work").startswith("worked"))
+                self.assertEqual(r.ask("thread"), "joined")
+                self.assertEqual(dump(r.pid)[THREADS], 1)
+                self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
+                detach(r.pid)
+                self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+    def test_detach_under_a_filter_that_fails_unlink(self):
+        """A container's seccomp profile answers what it forbids with EPERM:
+        the agent cannot remove its segment at detach, so the CLI does, and
+        the next attach makes a new one."""
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "eperm-unlink"})
+        try:
+            for _ in range(2):
+                attach(r.pid)
+                self.assertTrue(r.ask("work").startswith("worked"))
+                self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
+                detach(r.pid)
+                self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+    def test_no_segment_no_counting(self):
+        """When the agent cannot make its segment (here a filter fails the
+        fallocate it needs), attach says so in one line and nothing counts:
+        the program's calls stay where they were."""
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "eperm-fallocate"})
+        try:
+            cp = cli("attach", r.pid, timeout=60)
+            self.assertEqual(cp.returncode, 1, cp.stdout)
+            self.assertEqual(cp.stderr.strip(), f"gometrics-cli: the agent in process {r.pid} could not create its "
+                             "segment in /dev/shm (the process's stderr says why): nothing is counted; run attach "
+                             "again once that is mended")
+            self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
+            self.assertTrue(r.ask("work").startswith("worked"))
+            cp = cli("detach", r.pid)
+            self.assertEqual((cp.returncode, cp.stdout.strip()), (0, f"process {r.pid} is not attached: nothing changed"))
+            cp = cli("attach", r.pid, timeout=60)  # loaded now: the second way in fails alike
+            self.assertEqual(cp.returncode, 1, cp.stdout)
+            self.assertIn("could not create its segment", cp.stderr)
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(err.count("cannot create /dev/shm segment (Operation not permitted): attach gives up, "
+                                   "nothing is counted"), 1, err)
+
     def test_attach_again_counts_from_zero(self):
         self.attach_again_counts_from_zero({})
 
@@ -499,6 +562,39 @@ class Refusals(unittest.TestCase):
             self.assertLess(time.monotonic() - t0, 20)
             self.assert_untouched(r)
             self.assertEqual(r.ask("go"), "done")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+    def test_a_seccomp_filter_that_would_kill_it(self):
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "kill-openat"})
+        try:
+            cp = cli("attach", r.pid, timeout=60)
+            self.assertEqual(cp.returncode, 1, cp.stdout)
+            self.assertEqual(cp.stderr.strip(), f"gometrics-cli: process {r.pid}'s seccomp filter answers openat "
+                             "with KILL_PROCESS, and the agent makes that call: attach refuses; nothing was changed")
+            self.assert_untouched(r)
+            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+    def test_a_seccomp_filter_it_cannot_read(self):
+        # Only CAP_SYS_ADMIN may read another process's filter: without it
+        # the CLI cannot know what the filter kills, and refuses.
+        setpriv = shutil.which("setpriv")
+        self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "allowlist"})
+        try:
+            cp = subprocess.run([setpriv, "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", gmtest.CLI, "attach",
+                                 str(r.pid)], capture_output=True, text=True, timeout=60)
+            self.assertEqual(cp.returncode, 1, cp.stdout)
+            self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
+            self.assertIn(f"process {r.pid} runs under a seccomp filter that gometrics-cli cannot read", cp.stderr)
+            self.assert_untouched(r)
+            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assertEqual(r.ask("quit"), "bye")
         finally:
             out, err, rc = r.finish()
         self.assertEqual((rc, err), (0, ""), out)

@@ -22,8 +22,21 @@
      quit   exits 0.
    With ATTACH_TARGET_MLOCKALL set it locks its memory first, now and to
    come (mlockall), as latency-bound servers do.
+   ATTACH_TARGET_SECCOMP confines it after start-up, as sandboxed servers
+   are: "kill-openat" kills the process at openat (attach must refuse);
+   "allowlist" kills it at any call but the few it makes itself and those
+   attaching makes (ipc/attach_syscalls.h): attach, work and detach must
+   all pass under it. "eperm-unlink" fails unlink and unlinkat with EPERM,
+   as container profiles answer what they forbid; "eperm-fallocate" so
+   fails fallocate, which the agent's segment needs.
    Output goes through write(): stdio would allocate inside libc. */
 #include <dlfcn.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -99,12 +112,56 @@ static size_t allocator_in_use(void) {
     return mi.uordblks + mi.hblkhd;
 }
 
+#include "attach_syscalls.h"
+
+static void confine(const char* how) {
+    static const int agent_calls[] = {
+#define GOMETRICS_CALL(name) SYS_##name,
+        GOMETRICS_ATTACH_SYSCALLS(GOMETRICS_CALL)
+#undef GOMETRICS_CALL
+    };
+    static const int own_calls[] = {SYS_exit_group, SYS_wait4, SYS_getrandom};  /* malloc's first call */
+    struct sock_filter f[256];
+    unsigned n = 0;
+    f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    if (!strcmp(how, "eperm-fallocate")) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fallocate, 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    } else if (!strcmp(how, "eperm-unlink")) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unlinkat, 1, 0);
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unlink, 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    } else if (!strcmp(how, "kill-openat")) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    } else {
+        for (size_t i = 0; i < sizeof agent_calls / sizeof *agent_calls; ++i) {
+            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)agent_calls[i], 0, 1);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        }
+        for (size_t i = 0; i < sizeof own_calls / sizeof *own_calls; ++i) {
+            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)own_calls[i], 0, 1);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        }
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+    }
+    struct sock_fprog prog = {(unsigned short)n, f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+        perror("seccomp");
+        exit(2);
+    }
+}
+
 int main(int argc, char** argv) {
     char line[4200], out[128];
     if (getenv("ATTACH_TARGET_MLOCKALL") && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
         perror("mlockall");
         return 2;
     }
+    if (getenv("ATTACH_TARGET_SECCOMP")) confine(getenv("ATTACH_TARGET_SECCOMP"));
     for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
     nmixed = argc > 1 ? atol(argv[1]) : 0;
     mixed_old = calloc((size_t)nmixed + 1, sizeof *mixed_old);

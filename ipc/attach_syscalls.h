@@ -1,0 +1,21 @@
+/* The system calls that attaching makes in the target, x86-64 names: the
+   loader's dlopen of the agent, the agent's start and publisher thread, its
+   hooks, its collectors, and detach. `attach` reads the target's seccomp
+   filters and refuses when one would kill it at any of these; a test runs
+   an attached process under an allowlist of exactly these, so that a call
+   the agent starts making shows up there first. restart_syscall is the
+   CLI's: a thread stopped in a timed sleep resumes through it. Plain C:
+   the test programs include it too. */
+#ifndef GOMETRICS_IPC_ATTACH_SYSCALLS_H
+#define GOMETRICS_IPC_ATTACH_SYSCALLS_H
+
+#define GOMETRICS_ATTACH_SYSCALLS(X)                                                                  \
+    X(read) X(write) X(pread64) X(openat) X(close) X(close_range) X(newfstatat) X(lseek) X(getdents64) \
+    X(fcntl) X(ftruncate) X(fallocate) X(unlinkat) X(readlink) X(pipe2)                              \
+    X(brk) X(mmap) X(mprotect) X(munmap) X(madvise) X(mincore) X(munlock)                            \
+    X(futex) X(sched_yield) X(clock_gettime) X(clock_nanosleep)                                       \
+    X(clone) X(clone3) X(set_robust_list) X(rseq) X(rt_sigprocmask) X(rt_sigaction) X(prctl) X(exit) \
+    X(getpid) X(gettid) X(tgkill) X(pidfd_open) X(pidfd_getfd) X(prlimit64) X(getrusage)              \
+    X(sched_getaffinity) X(sched_getparam) X(sched_getscheduler) X(restart_syscall)
+
+#endif
