@@ -89,6 +89,7 @@ static bool start_under_guard(bool late);
     // publisher thread starts at once, and the program's signal actions are
     // left alone.
     const bool late = attach::loaded_late();
+    if (late && attach::refusal()) return;  // inert: nothing points at its hooks
     Guard guard;
     const bool published = start_under_guard(late);
     adopt_shared_slot(guard.saved());  // this thread's counts from before now, into the segment

@@ -32,15 +32,18 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <link.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "agent.h"
 #include "catalog.h"
@@ -122,6 +125,7 @@ struct Hooks {
 constinit Hooks g_hook{};     // the agent's own exported hooks
 constinit Hooks g_libc{};     // what the program's calls reached before (restore's fallback)
 constinit bool g_late = false;
+constinit bool g_started = false;  // the constructor went through (no refusal at load)
 constinit bool g_malloc_family = false;  // the program's malloc is libc's: take it over
 constinit std::atomic<bool> g_active{false};
 constinit std::atomic<bool> g_detached{false};
@@ -727,6 +731,7 @@ bool loaded_late() noexcept {
 }
 
 bool prepare() noexcept {
+    g_started = true;
     void* dir = mmap(nullptr, kRegions * sizeof(uint8_t*), PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (dir == MAP_FAILED) return false;
@@ -756,6 +761,61 @@ void begin() noexcept {
     redirect_now();
 }
 
+namespace {
+
+constinit std::atomic<const char*> g_refusal{nullptr};
+
+// Kibibytes of the process's locked memory, and whether it may lock without
+// limit (CAP_IPC_LOCK), from /proc/self/status.
+struct Locked {
+    uint64_t kib = 0;
+    bool capable = false;
+};
+
+std::optional<Locked> locked_now() noexcept {
+    char buf[4096];
+    const auto text = gometrics::sys::read_file(AT_FDCWD, "/proc/self/status", buf, sizeof buf);
+    const auto kib = text ? gometrics::sys::status_field(*text, "VmLck") : std::nullopt;
+    if (!kib) return std::nullopt;
+    const size_t at = text->find("\nCapEff:");
+    const uint64_t caps = at == std::string_view::npos ? 0 : strtoull(text->data() + at + 8, nullptr, 16);
+    return Locked{*kib, ((caps >> 14) & 1) != 0};  // CAP_IPC_LOCK
+}
+
+// Under mlockall(MCL_FUTURE) every page the agent maps is locked and charged
+// to the program's RLIMIT_MEMLOCK: under a finite limit the program's own
+// mappings (its heap's) would then fail for the agent's. Seen, not guessed:
+// one page is mapped, and the kernel's count of locked memory says whether
+// it was charged.
+const char* locked_out() noexcept {
+    static constexpr const char* kWhy =
+        "the program locks its memory (mlockall) within RLIMIT_MEMLOCK: every page the agent mapped would be "
+        "taken from what the program may lock";
+    const int saved_errno = errno;
+    const auto before = locked_now();
+    void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    const int map_errno = errno;
+    const auto after = page == MAP_FAILED ? before : locked_now();
+    if (page != MAP_FAILED) munmap(page, 4096);
+    errno = saved_errno;
+    if (page == MAP_FAILED) return map_errno == EAGAIN ? kWhy : nullptr;
+    if (!before || !after || after->kib <= before->kib || after->capable) return nullptr;
+    rlimit limit{};
+    return getrlimit(RLIMIT_MEMLOCK, &limit) == 0 && limit.rlim_cur == RLIM_INFINITY ? nullptr : kWhy;
+}
+
+}  // namespace
+
+const char* refusal() noexcept {
+    const char* why = locked_out();
+    g_refusal.store(why, std::memory_order_relaxed);
+    if (why) {
+        static constinit std::atomic<bool> said{false};
+        log::once(said, {"attach: ", why, "; the agent stays out"});
+    }
+    return why;
+}
+
 bool active() noexcept { return g_active.load(std::memory_order_acquire); }
 
 void rescan_on_tick() noexcept {
@@ -774,6 +834,8 @@ extern "C" int gometrics_attach() noexcept {
     using namespace attach;
     if (!g_late) return -1;  // preloaded: always counting
     if (g_active.load(std::memory_order_acquire)) return 0;
+    if (!g_started) return refusal() ? -2 : -3;  // the load stayed out: only a new process may start it
+    if (refusal()) return -2;
     Guard guard;
     SignalsHeld held;
     const int saved_errno = errno;
@@ -822,6 +884,10 @@ extern "C" int gometrics_attach() noexcept {
     publisher_begin(true);
     errno = saved_errno;
     return 1;
+}
+
+extern "C" const char* gometrics_attach_refusal() noexcept {
+    return attach::g_refusal.load(std::memory_order_relaxed);
 }
 
 extern "C" int gometrics_detach() noexcept {

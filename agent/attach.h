@@ -21,6 +21,10 @@ bool prepare() noexcept;
 // After the segment exists: redirect. The process counts from here.
 void begin() noexcept;
 
+// Why the agent must stay out of this process now, or nullptr (said once on
+// stderr; gometrics_attach_refusal gives it to the CLI).
+const char* refusal() noexcept;
+
 // Attached now (the GOT entries point at the agent).
 bool active() noexcept;
 
@@ -46,6 +50,9 @@ void after_fork_child() noexcept;
 // Called by `gometrics-cli attach` (a second attach, the agent being loaded
 // already) and `gometrics-cli detach`, in a thread of the process it stopped.
 // 1: done; 0: nothing to do (already attached, or not attached); -1: refused
-// (the agent was preloaded, or its publisher did not stop).
+// (the agent was preloaded, or its publisher did not stop); -2 (attach): it
+// stays out, gometrics_attach_refusal says why, or there is no segment.
 extern "C" [[gnu::visibility("default")]] int gometrics_attach() noexcept;
 extern "C" [[gnu::visibility("default")]] int gometrics_detach() noexcept;
+// Why the last attach stayed out (a static string), or nullptr.
+extern "C" [[gnu::visibility("default")]] const char* gometrics_attach_refusal() noexcept;

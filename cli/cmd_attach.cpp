@@ -18,6 +18,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -27,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <chrono>
 #include <climits>
@@ -511,10 +513,11 @@ std::string read_string(int pid, uint64_t at) {
     return buf;
 }
 
-// Makes the stopped thread call fn(a0, a1) (a0 is the address of `text` on
-// its stack when text is not empty) and returns what fn returned; the
-// thread stays stopped.
-uint64_t call(int pid, const Stopped& s, uint64_t fn, const std::string& text, uint64_t a0, uint64_t a1) {
+// Makes the stopped thread call fn(a0, a1, more...) (a0 is the address of
+// `text` on its stack when text is not empty) and returns what fn returned;
+// the thread stays stopped.
+uint64_t call(int pid, const Stopped& s, uint64_t fn, const std::string& text, uint64_t a0, uint64_t a1,
+              std::array<uint64_t, 4> more = {}) {
     user_regs_struct r = s.saved;
     uint64_t sp = (s.saved.rsp - 128 - 256) & ~uint64_t{15};  // below the red zone, with room
     if (!text.empty()) {
@@ -531,6 +534,10 @@ uint64_t call(int pid, const Stopped& s, uint64_t fn, const std::string& text, u
     r.rip = fn;
     r.rdi = a0;
     r.rsi = a1;
+    r.rdx = more[0];
+    r.rcx = more[1];
+    r.r8 = more[2];
+    r.r9 = more[3];
     r.rax = 0;
     r.orig_rax = static_cast<unsigned long long>(-1);  // not in a system call: nothing to restart on the way
     r.eflags &= ~uint64_t{0x400};                      // direction flag clear, as the ABI wants at a call
@@ -613,8 +620,10 @@ std::string libc_path(const Target& t) {
     return {};
 }
 
-// Calls `fn` in the target and returns its result; the thread is released.
-uint64_t call_in(const Target& t, uint64_t fn, const std::string& text, uint64_t a1, std::string* error) {
+// Runs f(stopped thread) with a thread of the target stopped at a safe
+// point, and releases the thread whatever happens.
+template <class F>
+uint64_t with_stopped(const Target& t, F&& f) {
     // Ctrl-C while the thread runs the call would detach it (the kernel lets
     // go of a dead tracer's tracees) with nobody to catch its return to 0:
     // the terminal's signals wait until it is released.
@@ -632,12 +641,7 @@ uint64_t call_in(const Target& t, uint64_t fn, const std::string& text, uint64_t
     const Stopped s = stop_safely(t.pid, ranges, std::chrono::milliseconds(3000));
     uint64_t rv = 0;
     try {
-        rv = call(t.pid, s, fn, text, 0, a1);
-        if (error && rv == 0) {
-            // dlopen failed: dlerror says why (a string in the target).
-            const uint64_t msg = call(t.pid, s, symbol_in(t, libc_path(t), "dlerror"), "", 0, 0);
-            *error = msg ? read_string(t.pid, msg) : "unknown error";
-        }
+        rv = f(s);
     } catch (...) {
         release(t.pid, s);
         throw;
@@ -646,13 +650,66 @@ uint64_t call_in(const Target& t, uint64_t fn, const std::string& text, uint64_t
     return rv;
 }
 
-// The agent makes its segment before the call into it returns; without one
-// it counts nothing and its line on the process's stderr says why.
-void check_published(int pid) {
-    if (segment_of(pid) != Segment::kAttached)
-        fail(fmt::format("the agent in process {} could not create its segment in /dev/shm (the process's stderr "
-                         "says why): nothing is counted; run attach again once that is mended",
-                         pid));
+// Calls `fn` in the target and returns its result; the thread is released.
+uint64_t call_in(const Target& t, uint64_t fn) {
+    return with_stopped(t, [&](const Stopped& s) { return call(t.pid, s, fn, "", 0, 0); });
+}
+
+// Under mlockall(MCL_FUTURE) and a finite RLIMIT_MEMLOCK, every page loaded
+// or mapped for the agent would be taken from what the program may lock,
+// and its own mappings would fail for it. Seen, not guessed, before
+// anything loads: the stopped thread maps a page, and the kernel's count of
+// locked memory says whether it was charged. Asked only of a process that
+// has locked memory and may not lock without limit.
+bool locks_all_it_maps(const Target& t, const Stopped& s) {
+    const auto locked = [&] {
+        return status_field(read_text(fmt::format("/proc/{}/status", t.pid)), "VmLck");
+    };
+    const std::string status = read_text(fmt::format("/proc/{}/status", t.pid));
+    if (status_field(status, "VmLck") <= 0 || (status_mask(status, "CapEff") >> 14 & 1)) return false;  // CAP_IPC_LOCK
+    const std::string limits = read_text(fmt::format("/proc/{}/limits", t.pid));
+    const size_t at = limits.find("Max locked memory");
+    if (at == std::string::npos || limits.compare(at + 26, 9, "unlimited") == 0) return false;
+    const std::string libc = libc_path(t);
+    const long before = locked();
+    const uint64_t page = call(t.pid, s, symbol_in(t, libc, "mmap"), "", 0, 4096, {PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, static_cast<uint64_t>(-1), 0});
+    if (page == reinterpret_cast<uint64_t>(MAP_FAILED)) return true;  // locked and out of room already
+    const long after = locked();
+    call(t.pid, s, symbol_in(t, libc, "munmap"), "", page, 4096);
+    return after > before;
+}
+
+// Loads the agent into the target with libc's dlopen; "" or dlerror's text.
+std::string load_agent(const Target& t) {
+    std::string error;
+    with_stopped(t, [&](const Stopped& s) -> uint64_t {
+        if (locks_all_it_maps(t, s))
+            fail(fmt::format("process {} locks its memory (mlockall) within RLIMIT_MEMLOCK: every page of the "
+                             "agent's would be taken from what it may lock; attach refuses, nothing was changed",
+                             t.pid));
+        if (call(t.pid, s, symbol_in(t, libc_path(t), "dlopen"), t.agent, 0, RTLD_NOW) != 0) return 0;
+        const uint64_t msg = call(t.pid, s, symbol_in(t, libc_path(t), "dlerror"), "", 0, 0);
+        error = msg ? read_string(t.pid, msg) : "unknown error";
+        return 0;
+    });
+    return error;
+}
+
+// The agent makes its segment before the call into it returns. Without one
+// it counts nothing: it stayed out (and says why when asked), or the
+// segment could not be made (its line on the process's stderr says why).
+void check_published(const Target& loaded) {
+    const int pid = loaded.pid;
+    if (segment_of(pid) == Segment::kAttached) return;
+    const Target t = loaded.agent_base ? loaded : inspect(pid, false);
+    const uint64_t why = t.agent_base
+                             ? call_in(t, symbol_in(t, t.agent_mapped, "gometrics_attach_refusal"))
+                             : 0;
+    if (why) fail(fmt::format("the agent in process {} stays out: {}; nothing is counted", pid, read_string(pid, why)));
+    fail(fmt::format("the agent in process {} could not create its segment in /dev/shm (the process's stderr "
+                     "says why): nothing is counted; run attach again once that is mended",
+                     pid));
 }
 
 // A segment whose agent stopped but could not remove it (a seccomp filter
@@ -684,20 +741,23 @@ int attach(int pid) {
     remove_left_segment(pid);
     if (t.agent_base) {
         // Loaded before and detached since: start counting again.
-        const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_attach"), "", 0, nullptr));
+        const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_attach")));
         if (rc == -1)
             fail(fmt::format("the agent in {} refused to attach again (preloaded, or its publisher still runs)",
+                             pid));
+        if (rc == -3)
+            fail(fmt::format("the agent in process {} stayed out when it was loaded, and cannot start later: "
+                             "only a new process can be attached",
                              pid));
     } else {
         char real[PATH_MAX];
         const std::string agent = find_agent();
         if (!realpath(agent.c_str(), real)) fail(fmt::format("cannot resolve {}: {}", agent, std::strerror(errno)));
         t.agent = real;
-        std::string error;
-        if (!call_in(t, symbol_in(t, libc_path(t), "dlopen"), t.agent, RTLD_NOW, &error))
+        if (const std::string error = load_agent(t); !error.empty())
             fail(fmt::format("dlopen of {} failed in process {}: {}", t.agent, pid, error));
     }
-    check_published(pid);
+    check_published(t);
     fmt::print("attached to process {} in {:.1f} ms\n", pid, ms_since(t0));
     return kExitOk;
 }
@@ -710,7 +770,7 @@ int detach(int pid) {
         fail(fmt::format("process {} runs the agent preloaded (LD_PRELOAD): detach applies to attached processes",
                          pid));
     refuse_fatal_filters(pid, "detach");
-    const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_detach"), "", 0, nullptr));
+    const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_detach")));
     if (rc < 0) fail(fmt::format("process {} runs the agent preloaded: detach applies to attached processes", pid));
     if (rc == 0) {
         fmt::print("process {} is not attached: nothing changed\n", pid);

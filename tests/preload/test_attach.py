@@ -599,6 +599,36 @@ class Refusals(unittest.TestCase):
             out, err, rc = r.finish()
         self.assertEqual((rc, err), (0, ""), out)
 
+    def test_locked_memory_within_a_limit(self):
+        """A program that locks all its memory (mlockall) under a finite
+        RLIMIT_MEMLOCK would have every page of the agent's taken from what
+        it may lock, and its own mappings fail (seen: its mallocs failed)."""
+        setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
+        self.assertTrue(setpriv and prlimit, "setpriv and prlimit (util-linux) are needed")
+        with tempfile.TemporaryDirectory() as d:
+            os.chmod(d, 0o755)
+            target = os.path.join(d, "attach_target")
+            shutil.copy(program("attach_target"), target)
+            os.chmod(target, 0o755)
+            r = Running([prlimit, "--memlock=8388608:8388608", setpriv, "--reuid=65534", "--regid=65534",
+                         "--clear-groups", target], {"ATTACH_TARGET_MLOCKALL": "1"})
+            try:
+                with open(f"/proc/{r.pid}/status") as f:
+                    locked = [line for line in f if line.startswith("VmLck")]
+                cp = cli("attach", r.pid, timeout=60)
+                self.assertEqual(cp.returncode, 1, cp.stdout)
+                self.assertEqual(cp.stderr.strip(), f"gometrics-cli: process {r.pid} locks its memory (mlockall) "
+                                 "within RLIMIT_MEMLOCK: every page of the agent's would be taken from what it may "
+                                 "lock; attach refuses, nothing was changed")
+                self.assert_untouched(r)
+                with open(f"/proc/{r.pid}/status") as f:
+                    self.assertEqual([line for line in f if line.startswith("VmLck")], locked)
+                self.assertEqual(r.ask("work").split()[0], "worked")
+                self.assertEqual(r.ask("quit"), "bye")
+            finally:
+                out, err, rc = r.finish()
+            self.assertEqual((rc, err), (0, ""), out)
+
     def test_another_users_process(self):
         # The target runs as nobody (a copy of the program where nobody can
         # run it); the CLI as root without any capability, so that the
