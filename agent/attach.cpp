@@ -282,13 +282,7 @@ void scan_locked() noexcept {
     }
 }
 
-bool lock_scan(bool wait) noexcept {
-    while (g_scanning.exchange(true, std::memory_order_acquire)) {
-        if (!wait) return false;
-        sys::pause_ns(1000000);
-    }
-    return true;
-}
+bool lock_scan(bool wait) noexcept { return sys::take_flag(g_scanning, wait ? -1 : 0); }
 void unlock_scan() noexcept { g_scanning.store(false, std::memory_order_release); }
 
 void rescan() noexcept {
@@ -405,11 +399,18 @@ template <Map M>
     if (!here) (void)unmark<M>(p);
     return p;
 }
+// Marks p; whether an attach has moved the epoch since this thread's call
+// began (the mark's store comes before the epoch's load).
+template <Map M>
+[[gnu::always_inline]] inline bool marked_behind_epoch(void* p) noexcept {
+    mark<M>(p);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    return tls_epoch != g_epoch.load(std::memory_order_relaxed);
+}
+
 template <Map M>
 [[gnu::always_inline]] inline void* marked_in_this_attach(void* p) noexcept {
-    mark<M>(p);
-    std::atomic_signal_fence(std::memory_order_seq_cst);  // the mark's store before the epoch's load
-    if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) [[unlikely]]
+    if (marked_behind_epoch<M>(p)) [[unlikely]]
         return settle_mark<M>(p);
     return p;
 }
@@ -418,9 +419,7 @@ template <Map M>
 // during the call: then it is one from before that attach.
 template <Map M>
 [[gnu::noinline, gnu::cold]] void marked_again(void* p) noexcept {
-    mark<M>(p);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (tls_epoch != g_epoch.load(std::memory_order_relaxed)) (void)unmark<M>(p);
+    if (marked_behind_epoch<M>(p)) (void)unmark<M>(p);
 }
 
 template <Map M>

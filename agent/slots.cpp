@@ -122,13 +122,7 @@ ThreadSlot* claim_new_shared() {
 // stops a thread inside the agent), and holds the flag for a few stores.
 // Not forever, and never taken from it: a claimer stopped by a debugger or
 // cancelled in there may not give it back. False then.
-bool hold_extension() noexcept {
-    for (int waited_ms = 0; g_extending.exchange(true, std::memory_order_acquire); ++waited_ms) {
-        if (waited_ms == 1000) return false;
-        sys::pause_ns(1000000);
-    }
-    return true;
-}
+bool hold_extension() noexcept { return sys::take_flag(g_extending, 1000); }
 
 ThreadSlot* claim_new_chunk() {
     constexpr size_t bytes = kSlotsPerChunk * sizeof(ThreadSlot);

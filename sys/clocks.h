@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 
 namespace gometrics::sys {
@@ -30,6 +31,17 @@ inline uint64_t clock_ns(clockid_t c) noexcept {
 inline void pause_ns(uint64_t ns) noexcept {
     const timespec ts{static_cast<time_t>(ns / kNsPerSec), static_cast<long>(ns % kNsPerSec)};
     (void)syscall(SYS_clock_nanosleep, CLOCK_REALTIME, 0, &ts, nullptr);
+}
+
+// Takes a flag that running threads hold for a few stores, trying again
+// every millisecond; false after `limit_ms` tries (never, if negative). The
+// wait is pause_ns: no cancellation point.
+inline bool take_flag(std::atomic<bool>& flag, int limit_ms) noexcept {
+    for (int waited_ms = 0; flag.exchange(true, std::memory_order_acquire); ++waited_ms) {
+        if (waited_ms == limit_ms) return false;
+        pause_ns(1000000);
+    }
+    return true;
 }
 
 // Clock ticks (USER_HZ, the unit of /proc/PID/stat's times) in nanoseconds.
