@@ -353,12 +353,15 @@ struct Stopped {
 // Puts the registers back and lets the thread go. A system call that would
 // return EINTR only because we stopped it runs again instead (unless a
 // signal of the program's own is pending, whose handler must see EINTR).
+bool signal_pending(int pid, int tid) {
+    const std::string st = read_text(fmt::format("/proc/{}/task/{}/status", pid, tid));
+    return ((status_mask(st, "SigPnd") | status_mask(st, "ShdPnd")) & ~status_mask(st, "SigBlk")) != 0;
+}
+
 void release(int pid, const Stopped& s) {
     user_regs_struct r = s.saved;
     if (static_cast<long>(r.orig_rax) >= 0 && static_cast<long>(r.rax) == -EINTR) {
-        const std::string st = read_text(fmt::format("/proc/{}/task/{}/status", pid, s.tid));
-        const uint64_t pending = (status_mask(st, "SigPnd") | status_mask(st, "ShdPnd")) & ~status_mask(st, "SigBlk");
-        if (!pending) {
+        if (!signal_pending(pid, s.tid)) {
             r.rax = r.orig_rax;
             r.rip -= 2;  // the syscall instruction again
         }
@@ -407,6 +410,31 @@ Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds lim
     }
 }
 
+// Whether every filter lets restart_syscall through (nullptr: unknown).
+bool restart_allowed(const std::vector<std::vector<sock_filter>>* filters) {
+    if (!filters) return false;
+    for (const auto& f : *filters) {
+        const auto w = worst_action(f, SYS_restart_syscall);
+        if (!w || !may_pass(*w)) return false;
+    }
+    return true;
+}
+
+// Lets a filtered thread go. A timed sleep the stop interrupted resumes
+// through restart_syscall, which the filter may kill or fail: unless it is
+// known to let that through, the sleep is made again from its start
+// instead (a longer sleep, not a death). Not with a signal pending, whose
+// handler must see the EINTR the kernel then gives.
+void release_filtered(int pid, Stopped& s, const std::vector<std::vector<sock_filter>>* filters) {
+    constexpr long kRestartBlock = 516;  // the kernel's ERESTART_RESTARTBLOCK
+    if (static_cast<long>(s.saved.rax) == -kRestartBlock && static_cast<long>(s.saved.orig_rax) >= 0 &&
+        !restart_allowed(filters) && !signal_pending(pid, s.tid)) {
+        s.saved.rax = s.saved.orig_rax;
+        s.saved.rip -= 2;  // the syscall instruction again
+    }
+    release(pid, s);
+}
+
 // A thread's seccomp filters, newest first. The thread is stopped to read
 // them (the kernel's rule), and let go as it was.
 std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* command) {
@@ -429,32 +457,24 @@ std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* c
         Stopped s{tid, {}};
         ptrace(PTRACE_GETREGS, tid, nullptr, &s.saved);
         std::vector<std::vector<sock_filter>> filters;
+        int err = 0;
         for (long index = 0;; ++index) {
             const long n = ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, nullptr);
             if (n < 0 && errno == ENOENT) break;
             std::vector<sock_filter> prog(n > 0 ? static_cast<size_t>(n) : 0);
             if (n <= 0 || ptrace(PTRACE_SECCOMP_GET_FILTER, tid, index, prog.data()) != n) {
-                const int err = errno;
-                release(pid, s);
-                fail(fmt::format("process {} runs under a seccomp filter that gometrics-cli cannot read ({}; reading "
-                                 "it needs CAP_SYS_ADMIN and no filter of one's own): a system call of the agent's "
-                                 "could kill the process, so {} refuses; nothing was changed",
-                                 pid, n == 0 ? "empty" : std::strerror(err), command));
+                err = n == 0 ? ENODATA : errno;
+                filters.clear();
+                break;
             }
             filters.push_back(std::move(prog));
         }
-        // A timed sleep the stop interrupted resumes through restart_syscall.
-        // If the filter kills that, the sleep is made again from its start
-        // instead: a longer sleep, not a death (the attach then refuses).
-        constexpr long kRestartBlock = 516;  // the kernel's ERESTART_RESTARTBLOCK
-        if (static_cast<long>(s.saved.rax) == -kRestartBlock && static_cast<long>(s.saved.orig_rax) >= 0)
-            for (const auto& f : filters)
-                if (const auto w = worst_action(f, SYS_restart_syscall); !w || is_fatal(*w)) {
-                    s.saved.rax = s.saved.orig_rax;
-                    s.saved.rip -= 2;  // the syscall instruction again
-                    break;
-                }
-        release(pid, s);
+        release_filtered(pid, s, err ? nullptr : &filters);
+        if (err)
+            fail(fmt::format("process {} runs under a seccomp filter that gometrics-cli cannot read ({}; reading "
+                             "it needs CAP_SYS_ADMIN and no filter of one's own): a system call of the agent's "
+                             "could kill the process, so {} refuses; nothing was changed",
+                             pid, std::strerror(err), command));
         return filters;
     }
     fail(fmt::format("could not stop thread {} of process {} to read its seccomp filter; nothing was changed", tid,
@@ -472,6 +492,7 @@ void refuse_fatal_filters(int pid, const char* command) {
     };
 #define GOMETRICS_CALL(name) Call{#name, SYS_##name},
     static constexpr Call kCalls[] = {GOMETRICS_ATTACH_SYSCALLS(GOMETRICS_CALL)};
+    static constexpr Call kMustAllow[] = {GOMETRICS_ATTACH_MUST_ALLOW(GOMETRICS_CALL)};
 #undef GOMETRICS_CALL
     std::set<std::vector<uint64_t>> checked;
     for (int tid : threads_of(pid)) {
@@ -486,17 +507,23 @@ void refuse_fatal_filters(int pid, const char* command) {
             for (const sock_filter& in : filter)
                 key.push_back(uint64_t{in.code} << 48 | uint64_t{in.jt} << 40 | uint64_t{in.jf} << 32 | in.k);
             if (!checked.insert(std::move(key)).second) continue;
-            for (const Call& c : kCalls) {
+            const auto check = [&](const Call& c, bool must_allow) {
                 const auto worst = worst_action(filter, c.nr);
                 if (!worst)
                     fail(fmt::format("process {}'s seccomp filter could not be evaluated ({} instructions): {} "
                                      "refuses; nothing was changed",
                                      pid, filter.size(), command));
+                if (must_allow && !may_pass(*worst))
+                    fail(fmt::format("process {}'s seccomp filter answers {} with {}, where attaching needs it "
+                                     "allowed: {} refuses; nothing was changed",
+                                     pid, c.name, action_name(*worst), command));
                 if (is_fatal(*worst))
                     fail(fmt::format("process {}'s seccomp filter answers {} with {}, and the agent makes that call: "
                                      "{} refuses; nothing was changed",
                                      pid, c.name, action_name(*worst), command));
-            }
+            };
+            for (const Call& c : kMustAllow) check(c, true);
+            for (const Call& c : kCalls) check(c, false);
         }
     }
 }

@@ -45,8 +45,8 @@ std::optional<Value> alu(uint16_t op, Value a, Value b) {
         case BPF_OR: return Value{true, a.v | b.v};
         case BPF_AND: return Value{true, a.v & b.v};
         case BPF_XOR: return Value{true, a.v ^ b.v};
-        case BPF_LSH: return Value{true, b.v < 32 ? a.v << b.v : 0};
-        case BPF_RSH: return Value{true, b.v < 32 ? a.v >> b.v : 0};
+        case BPF_LSH: return Value{true, a.v << (b.v & 31)};  // the kernel masks a shift by X
+        case BPF_RSH: return Value{true, a.v >> (b.v & 31)};
         default: return std::nullopt;
     }
 }
@@ -102,10 +102,16 @@ public:
                     break;
                 case BPF_ALU: {
                     const Value b = BPF_SRC(in.code) == BPF_X ? s.x : Value{true, in.k};
-                    if (BPF_OP(in.code) == BPF_DIV || BPF_OP(in.code) == BPF_MOD) {
-                        if (BPF_SRC(in.code) == BPF_K && in.k == 0) return false;
-                        // Division by a zero X ends the program with 0, KILL_THREAD.
+                    const uint16_t op = BPF_OP(in.code);
+                    if (BPF_SRC(in.code) == BPF_K &&
+                        (((op == BPF_DIV || op == BPF_MOD) && in.k == 0) ||
+                         ((op == BPF_LSH || op == BPF_RSH) && in.k >= 32)))
+                        return false;  // refused by the kernel's checker
+                    if (op == BPF_DIV || op == BPF_MOD) {
+                        // Division by a zero X ends the program with 0, KILL_THREAD;
+                        // an unknown X may be zero.
                         if (b.known && b.v == 0) return answer(SECCOMP_RET_KILL_THREAD);
+                        if (!b.known) (void)answer(SECCOMP_RET_KILL_THREAD);
                     }
                     const auto r = alu(BPF_OP(in.code), s.a, b);
                     if (!r) return false;
@@ -175,14 +181,20 @@ bool more_severe(uint32_t a, uint32_t b) {
 bool is_fatal(uint32_t action) {
     switch (action & SECCOMP_RET_ACTION_FULL) {
         case SECCOMP_RET_ERRNO:
-        case SECCOMP_RET_USER_NOTIF:
         case SECCOMP_RET_TRACE:
         case SECCOMP_RET_LOG:
         case SECCOMP_RET_ALLOW:
             return false;
-        default:  // the kills, TRAP, and what the kernel does not know (a kill)
+        default:  // the kills, TRAP, USER_NOTIF (a supervisor that never answers
+                  // leaves dlopen blocked under the loader's lock), and what the
+                  // kernel does not know (a kill)
             return true;
     }
+}
+
+bool may_pass(uint32_t action) {
+    const uint32_t a = action & SECCOMP_RET_ACTION_FULL;
+    return a == SECCOMP_RET_ALLOW || a == SECCOMP_RET_LOG;
 }
 
 const char* action_name(uint32_t action) {

@@ -22,10 +22,14 @@ std::optional<uint32_t> worst_action(std::span<const sock_filter> filter, uint32
 // every filter and keeps the most severe answer).
 bool more_severe(uint32_t a, uint32_t b);
 
-// Whether the action ends the thread or the process, or hands the program a
-// SIGSYS: what an attach must never provoke. An errno, a tracer's or a
-// supervisor's answer only makes the agent's call fail, which it handles.
+// Whether the action ends the thread or the process, hands the program a
+// SIGSYS, or waits on a supervisor that may never answer: what an attach
+// must never provoke. An errno or a tracer's answer only makes the agent's
+// call fail, which it handles.
 bool is_fatal(uint32_t action);
+
+// Whether the call goes through as if there were no filter (ALLOW, LOG).
+bool may_pass(uint32_t action);
 
 // "KILL_PROCESS", "ERRNO", ...
 const char* action_name(uint32_t action);

@@ -580,6 +580,30 @@ class Refusals(unittest.TestCase):
             out, err, rc = r.finish()
         self.assertEqual((rc, err), (0, ""), out)
 
+    def test_a_filter_that_kills_a_stopped_sleep_on_its_way_back(self):
+        """A thread stopped in a timed sleep resumes through restart_syscall:
+        under a filter that kills that call, reading the filter must not
+        kill the process, whether the CLI can read it or not."""
+        setpriv = shutil.which("setpriv")
+        self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "kill-restart", "ATTACH_TARGET_SLEEPER": "1"})
+        try:
+            for i in range(6):
+                unprivileged = [setpriv, "--inh-caps=-sys_admin", "--bounding-set=-sys_admin"] if i % 2 else []
+                cp = subprocess.run(unprivileged + [gmtest.CLI, "attach", str(r.pid)], capture_output=True, text=True,
+                                    timeout=60)
+                self.assertEqual(cp.returncode, 1, cp.stdout)
+                self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
+                self.assertIn("cannot read" if i % 2 else "answers restart_syscall with KILL_PROCESS, where attaching "
+                              "needs it allowed", cp.stderr)
+                self.assertIsNone(r.proc.poll(), "the target died")
+            self.assert_untouched(r)
+            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
     def test_a_seccomp_filter_it_cannot_read(self):
         # Only CAP_SYS_ADMIN may read another process's filter: without it
         # the CLI cannot know what the filter kills, and refuses.

@@ -28,7 +28,10 @@
    attaching makes (ipc/attach_syscalls.h): attach, work and detach must
    all pass under it. "eperm-unlink" fails unlink and unlinkat with EPERM,
    as container profiles answer what they forbid; "eperm-fallocate" so
-   fails fallocate, which the agent's segment needs.
+   fails fallocate, which the agent's segment needs; "kill-restart" kills
+   at restart_syscall, which a sleep stopped by a tracer resumes through.
+   With ATTACH_TARGET_SLEEPER a second thread serves the commands, and the
+   main thread (the one the CLI stops first) sleeps 20 ms at a time.
    Output goes through write(): stdio would allocate inside libc. */
 #include <dlfcn.h>
 #include <linux/audit.h>
@@ -45,6 +48,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 static void* volatile old_blocks[500];
@@ -124,7 +128,11 @@ static void confine(const char* how) {
     struct sock_filter f[256];
     unsigned n = 0;
     f[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-    if (!strcmp(how, "eperm-fallocate")) {
+    if (!strcmp(how, "kill-restart")) {
+        f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_restart_syscall, 0, 1);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    } else if (!strcmp(how, "eperm-fallocate")) {
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_fallocate, 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
@@ -155,20 +163,8 @@ static void confine(const char* how) {
     }
 }
 
-int main(int argc, char** argv) {
+static int serve(void) {
     char line[4200], out[128];
-    if (getenv("ATTACH_TARGET_MLOCKALL") && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
-        perror("mlockall");
-        return 2;
-    }
-    if (getenv("ATTACH_TARGET_SECCOMP")) confine(getenv("ATTACH_TARGET_SECCOMP"));
-    for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
-    nmixed = argc > 1 ? atol(argv[1]) : 0;
-    mixed_old = calloc((size_t)nmixed + 1, sizeof *mixed_old);
-    mixed_new = calloc((size_t)nmixed + 1, sizeof *mixed_new);
-    for (long i = 0; i < nmixed; ++i) mixed_old[i] = malloc(mixed_size());
-    snprintf(out, sizeof out, "ready %d\n", (int)getpid());
-    say(out);
     while (read_line(line, sizeof line) >= 0) {
         if (!strcmp(line, "work")) {
             void* a[1000];
@@ -249,4 +245,34 @@ int main(int argc, char** argv) {
         }
     }
     return 0;
+}
+
+static volatile int served = -1;
+static void* serve_thread(void* arg) {
+    served = serve();
+    return arg;
+}
+
+int main(int argc, char** argv) {
+    char out[128];
+    if (getenv("ATTACH_TARGET_MLOCKALL") && mlockall(MCL_CURRENT | MCL_FUTURE) != 0) {
+        perror("mlockall");
+        return 2;
+    }
+    if (getenv("ATTACH_TARGET_SECCOMP")) confine(getenv("ATTACH_TARGET_SECCOMP"));
+    for (int i = 0; i < 500; ++i) old_blocks[i] = malloc(200);
+    nmixed = argc > 1 ? atol(argv[1]) : 0;
+    mixed_old = calloc((size_t)nmixed + 1, sizeof *mixed_old);
+    mixed_new = calloc((size_t)nmixed + 1, sizeof *mixed_new);
+    for (long i = 0; i < nmixed; ++i) mixed_old[i] = malloc(mixed_size());
+    snprintf(out, sizeof out, "ready %d\n", (int)getpid());
+    say(out);
+    if (!getenv("ATTACH_TARGET_SLEEPER")) return serve();
+    pthread_t server;
+    if (pthread_create(&server, NULL, serve_thread, NULL) != 0) return 2;
+    while (served < 0) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return served;
 }

@@ -119,3 +119,33 @@ TEST_CASE("the most severe of two answers is the kernel's", "[seccomp]") {
     CHECK(more_severe(SECCOMP_RET_ERRNO | 1, SECCOMP_RET_TRACE));
     CHECK_FALSE(more_severe(SECCOMP_RET_ALLOW, SECCOMP_RET_LOG));
 }
+
+TEST_CASE("division by an X that may be zero may kill; a shift by X is masked as the kernel does", "[seccomp]") {
+    const std::vector<sock_filter> div{
+        stmt(BPF_LD | BPF_W | BPF_ABS, kArg0),
+        stmt(BPF_MISC | BPF_TAX, 0),
+        stmt(BPF_LD | BPF_IMM, 1),
+        stmt(BPF_ALU | BPF_DIV | BPF_X, 0),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    CHECK(worst_action(div, SYS_openat) == SECCOMP_RET_KILL_THREAD);
+    // A = 1 << (32 & 31) = 1: the kill below is taken.
+    const std::vector<sock_filter> shift{
+        stmt(BPF_LDX | BPF_W | BPF_IMM, 32),
+        stmt(BPF_LD | BPF_IMM, 1),
+        stmt(BPF_ALU | BPF_LSH | BPF_X, 0),
+        jump(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    CHECK(worst_action(shift, SYS_openat) == SECCOMP_RET_KILL_PROCESS);
+    const std::vector<sock_filter> shift_k{stmt(BPF_ALU | BPF_LSH | BPF_K, 32), stmt(BPF_RET | BPF_K, 0)};
+    CHECK_FALSE(worst_action(shift_k, SYS_read));
+}
+
+TEST_CASE("a supervisor's answer is not waited for; only allow and log pass as if unfiltered", "[seccomp]") {
+    CHECK(is_fatal(SECCOMP_RET_USER_NOTIF));
+    CHECK(may_pass(SECCOMP_RET_LOG));
+    CHECK_FALSE(may_pass(SECCOMP_RET_ERRNO | EPERM));
+    CHECK_FALSE(may_pass(SECCOMP_RET_TRACE));
+}
