@@ -350,14 +350,15 @@ struct Stopped {
     user_regs_struct saved{};
 };
 
-// Puts the registers back and lets the thread go. A system call that would
-// return EINTR only because we stopped it runs again instead (unless a
-// signal of the program's own is pending, whose handler must see EINTR).
+// Whether a signal the thread does not block waits for it.
 bool signal_pending(int pid, int tid) {
     const std::string st = read_text(fmt::format("/proc/{}/task/{}/status", pid, tid));
     return ((status_mask(st, "SigPnd") | status_mask(st, "ShdPnd")) & ~status_mask(st, "SigBlk")) != 0;
 }
 
+// Puts the registers back and lets the thread go. A system call that would
+// return EINTR only because we stopped it runs again instead (unless a
+// signal of the program's own is pending, whose handler must see EINTR).
 void release(int pid, const Stopped& s) {
     user_regs_struct r = s.saved;
     if (static_cast<long>(r.orig_rax) >= 0 && static_cast<long>(r.rax) == -EINTR) {
@@ -482,9 +483,11 @@ std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* c
 }
 
 // Refuses, before anything changes, a process that a seccomp filter would
-// kill or send SIGSYS at a system call that loading, running or detaching
-// the agent makes (a filter that answers with an errno only fails the
-// agent's call). Every thread's filters count: the hooks run on all of them.
+// kill, send SIGSYS or hold for a supervisor at a system call that loading,
+// running or detaching the agent makes (a filter that answers with an errno
+// only fails the agent's call), or that does not let through outright one
+// of the few calls where an errno is the program's. Every thread's filters
+// count: the hooks run on all of them.
 void refuse_fatal_filters(int pid, const char* command) {
     struct Call {
         const char* name;
