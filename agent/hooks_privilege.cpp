@@ -12,6 +12,7 @@
 
 #include "catalog.h"
 #include "kept_file.h"
+#include "profile.h"
 #include "publisher.h"
 #include "real.h"
 
@@ -46,6 +47,7 @@ void before_filter() noexcept {
     const int saved_errno = errno;
     sys::set_confined(true);
     publisher_before_confinement();
+    profile::before_confinement();
     errno = saved_errno;
 }
 

@@ -1,8 +1,8 @@
 // jemalloc's block sizes without asking it; see jemalloc_sizes.h.
 #include "jemalloc_sizes.h"
+#include "clocks.h"
 
 #include <dlfcn.h>
-#include <sched.h>
 
 #include <atomic>
 #include <cstring>
@@ -100,7 +100,7 @@ void set_up_other_thread() noexcept {
         g_state.store(state, std::memory_order_release);
     }
     while (state == kChecking) {
-        sched_yield();
+        sys::pause_ns(sys::kWaitNs);
         state = g_state.load(std::memory_order_acquire);
     }
     if (state == kReady) tls_words.freed = thread_freed();

@@ -10,6 +10,7 @@
 // number of times: when it is too full a sample's free is not tracked and
 // is counted as such instead.
 #include "profile.h"
+#include "clocks.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -143,7 +144,7 @@ bool map_tables() {
 void configure() noexcept {
     int expected = 0;
     if (!g_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
-        while (g_state.load(std::memory_order_acquire) != 2) sched_yield();
+        while (g_state.load(std::memory_order_acquire) != 2) sys::pause_ns(sys::kWaitNs);
         return;
     }
     const agent::Config& env = agent::config();
@@ -168,7 +169,7 @@ bool tables_ready() noexcept {
         g_tables.store(ok ? kMapped : kMapFailed, std::memory_order_release);
         return ok;
     }
-    while ((s = g_tables.load(std::memory_order_acquire)) == kMapping) sched_yield();
+    while ((s = g_tables.load(std::memory_order_acquire)) == kMapping) sys::pause_ns(sys::kWaitNs);
     return s == kMapped;
 }
 
@@ -237,12 +238,22 @@ uint64_t draw(ThreadSlot* s, double mean) {
 
 constexpr uint64_t kNever = uint64_t{1} << 62;
 
+// Stacks being unwound now: a filter waits for them (before_confinement).
+constinit std::atomic<int> g_unwinding{0};
+
 uint32_t capture(uint64_t* pcs) {
     // libunwind probes each frame's memory with mincore or msync, which a
-    // confined program's filter may forbid: its samples carry no stack.
-    if (sys::confined()) return 0;
+    // confined program's filter may forbid: its samples carry no stack. The
+    // count goes up before the look, the filter's flag before its wait: one
+    // of the two sees the other.
+    g_unwinding.fetch_add(1);
+    if (sys::confined()) {
+        g_unwinding.fetch_sub(1, std::memory_order_release);
+        return 0;
+    }
     void* raw[kDepth + 16];
     const int n = unw_backtrace(raw, static_cast<int>(std::size(raw)));
+    g_unwinding.fetch_sub(1, std::memory_order_release);
     uint32_t depth = 0;
     int i = 0;
     // Skip our own frames (the sampling path and the hook).
@@ -390,6 +401,10 @@ void* record_sample(void* p, size_t usable, bool move) {
 }
 
 }  // namespace
+
+void before_confinement() noexcept {
+    for (int waited_ms = 0; waited_ms < 200 && g_unwinding.load() != 0; ++waited_ms) sys::pause_ns(1000000);
+}
 
 void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     const int saved_errno = errno;

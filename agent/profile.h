@@ -67,6 +67,11 @@ extern uint8_t g_live_filter[size_t{1} << kFilterBits];
 // it was detached: every sampled object is forgotten, and the stacks' counts
 // start from zero (profiles sample from the attach).
 void start_again() noexcept;
+
+// The program is installing a seccomp filter (sys::confined is set): waits,
+// 200 ms at most, for stacks other threads are unwinding, whose probes of
+// memory (mincore) the filter may kill.
+void before_confinement() noexcept;
 // The same size without forgetting p (realloc, before it knows the outcome).
 [[gnu::noinline, gnu::cold]] size_t sampled_size(const void* p) noexcept;
 // Writes record r alone (and the header's counts) into the region: how a

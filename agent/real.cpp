@@ -1,5 +1,6 @@
 // Resolution of the real functions and the bootstrap arena; see real.h.
 #include "real.h"
+#include "clocks.h"
 
 #include <dlfcn.h>
 #include <unistd.h>
@@ -198,7 +199,7 @@ void resolve_real() noexcept {
     if (!g_resolve_state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
         // Another thread resolves. (Allocations re-entering from dlsym never
         // get here: the hooks route them to the arena while resolving().)
-        while (g_resolve_state.load(std::memory_order_acquire) != 2) sched_yield();
+        while (g_resolve_state.load(std::memory_order_acquire) != 2) sys::pause_ns(sys::kWaitNs);
         return;
     }
     const int saved_errno = errno;  // the hook that got here returns the real call's errno

@@ -1,11 +1,11 @@
 // The agent's process-wide settings, apart from the constructor that sets
 // them, so collectors and tools can link without the hooks.
 #include "agent.h"
+#include "clocks.h"
 #include "facts/agent_facts.h"
 #include "real.h"
 #include "slots.h"
 
-#include <sched.h>
 
 #include <cstdlib>
 
@@ -34,7 +34,7 @@ const Config& config() noexcept {
             parse_config(detail::g_config, [](const char* name) -> const char* { return getenv(name); });
             g_config_state.store(2, std::memory_order_release);
         } else {
-            while (g_config_state.load(std::memory_order_acquire) != 2) sched_yield();
+            while (g_config_state.load(std::memory_order_acquire) != 2) sys::pause_ns(sys::kWaitNs);
         }
     }
     return detail::g_config;

@@ -17,7 +17,7 @@
     X(read) X(write) X(pread64) X(openat) X(close) X(close_range) X(newfstatat) X(lseek) X(getdents64) \
     X(fcntl) X(ftruncate) X(fallocate) X(unlinkat) X(unlink) X(rename) X(readlink) X(pipe2) X(fchown) \
     X(brk) X(mmap) X(mprotect) X(munmap) X(madvise) X(mincore) X(munlock)                            \
-    X(futex) X(sched_yield) X(clock_gettime) X(clock_nanosleep)                                       \
+    X(futex) X(clock_gettime) X(clock_nanosleep)                                       \
     X(clone) X(clone3) X(set_robust_list) X(rseq) X(rt_sigprocmask) X(rt_sigaction) X(prctl) X(exit) \
     X(getpid) X(gettid) X(geteuid) X(getresuid) X(tgkill) X(pidfd_open) X(pidfd_getfd) X(prlimit64)   \
     X(getrusage) X(sched_getaffinity) X(sched_getparam) X(sched_getscheduler) X(restart_syscall)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 
 namespace gometrics::sys {
@@ -30,8 +31,15 @@ inline uint64_t clock_ns(clockid_t c) noexcept {
 // same call libc's nanosleep makes, which a seccomp allowlist lets through.
 inline void pause_ns(uint64_t ns) noexcept {
     const timespec ts{static_cast<time_t>(ns / kNsPerSec), static_cast<long>(ns % kNsPerSec)};
+    const int saved_errno = errno;  // a signal's EINTR is not the program's
     (void)syscall(SYS_clock_nanosleep, CLOCK_REALTIME, 0, &ts, nullptr);
+    errno = saved_errno;
 }
+
+// How long the agent waits between looks at another thread's one-time work
+// (a start-up, a first sample's tables): a sleep, not sched_yield, which a
+// strict sandbox's allowlist (sleep, futex, clocks, memory) may kill on.
+inline constexpr uint64_t kWaitNs = 50000;
 
 // Takes a flag that running threads hold for a few stores, trying again
 // every millisecond; false after `limit_ms` tries (never, if negative). The
