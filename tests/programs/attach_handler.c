@@ -9,7 +9,7 @@
    glibc's malloc takes its arena's lock, so borrowing the held thread to
    call dlopen (which allocates) would deadlock on it; and it waits in a
    system call attach does not borrow a thread from (FUTEX_LOCK_PI), so no
-   thread is at a safe point. */
+   thread is at a safe point. Only the main thread takes SIGPROF. */
 #define _GNU_SOURCE
 #include <link.h>
 #include <pthread.h>
@@ -62,8 +62,15 @@ int main(void) {
     pthread_mutexattr_setprotocol(&attr, PTHREAD_PRIO_INHERIT);
     pthread_mutex_init(&pi, &attr);
     pthread_mutex_lock(&pi);
+    /* The waiter never takes SIGPROF: caught in its futex call (in libc too)
+       it would hold the handler while the main thread ran on and exited. */
+    sigset_t prof, old;
+    sigemptyset(&prof);
+    sigaddset(&prof, SIGPROF);
+    pthread_sigmask(SIG_BLOCK, &prof, &old);
     pthread_t waiter;
     if (pthread_create(&waiter, NULL, wait_for_pi, NULL) != 0) return 2;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     dl_iterate_phdr(find_libc, NULL);
     printf("ready %d\n", (int)getpid());
     fflush(stdout);
