@@ -91,6 +91,7 @@ constinit std::atomic<bool> g_thread_refused{false};
 constinit std::atomic<uint32_t> g_table_taken{0};  // pthread_create failed for ours: never asked again
 
 constexpr uint32_t kSharedSlots = 256;  // threads at once with a slot readers fold; more count privately
+constexpr uint32_t kCopiesSpare = 8;     // slot copies beyond those claimed: threads that start mid-snapshot
 constexpr size_t kMaxTerms = 8192;
 
 // The live region's slots, for slots.cpp.
@@ -120,20 +121,15 @@ struct TermSink final : collect::FoldSink {
     }
 };
 
-// The fold's remainder: each folded value less what the shared slots gave
-// it in this snapshot (the copies), in the terms' own arithmetic (int64
-// wrapping, or double). A reader adds the shared slots as they are then.
+// The fold's remainder: each folded value less what the copied slots gave
+// it in this snapshot, in the terms' own arithmetic (int64 wrapping, or
+// double). A reader adds the shared slots as they are then; those that were
+// not copied (no room) it adds whole, as the values lack them.
 void compute_remainder(State& st) {
     std::memcpy(st.remainder, st.words, st.words_bytes);
-    // The copies; the live slots only if no copy could be made (then a
-    // reader's fold is off by what counted meanwhile).
     const detail::SlotCopies& copies = detail::g_snapshot_slots;
-    const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire);
-    const uint32_t n = copies.slots ? copies.count
-                       : sh ? std::min(detail::g_shared_claimed.load(std::memory_order_acquire), sh->count) : 0;
-    for (uint32_t i = 0; i < n; ++i) {
-        const auto* w = copies.slots ? reinterpret_cast<const uint64_t*>(&copies.slots[i])
-                                     : static_cast<const uint64_t*>(sh->address(i));
+    for (uint32_t i = 0; i < copies.count; ++i) {
+        const auto* w = reinterpret_cast<const uint64_t*>(&copies.slots[i]);
         for (size_t t = 0; t < st.term_count; ++t) {
             const layout::FoldTerm& term = st.terms[t];
             uint64_t& r = st.remainder[term.value_word];
@@ -198,22 +194,39 @@ void build_terms(State& st) {
 
 // Reads the shared slots once, pass by pass (every word of pass 0 of every
 // slot before any of pass 1: the order that keeps frees <= allocs), into
-// private copies that the collectors and the remainder then use.
+// private copies that the collectors and the remainder then use. A slot
+// claimed during the passes joins at the pass that first sees it, its
+// earlier passes' words taken as 0: it held nothing when they were read, so
+// no free is read without its block's allocation. Slots beyond the copies'
+// room (no memory for more) are left out of the values and the remainder
+// alike; a reader's fold still adds them.
 void take_slot_copies(State& st) {
+    if (!st.term_count) return;  // no fold: the collectors read the live slots
     const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire);
-    if (!sh || !st.term_count) return;
-    const uint32_t n = std::min(detail::g_shared_claimed.load(std::memory_order_acquire), sh->count);
-    if (n > st.copies_capacity) {
-        const size_t want = std::max<size_t>(n, 2 * st.copies_capacity), bytes = want * sizeof(ThreadSlot);
+    const auto claimed = [&] {
+        return sh ? std::min<uint32_t>(detail::g_shared_claimed.load(std::memory_order_acquire), sh->count) : 0;
+    };
+    uint32_t n = claimed();
+    if (sh && n + kCopiesSpare > st.copies_capacity) {
+        const size_t want = std::max<size_t>(n + kCopiesSpare, 2 * st.copies_capacity), bytes = want * sizeof(ThreadSlot);
         void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) return;  // the collectors read the live slots instead
-        if (st.copies) munmap(st.copies, st.copies_capacity * sizeof(ThreadSlot));
-        st.copies = static_cast<ThreadSlot*>(m);
-        st.copies_capacity = want;
+        if (m != MAP_FAILED) {
+            if (st.copies) munmap(st.copies, st.copies_capacity * sizeof(ThreadSlot));
+            st.copies = static_cast<ThreadSlot*>(m);
+            st.copies_capacity = want;
+        }
     }
     auto* sum = reinterpret_cast<uint64_t*>(&st.private_sum);
+    uint32_t seen = 0;
     for (size_t p = 0; p < State::kPasses; ++p) {
-        for (uint32_t i = 0; i < n; ++i) {
+        n = std::min<uint32_t>(claimed(), uint32_t(st.copies_capacity));
+        for (uint32_t i = seen; i < n; ++i) {
+            auto* to = reinterpret_cast<uint64_t*>(&st.copies[i]);
+            for (size_t q = 0; q < p; ++q)
+                for (uint32_t k = 0; k < st.pass_word_count[q]; ++k) to[st.pass_words[q][k]] = 0;
+        }
+        seen = std::max(seen, n);
+        for (uint32_t i = 0; i < seen; ++i) {
             const auto* from = static_cast<const uint64_t*>(sh->address(i));
             auto* to = reinterpret_cast<uint64_t*>(&st.copies[i]);
             for (uint32_t k = 0; k < st.pass_word_count[p]; ++k) to[st.pass_words[p][k]] = load(from[st.pass_words[p][k]]);
@@ -224,7 +237,7 @@ void take_slot_copies(State& st) {
             for (uint32_t k = 0; k < st.pass_word_count[p]; ++k) sum[st.pass_words[p][k]] += load(from[st.pass_words[p][k]]);
         });
     }
-    detail::g_snapshot_slots = {st.copies, n, &st.private_sum};
+    detail::g_snapshot_slots = {st.copies, seen, &st.private_sum};
 }
 
 void compute_and_publish(State& st, bool final = false) {

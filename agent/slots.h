@@ -289,8 +289,9 @@ extern std::atomic<uint32_t> g_shared_serial;  // one more at each attach_shared
 // before any slot's allocations), which for_each_slot visits instead: every
 // value of the snapshot and its fold remainder come from one reading, and no
 // free is counted without its allocation, whichever slots the two were on.
+// private_sum is set while they are taken, even with no shared slot.
 struct SlotCopies {
-    const ThreadSlot* slots;
+    const ThreadSlot* slots;  // null when count is 0
     uint32_t count;
     const ThreadSlot* private_sum;  // the folded words only (all for_each_slot's callers read)
 };
@@ -314,13 +315,13 @@ void for_each_private_slot(F&& f) {
 
 template <class F>
 void for_each_slot(F&& f) {
-    if (detail::g_snapshot_slots.private_sum)
-        f(*detail::g_snapshot_slots.private_sum);
-    else
-        for_each_private_slot(f);
-    if (detail::g_snapshot_slots.slots) {
-        for (uint32_t i = 0; i < detail::g_snapshot_slots.count; ++i) f(detail::g_snapshot_slots.slots[i]);
-    } else if (const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire)) {
+    if (const detail::SlotCopies& c = detail::g_snapshot_slots; c.private_sum) {
+        f(*c.private_sum);
+        for (uint32_t i = 0; i < c.count; ++i) f(c.slots[i]);
+        return;
+    }
+    for_each_private_slot(f);
+    if (const SharedSlots* sh = detail::g_shared.load(std::memory_order_acquire)) {
         const uint32_t claimed = detail::g_shared_claimed.load(std::memory_order_acquire);
         for (uint32_t i = 0; i < claimed && i < sh->count; ++i)
             if (const void* p = sh->address(i)) f(*static_cast<const ThreadSlot*>(p));

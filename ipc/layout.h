@@ -174,8 +174,10 @@ struct StackRecord {
 //     remainder[word] + sum over terms t of it, over slots i < slots_used,
 //                        of t.weight * slot_i[t.slot_word]
 // taken in pass order: every slot word of pass 0 is loaded (acquire) before
-// any of pass 1. (Pass 0 holds frees, pass 1 allocations: a free counted
-// implies its allocation is visible, so live counts never go below zero.)
+// any of pass 1, and slots_used is loaded again before each pass (a slot
+// claimed after a pass began adds only the later passes). (Pass 0 holds
+// frees, pass 1 allocations: a free counted implies its allocation is
+// visible, so live counts never go below zero.)
 // weight is an int64 for a uint64 metric (the sum wraps modulo 2^64 and is
 // read as signed, negative meaning 0) and the bits of a double for a float64
 // one. remainder[] is remainder_words uint64 (int64 or double bits, as the

@@ -285,16 +285,23 @@ Status Reader::validate_live() {
 void Reader::fold(std::vector<uint64_t>& words) {
     if (live_.value_word.empty()) return;
     const auto* bytes = static_cast<const unsigned char*>(base_);
-    uint32_t used = __atomic_load_n(reinterpret_cast<const uint32_t*>(bytes + live_.used_offset), __ATOMIC_ACQUIRE);
-    used = std::min(used, live_.slot_count);
+    const auto used_now = [&] {
+        return std::min(__atomic_load_n(reinterpret_cast<const uint32_t*>(bytes + live_.used_offset), __ATOMIC_ACQUIRE),
+                        live_.slot_count);
+    };
     // Start from the remainder the snapshot published with the values.
     std::vector<uint64_t> acc(words.size(), 0);
     for (size_t w = 2; w < live_.remainder_word && w < words.size(); ++w)
         if (live_.word_is_float[w]) acc[w] = words[live_.remainder_word + (w - 2)];
     // One pass at a time over every slot; each word a pass needs is loaded
-    // once per slot, so every term of it sees the same count.
+    // once per slot, so every term of it sees the same count. The slots in
+    // use are counted again at each pass: one claimed since adds only its
+    // later passes (it held nothing when the earlier ones were read), so a
+    // free on a seen slot of a block allocated on a new one keeps its
+    // allocation.
     std::vector<uint64_t> slot_words(live_.slot_size / 8);
     for (size_t p = 0; p + 1 < live_.pass_begin.size(); ++p) {
+        const uint32_t used = used_now();
         for (uint32_t i = 0; i < used; ++i) {
             const auto* slot = reinterpret_cast<const uint64_t*>(bytes + live_.slots_offset + uint64_t(i) * live_.slot_size);
             for (size_t k = live_.pass_words_begin[p]; k < live_.pass_words_begin[p + 1]; ++k)
