@@ -45,13 +45,31 @@ namespace hooks {
     return reinterpret_cast<uintptr_t>(s) > detail::kMaxMarker;
 }
 
+// Counts an allocation of a small size (e: its small_entry) and decrements
+// its call-out countdown: whether that reached 0. On x86-64 an `add` (as
+// bump) and a `sub` to memory, addressed from the slot and size alike, and a
+// branch on the flags of the `sub`: GCC would load, decrement, store and
+// test a plain `--x <= 0`. The countdown is the owner's alone, and a signal
+// handler landing between the two only shifts the schedule by one call.
+[[gnu::always_inline]] inline bool count_small(SmallSize* e) noexcept {
+#if defined(__x86_64__)
+    asm goto("addq $1, %0\n\tsubq $1, %1\n\tjle %l[due]"
+             : "+m"(e->count[kAllocs]), "+m"(e->call_left) : : "cc", "memory" : due);
+    return false;
+due:
+    [[unlikely]] return true;
+#else
+    bump(e->count[kAllocs], 1);
+    return --e->call_left <= 0;
+#endif
+}
+
 // Counts the allocation p of `usable` bytes on the owner's slot, and
-// schedules heap samples: a small size compares the count it just
-// incremented with the count of its next sample; other sizes count down.
+// schedules heap samples: a small size counts down its allocations to the
+// next call-out (the next sample, or a poll); other sizes count down bytes.
 // e: the size's small_entry.
 [[gnu::always_inline]] inline void* count_small_alloc(ThreadSlot* s, SmallSize* e, void* p, size_t usable) noexcept {
-    bump(e->count[kAllocs], 1);
-    if (load(e->count[kAllocs]) >= e->call_at) [[unlikely]]
+    if (count_small(e)) [[unlikely]]
         return small_reached(s, p, usable);
     return p;
 }
@@ -70,8 +88,7 @@ namespace hooks {
     if (!buckets::is_small(usable)) [[unlikely]]
         return count_alloc_sized(p, usable);
     SmallSize* e = small_entry(w.slot, usable);
-    bump(e->count[kAllocs], 1);
-    if (load(e->count[kAllocs]) >= e->call_at) [[unlikely]]
+    if (count_small(e)) [[unlikely]]
         return other_small_reached(p, usable);
     w.last_counted = p;
     return p;

@@ -137,8 +137,8 @@ void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     publisher_poll();
     p = profile::small_reached(s, p, usable);
     if (publisher_pending() && usable) {
-        const uint64_t soon = load(small_counter(s, usable, kAllocs)) + (kPollBytes + usable - 1) / usable;
-        if (small_call_at(s, usable) > soon) small_call_at(s, usable) = soon;
+        const auto soon = static_cast<int64_t>((kPollBytes + usable - 1) / usable);
+        if (small_call_left(s, usable) > soon) small_call_left(s, usable) = soon;
     }
     return p;
 }

@@ -416,7 +416,7 @@ void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
         if (!first && c.heap_rate) p = record_sample(p, usable, agent::detail::g_glibc_chunks);
         sample_at = count + (c.heap_rate && usable ? draw(s, double(c.heap_rate) / double(usable)) : kNever);
     }
-    small_call_at(s, usable) = sample_at;
+    small_call_left(s, usable) = static_cast<int64_t>(sample_at - count);  // sample_at > count, both below 2^63
     errno = saved_errno;
     return p;
 }

@@ -37,7 +37,7 @@ enum HeapSide : unsigned { kAllocs = 0, kFrees = 1 };
 // One small size's entry: 32 bytes, indexed by the size itself (small_entry).
 struct SmallSize {
     uint64_t count[2];   // [kAllocs], [kFrees]
-    uint64_t call_at;    // the allocation count at which the hook calls out
+    int64_t call_left;   // allocations before the hook calls out: at 0 or below
     uint64_t sample_at;  // the count at which the next heap sample falls (0: never drawn)
 };
 static_assert(sizeof(SmallSize) == 32, "small_entry() indexes by usable * 4");
@@ -60,10 +60,11 @@ struct alignas(64) ThreadSlot {
     // Heap (heap collector), in usable sizes, [kAllocs] and [kFrees] side by
     // side. Small sizes (buckets::is_small) count objects per exact size:
     // their bytes are size times count; with the two counts, the size's
-    // sampling schedule (owner only, never published): the allocation count
-    // at which the hook calls out, and the one at which the next heap
-    // sample falls (0: never drawn), so a malloc and the free of a size
-    // touch one cache line. Other sizes count their bytes and a log-linear
+    // sampling schedule (owner only, never published): the allocations left
+    // before the hook calls out (a countdown, so that the hook tests the
+    // flags of one decrement), and the count at which the next heap sample
+    // falls (0: never drawn), so a malloc and the free of a size touch one
+    // cache line. Other sizes count their bytes and a log-linear
     // bucket (buckets::size_index).
     uint64_t other_bytes[2];
     SmallSize small[buckets::kSmallCounts];
@@ -95,8 +96,8 @@ struct alignas(64) ThreadSlot {
 [[gnu::always_inline]] inline uint64_t& small_counter(ThreadSlot* s, uint64_t usable, HeapSide side) noexcept {
     return small_entry(s, usable)->count[side];
 }
-[[gnu::always_inline]] inline uint64_t& small_call_at(ThreadSlot* s, uint64_t usable) noexcept {
-    return small_entry(s, usable)->call_at;
+[[gnu::always_inline]] inline int64_t& small_call_left(ThreadSlot* s, uint64_t usable) noexcept {
+    return small_entry(s, usable)->call_left;
 }
 [[gnu::always_inline]] inline uint64_t& small_sample_at(ThreadSlot* s, uint64_t usable) noexcept {
     return small_entry(s, usable)->sample_at;

@@ -98,7 +98,7 @@ static void* heap_thread(void* arg) {
 /* ---- mutex ---- */
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static sem_t g_held, g_go;
+static sem_t g_held, g_go, g_locking;
 static int g_hold_ms;
 
 static void sleep_ms(int ms) {
@@ -107,7 +107,9 @@ static void sleep_ms(int ms) {
     }
 }
 
-/* Takes the lock when told to, says so, holds it g_hold_ms, lets go. */
+/* Takes the lock when told to, says so, and holds it g_hold_ms from when
+   the main thread is about to lock: timed from the handshake alone, a main
+   thread woken late on a loaded machine could find the lock free. */
 static void* holder(void* arg) {
     (void)arg;
     for (;;) {
@@ -115,6 +117,7 @@ static void* holder(void* arg) {
         if (g_hold_ms < 0) return NULL;
         pthread_mutex_lock(&g_lock);
         sem_post(&g_held);
+        sem_wait(&g_locking);
         sleep_ms(g_hold_ms);
         pthread_mutex_unlock(&g_lock);
     }
@@ -124,6 +127,7 @@ static void contend(int hold_ms) {
     g_hold_ms = hold_ms;
     sem_post(&g_go);
     sem_wait(&g_held); /* the holder has the lock now */
+    sem_post(&g_locking);
 }
 
 __attribute__((noinline)) void alpha_lock_site(void) {
@@ -142,6 +146,7 @@ static void mutex(int rounds) {
     pthread_t t;
     sem_init(&g_held, 0, 0);
     sem_init(&g_go, 0, 0);
+    sem_init(&g_locking, 0, 0);
     pthread_create(&t, NULL, holder, NULL);
     for (int i = 0; i < rounds; ++i) {
         alpha_lock_site();
