@@ -371,6 +371,29 @@ void release(int pid, const Stopped& s) {
     ptrace(PTRACE_DETACH, s.tid, nullptr, nullptr);
 }
 
+// Seizes thread tid of pid and brings it to an interrupt stop, its registers
+// in s. kSeizeFailed: the seize itself failed (errno says why); kNotNow: it
+// did not stop, or a signal came first (handed on): try it again later.
+// Fails the command when the process exited meanwhile.
+enum class Seized { kStopped, kSeizeFailed, kNotNow };
+Seized seize_stopped(int pid, int tid, Stopped& s) {
+    if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) return Seized::kSeizeFailed;
+    int status = 0;
+    if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
+        !wait_stop(tid, status, std::chrono::milliseconds(2000)) || !WIFSTOPPED(status)) {
+        ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
+        if (WIFEXITED(status) || WIFSIGNALED(status)) fail(fmt::format("process {} exited", pid));
+        return Seized::kNotNow;
+    }
+    if (status >> 16 != PTRACE_EVENT_STOP) {
+        ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(status))));
+        return Seized::kNotNow;
+    }
+    s = Stopped{tid, {}};
+    ptrace(PTRACE_GETREGS, tid, nullptr, &s.saved);
+    return Seized::kStopped;
+}
+
 // Stops a thread at a safe point, trying each thread of the process in turn
 // and letting them run a little between rounds, for at most `limit`.
 Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds limit) {
@@ -378,25 +401,11 @@ Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds lim
     SignalFrames frames(ranges);
     for (int round = 0;; ++round) {
         for (int tid : threads_of(pid)) {
-            if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
-                if (errno == ESRCH) continue;  // that thread just ended
-                if (errno == EPERM && round == 0 && tid == pid) fail(permission_line(pid, errno));
-                continue;
-            }
-            int status = 0;
-            Stopped s{tid, {}};
-            if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
-                !wait_stop(tid, status, std::chrono::milliseconds(2000)) || !WIFSTOPPED(status)) {
-                ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-                if (WIFEXITED(status) || WIFSIGNALED(status)) fail(fmt::format("process {} exited", pid));
-                continue;
-            }
-            if (status >> 16 != PTRACE_EVENT_STOP) {
-                // A signal arrived first: hand it on, and try this one later.
-                ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(status))));
-                continue;
-            }
-            ptrace(PTRACE_GETREGS, tid, nullptr, &s.saved);
+            Stopped s;
+            const Seized seized = seize_stopped(pid, tid, s);
+            if (seized == Seized::kSeizeFailed && errno == EPERM && round == 0 && tid == pid)
+                fail(permission_line(pid, errno));
+            if (seized != Seized::kStopped) continue;  // an ended thread (ESRCH) among them
             const long nr = static_cast<long>(s.saved.orig_rax);
             const bool safe = nr >= 0 ? quiet_syscall(nr, s.saved) : !ranges.contains(s.saved.rip);
             if (safe && !frames.over_risky_code(tid, s.saved.rsp)) return s;
@@ -440,23 +449,13 @@ void release_filtered(int pid, Stopped& s, const std::vector<std::vector<sock_fi
 // them (the kernel's rule), and let go as it was.
 std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* command) {
     for (int attempt = 0; attempt < 50; ++attempt) {
-        if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) {
+        Stopped s;
+        const Seized seized = seize_stopped(pid, tid, s);
+        if (seized == Seized::kSeizeFailed) {
             if (errno == ESRCH) return {};  // that thread just ended
             fail(permission_line(pid, errno));
         }
-        int status = 0;
-        if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
-            !wait_stop(tid, status, std::chrono::milliseconds(2000)) || !WIFSTOPPED(status)) {
-            ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-            if (WIFEXITED(status) || WIFSIGNALED(status)) fail(fmt::format("process {} exited", pid));
-            continue;
-        }
-        if (status >> 16 != PTRACE_EVENT_STOP) {
-            ptrace(PTRACE_DETACH, tid, nullptr, reinterpret_cast<void*>(static_cast<long>(WSTOPSIG(status))));
-            continue;
-        }
-        Stopped s{tid, {}};
-        ptrace(PTRACE_GETREGS, tid, nullptr, &s.saved);
+        if (seized == Seized::kNotNow) continue;
         std::vector<std::vector<sock_filter>> filters;
         int err = 0;
         for (long index = 0;; ++index) {

@@ -6,6 +6,7 @@ limit that leaves the map no room, and each refusal with the target
 untouched. ptrace is required: run as root (CI, a fresh Debian root); a
 machine that forbids it fails here, loudly."""
 
+import contextlib
 import ctypes
 import os
 import resource
@@ -29,6 +30,16 @@ K_STATE_ATTACHED = 1 << 4
 
 def plain_env():
     return {k: v for k, v in os.environ.items() if not k.startswith("GOMETRICS_") and k != "LD_PRELOAD"}
+
+
+def nobodys_copy(d, name):
+    """A copy of the test program `name` in d (a temporary directory) that
+    any user may run, for targets running as nobody."""
+    os.chmod(d, 0o755)
+    path = os.path.join(d, name)
+    shutil.copy(program(name), path)
+    os.chmod(path, 0o755)
+    return path
 
 
 class Running:
@@ -522,26 +533,51 @@ class HeapFromBeforeTheAttach(unittest.TestCase):
 
 
 class Refusals(unittest.TestCase):
+    """Each case the CLI refuses: one line on stderr, exit status 1, and the
+    target untouched (no agent, no segment) and still working."""
+
+    def assert_refused(self, cp, *fragments, line=None):
+        """cp refused in one line: `line` exactly, or one holding each fragment."""
+        self.assertEqual(cp.returncode, 1, cp.stdout)
+        self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
+        if line is not None:
+            self.assertEqual(cp.stderr.strip(), "gometrics-cli: " + line)
+        for fragment in fragments:
+            self.assertIn(fragment, cp.stderr)
+
     def assert_untouched(self, r):
         self.assertFalse(agent_loaded(r.pid))
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
 
+    def assert_still_works(self, r):
+        """attach_target, untouched, answers as before."""
+        self.assert_untouched(r)
+        self.assertTrue(r.ask("work").startswith("worked"))
+
+    @contextlib.contextmanager
+    def target(self, argv, env=None):
+        """A Running program that must exit 0, with nothing on stderr, once
+        the block is done with it (finish closes its stdin)."""
+        r = Running(argv, env)
+        try:
+            yield r
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+    def quit(self, r):
+        self.assertEqual(r.ask("quit"), "bye")
+
     def test_no_such_process(self):
-        cp = cli("attach", "4194303")
-        self.assertEqual(cp.returncode, 1)
-        self.assertEqual(cp.stderr.strip(), "gometrics-cli: no process 4194303")
+        self.assert_refused(cli("attach", "4194303"), line="no process 4194303")
 
     def test_already_traced(self):
         r = Running([program("attach_target")])
         libc = ctypes.CDLL(None, use_errno=True)
         try:
             self.assertEqual(libc.ptrace(0x4206, r.pid, None, None), 0, "PTRACE_SEIZE from the test failed")
-            cp = cli("attach", r.pid)
-            self.assertEqual(cp.returncode, 1)
-            self.assertEqual(len(cp.stderr.strip().splitlines()), 1)
-            self.assertIn(f"process {r.pid} is already traced by process {os.getpid()}", cp.stderr)
-            self.assert_untouched(r)
-            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assert_refused(cli("attach", r.pid), f"process {r.pid} is already traced by process {os.getpid()}")
+            self.assert_still_works(r)
         finally:
             r.kill()
 
@@ -550,35 +586,22 @@ class Refusals(unittest.TestCase):
         # (its malloc or free, holding the arena's lock: there is a second
         # thread), blocked in read(); the other waits on a PI mutex. Borrowing
         # the first deadlocked the process in dlopen's malloc: attach gives up.
-        r = Running([program("attach_handler")])
-        try:
+        with self.target([program("attach_handler")]) as r:
             self.assertEqual(r.line(), "held")
             t0 = time.monotonic()
-            cp = cli("attach", r.pid, timeout=60)
-            self.assertEqual(cp.returncode, 1, cp.stdout)
-            self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
-            self.assertIn(f"no thread of {r.pid} reached a safe point in 3000 ms", cp.stderr)
-            self.assertIn("signal handler", cp.stderr)
+            self.assert_refused(cli("attach", r.pid, timeout=60),
+                                f"no thread of {r.pid} reached a safe point in 3000 ms", "signal handler")
             self.assertLess(time.monotonic() - t0, 20)
             self.assert_untouched(r)
             self.assertEqual(r.ask("go"), "done")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
 
     def test_a_seccomp_filter_that_would_kill_it(self):
-        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "kill-openat"})
-        try:
-            cp = cli("attach", r.pid, timeout=60)
-            self.assertEqual(cp.returncode, 1, cp.stdout)
-            self.assertEqual(cp.stderr.strip(), f"gometrics-cli: process {r.pid}'s seccomp filter answers openat "
-                             "with KILL_PROCESS, and the agent makes that call: attach refuses; nothing was changed")
-            self.assert_untouched(r)
-            self.assertTrue(r.ask("work").startswith("worked"))
-            self.assertEqual(r.ask("quit"), "bye")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
+        with self.target([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "kill-openat"}) as r:
+            self.assert_refused(cli("attach", r.pid, timeout=60),
+                                line=f"process {r.pid}'s seccomp filter answers openat with KILL_PROCESS, and the "
+                                "agent makes that call: attach refuses; nothing was changed")
+            self.assert_still_works(r)
+            self.quit(r)
 
     def test_a_filter_that_kills_a_stopped_sleep_on_its_way_back(self):
         """A thread stopped in a timed sleep resumes through restart_syscall:
@@ -586,42 +609,29 @@ class Refusals(unittest.TestCase):
         kill the process, whether the CLI can read it or not."""
         setpriv = shutil.which("setpriv")
         self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
-        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "kill-restart", "ATTACH_TARGET_SLEEPER": "1"})
-        try:
+        with self.target([program("attach_target")],
+                         {"ATTACH_TARGET_SECCOMP": "kill-restart", "ATTACH_TARGET_SLEEPER": "1"}) as r:
             for i in range(6):
                 unprivileged = [setpriv, "--inh-caps=-sys_admin", "--bounding-set=-sys_admin"] if i % 2 else []
                 cp = subprocess.run(unprivileged + [gmtest.CLI, "attach", str(r.pid)], capture_output=True, text=True,
                                     timeout=60)
-                self.assertEqual(cp.returncode, 1, cp.stdout)
-                self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
-                self.assertIn("cannot read" if i % 2 else "answers restart_syscall with KILL_PROCESS, where attaching "
-                              "needs it allowed", cp.stderr)
+                self.assert_refused(cp, "cannot read" if i % 2 else "answers restart_syscall with KILL_PROCESS, "
+                                    "where attaching needs it allowed")
                 self.assertIsNone(r.proc.poll(), "the target died")
-            self.assert_untouched(r)
-            self.assertTrue(r.ask("work").startswith("worked"))
-            self.assertEqual(r.ask("quit"), "bye")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
+            self.assert_still_works(r)
+            self.quit(r)
 
     def test_a_seccomp_filter_it_cannot_read(self):
         # Only CAP_SYS_ADMIN may read another process's filter: without it
         # the CLI cannot know what the filter kills, and refuses.
         setpriv = shutil.which("setpriv")
         self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
-        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "allowlist"})
-        try:
+        with self.target([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "allowlist"}) as r:
             cp = subprocess.run([setpriv, "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", gmtest.CLI, "attach",
                                  str(r.pid)], capture_output=True, text=True, timeout=60)
-            self.assertEqual(cp.returncode, 1, cp.stdout)
-            self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
-            self.assertIn(f"process {r.pid} runs under a seccomp filter that gometrics-cli cannot read", cp.stderr)
-            self.assert_untouched(r)
-            self.assertTrue(r.ask("work").startswith("worked"))
-            self.assertEqual(r.ask("quit"), "bye")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
+            self.assert_refused(cp, f"process {r.pid} runs under a seccomp filter that gometrics-cli cannot read")
+            self.assert_still_works(r)
+            self.quit(r)
 
     def test_locked_memory_within_a_limit(self):
         """A program that locks all its memory (mlockall) under a finite
@@ -630,28 +640,19 @@ class Refusals(unittest.TestCase):
         setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
         self.assertTrue(setpriv and prlimit, "setpriv and prlimit (util-linux) are needed")
         with tempfile.TemporaryDirectory() as d:
-            os.chmod(d, 0o755)
-            target = os.path.join(d, "attach_target")
-            shutil.copy(program("attach_target"), target)
-            os.chmod(target, 0o755)
-            r = Running([prlimit, "--memlock=8388608:8388608", setpriv, "--reuid=65534", "--regid=65534",
-                         "--clear-groups", target], {"ATTACH_TARGET_MLOCKALL": "1"})
-            try:
+            target = nobodys_copy(d, "attach_target")
+            with self.target([prlimit, "--memlock=8388608:8388608", setpriv, "--reuid=65534", "--regid=65534",
+                              "--clear-groups", target], {"ATTACH_TARGET_MLOCKALL": "1"}) as r:
                 with open(f"/proc/{r.pid}/status") as f:
                     locked = [line for line in f if line.startswith("VmLck")]
-                cp = cli("attach", r.pid, timeout=60)
-                self.assertEqual(cp.returncode, 1, cp.stdout)
-                self.assertEqual(cp.stderr.strip(), f"gometrics-cli: process {r.pid} locks its memory (mlockall) "
-                                 "within RLIMIT_MEMLOCK: every page of the agent's would be taken from what it may "
-                                 "lock; attach refuses, nothing was changed")
-                self.assert_untouched(r)
+                self.assert_refused(cli("attach", r.pid, timeout=60),
+                                    line=f"process {r.pid} locks its memory (mlockall) within RLIMIT_MEMLOCK: every "
+                                    "page of the agent's would be taken from what it may lock; attach refuses, "
+                                    "nothing was changed")
                 with open(f"/proc/{r.pid}/status") as f:
                     self.assertEqual([line for line in f if line.startswith("VmLck")], locked)
-                self.assertEqual(r.ask("work").split()[0], "worked")
-                self.assertEqual(r.ask("quit"), "bye")
-            finally:
-                out, err, rc = r.finish()
-            self.assertEqual((rc, err), (0, ""), out)
+                self.assert_still_works(r)
+                self.quit(r)
 
     def test_another_users_process(self):
         # The target runs as nobody (a copy of the program where nobody can
@@ -660,30 +661,20 @@ class Refusals(unittest.TestCase):
         setpriv = shutil.which("setpriv")
         self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
         with tempfile.TemporaryDirectory() as d:
-            os.chmod(d, 0o755)
-            target = os.path.join(d, "attach_target")
-            shutil.copy(program("attach_target"), target)
-            os.chmod(target, 0o755)
-            r = Running([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", target])
+            r = Running([setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", nobodys_copy(d, "attach_target")])
             try:
                 cp = subprocess.run([setpriv, "--inh-caps=-all", "--bounding-set=-all", gmtest.CLI, "attach",
                                      str(r.pid)], capture_output=True, text=True, timeout=30)
-                self.assertEqual(cp.returncode, 1, cp.stdout)
-                self.assertEqual(len(cp.stderr.strip().splitlines()), 1, cp.stderr)
-                self.assertIn(f"cannot trace {r.pid}", cp.stderr)
-                self.assert_untouched(r)
-                self.assertTrue(r.ask("work").startswith("worked"))
+                self.assert_refused(cp, f"cannot trace {r.pid}")
+                self.assert_still_works(r)
             finally:
                 r.kill()
 
     def test_static_binary(self):
         r = Running([program("attach_static")])
         try:
-            cp = cli("attach", r.pid)
-            self.assertEqual(cp.returncode, 1)
-            self.assertIn("has no libc.so.6 (statically linked?)", cp.stderr)
-            self.assert_untouched(r)
-            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assert_refused(cli("attach", r.pid), "has no libc.so.6 (statically linked?)")
+            self.assert_still_works(r)
         finally:
             r.kill()
 
@@ -701,9 +692,7 @@ class Refusals(unittest.TestCase):
                            capture_output=True)
             r = Running([os.path.join(d, "goapp")])
             try:
-                cp = cli("attach", r.pid)
-                self.assertEqual(cp.returncode, 1)
-                self.assertIn("is a Go program", cp.stderr)
+                self.assert_refused(cli("attach", r.pid), "is a Go program")
                 self.assert_untouched(r)
             finally:
                 r.kill()
