@@ -263,3 +263,36 @@ TEST_CASE("a reader racing a writer only ever sees whole snapshots") {
     CHECK(torn == 0);
     CHECK(checked == 20000);
 }
+
+TEST_CASE("the live fold: remainder plus the slots' words; a negative count keeps the snapshot's values") {
+    // /a/count:objects = allocations (slot word 0, pass 1) - frees (slot
+    // word 1, pass 0), as the agent folds live objects.
+    const layout::FoldTerm terms[] = {
+        {0, 1, 0, 0, 0, 0, static_cast<uint64_t>(int64_t{-1})},
+        {0, 0, 1, 0, 0, 0, 1},
+    };
+    const ipc::LiveSpec live{2, 64, terms};
+    ipc::SegmentWriter w;
+    const int pid = fake_pid();
+    REQUIRE(w.create(kSpecs, pid, 42, 7, 1000, 0, &live) == 0);
+    const uint64_t words[] = {5, std::bit_cast<uint64_t>(2.5), 1, 2, 3};
+    const uint64_t remainder[] = {1, 0, 0, 0, 0};  // counted where no slot was
+    w.publish(words, 1, 99, remainder);
+    auto* slot = static_cast<uint64_t*>(w.reserve_slot(0));
+    REQUIRE(slot);
+    slot[0] = 10, slot[1] = 3;
+    w.slot_used(0);
+    auto r = Reader::open_path(segment_path(pid), pid);
+    REQUIRE(r);
+    auto s = r->ReadAll({0, 100});
+    REQUIRE(s);
+    CHECK(s->values[0].u64 == 1 + 10 - 3);
+    CHECK(s->values[1].f64 == 2.5);  // not folded
+    // More frees than allocations: a writer broke the pass rule. The read
+    // is the snapshot's, not a count clamped at 0 beside fresh ones.
+    slot[1] = 12;
+    s = r->ReadAll({0, 100});
+    REQUIRE(s);
+    CHECK(s->values[0].u64 == 5);
+    w.unlink();
+}
