@@ -100,18 +100,29 @@ void slot_used(uint32_t i) noexcept { g_state->writer.slot_used(i); }
 void* slot_address(uint32_t i) noexcept { return g_state->writer.slot_address(i); }
 constinit const SharedSlots kShared{reserve_slot, slot_used, slot_address, kSharedSlots};
 
-// Collects the metrics' fold terms (collect::FoldSink) at their words.
+// Collects the metrics' fold terms (collect::FoldSink) at their words, in
+// two runs over the same metrics: the first counts each pass's terms, the
+// second writes each term at its pass's next place. So the table is in pass
+// order, each pass's terms in the order they came, with no scratch copy
+// (its pages would be one more cost of every process's start-up).
 struct TermSink final : collect::FoldSink {
     State& st;
     size_t base = 0;
     bool overflow = false;
+    bool placing = false;
+    size_t count[State::kPasses] = {};
+    size_t next[State::kPasses] = {};
     explicit TermSink(State& s) : st(s) {}
     void add(uint32_t word, uint32_t slot_word, uint8_t pass, bool is_float, uint64_t weight) {
-        if (st.term_count == kMaxTerms || slot_word >= sizeof(ThreadSlot) / 8) {
+        if (pass >= State::kPasses || slot_word >= State::kSlotWords) {
             overflow = true;
             return;
         }
-        st.terms[st.term_count++] = {static_cast<uint32_t>(base + word), slot_word, pass, is_float, 0, 0, weight};
+        if (!placing) {
+            ++count[pass];
+            return;
+        }
+        st.terms[next[pass]++] = {static_cast<uint32_t>(base + word), slot_word, pass, is_float, 0, 0, weight};
     }
     void term(uint32_t word, uint32_t slot_word, uint8_t pass, int64_t weight) override {
         add(word, slot_word, pass, false, static_cast<uint64_t>(weight));
@@ -159,28 +170,25 @@ void build_table(State& st) {
 // that does not fit (never, with today's metrics) publishes no live region.
 void build_terms(State& st) {
     TermSink sink(st);
-    for (size_t i = 0; i < st.count; ++i) {
-        if (!st.metrics[i]->fold) continue;
-        sink.base = st.word_offset[i];
-        st.metrics[i]->fold(sink);
+    const auto run = [&] {
+        for (size_t i = 0; i < st.count; ++i) {
+            if (!st.metrics[i]->fold) continue;
+            sink.base = st.word_offset[i];
+            st.metrics[i]->fold(sink);
+        }
+    };
+    run();
+    size_t total = 0;
+    for (size_t p = 0; p < State::kPasses; ++p) {
+        sink.next[p] = total;
+        total += sink.count[p];
     }
-    // In pass order, each pass's terms in the order they came (a counting
-    // sort through a scratch mapping: the agent does not malloc).
-    const size_t bytes = st.term_count * sizeof(layout::FoldTerm);
-    void* scratch = bytes ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) : nullptr;
-    if (scratch == MAP_FAILED) {
-        sink.overflow = true;  // no live region rather than an unordered one
-    } else if (scratch) {
-        auto* sorted = static_cast<layout::FoldTerm*>(scratch);
-        size_t at = 0;
-        for (uint8_t pass = 0; pass < State::kPasses; ++pass)
-            for (size_t t = 0; t < st.term_count; ++t)
-                if (st.terms[t].pass == pass) sorted[at++] = st.terms[t];
-        if (at != st.term_count) sink.overflow = true;  // a pass beyond the last
-        std::memcpy(st.terms, sorted, bytes);
-        munmap(scratch, bytes);
-    }
-    if (sink.overflow) st.term_count = 0;
+    st.term_count = 0;
+    if (sink.overflow || total > kMaxTerms) return;
+    sink.placing = true;
+    run();
+    if (sink.overflow) return;
+    st.term_count = total;
     for (size_t p = 0; p < State::kPasses; ++p) {
         bool seen[State::kSlotWords] = {};
         st.pass_word_count[p] = 0;
@@ -336,7 +344,7 @@ bool start_thread(State& st) {
 State* create_state() {
     void* mem = mmap(nullptr, sizeof(State), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem == MAP_FAILED) return nullptr;
-    State* st = new (mem) State();
+    State* st = new (mem) State;  // default-initialised: the mapping is zero, and untouched pages cost nothing
     build_table(*st);
     size_t words = 0;
     for (size_t i = 0; i < st->count; ++i) words += ipc::value_words(st->specs[i]);
