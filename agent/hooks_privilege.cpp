@@ -45,8 +45,9 @@ long forward(long nr, long a, long b, long c, long d, long e, long f) noexcept {
 // before must end first.
 void before_filter() noexcept {
     const int saved_errno = errno;
-    sys::set_confined(true);
     publisher_before_confinement();
+    sys::set_confined(true);
+    publisher_wait_for_snapshot();
     profile::before_confinement();
     errno = saved_errno;
 }

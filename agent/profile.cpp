@@ -524,12 +524,16 @@ size_t region_bytes() noexcept {
     return sizeof(ProfileHeader) + size_t{c.max_stacks} * kRecordSize;
 }
 
-void publish(void* region) noexcept {
+bool any_records() noexcept {
+    return g_tables.load(std::memory_order_acquire) == kMapped && g_record_count.load(std::memory_order_acquire) > 0;
+}
+
+void publish(void* region, bool records) noexcept {
     const Config& c = config();
     if (!region || (!c.heap_rate && !c.mutex_fraction)) return;
     auto* h = static_cast<ProfileHeader*>(region);
     auto* out = reinterpret_cast<uint64_t*>(h + 1);
-    const uint32_t count = g_tables.load(std::memory_order_acquire) != kMapped
+    const uint32_t count = !records || g_tables.load(std::memory_order_acquire) != kMapped
                                ? 0
                                : std::min(g_record_count.load(std::memory_order_acquire), c.max_stacks);
     seqlock::Writer w(&h->seq);

@@ -76,8 +76,12 @@ void before_confinement() noexcept;
 [[gnu::noinline, gnu::cold]] size_t sampled_size(const void* p) noexcept;
 // Writes record r alone (and the header's counts) into the region: how a
 // process without a publisher thread keeps its profile fresh, one changed
-// record at a time. The caller is the region's single writer.
+// record at a time. The caller is the region's single writer, and has
+// reserved the region's records (ipc::SegmentWriter::reserve_profile).
 void publish_record(void* region, uint32_t r) noexcept;
+// Whether the stack table holds a record: the region's records need their
+// pages only from then on.
+bool any_records() noexcept;
 // Told of every changed record (set by the publisher; null: nobody listens).
 extern void (*g_record_changed)(uint32_t record) noexcept;
 
@@ -91,8 +95,9 @@ extern void (*g_record_changed)(uint32_t record) noexcept;
 
 // Publisher side.
 size_t region_bytes() noexcept;  // size of the segment's profile region, 0 when off
-// Copies the stack table into the region (under the region's seqlock).
-void publish(void* region) noexcept;
+// Copies the stack table into the region (under the region's seqlock):
+// the header alone, with no stack, unless `records` (their pages reserved).
+void publish(void* region, bool records) noexcept;
 // mapped_bytes(): facts/agent_facts.h.
 
 // In a forked child: a configuration another thread had under way will

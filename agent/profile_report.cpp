@@ -111,7 +111,7 @@ void write_profile_report(const char* path) noexcept {
         // A private copy of the region; all zero (rates 0, no stacks) when
         // profiling is off, which the CLI reports as such.
         std::vector<uint64_t> region((std::max(profile::region_bytes(), sizeof(layout::ProfileHeader)) + 7) / 8);
-        profile::publish(region.data());
+        profile::publish(region.data(), true);  // private memory: nothing to reserve
         layout::ProfileHeader h;
         std::memcpy(&h, region.data(), sizeof h);
 

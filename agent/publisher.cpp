@@ -84,6 +84,8 @@ constinit std::atomic<bool> g_computing{false};
 constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
 constinit std::atomic<bool> g_said_no_thread{false};
+constinit std::atomic<bool> g_said_no_profile_pages{false};
+constinit std::atomic<bool> g_profile_pages_refused{false};
 constinit std::atomic<bool> g_thread_refused{false};
 // The publisher thread has its descriptor table (or gave up on one): the
 // thread that started it waits for that, so the copy still holds every kept
@@ -95,7 +97,13 @@ constexpr uint32_t kCopiesSpare = 8;     // slot copies beyond those claimed: th
 constexpr size_t kMaxTerms = 8192;
 
 // The live region's slots, for slots.cpp.
-void* reserve_slot(uint32_t i) noexcept { return g_state->writer.reserve_slot(i); }
+// Reserving is a fallocate, which a filter the program installed by a raw
+// system call (unseen by the seccomp hooks) may kill: status says, read with
+// pread alone. Then the claiming thread, and every later one, counts
+// privately. A pread per shared slot claimed (256 at most).
+void* reserve_slot(uint32_t i) noexcept {
+    return collect::confined_now() ? nullptr : g_state->writer.reserve_slot(i);
+}
 void slot_used(uint32_t i) noexcept { g_state->writer.slot_used(i); }
 void* slot_address(uint32_t i) noexcept { return g_state->writer.slot_address(i); }
 constinit const SharedSlots kShared{reserve_slot, slot_used, slot_address, kSharedSlots};
@@ -248,6 +256,20 @@ void take_slot_copies(State& st) {
     detail::g_snapshot_slots = {st.copies, seen, &st.private_sum};
 }
 
+// Whether the profile's records may be written: their pages are reserved
+// once the first stack is recorded (most processes never record one), or
+// before the program confines itself (publisher_before_confinement); never
+// by then, since its filter may kill fallocate.
+bool profile_records_reserved(State& st) noexcept {
+    if (st.writer.profile_reserved() || !profile::any_records()) return true;
+    if (g_profile_pages_refused.load(std::memory_order_relaxed)) return false;
+    if (!collect::confined_now() && st.writer.reserve_profile()) return true;
+    g_profile_pages_refused.store(true, std::memory_order_relaxed);
+    log::once(g_said_no_profile_pages, {"cannot reserve the profile region's pages in /dev/shm (full, or the "
+                                        "program confined itself first): heap and mutex profiles are not published"});
+    return false;
+}
+
 void compute_and_publish(State& st, bool final = false) {
     collect::Snapshot s{++st.seq, sys::clock_ns(CLOCK_REALTIME), sys::clock_ns(CLOCK_MONOTONIC)};
     take_slot_copies(st);
@@ -255,7 +277,7 @@ void compute_and_publish(State& st, bool final = false) {
     // The profile first: a reader that asked for a fresh snapshot waits for
     // the values' generation to move, then reads the profile region, which
     // must already be this snapshot's.
-    profile::publish(st.writer.profile_region());
+    profile::publish(st.writer.profile_region(), profile_records_reserved(st));
     if (st.term_count) compute_remainder(st);
     detail::g_snapshot_slots = {nullptr, 0, nullptr};
     st.writer.publish(st.words, s.seq, s.time_ns, st.term_count ? st.remainder : nullptr);
@@ -475,7 +497,7 @@ void publisher_profile_changed(uint32_t record) noexcept {
     // Another writer at work (a snapshot on another thread, which copies the
     // whole region anyway): this record waits for the next one.
     if (g_computing.exchange(true)) return;
-    profile::publish_record(g_state->writer.profile_region(), record);
+    if (profile_records_reserved(*g_state)) profile::publish_record(g_state->writer.profile_region(), record);
     g_computing.store(false, std::memory_order_release);
 }
 
@@ -558,6 +580,12 @@ void publisher_crash() noexcept {
 }
 
 void publisher_before_confinement() noexcept {
+    // Still free to fallocate (sys::confined is not set yet): the profile's
+    // records get their pages now, as they could not later.
+    if (g_state && g_state->writer.ok()) (void)g_state->writer.reserve_profile();
+}
+
+void publisher_wait_for_snapshot() noexcept {
     for (int tries = 0; tries < 200 && g_computing.load(); ++tries) {
         const timespec ms{0, 1000000};
         nanosleep(&ms, nullptr);

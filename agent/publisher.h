@@ -41,9 +41,12 @@ void publisher_shutdown() noexcept;
 void publisher_crash() noexcept;
 
 // Before the program confines itself with seccomp (the prctl and syscall
-// hooks, after sys::set_confined): waits, briefly, for a snapshot begun
-// before, since the filter may forbid what it still has to do.
+// hooks), while the agent may still make any call: reserves what it would
+// need a call for later (the profile's pages).
 void publisher_before_confinement() noexcept;
+// Then, after sys::set_confined: waits, briefly, for a snapshot begun
+// before, since the filter may forbid what it still has to do.
+void publisher_wait_for_snapshot() noexcept;
 // Before root drops to `uid` for good (hooks_privilege.cpp): the segment,
 // and the report file when the program is single-threaded, become that
 // user's, who can then remove and write them at exit; 0 gives them back

@@ -131,7 +131,9 @@ struct ValuesHeader {
 
 // The profile region: sampled stacks of allocations and of contended lock
 // acquisitions. Counts are the samples as taken (not scaled): a reader
-// scales them with heap_rate and mutex_fraction, as pprof expects.
+// scales them with heap_rate and mutex_fraction, as pprof expects. Pages
+// past the header's may have no tmpfs page until the writer's first record:
+// a reader copies the header, then only the stack_count records in use.
 struct ProfileHeader {
     uint32_t seq;        // seqlock generation of this region (seqlock.h)
     uint32_t max_depth;  // pcs per StackRecord

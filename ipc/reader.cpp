@@ -493,13 +493,29 @@ Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
     if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
     auto* region = static_cast<unsigned char*>(base_) + profile_offset_;
     auto* seq = &reinterpret_cast<ProfileHeader*>(region)->seq;
-    std::vector<uint64_t> words(profile_size_ / 8);
-    if (seqlock::read_consistent(seq, reinterpret_cast<const uint64_t*>(region), words.data(), words.size(),
-                                 opt.max_tries) < 0)
-        return err(path_, "the profile never settled (the writer died mid-update or is stuck)");
-
+    const auto* src = reinterpret_cast<const uint64_t*>(region);
+    // The header, then it and the records in use: the pages of the rest may
+    // not exist yet (the agent reserves them at its first record), and a read
+    // would make tmpfs give them, or raise SIGBUS when it is full. Records
+    // only ever get added, so a second copy that says more in use starts over.
+    std::vector<uint64_t> words(sizeof(ProfileHeader) / 8);
     ProfileHeader h;
-    std::memcpy(&h, words.data(), sizeof h);
+    for (int tries = 0;; ++tries) {
+        if (tries == opt.max_tries ||
+            seqlock::read_consistent(seq, src, words.data(), sizeof(ProfileHeader) / 8, opt.max_tries) < 0)
+            return err(path_, "the profile never settled (the writer died mid-update or is stuck)");
+        std::memcpy(&h, words.data(), sizeof h);
+        if (h.stack_count == 0) break;
+        if (h.record_size % 8 || h.record_size > 64 * 1024 || h.stack_count > h.max_stacks ||
+            !within(sizeof(ProfileHeader), uint64_t(h.stack_count) * h.record_size, profile_size_))
+            return err(path_, "corrupt profile region");
+        const uint64_t in_use = h.stack_count, record_size = h.record_size;
+        words.resize((sizeof(ProfileHeader) + in_use * record_size) / 8);
+        if (seqlock::read_consistent(seq, src, words.data(), words.size(), opt.max_tries) < 0)
+            return err(path_, "the profile never settled (the writer died mid-update or is stuck)");
+        std::memcpy(&h, words.data(), sizeof h);
+        if (h.stack_count <= in_use && h.record_size == record_size) break;
+    }
     Profile p;
     p.time_ns = sys::clock_ns(CLOCK_REALTIME);
     p.heap_rate = h.heap_rate;

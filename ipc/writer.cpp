@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -24,6 +25,8 @@ using namespace layout;
 struct Sizes {
     uint64_t strings = 0, bounds = 0, words = 0;
 };
+
+constexpr uint64_t page_ceil(uint64_t n) { return (n + 4095) & ~uint64_t{4095}; }
 
 Sizes measure(std::span<const MetricSpec> metrics) {
     Sizes s;
@@ -104,21 +107,27 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     if (fd < 0) return errno;
     // Reserve the pages now: on a full tmpfs ftruncate would succeed and the
     // first store into the mapping would raise SIGBUS in the host process.
-    if (const int err = posix_fallocate(fd, 0, static_cast<off_t>(live ? live_off + slots_off : total)); err != 0) {
+    // All but the slots and the profile's records, which get theirs when
+    // used (reserve_slot, reserve_profile): most processes never fill them.
+    const uint64_t records_begin =
+        profile_bytes ? std::min(page_ceil(profile_off + sizeof(ProfileHeader)), static_end) : static_end;
+    const auto fail = [&](int err) {
         close(fd);
         shm_unlink(name);
         return err;
-    }
-    if (live && ftruncate(fd, static_cast<off_t>(total)) != 0) {  // the slots: pages only when reserved
-        const int err = errno;
-        close(fd);
-        shm_unlink(name);
-        return err;
-    }
+    };
+    if (const int err = posix_fallocate(fd, 0, static_cast<off_t>(records_begin)); err != 0) return fail(err);
+    if (live)
+        if (const int err = posix_fallocate(fd, static_cast<off_t>(live_off), static_cast<off_t>(slots_off)); err != 0)
+            return fail(err);
+    if (ftruncate(fd, static_cast<off_t>(total)) != 0) return fail(errno);
     void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const int map_err = errno;
-    // Kept (at a high number) to reserve each slot's pages when it is claimed.
-    if (live && base != MAP_FAILED) (void)file_.adopt(fd);
+    records_begin_ = records_begin;
+    records_end_ = static_end;
+    profile_reserved_.store(records_begin == static_end, std::memory_order_relaxed);
+    // Kept (at a high number) to reserve those pages when they are used.
+    if ((live || records_begin != static_end) && base != MAP_FAILED) (void)file_.adopt(fd);
     close(fd);
     if (base == MAP_FAILED) {
         shm_unlink(name);
@@ -226,6 +235,19 @@ void* SegmentWriter::slot_address(uint32_t i) const noexcept {
     if (!lh || i >= lh->slot_count) return nullptr;
     return static_cast<unsigned char*>(base_) + header()->live_offset + uint64_t{lh->slots_offset} +
            uint64_t{i} * lh->slot_size;
+}
+
+bool SegmentWriter::reserve_profile() noexcept {
+    if (profile_reserved_.load(std::memory_order_acquire)) return true;
+    const int fd = file_.fd();
+    if (!base_ || fd < 0) return false;
+    int err;
+    do  // a signal may interrupt it: only a full tmpfs is final
+        err = posix_fallocate(fd, static_cast<off_t>(records_begin_), static_cast<off_t>(records_end_ - records_begin_));
+    while (err == EINTR);
+    if (err != 0) return false;
+    profile_reserved_.store(true, std::memory_order_release);
+    return true;
 }
 
 void* SegmentWriter::reserve_slot(uint32_t i) noexcept {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -65,6 +66,13 @@ public:
     void publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns,
                  const uint64_t* remainder = nullptr) noexcept;
 
+    // The profile region's records with their pages reserved, as slots are:
+    // false if that cannot be done now (a full tmpfs, or a program that
+    // confined itself). The region's header is reserved from the start.
+    // Idempotent; any thread.
+    bool reserve_profile() noexcept;
+    bool profile_reserved() const noexcept { return profile_reserved_.load(std::memory_order_acquire); }
+
     // Slot i of the live region with its pages reserved (so that no store
     // into it can meet a full tmpfs), or null. Then slot_used(i) tells
     // readers to fold it. Cold paths of any thread; no allocation.
@@ -105,6 +113,10 @@ private:
     sys::KeptFile file_;
     size_t payload_words_ = 0;
     int owner_pid_ = 0;
+    // The profile's records, [records_begin_, records_end_) in the segment,
+    // and whether their pages are reserved.
+    uint64_t records_begin_ = 0, records_end_ = 0;
+    std::atomic<bool> profile_reserved_{false};
 };
 
 // "/gometrics.<pid>" for shm_open, into a caller buffer (no allocation).

@@ -237,6 +237,32 @@ class Confinement(unittest.TestCase):
             self.assertEqual((cp.returncode, cp.stdout), (0, "done\n"), cp.stderr)
             self.assertIn("exit: live", cp.stderr)  # the final trace line, written after the filter
 
+    def test_a_filter_that_kills_fallocate_before_anything_is_reserved(self):
+        """The profile's records and each thread's slot get their tmpfs pages
+        (fallocate) when first used. A filter that kills fallocate, installed
+        before the first allocation: through libc's syscall() the agent sees it
+        coming and reserves the profile first; by a raw system call it finds it
+        in status, counts privately and leaves the profile out, saying so once.
+        Neither kills the program."""
+        for how in ("libc", "raw"):
+            with self.subTest(how=how):
+                p = subprocess.Popen([INVISIBLE, "nofallocate", how], env=gmtest.agent_env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    self.assertEqual(p.stdout.readline(), "ready\n", p.stderr.read() if p.poll() is not None else "")
+                    first = gmtest.cli("profile", "heap", "--pid", p.pid, "--format", "text").stdout.split("\n")[0]
+                finally:
+                    out, err = p.communicate(timeout=60)
+                self.assertEqual((p.returncode, out), (0, "done\n"), err)
+                if how == "libc":
+                    # 16 MiB in 4 KiB blocks: about 32 samples, all from one stack.
+                    self.assertRegex(first, r"^inuse_space: total [0-9.]+ MiB in 1 stacks", err)
+                    self.assertNotIn("gometrics:", err)
+                else:
+                    self.assertEqual(first, "inuse_space: total 0 B in 0 stacks, top 0")
+                    self.assertEqual(err.count("gometrics:"), 1, err)
+                    self.assertIn("cannot reserve the profile region's pages", err)
+
     @unittest.skipUnless(os.geteuid() == 0, "chroot and setuid need root (CI runs as root)")
     def test_chroot_and_setuid_still_write_the_report(self):
         self.chroot_and_setuid(0o1777)  # where nobody, the program's user after setuid, may write

@@ -21,6 +21,9 @@
      sigfork N       fork N times from a SIGALRM handler that interrupts a malloc and free loop;
                      each child returns into what was interrupted, frees, exits; print how many
                      children a signal killed
+     nofallocate HOW forbid fallocate (kill), through syscall() (HOW=libc) or a raw system call
+                     (HOW=raw), before allocating anything; then keep 16 MiB in 4 KiB blocks,
+                     print "ready", block in read(0)
    crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
@@ -84,6 +87,40 @@ static int confine_seccomp(void) {
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog) != 0)
         return perror("seccomp"), 1;
     churn(0.5);
+    puts("done");
+    return 0;
+}
+
+/* A sandbox that forbids what reserves tmpfs pages, installed before the
+   first heap sample: the agent reserves what it will need before a filter it
+   sees coming (libc's syscall()), and stays away from fallocate after one it
+   cannot see (a raw system call). */
+static int no_fallocate(const char* how) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_fallocate, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return perror("prctl"), 1;
+    long rc;
+    if (!strcmp(how, "raw")) {
+        __asm__ volatile("syscall"
+                         : "=a"(rc)
+                         : "a"((long)SYS_seccomp), "D"((long)SECCOMP_SET_MODE_FILTER), "S"(0L), "d"(&prog)
+                         : "rcx", "r11", "memory");
+    } else {
+        rc = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog);
+    }
+    if (rc != 0) return fprintf(stderr, "seccomp: %ld\n", rc), 1;
+    for (int i = 0; i < 4096; ++i) keep[i] = malloc(4096);
+    puts("ready");
+    fflush(stdout);
+    char c;
+    while (read(0, &c, 1) > 0) {
+    }
+    for (int i = 0; i < 4096; ++i) free(keep[i]);
     puts("done");
     return 0;
 }
@@ -385,6 +422,7 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "closefds") && argc > 2) return closefds(argv[2]);
     if (!strcmp(m, "seccomp")) return confine_seccomp();
     if (!strcmp(m, "strict")) return confine_strict();
+    if (!strcmp(m, "nofallocate") && argc > 2) return no_fallocate(argv[2]);
     if (!strcmp(m, "openloop") && argc > 2) return openloop(atol(argv[2]));
     if (!strcmp(m, "dup1") && argc > 2) return dup1(atoi(argv[2]), argc > 3 ? atoi(argv[3]) : 0);
     if (!strcmp(m, "smallfork")) return smallfork();
@@ -399,7 +437,7 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "pinned")) return pinned();
     if (!strcmp(m, "sigfork") && argc > 2) return sigfork(atoi(argv[2]));
     fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
-                    "confine DIR | blockread N | threads N | tasks | contained CMD... | handoff MS | cancelfirst | "
+                    "confine DIR | nofallocate libc|raw | blockread N | threads N | tasks | contained CMD... | handoff MS | cancelfirst | "
                     "pinned | sigfork N\n");
     return 2;
 }
