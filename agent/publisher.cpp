@@ -262,7 +262,8 @@ void take_slot_copies(State& st) {
 // by then, since its filter may kill fallocate.
 bool profile_records_reserved(State& st) noexcept {
     if (st.writer.profile_reserved() || !profile::any_records()) return true;
-    if (g_profile_pages_refused.load(std::memory_order_relaxed)) return false;
+    // No segment, or one without a profile region: nothing to write into.
+    if (!st.writer.profile_region() || g_profile_pages_refused.load(std::memory_order_relaxed)) return false;
     if (!collect::confined_now() && st.writer.reserve_profile()) return true;
     g_profile_pages_refused.store(true, std::memory_order_relaxed);
     log::once(g_said_no_profile_pages, {"cannot reserve the profile region's pages in /dev/shm (full, or the "
