@@ -84,7 +84,9 @@ def main():
         add("vmsize", config, status_kib(p.pid, "VmSize"))
         add("vmrss", config, status_kib(p.pid, "VmRSS"))
         if config == "agent":
-            add("segment", config, os.stat(segment).st_size // 1024 if os.path.exists(segment) else 0)
+            st = os.stat(segment) if os.path.exists(segment) else None
+            add("segment", config, st.st_size // 1024 if st else 0)
+            add("segment_pages", config, st.st_blocks // 2 if st else 0)  # what /dev/shm holds of it
             sleeper = p
         else:
             p.kill()
@@ -124,7 +126,8 @@ def main():
         a, b = med(measure, "alone"), med(measure, "agent")
         print(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {fmt.format(b - a)} | {b / a:.3f}x |")
     print()
-    print(f"The segment of an idle `sleep`: {med('segment', 'agent'):.0f} KiB.")
+    print(f"The segment of an idle `sleep`: {med('segment', 'agent'):.0f} KiB, of which "
+          f"{med('segment_pages', 'agent'):.0f} KiB have pages in /dev/shm (the rest is reserved when used).")
     print()
     print("| `gometrics-cli` (no agent) | wall ms | CPU ms | M instructions (callgrind) |")
     print("|---|---|---|---|")
