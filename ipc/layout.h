@@ -181,9 +181,8 @@ struct StackRecord {
 // frees, pass 1 allocations: a free counted implies its allocation is
 // visible, so live counts never go below zero.)
 // weight is an int64 for a uint64 metric (the sum wraps modulo 2^64 and is
-// read as signed: negative only if a writer broke the pass rule, and then
-// the reader keeps the published values of that read) and the bits of a
-// double for a float64 one. remainder[] is remainder_words uint64 (int64 or double bits, as the
+// read as signed, negative meaning 0) and the bits of a double for a float64
+// one. remainder[] is remainder_words uint64 (int64 or double bits, as the
 // metric) at remainder_offset in the values region, written under the
 // values seqlock: what threads without a slot here counted (the agent's
 // snapshot adds them in). A reader that knows nothing of this region reads

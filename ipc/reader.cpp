@@ -316,14 +316,9 @@ void Reader::fold(std::vector<uint64_t>& words) {
             }
         }
     }
-    // A negative count means a writer broke the pass rule (layout.h): the
-    // read keeps the snapshot's values, which agree with each other, rather
-    // than a fold that does not.
-    for (size_t w = 2; w < live_.remainder_word && w < words.size(); ++w)
-        if (live_.word_is_float[w] == 1 && static_cast<int64_t>(acc[w]) < 0) return;
     for (size_t w = 2; w < live_.remainder_word && w < words.size(); ++w) {
         if (live_.word_is_float[w] == 1)
-            words[w] = acc[w];
+            words[w] = static_cast<int64_t>(acc[w]) < 0 ? 0 : acc[w];
         else if (live_.word_is_float[w] == 2) {
             if (live_.last_float.size() != words.size()) live_.last_float.assign(words.size(), 0);
             const double v = std::max(std::bit_cast<double>(acc[w]), live_.last_float[w]);
