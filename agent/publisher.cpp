@@ -85,7 +85,7 @@ constinit std::atomic<int> g_lazy{0};
 constinit std::atomic<bool> g_said_no_segment{false};
 constinit std::atomic<bool> g_said_no_thread{false};
 constinit std::atomic<bool> g_said_no_profile_pages{false};
-constinit std::atomic<bool> g_profile_pages_refused{false};
+constinit std::atomic<bool> g_profile_confined{false};  // the profile's pages can no longer be reserved
 constinit std::atomic<bool> g_thread_refused{false};
 // The publisher thread has its descriptor table (or gave up on one): the
 // thread that started it waits for that, so the copy still holds every kept
@@ -257,17 +257,24 @@ void take_slot_copies(State& st) {
 }
 
 // Whether the profile's records may be written: their pages are reserved
-// once the first stack is recorded (most processes never record one), or
+// when the first stack is recorded (most processes never record one), or
 // before the program confines itself (publisher_before_confinement); never
-// by then, since its filter may kill fallocate.
+// by then, since its filter may kill the call. False with no record yet:
+// the header alone is written, and a record made meanwhile waits.
 bool profile_records_reserved(State& st) noexcept {
-    if (st.writer.profile_reserved() || !profile::any_records()) return true;
-    // No segment, or one without a profile region: nothing to write into.
-    if (!st.writer.profile_region() || g_profile_pages_refused.load(std::memory_order_relaxed)) return false;
-    if (!collect::confined_now() && st.writer.reserve_profile()) return true;
-    g_profile_pages_refused.store(true, std::memory_order_relaxed);
-    log::once(g_said_no_profile_pages, {"cannot reserve the profile region's pages in /dev/shm (full, or the "
-                                        "program confined itself first): heap and mutex profiles are not published"});
+    if (st.writer.profile_reserved()) return true;
+    // No record, no segment, or one without a profile region: nothing to write.
+    if (!profile::any_records() || !st.writer.profile_region() || g_profile_confined.load(std::memory_order_relaxed))
+        return false;
+    if (collect::confined_now()) {
+        g_profile_confined.store(true, std::memory_order_relaxed);
+        log::once(g_said_no_profile_pages, {"the program confined itself before the first profile sample: heap and "
+                                            "mutex profiles are not published"});
+        return false;
+    }
+    if (st.writer.reserve_profile()) return true;
+    log::once(g_said_no_profile_pages, {"cannot reserve the profile region's pages in /dev/shm (full?): heap and "
+                                        "mutex profiles are not published until it can"});
     return false;
 }
 
@@ -425,6 +432,7 @@ bool publisher_create(bool attaching) noexcept {
                                         st.writer.mapped_bytes(),
                                     std::memory_order_relaxed);
     if (st.writer.slot_count()) attach_shared_slots(&kShared);
+    g_profile_confined.store(false, std::memory_order_relaxed);  // a new segment (a forked child's): asked again
     profile::g_record_changed = publisher_profile_changed;
     if (!malloc_interposed()) st.writer.set_state(layout::kStateNotInterposed, true);
     errno = saved_errno;

@@ -239,15 +239,25 @@ void* SegmentWriter::slot_address(uint32_t i) const noexcept {
 
 bool SegmentWriter::reserve_profile() noexcept {
     if (profile_reserved_.load(std::memory_order_acquire)) return true;
-    const int fd = file_.fd();
-    if (!base_ || fd < 0) return false;
-    int err;
-    do  // a signal may interrupt it: only a full tmpfs is final
-        err = posix_fallocate(fd, static_cast<off_t>(records_begin_), static_cast<off_t>(records_end_ - records_begin_));
-    while (err == EINTR);
-    if (err != 0) return false;
-    profile_reserved_.store(true, std::memory_order_release);
-    return true;
+    if (!base_) return false;
+    const int saved_errno = errno;
+    void* at = static_cast<unsigned char*>(base_) + records_begin_;
+    const size_t bytes = records_end_ - records_begin_;
+    // Through the mapping: no descriptor needed (a program that closed every
+    // descriptor it did not open keeps its profile), and an error, never a
+    // SIGBUS, when tmpfs cannot give the pages. Before Linux 5.14: fallocate.
+    bool ok = madvise(at, bytes, MADV_POPULATE_WRITE) == 0;
+    if (!ok && errno == EINVAL) {
+        const int fd = file_.fd();
+        int err = EBADF;
+        if (fd >= 0) do  // a signal may interrupt it: only a full tmpfs is final
+                err = posix_fallocate(fd, static_cast<off_t>(records_begin_), static_cast<off_t>(bytes));
+            while (err == EINTR);
+        ok = err == 0;
+    }
+    errno = saved_errno;
+    if (ok) profile_reserved_.store(true, std::memory_order_release);
+    return ok;
 }
 
 void* SegmentWriter::reserve_slot(uint32_t i) noexcept {

@@ -67,9 +67,10 @@ public:
                  const uint64_t* remainder = nullptr) noexcept;
 
     // The profile region's records with their pages reserved, as slots are:
-    // false if that cannot be done now (a full tmpfs, or a program that
-    // confined itself). The region's header is reserved from the start.
-    // Idempotent; any thread.
+    // false if that cannot be done now (a full tmpfs). The region's header is
+    // reserved from the start. Idempotent; any thread; keeps errno. It makes
+    // a system call (madvise, or fallocate before Linux 5.14): the caller
+    // decides whether the program's filter allows one.
     bool reserve_profile() noexcept;
     bool profile_reserved() const noexcept { return profile_reserved_.load(std::memory_order_acquire); }
 

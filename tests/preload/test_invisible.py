@@ -104,6 +104,24 @@ class Descriptors(unittest.TestCase):
         self.assertEqual((cp.returncode, cp.stdout), (0, "failures=0\ndone\n"), cp.stderr)
 
 
+    def test_a_program_that_closes_every_other_descriptor_still_profiles(self):
+        """A daemon closes what it did not open, then allocates: the profile's
+        pages, reserved at the first sample, need none of our descriptors."""
+        code = ("import os, sys\nos.closerange(3, 1 << 16)\nx = [bytearray(4096) for _ in range(5000)]\n"
+                "print('ready', flush=True)\nsys.stdin.read()\n")
+        p = subprocess.Popen(["/usr/bin/python3", "-c", code], env=gmtest.agent_env(), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            cp = gmtest.cli("profile", "heap", "--pid", p.pid, "--format", "text")
+        finally:
+            out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        # 20 MB of bytearrays: about 40 samples, in a handful of stacks.
+        self.assertRegex(cp.stdout.split("\n")[0], r"^inuse_space: total [0-9.]+ MiB in [1-9][0-9]* stacks", cp.stderr)
+        self.assertNotIn("profile", err)
+
+
 class NoThreadOfOurs(unittest.TestCase):
     """A program without threads of its own sees none of ours."""
 
@@ -239,7 +257,7 @@ class Confinement(unittest.TestCase):
 
     def test_a_filter_that_kills_fallocate_before_anything_is_reserved(self):
         """The profile's records and each thread's slot get their tmpfs pages
-        (fallocate) when first used. A filter that kills fallocate, installed
+        when first used (fallocate for a slot). A filter that kills fallocate, installed
         before the first allocation: through libc's syscall() the agent sees it
         coming and reserves the profile first; by a raw system call it finds it
         in status, counts privately and leaves the profile out, saying so once.
@@ -261,7 +279,7 @@ class Confinement(unittest.TestCase):
                 else:
                     self.assertEqual(first, "inuse_space: total 0 B in 0 stacks, top 0")
                     self.assertEqual(err.count("gometrics:"), 1, err)
-                    self.assertIn("cannot reserve the profile region's pages", err)
+                    self.assertIn("confined itself before the first profile sample", err)
 
     @unittest.skipUnless(os.geteuid() == 0, "chroot and setuid need root (CI runs as root)")
     def test_chroot_and_setuid_still_write_the_report(self):
