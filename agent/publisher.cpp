@@ -589,8 +589,8 @@ void publisher_crash() noexcept {
 }
 
 void publisher_before_confinement() noexcept {
-    // Still free to fallocate (sys::confined is not set yet): the profile's
-    // records get their pages now, as they could not later.
+    // Still free to make any call (sys::confined is not set yet): the
+    // profile's records get their pages now, as they could not later.
     if (g_state && g_state->writer.ok()) (void)g_state->writer.reserve_profile();
 }
 
