@@ -495,15 +495,18 @@ Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
     // only ever get added, so a second copy that says more in use starts over.
     std::vector<uint64_t> words(sizeof(ProfileHeader) / 8);
     ProfileHeader h;
+    const auto sane = [&](const ProfileHeader& x) {
+        return x.record_size % 8 == 0 && x.record_size >= sizeof(StackRecord) + 8 && x.record_size <= 64 * 1024 &&
+               x.stack_count <= x.max_stacks &&
+               within(sizeof(ProfileHeader), uint64_t(x.stack_count) * x.record_size, profile_size_);
+    };
     for (int tries = 0;; ++tries) {
         if (tries == opt.max_tries ||
             seqlock::read_consistent(seq, src, words.data(), sizeof(ProfileHeader) / 8, opt.max_tries) < 0)
             return err(path_, "the profile never settled (the writer died mid-update or is stuck)");
         std::memcpy(&h, words.data(), sizeof h);
         if (h.stack_count == 0) break;
-        if (h.record_size % 8 || h.record_size > 64 * 1024 || h.stack_count > h.max_stacks ||
-            !within(sizeof(ProfileHeader), uint64_t(h.stack_count) * h.record_size, profile_size_))
-            return err(path_, "corrupt profile region");
+        if (!sane(h)) return err(path_, "corrupt profile region");
         const uint64_t in_use = h.stack_count, record_size = h.record_size;
         words.resize((sizeof(ProfileHeader) + in_use * record_size) / 8);
         if (seqlock::read_consistent(seq, src, words.data(), words.size(), opt.max_tries) < 0)
@@ -518,10 +521,8 @@ Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
     p.dropped_samples = h.dropped_samples;
     p.untracked_frees = h.untracked_frees;
     if (h.stack_count == 0) return p;
-    const uint64_t pcs_room = h.record_size >= sizeof(StackRecord) ? (h.record_size - sizeof(StackRecord)) / 8 : 0;
-    if (h.record_size % 8 || pcs_room == 0 || h.record_size > 64 * 1024 || h.stack_count > h.max_stacks ||
-        !within(sizeof(ProfileHeader), uint64_t(h.stack_count) * h.record_size, profile_size_))
-        return err(path_, "corrupt profile region");
+    if (!sane(h)) return err(path_, "corrupt profile region");
+    const uint64_t pcs_room = (h.record_size - sizeof(StackRecord)) / 8;
     const auto* bytes = reinterpret_cast<const unsigned char*>(words.data());
     for (uint64_t i = 0; i < h.stack_count; ++i) {
         const unsigned char* rec = bytes + sizeof(ProfileHeader) + i * h.record_size;
