@@ -237,6 +237,16 @@ void* SegmentWriter::slot_address(uint32_t i) const noexcept {
            uint64_t{i} * lh->slot_size;
 }
 
+int SegmentWriter::reserve_pages(uint64_t at, uint64_t bytes) noexcept {
+    const int fd = file_.fd();
+    if (fd < 0) return EBADF;
+    int err;
+    do  // a signal may interrupt it: only a full tmpfs is final
+        err = posix_fallocate(fd, static_cast<off_t>(at), static_cast<off_t>(bytes));
+    while (err == EINTR);
+    return err;
+}
+
 bool SegmentWriter::reserve_profile() noexcept {
     if (profile_reserved_.load(std::memory_order_acquire)) return true;
     if (!base_) return false;
@@ -247,14 +257,7 @@ bool SegmentWriter::reserve_profile() noexcept {
     // descriptor it did not open keeps its profile), and an error, never a
     // SIGBUS, when tmpfs cannot give the pages. Before Linux 5.14: fallocate.
     bool ok = madvise(at, bytes, MADV_POPULATE_WRITE) == 0;
-    if (!ok && errno == EINVAL) {
-        const int fd = file_.fd();
-        int err = EBADF;
-        if (fd >= 0) do  // a signal may interrupt it: only a full tmpfs is final
-                err = posix_fallocate(fd, static_cast<off_t>(records_begin_), static_cast<off_t>(bytes));
-            while (err == EINTR);
-        ok = err == 0;
-    }
+    if (!ok && errno == EINVAL) ok = reserve_pages(records_begin_, bytes) == 0;
     errno = saved_errno;
     if (ok) profile_reserved_.store(true, std::memory_order_release);
     return ok;
@@ -264,13 +267,7 @@ void* SegmentWriter::reserve_slot(uint32_t i) noexcept {
     LiveHeader* lh = live_header();
     if (!lh || i >= lh->slot_count) return nullptr;
     const uint64_t at = header()->live_offset + uint64_t{lh->slots_offset} + uint64_t{i} * lh->slot_size;
-    const int fd = file_.fd();
-    if (fd < 0) return nullptr;
-    int err;
-    do  // a signal may interrupt it: only a full tmpfs is final
-        err = posix_fallocate(fd, static_cast<off_t>(at), lh->slot_size);
-    while (err == EINTR);
-    if (err != 0) return nullptr;
+    if (reserve_pages(at, lh->slot_size) != 0) return nullptr;
     return static_cast<unsigned char*>(base_) + at;
 }
 

@@ -107,6 +107,8 @@ public:
 private:
     layout::SegmentHeader* header() const noexcept { return static_cast<layout::SegmentHeader*>(base_); }
     layout::LiveHeader* live_header() const noexcept;
+    // fallocate of [at, at + bytes) through the kept descriptor: 0 or an errno.
+    int reserve_pages(uint64_t at, uint64_t bytes) noexcept;
 
     void* base_ = nullptr;
     size_t size_ = 0;
