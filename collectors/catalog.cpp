@@ -1,9 +1,12 @@
 // The one table: the families concatenated and sorted by name.
 #include "catalog.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <array>
 
+#include "proc.h"
 #include "procfs.h"
 
 namespace gometrics::collect {
@@ -38,8 +41,11 @@ struct Table {
 
 void keep_files() noexcept {
     procfs::keep_self_files();
-    cpu_keep_files();
-    memory_keep_files();
+    static char mountinfo[1 << 16], cgroup[4096];  // static: start-up may run on a small stack of the program's
+    const auto mi = sys::read_file(AT_FDCWD, "/proc/self/mountinfo", mountinfo, sizeof mountinfo);
+    const auto cg = sys::read_file(AT_FDCWD, "/proc/self/cgroup", cgroup, sizeof cgroup);
+    cpu_keep_files(mi.value_or(""), cg.value_or(""));
+    memory_keep_files(mi.value_or(""), cg.value_or(""));
 }
 
 void drop_files_after_fork() noexcept {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <span>
+#include <string_view>
 
 #include "metric.h"
 
@@ -23,10 +24,12 @@ std::span<const Metric> memory_metrics();
 // drop_files_after_fork() closed the parent's in the atfork handler).
 void keep_files() noexcept;
 void drop_files_after_fork() noexcept;
-// The families' parts of it.
-void cpu_keep_files() noexcept;
+// The families' parts of it, given the texts of /proc/self/mountinfo and
+// /proc/self/cgroup (empty when unreadable): both look for the process's
+// cgroup, and one reading serves both.
+void cpu_keep_files(std::string_view mountinfo, std::string_view cgroup) noexcept;
 void cpu_drop_files() noexcept;
-void memory_keep_files() noexcept;
+void memory_keep_files(std::string_view mountinfo, std::string_view cgroup) noexcept;
 void memory_drop_files() noexcept;
 
 // Facts of the process from the kept /proc/self files (procfs.cpp), for the

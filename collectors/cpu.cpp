@@ -4,11 +4,11 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "catalog.h"
 #include "cgroup.h"
@@ -54,10 +54,13 @@ namespace {
 uint32_t affinity_cpus() {
     constexpr size_t kMaxCpus = 8192;
     unsigned long mask[kMaxCpus / (8 * sizeof(unsigned long))];
-    std::memset(mask, 0, sizeof mask);
-    if (sched_getaffinity(getpid(), sizeof mask, reinterpret_cast<cpu_set_t*>(mask)) != 0) return 0;
+    // The system call itself says how many bytes of the mask the kernel has
+    // (glibc's wrapper clears the rest): only those are counted.
+    const long bytes = syscall(SYS_sched_getaffinity, getpid(), sizeof mask, mask);
+    if (bytes <= 0) return 0;
     uint32_t n = 0;
-    for (unsigned long w : mask) n += static_cast<uint32_t>(__builtin_popcountl(w));
+    for (size_t i = 0; i < static_cast<size_t>(bytes) / sizeof(unsigned long); ++i)
+        n += static_cast<uint32_t>(__builtin_popcountl(mask[i]));
     return n;
 }
 
@@ -66,10 +69,9 @@ uint32_t affinity_cpus() {
 // first one's quota).
 constinit sys::KeptFile g_cpu_max;  // publisher only, opened by cpu_keep_files()
 
-void find_cpu_max() {
-    static char mountinfo[16384], cgroup[1024];  // static: start-up may run on a small stack
-    const auto group = sys::find_self_cgroup({}, mountinfo, sizeof mountinfo, cgroup, sizeof cgroup);
-    static char path[512];
+void find_cpu_max(std::string_view mountinfo, std::string_view cgroup) {
+    const auto group = sys::find_cgroup(mountinfo, cgroup, {});
+    static char path[512];  // static: start-up may run on a small stack
     if (group && sys::cgroup_file_path(*group, "cpu.max", path, sizeof path) > 0)
         (void)g_cpu_max.open(AT_FDCWD, path, O_RDONLY);
 }
@@ -149,7 +151,7 @@ constexpr Metric kCpu[] = {
 
 }  // namespace
 
-void cpu_keep_files() noexcept { find_cpu_max(); }
+void cpu_keep_files(std::string_view mountinfo, std::string_view cgroup) noexcept { find_cpu_max(mountinfo, cgroup); }
 void cpu_drop_files() noexcept { g_cpu_max.close(); }
 
 std::span<const Metric> cpu_metrics() { return kCpu; }

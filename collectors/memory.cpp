@@ -145,9 +145,9 @@ constexpr uint64_t kNoLimit = std::numeric_limits<int64_t>::max();  // Go's "no 
 constexpr size_t kMaxLevels = 8;
 constinit sys::KeptFile g_limit_files[kMaxLevels];
 
-void keep_limit_files() {
-    static char mountinfo[1 << 16], cgroup[4096], file[1100];  // static: start-up may run on a small stack
-    auto d = sys::find_self_cgroup("memory", mountinfo, sizeof mountinfo, cgroup, sizeof cgroup);
+void keep_limit_files(std::string_view mountinfo, std::string_view cgroup) {
+    static char file[1100];  // static: start-up may run on a small stack
+    auto d = sys::find_cgroup(mountinfo, cgroup, "memory");
     if (!d) return;
     const char* const name = d->v1 ? "memory.limit_in_bytes" : "memory.max";
     for (size_t kept = 0; kept < kMaxLevels;) {
@@ -213,7 +213,9 @@ constexpr Metric kMemory[] = {
 
 }  // namespace
 
-void memory_keep_files() noexcept { keep_limit_files(); }
+void memory_keep_files(std::string_view mountinfo, std::string_view cgroup) noexcept {
+    keep_limit_files(mountinfo, cgroup);
+}
 void memory_drop_files() noexcept {
     for (sys::KeptFile& f : g_limit_files) f.close();
 }

@@ -1,11 +1,8 @@
 // The cgroup finder and limit parsers; see cgroup.h.
 #include "cgroup.h"
 
-#include <fcntl.h>
-
 #include <cstring>
 
-#include "proc.h"
 #include "text.h"
 
 namespace gometrics::sys {
@@ -22,7 +19,7 @@ std::optional<CgroupDir> find_cgroup(std::string_view mountinfo, std::string_vie
         std::string_view root, point;
     } v2_mount, v1_mount;
     any_line(mountinfo, [&](std::string_view line) {
-        const size_t dash = line.find(" - ");
+        const size_t dash = text::find_separator(line);
         if (dash == std::string_view::npos) return false;
         std::string_view after = line.substr(dash + 3), before = line.substr(0, dash);
         const std::string_view fstype = take_field(after);
@@ -54,14 +51,6 @@ std::optional<CgroupDir> find_cgroup(std::string_view mountinfo, std::string_vie
         path.remove_prefix(mount.root.size());
     if (path == "/") path = {};
     return CgroupDir{mount.point, path, v1};
-}
-
-std::optional<CgroupDir> find_self_cgroup(std::string_view v1_controller, char* mountinfo_buf, size_t mountinfo_size,
-                                          char* cgroup_buf, size_t cgroup_size) noexcept {
-    const auto mi = read_file(AT_FDCWD, "/proc/self/mountinfo", mountinfo_buf, mountinfo_size);
-    const auto cg = read_file(AT_FDCWD, "/proc/self/cgroup", cgroup_buf, cgroup_size);
-    if (!mi || !cg) return std::nullopt;
-    return find_cgroup(*mi, *cg, v1_controller);
 }
 
 size_t cgroup_file_path(const CgroupDir& dir, std::string_view file, char* out, size_t cap) noexcept {

@@ -28,11 +28,6 @@ struct CgroupDir {
 std::optional<CgroupDir> find_cgroup(std::string_view mountinfo, std::string_view self_cgroup,
                                      std::string_view v1_controller) noexcept;
 
-// Reads /proc/self/mountinfo and /proc/self/cgroup into the buffers and
-// finds the group there (views into the buffers).
-std::optional<CgroupDir> find_self_cgroup(std::string_view v1_controller, char* mountinfo_buf, size_t mountinfo_size,
-                                          char* cgroup_buf, size_t cgroup_size) noexcept;
-
 // mount_point + path + "/" + file into out, NUL-terminated; its length, or
 // 0 when it does not fit.
 size_t cgroup_file_path(const CgroupDir& dir, std::string_view file, char* out, size_t cap) noexcept;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 
@@ -59,13 +60,36 @@ std::optional<std::string_view> read_whole(int fd, char* buf, size_t size) noexc
 
 std::optional<uint64_t> status_field(std::string_view status, std::string_view key) noexcept {
     std::optional<uint64_t> out;
-    any_line(status, [&](std::string_view line) {
-        if (line.size() <= key.size() || line.substr(0, key.size()) != key || line[key.size()] != ':') return false;
-        line.remove_prefix(key.size() + 1);
-        out = take_u64(line);
-        return true;
-    });
+    status_fields(status, {&key, 1}, {&out, 1});
     return out;
+}
+
+void status_fields(std::string_view status, std::span<const std::string_view> keys,
+                   std::span<std::optional<uint64_t>> out) noexcept {
+    const size_t n = std::min({keys.size(), out.size(), size_t{64}});
+    uint64_t wanted = n == 64 ? ~uint64_t{0} : (uint64_t{1} << n) - 1;
+    // The keys' first characters: most of status' 60 lines are passed over
+    // on their first, a publisher reads it at every snapshot.
+    uint64_t firsts[4] = {};
+    for (size_t i = 0; i < n; ++i) {
+        out[i].reset();
+        const auto c = static_cast<unsigned char>(keys[i].empty() ? 0 : keys[i][0]);
+        firsts[c >> 6] |= uint64_t{1} << (c & 63);
+    }
+    any_line(status, [&](std::string_view line) {
+        const auto c = static_cast<unsigned char>(line.empty() ? 0 : line[0]);
+        if (!(firsts[c >> 6] >> (c & 63) & 1)) return false;
+        for (size_t i = 0; i < n; ++i) {
+            const std::string_view key = keys[i];
+            if (!(wanted >> i & 1) || line.size() <= key.size() || line[key.size()] != ':' || !line.starts_with(key))
+                continue;
+            line.remove_prefix(key.size() + 1);
+            out[i] = take_u64(line);  // the first line of the key decides, number or not
+            wanted &= ~(uint64_t{1} << i);
+            break;
+        }
+        return wanted == 0;
+    });
 }
 
 namespace {

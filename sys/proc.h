@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string_view>
 
 namespace gometrics::sys {
@@ -34,6 +35,12 @@ int self_pid() noexcept;
 // The number after "Key:" on its line of a /proc/PID/status text
 // ("VmRSS:\t  1234 kB" gives 1234: the unit is the caller's business).
 std::optional<uint64_t> status_field(std::string_view status, std::string_view key) noexcept;
+
+// status_field for each of `keys` (at most 64) into `out`, in one pass over
+// the text: a snapshot wants several fields of its 60 lines, each read
+// on its own scanned the whole text again.
+void status_fields(std::string_view status, std::span<const std::string_view> keys,
+                   std::span<std::optional<uint64_t>> out) noexcept;
 
 // /proc/PID/stat fields we use (numbers as in proc(5)); the command name
 // in parentheses may itself hold spaces and parentheses.

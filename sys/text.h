@@ -31,10 +31,19 @@ inline std::optional<uint64_t> parse_u64(std::string_view s) noexcept {
 // The next space-separated field of `s`, advancing s.
 inline std::string_view take_field(std::string_view& s) noexcept {
     while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-    const size_t end = s.find_first_of(" \n");
+    size_t end = 0;  // a plain loop: find_first_of calls memchr once per character
+    while (end < s.size() && s[end] != ' ' && s[end] != '\n') ++end;
     const std::string_view f = s.substr(0, end);
-    s.remove_prefix(f.size());
+    s.remove_prefix(end);
     return f;
+}
+
+// Where " - " starts in `line` (mountinfo's separator), or npos: found from
+// its '-', as a search for the string stops at every space before it.
+inline size_t find_separator(std::string_view line) noexcept {
+    for (size_t d = line.find('-', 1); d != line.npos; d = line.find('-', d + 1))
+        if (line[d - 1] == ' ' && d + 1 < line.size() && line[d + 1] == ' ') return d - 1;
+    return line.npos;
 }
 
 // Each line of `text`, in order, until f returns true; whether it did.

@@ -30,6 +30,23 @@ TEST_CASE("sys: status fields, the number after the key, whole keys only") {
     CHECK(!sys::status_field(s, "VmSwap"));
     CHECK(!sys::status_field(s, "Name"));  // not a number
     CHECK(!sys::status_field("", "Threads"));
+
+    // Several at once, in one pass: the same answers, in the keys' order.
+    const std::string_view keys[] = {"VmSwap", "voluntary_ctxt_switches", "Threads", "Name", "VmRSS"};
+    std::optional<uint64_t> v[std::size(keys)];
+    v[0] = 7;  // a stale value is cleared
+    sys::status_fields(s, keys, v);
+    CHECK(!v[0]);
+    CHECK(v[1] == 12u);
+    CHECK(v[2] == 51u);
+    CHECK(!v[3]);
+    CHECK(v[4] == 3508u);
+    // The first line of a key decides, as for one key.
+    const std::string_view twice = "Threads:\tmany\nThreads:\t4\nVmRSS:\t9 kB\n";
+    sys::status_fields(twice, {keys + 2, 3}, {v + 2, 3});
+    CHECK(!v[2]);
+    CHECK(v[4] == 9u);
+    CHECK(sys::status_field(twice, "Threads") == std::nullopt);
 }
 
 TEST_CASE("sys: stat, fields counted after the command name, whatever it holds") {
@@ -265,4 +282,22 @@ TEST_CASE("sys: text helpers") {
     std::string_view s = "  12 x";
     CHECK(sys::text::take_u64(s) == 12u);
     CHECK(s == " x");
+
+    std::string_view f = "  one two\nthree";
+    CHECK(sys::text::take_field(f) == "one");
+    CHECK(sys::text::take_field(f) == "two");
+    CHECK(f == "\nthree");
+    CHECK(sys::text::take_field(f).empty());
+    f = "last";
+    CHECK(sys::text::take_field(f) == "last");
+    CHECK(f.empty());
+
+    // mountinfo's " - ": not a '-' inside a field, nor one at either end.
+    using sys::text::find_separator;
+    CHECK(find_separator("36 1 0:3 / /run/user-1 rw - tmpfs tmpfs rw") == 25);
+    CHECK(find_separator("a-b c -d e- f") == std::string_view::npos);
+    CHECK(find_separator("- x") == std::string_view::npos);
+    CHECK(find_separator("x -") == std::string_view::npos);
+    CHECK(find_separator("x - ") == 1);
+    CHECK(find_separator("") == std::string_view::npos);
 }
