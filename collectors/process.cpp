@@ -29,10 +29,6 @@ uint64_t count_fds(const Snapshot& s) {
 }
 PerSnapshot<uint64_t, count_fds> g_fds;
 
-bool have_status() {
-    Snapshot probe{~uint64_t{0}, 0, 0};
-    return procfs::self_status(probe).ok;
-}
 
 void rss(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).rss_kib * 1024; }
 void virtual_size(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).vm_size_kib * 1024; }
@@ -87,14 +83,14 @@ constexpr Metric kProcess[] = {
     {"/process/fds/open:fds", kKindUint64, false, kAggSum,
      "Open file descriptors of the process, the few the agent keeps for itself left out.", fds},
     {"/process/memory/rss:bytes", kKindUint64, false, kAggSum,
-     "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, have_status},
+     "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, procfs::status_readable},
     {"/process/memory/virtual-limit:bytes", kKindUint64, false, kAggNone,
      "The most address space the process may map: its soft RLIMIT_AS, or 9223372036854775807 when there is none.",
      soft_limit<RLIMIT_AS>},
     {"/process/memory/virtual:bytes", kKindUint64, false, kAggSum, "Address space the process has mapped (VmSize).",
-     virtual_size, {}, have_status},
+     virtual_size, {}, procfs::status_readable},
     {"/process/uptime:seconds", kKindFloat64, false, kAggMax, "Wall-clock time since the process started.", uptime, {},
-     have_status},
+     procfs::status_readable},
 };
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <atomic>
 
 #include "catalog.h"
 #include "clocks.h"
@@ -31,13 +32,11 @@ constexpr SelfFile kSelfFiles[] = {
 static_assert(std::size(kSelfFiles) == size_t(Self::kCount));
 constinit sys::KeptFile g_self[size_t(Self::kCount)];
 
-sys::KeptFile& checked(Self which) noexcept {
-    sys::KeptFile& f = g_self[size_t(which)];
-    f.fd();
-    if (f.lost_now())
+// Says once that the program closed one of these files, after a use found it.
+void say_if_lost(Self which) noexcept {
+    if (g_self[size_t(which)].lost_now())
         agent::log::line({kSelfFiles[size_t(which)].path, " was closed by the program: ", kSelfFiles[size_t(which)].off,
                           " stop"});
-    return f;
 }
 
 // The seccomp mode and filter count at start-up ("Seccomp_filters:" since
@@ -49,9 +48,11 @@ constinit Seccomp g_seccomp_at_start{};
 constinit bool g_seccomp_noted = false;
 
 std::optional<Seccomp> seccomp_of(std::string_view status) {
-    const auto mode = sys::status_field(status, "Seccomp");
-    if (!mode) return std::nullopt;
-    return Seccomp{*mode, sys::status_field(status, "Seccomp_filters").value_or(0)};
+    static constexpr std::string_view kKeys[] = {"Seccomp", "Seccomp_filters"};
+    std::optional<uint64_t> v[std::size(kKeys)];
+    sys::status_fields(status, kKeys, v);
+    if (!v[0]) return std::nullopt;
+    return Seccomp{*v[0], v[1].value_or(0)};
 }
 
 bool beyond_start(const Seccomp& now) {
@@ -76,12 +77,16 @@ SelfStatus read_self_status(const Snapshot&) {
     auto status = peek_status(buf, sizeof buf);
     if (!status) status = read_self(Self::kStatus, buf, sizeof buf);  // finds a lost file
     if (!status) return out;
-    const auto threads = sys::status_field(*status, "Threads");
+    static constexpr std::string_view kKeys[] = {"Threads", "VmRSS", "VmSize", "voluntary_ctxt_switches",
+                                                 "nonvoluntary_ctxt_switches"};
+    std::optional<uint64_t> v[std::size(kKeys)];
+    sys::status_fields(*status, kKeys, v);
+    const auto threads = v[0];
     out.confined = sys::confined();
-    out.rss_kib = sys::status_field(*status, "VmRSS").value_or(0);
-    out.vm_size_kib = sys::status_field(*status, "VmSize").value_or(0);
-    out.ctx_voluntary = sys::status_field(*status, "voluntary_ctxt_switches").value_or(0);
-    out.ctx_involuntary = sys::status_field(*status, "nonvoluntary_ctxt_switches").value_or(0);
+    out.rss_kib = v[1].value_or(0);
+    out.vm_size_kib = v[2].value_or(0);
+    out.ctx_voluntary = v[3].value_or(0);
+    out.ctx_involuntary = v[4].value_or(0);
     const auto stat_text = read_self(Self::kStat, buf, sizeof buf);
     const auto stat = stat_text ? sys::parse_stat(*stat_text) : std::nullopt;
     if (!threads || !stat) return out;
@@ -105,11 +110,14 @@ PerSnapshot<Usage, read_usage> g_usage;
 }  // namespace
 
 std::optional<std::string_view> read_self(Self file, char* buf, size_t size) noexcept {
-    return checked(file).read(buf, size);
+    const auto text = g_self[size_t(file)].read(buf, size);  // checks the descriptor is still ours
+    say_if_lost(file);
+    return text;
 }
 
 int self_dir(Self dir) noexcept {
-    const int fd = checked(dir).fd();
+    const int fd = g_self[size_t(dir)].fd();
+    say_if_lost(dir);
     if (fd >= 0 && lseek(fd, 0, SEEK_SET) != 0) return -1;
     return fd;
 }
@@ -163,6 +171,15 @@ void drop_self_files() noexcept {
 }
 
 const SelfStatus& self_status(const Snapshot& s) { return g_self_status.get(s); }
+
+bool status_readable() noexcept {
+    // Past the per-snapshot cache: asked in a snapshot (memory's sum rule
+    // looks at which leaves exist), a probe there made it read status again.
+    static constinit std::atomic<int> known{-1};
+    int v = known.load(std::memory_order_relaxed);
+    if (v < 0) known.store(v = read_self_status(Snapshot{}).ok, std::memory_order_relaxed);
+    return v;
+}
 const Usage& self_usage(const Snapshot& s) { return g_usage.get(s); }
 
 }  // namespace gometrics::collect::procfs

@@ -43,6 +43,10 @@ struct SelfStatus {
 };
 const SelfStatus& self_status(const Snapshot& s);
 
+// Whether status and stat could be read: the availability of the metrics
+// built on them, decided at the first question, as the metric set is.
+bool status_readable() noexcept;
+
 // getrusage(RUSAGE_SELF) once per snapshot: CPU times, faults and context
 // switches of every thread, the ended ones included.
 struct Usage {

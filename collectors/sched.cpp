@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 #include <cstring>
 
@@ -123,9 +124,14 @@ PerSnapshot<bool, update> g_updated;
 static_assert(std::is_trivially_destructible_v<sched::Latencies>, "see sched_latencies.h");
 
 bool have_schedstat() {
-    char buf[128];
-    const auto t = sys::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
-    return t && sys::parse_schedstat(*t);
+    static constinit std::atomic<int> known{-1};  // asked once per metric of the family, and for the sum rule
+    int v = known.load(std::memory_order_relaxed);
+    if (v < 0) {
+        char buf[128];
+        const auto t = sys::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
+        known.store(v = t && sys::parse_schedstat(*t), std::memory_order_relaxed);
+    }
+    return v;
 }
 
 void total(const Snapshot& s, uint64_t* out) {

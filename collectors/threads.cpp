@@ -45,10 +45,6 @@ uint64_t default_stack_size() {
     return size;
 }
 
-bool have_proc_status() {
-    Snapshot probe{~uint64_t{0}, 0, 0};
-    return procfs::self_status(probe).ok;
-}
 
 void threads_total(const Snapshot& s, uint64_t* out) { *out = live_threads(s); }
 void threads_created(const Snapshot&, uint64_t* out) {
@@ -63,13 +59,13 @@ constexpr Metric kThreads[] = {
     {"/memory/classes/os-stacks:bytes", kKindUint64, false, kAggSum,
      "Stack memory of live threads: each stack size the program asked for, the default stack size for threads the "
      "agent did not see start (the main thread included); reserved, not necessarily resident.",
-     os_stacks, {}, have_proc_status},
+     os_stacks, {}, procfs::status_readable},
     {"/sched/threads-created:threads", kKindUint64, true, kAggSum,
      "Threads started with pthread_create since the agent loaded (or was attached).", threads_created},
     {"/sched/threads/total:threads", kKindUint64, false, kAggSum,
      "Live threads of the process (the kernel's count), the main thread included, the agent's own publisher "
      "thread excluded.",
-     threads_total, {}, have_proc_status},
+     threads_total, {}, procfs::status_readable},
 };
 
 }  // namespace
