@@ -103,19 +103,28 @@ int kept_fd_floor() noexcept {
 
 int KeptFile::open(int dirfd, const char* path, int flags, mode_t mode) noexcept {
     close();
-    if (kept_fd_floor() < 0) return EMFILE;
+    const int floor = kept_fd_floor();
+    if (floor < 0) return EMFILE;
     const int low = ::openat(dirfd, path, flags | O_CLOEXEC, mode);
     if (low < 0) return errno;
-    const int err = adopt(low);
+    // The access mode asked for is the one F_GETFL would report (O_PATH
+    // drops it): a system call fewer per kept file at start-up.
+    const int err = keep(low, floor, !(flags & O_PATH) && (flags & O_ACCMODE) != O_RDONLY);
     ::close(low);
     return err;
 }
 
 int KeptFile::adopt(int fd) noexcept {
     close();
-    lost_ = said_ = false;
     const int floor = kept_fd_floor();
     if (floor < 0) return EMFILE;
+    const int fl = fcntl(fd, F_GETFL);
+    if (fl < 0) return errno;
+    return keep(fd, floor, (fl & O_ACCMODE) != O_RDONLY);
+}
+
+int KeptFile::keep(int fd, int floor, bool writable) noexcept {
+    lost_ = said_ = false;
     const int high = fcntl(fd, F_DUPFD_CLOEXEC, floor);
     if (high < 0) return errno;
     struct stat st {};
@@ -125,7 +134,7 @@ int KeptFile::adopt(int fd) noexcept {
         return e;
     }
     fd_ = high;
-    writable_ = (fcntl(high, F_GETFL) & O_ACCMODE) != O_RDONLY;
+    writable_ = writable;
     dev_ = st.st_dev;
     ino_ = st.st_ino;
     mark_kept(high, true, dev_, ino_);

@@ -71,6 +71,9 @@ public:
     void close() noexcept;
 
 private:
+    // Keeps a duplicate of fd at `floor` or above.
+    int keep(int fd, int floor, bool writable) noexcept;
+
     int fd_ = -1;
     dev_t dev_ = 0;
     ino_t ino_ = 0;
