@@ -58,8 +58,12 @@ struct State {
     uint64_t* words = nullptr;  // private buffer, payload_words() long
     uint64_t* remainder = nullptr;  // the fold's remainder (layout::LiveHeader), as long
     size_t words_bytes = 0;
-    layout::FoldTerm* terms = nullptr;  // sorted by pass
-    size_t term_count = 0, terms_bytes = 0;
+    // The fold terms, in pass order: built in the segment (write_terms),
+    // read back from there; 0 and null without one.
+    const layout::FoldTerm* terms = nullptr;
+    size_t term_count = 0;
+    size_t terms_built = 0;  // how many the metrics give (count_terms), 0 if they do not fit
+    size_t pass_terms[4] = {};  // of which each pass's
     // The distinct slot words of each pass, for the slot copies.
     static constexpr size_t kPasses = 4, kSlotWords = sizeof(ThreadSlot) / 8;
     uint16_t pass_words[kPasses][kSlotWords];
@@ -109,28 +113,34 @@ void* slot_address(uint32_t i) noexcept { return g_state->writer.slot_address(i)
 constinit const SharedSlots kShared{reserve_slot, slot_used, slot_address, kSharedSlots};
 
 // Collects the metrics' fold terms (collect::FoldSink) at their words, in
-// two runs over the same metrics: the first counts each pass's terms, the
-// second writes each term at its pass's next place. So the table is in pass
-// order, each pass's terms in the order they came, with no scratch copy
-// (its pages would be one more cost of every process's start-up).
+// two runs over the same metrics: the first (count_terms, at start-up)
+// counts each pass's terms and notes the slot words each pass reads; the
+// second (write_terms, at each segment's creation) writes each term at its
+// pass's next place in the segment. So the table is in pass order, each
+// pass's terms in the order they came, and exists only in the segment.
 struct TermSink final : collect::FoldSink {
     State& st;
+    layout::FoldTerm* out = nullptr;  // null: counting
     size_t base = 0;
     bool overflow = false;
-    bool placing = false;
     size_t count[State::kPasses] = {};
     size_t next[State::kPasses] = {};
+    uint64_t seen[State::kPasses][(State::kSlotWords + 63) / 64] = {};  // bits: this may run on a small stack
     explicit TermSink(State& s) : st(s) {}
     void add(uint32_t word, uint32_t slot_word, uint8_t pass, bool is_float, uint64_t weight) {
         if (pass >= State::kPasses || slot_word >= State::kSlotWords) {
             overflow = true;
             return;
         }
-        if (!placing) {
-            ++count[pass];
+        if (out) {
+            out[next[pass]++] = {static_cast<uint32_t>(base + word), slot_word, pass, is_float, 0, 0, weight};
             return;
         }
-        st.terms[next[pass]++] = {static_cast<uint32_t>(base + word), slot_word, pass, is_float, 0, 0, weight};
+        ++count[pass];
+        if (!(seen[pass][slot_word / 64] >> (slot_word % 64) & 1)) {
+            seen[pass][slot_word / 64] |= uint64_t{1} << (slot_word % 64);
+            st.pass_words[pass][st.pass_word_count[pass]++] = static_cast<uint16_t>(slot_word);
+        }
     }
     void term(uint32_t word, uint32_t slot_word, uint8_t pass, int64_t weight) override {
         add(word, slot_word, pass, false, static_cast<uint64_t>(weight));
@@ -138,19 +148,31 @@ struct TermSink final : collect::FoldSink {
     void term_f(uint32_t word, uint32_t slot_word, uint8_t pass, double weight) override {
         add(word, slot_word, pass, true, std::bit_cast<uint64_t>(weight));
     }
+    void run() {
+        for (size_t i = 0; i < st.count; ++i) {
+            if (!st.metrics[i]->fold) continue;
+            base = st.word_offset[i];
+            st.metrics[i]->fold(*this);
+        }
+    }
 };
 
 // The fold's remainder: each folded value less what the copied slots gave
 // it in this snapshot, in the terms' own arithmetic (int64 wrapping, or
 // double). A reader adds the shared slots as they are then; those that were
-// not copied (no room) it adds whole, as the values lack them.
+// not copied (no room) it adds whole, as the values lack them. The terms
+// are read back from the segment, which others can write: a word out of
+// range is passed over, never followed.
 void compute_remainder(State& st) {
     std::memcpy(st.remainder, st.words, st.words_bytes);
     const detail::SlotCopies& copies = detail::g_snapshot_slots;
+    const size_t words = st.words_bytes / 8;
     for (uint32_t i = 0; i < copies.count; ++i) {
         const auto* w = reinterpret_cast<const uint64_t*>(&copies.slots[i]);
         for (size_t t = 0; t < st.term_count; ++t) {
             const layout::FoldTerm& term = st.terms[t];
+            if (term.value_word >= words || term.slot_word >= State::kSlotWords) [[unlikely]]
+                continue;
             uint64_t& r = st.remainder[term.value_word];
             if (term.is_float)
                 r = std::bit_cast<uint64_t>(std::bit_cast<double>(r) -
@@ -174,38 +196,31 @@ void build_table(State& st) {
     }
 }
 
-// The fold terms of every metric that has them, in pass order. A table
-// that does not fit (never, with today's metrics) publishes no live region.
-void build_terms(State& st) {
+// How many fold terms the metrics give, and each pass's slot words. A
+// table that does not fit (never, with today's metrics) publishes no live
+// region.
+void count_terms(State& st) {
     TermSink sink(st);
-    const auto run = [&] {
-        for (size_t i = 0; i < st.count; ++i) {
-            if (!st.metrics[i]->fold) continue;
-            sink.base = st.word_offset[i];
-            st.metrics[i]->fold(sink);
-        }
-    };
-    run();
+    sink.run();
     size_t total = 0;
+    for (size_t p = 0; p < State::kPasses; ++p) total += st.pass_terms[p] = sink.count[p];
+    st.terms_built = sink.overflow || total > kMaxTerms ? 0 : total;
+    if (!st.terms_built) std::fill(std::begin(st.pass_word_count), std::end(st.pass_word_count), 0u);
+}
+
+// The terms, in pass order, at `out` in a new segment (LiveSpec::fill_terms).
+void write_terms(void* ctx, layout::FoldTerm* out) noexcept {
+    State& st = *static_cast<State*>(ctx);
+    TermSink sink(st);
+    sink.out = out;
+    size_t at = 0;
     for (size_t p = 0; p < State::kPasses; ++p) {
-        sink.next[p] = total;
-        total += sink.count[p];
+        sink.next[p] = at;
+        at += st.pass_terms[p];
     }
-    st.term_count = 0;
-    if (sink.overflow || total > kMaxTerms) return;
-    sink.placing = true;
-    run();
-    if (sink.overflow) return;
-    st.term_count = total;
-    for (size_t p = 0; p < State::kPasses; ++p) {
-        bool seen[State::kSlotWords] = {};
-        st.pass_word_count[p] = 0;
-        for (size_t t = 0; t < st.term_count; ++t)
-            if (st.terms[t].pass == p && !seen[st.terms[t].slot_word]) {
-                seen[st.terms[t].slot_word] = true;
-                st.pass_words[p][st.pass_word_count[p]++] = static_cast<uint16_t>(st.terms[t].slot_word);
-            }
-    }
+    sink.run();
+    st.terms = out;
+    st.term_count = st.terms_built;
 }
 
 // Reads the shared slots once, pass by pass (every word of pass 0 of every
@@ -380,18 +395,15 @@ State* create_state() {
     for (size_t i = 0; i < st->count; ++i) words += ipc::value_words(st->specs[i]);
     st->words_bytes = (words * 8 + 4095) & ~size_t{4095};
     if (!st->words_bytes) st->words_bytes = 4096;
-    st->terms_bytes = (kMaxTerms * sizeof(layout::FoldTerm) + 4095) & ~size_t{4095};
-    // words, remainder, terms: one mapping
-    void* w = mmap(nullptr, 2 * st->words_bytes + st->terms_bytes, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // words and remainder: one mapping
+    void* w = mmap(nullptr, 2 * st->words_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (w == MAP_FAILED) {
         munmap(mem, sizeof(State));
         return nullptr;
     }
     st->words = static_cast<uint64_t*>(w);
     st->remainder = st->words + st->words_bytes / 8;
-    st->terms = reinterpret_cast<layout::FoldTerm*>(st->remainder + st->words_bytes / 8);
-    build_terms(*st);
+    count_terms(*st);
     return st;
 }
 
@@ -418,9 +430,11 @@ bool publisher_create(bool attaching) noexcept {
     st.thread_started.store(false, std::memory_order_relaxed);
     (void)g_shm_dir.open(AT_FDCWD, "/dev/shm", O_PATH | O_DIRECTORY);
     trace_restart();
-    const ipc::LiveSpec live{kSharedSlots, sizeof(ThreadSlot), {st.terms, st.term_count}};
+    st.terms = nullptr;  // an earlier segment's (a forked child's parent's) are not ours
+    st.term_count = 0;
+    const ipc::LiveSpec live{kSharedSlots, sizeof(ThreadSlot), static_cast<uint32_t>(st.terms_built), write_terms, &st};
     const int err = st.writer.create({st.specs, st.count}, getpid(), collect::self_start_ticks(), start_time_ns(),
-                                     config().interval_ms, profile::region_bytes(), st.term_count ? &live : nullptr);
+                                     config().interval_ms, profile::region_bytes(), st.terms_built ? &live : nullptr);
     if (err != 0) {
         log::once(g_said_no_segment, {"cannot create /dev/shm segment (", strerror(err),
                                       attaching ? "): attach gives up, nothing is counted"
@@ -428,8 +442,7 @@ bool publisher_create(bool attaching) noexcept {
         errno = saved_errno;
         return false;
     }
-    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes + st.terms_bytes +
-                                        st.writer.mapped_bytes(),
+    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes + st.writer.mapped_bytes(),
                                     std::memory_order_relaxed);
     if (st.writer.slot_count()) attach_shared_slots(&kShared);
     g_profile_confined.store(false, std::memory_order_relaxed);  // a new segment (a forked child's): asked again
@@ -653,6 +666,8 @@ void publisher_forget_after_fork() noexcept {
     g_computing.store(false, std::memory_order_relaxed);  // the parent's thread may have held it
     if (!g_state) return;
     g_state->writer.abandon();  // the parent's: never write it from here
+    g_state->terms = nullptr;   // they were in it
+    g_state->term_count = 0;
     g_shm_dir.close();
     g_state->thread_started.store(false, std::memory_order_relaxed);
 }

@@ -94,9 +94,9 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
     // that reserving one slot's pages reserves nobody else's.
     uint64_t live_off = 0, slots_off = 0, total = static_end;
     if (live) {
-        if (live->terms.size() > kMaxFoldTerms || live->slot_count > kMaxSlots || live->slot_size % 64) return EINVAL;
+        if (live->term_count > kMaxFoldTerms || live->slot_count > kMaxSlots || live->slot_size % 64) return EINVAL;
         live_off = (static_end + 4095) & ~uint64_t{4095};  // slots are 64-byte aligned objects
-        slots_off = (sizeof(LiveHeader) + live->terms.size_bytes() + 4095) & ~uint64_t{4095};
+        slots_off = (sizeof(LiveHeader) + uint64_t{live->term_count} * sizeof(FoldTerm) + 4095) & ~uint64_t{4095};
         total = live_off + slots_off + uint64_t{live->slot_count} * live->slot_size;
     }
     if (total > kMaxSegmentSize || metrics.size() > kMaxMetrics) return EFBIG;
@@ -161,11 +161,11 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
         lh->slot_count = live->slot_count;
         lh->slot_size = live->slot_size;
         lh->slots_offset = static_cast<uint32_t>(slots_off);
-        lh->term_count = static_cast<uint32_t>(live->terms.size());
+        lh->term_count = live->term_count;
         lh->terms_offset = sizeof(LiveHeader);
         lh->remainder_offset = static_cast<uint32_t>(sizeof(ValuesHeader) + s.words * 8);
         lh->remainder_words = static_cast<uint32_t>(s.words);
-        std::memcpy(bytes + live_off + sizeof(LiveHeader), live->terms.data(), live->terms.size_bytes());
+        if (live->term_count) live->fill_terms(live->ctx, reinterpret_cast<FoldTerm*>(bytes + live_off + sizeof(LiveHeader)));
     }
 
     auto* desc = reinterpret_cast<DescEntry*>(bytes + desc_off);

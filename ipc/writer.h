@@ -31,7 +31,12 @@ struct MetricSpec {
 struct LiveSpec {
     uint32_t slot_count;  // slots that fit
     uint32_t slot_size;   // bytes per slot, a multiple of 64
-    std::span<const layout::FoldTerm> terms;
+    uint32_t term_count;
+    // Writes the term_count terms in place, before readers may look: the
+    // table is built in the segment, never as a copy of its own (that copy's
+    // pages were a tenth of what the agent adds to a short process).
+    void (*fill_terms)(void* ctx, layout::FoldTerm* out) noexcept;
+    void* ctx;
 };
 
 // Words (8 bytes) that a metric's value occupies in the values region.

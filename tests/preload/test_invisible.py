@@ -4,9 +4,11 @@ limits, small stacks, valgrind, chroot and setuid, and nothing lost when it
 crashes (agent: sys/kept_file.h, crash.h)."""
 
 import json
+import mmap
 import os
 import resource
 import signal
+import struct
 import subprocess
 import tempfile
 import time
@@ -304,6 +306,66 @@ class Confinement(unittest.TestCase):
             with open(report) as f:
                 m = metrics(json.load(f))
             self.assertGreaterEqual(m["/gc/heap/allocs:objects"], 1000)
+
+
+class ScribbledSegment(unittest.TestCase):
+    """The segment is a file others can write: what the agent reads back from
+    it (the fold terms, which exist nowhere else) never leads it astray."""
+
+    # Four threads of Debian's python3 allocating through malloc: shared
+    # slots in use, so every snapshot folds their copies through the terms.
+    WORK = (
+        "import sys, threading\n"
+        "stop = threading.Event()\n"
+        "def work():\n"
+        "    i = 0\n"
+        "    while not stop.is_set():\n"
+        "        b = [bytearray(64 + i % 512) for _ in range(4)]\n"
+        "        i += 1\n"
+        "ts = [threading.Thread(target=work) for _ in range(4)]\n"
+        "for t in ts: t.start()\n"
+        "print('ready', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "stop.set()\n"
+        "for t in ts: t.join()\n"
+        "print('done', flush=True)\n")
+
+    def test_fold_terms_overwritten_with_garbage(self):
+        env = dict(FAST, PYTHONMALLOC="malloc", PATH=gmtest.SYSTEM_PATH)
+        p = subprocess.Popen([gmtest.PYTHON, "-c", self.WORK], env=gmtest.agent_env(env), stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(p.stdout.readline(), "ready\n")
+            gmtest.wait_for_segment(p.pid)
+            with open(f"/dev/shm/gometrics.{p.pid}", "r+b") as f:
+                seg = mmap.mmap(f.fileno(), 0)
+            pid, = struct.unpack_from("<i", seg, 24)
+            live, = struct.unpack_from("<I", seg, 112)
+            self.assertEqual(pid, p.pid)
+            term_count, terms_offset = struct.unpack_from("<II", seg, live + 12)
+            self.assertGreater(term_count, 1000)
+            self.assertEqual(terms_offset, 32)
+            seq_before, = struct.unpack_from("<I", seg, 88)
+            # Every word out of range (value and slot words 0xffffffff), as a
+            # stray writer or a broken reader could leave them.
+            at = live + terms_offset
+            seg[at:at + 24 * term_count] = b"\xff" * (24 * term_count)
+            for _ in range(20):
+                # Readers check every term: one line, and the publisher goes on.
+                cp = gmtest.cli("read", "--pid", p.pid, "/gc/heap/allocs:objects")
+                self.assertEqual(cp.returncode, 1, cp.stdout)
+                self.assertEqual(len(cp.stderr.splitlines()), 1, cp.stderr)
+                self.assertIn("corrupt segment", cp.stderr)
+                time.sleep(0.02)
+            seq_after, = struct.unpack_from("<I", seg, 88)
+            self.assertGreater(seq_after, seq_before, "the publisher stopped")
+            seg.close()
+            out, err = p.communicate("\n", timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate(timeout=30)
+        self.assertEqual((p.returncode, out), (0, "done\n"), err)
 
 
 class Limits(unittest.TestCase):

@@ -271,7 +271,9 @@ TEST_CASE("the live fold: remainder plus the slots' words; a negative count read
         {0, 1, 0, 0, 0, 0, static_cast<uint64_t>(int64_t{-1})},
         {0, 0, 1, 0, 0, 0, 1},
     };
-    const ipc::LiveSpec live{2, 64, terms};
+    const ipc::LiveSpec live{2, 64, static_cast<uint32_t>(std::size(terms)),
+                             [](void* ctx, layout::FoldTerm* out) noexcept { std::memcpy(out, ctx, sizeof terms); },
+                             const_cast<layout::FoldTerm*>(terms)};
     ipc::SegmentWriter w;
     const int pid = fake_pid();
     REQUIRE(w.create(kSpecs, pid, 42, 7, 1000, 0, &live) == 0);
