@@ -45,6 +45,7 @@
 #include <string_view>
 
 #include "agent.h"
+#include "buffer.h"
 #include "jemalloc_sizes.h"
 #include "log.h"
 #include "proc.h"
@@ -143,7 +144,7 @@ void* je_pvalloc(size_t n) noexcept {
 
 // Field `field` (1-based, as in proc(5)) of /proc/self/stat, or 0.
 uint64_t proc_stat_field(int field) noexcept {
-    static char buf[2048];  // static: start-up may run on a small stack of the program's
+    GOMETRICS_BUFFER static char buf[2048];  // static: start-up may run on a small stack of the program's
     const auto text = sys::read_file(AT_FDCWD, "/proc/self/stat", buf, sizeof buf);
     return text ? sys::stat_field(*text, field).value_or(0) : 0;
 }

@@ -46,6 +46,7 @@
 #include <optional>
 
 #include "agent.h"
+#include "buffer.h"
 #include "catalog.h"
 #include "clocks.h"
 #include "got.h"
@@ -156,7 +157,7 @@ constexpr size_t kLeafBytes = (size_t{1} << (kRegionShift - kGranuleShift<M>)) >
 constinit Map g_map = Map::kBytes;
 constexpr size_t kRegions = size_t{1} << (kAddressBits - kRegionShift);
 constinit std::atomic<uint8_t*>* g_dir = nullptr;
-constinit std::atomic<uint64_t> g_failed[kRegions / 64]{};  // regions whose leaf could not be mapped
+GOMETRICS_BUFFER constinit std::atomic<uint64_t> g_failed[kRegions / 64]{};  // regions whose leaf could not be mapped
 
 size_t leaf_bytes() noexcept { return g_map == Map::kBits ? kLeafBytes<Map::kBits> : kLeafBytes<Map::kBytes>; }
 

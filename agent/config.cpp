@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "buffer.h"
 #include "layout.h"
 #include "log.h"
 
@@ -26,14 +27,14 @@ bool number(const char* text, uint64_t lo, uint64_t hi, uint64_t& out) noexcept 
 
 // Paths are copied: programs that rewrite their process title (redis-server,
 // nginx, postgres) move environ and overwrite the original strings.
-constinit char g_report_path[4096] = {};
-constinit char g_profile_report_path[4096] = {};
-constinit char g_trace_path[4096] = {};
+GOMETRICS_BUFFER constinit char g_report_path[4096] = {};
+GOMETRICS_BUFFER constinit char g_profile_report_path[4096] = {};
+GOMETRICS_BUFFER constinit char g_trace_path[4096] = {};
 
 bool path(const char* text, char (&buf)[4096], const char*& out) noexcept {
     const size_t n = std::strlen(text);
     if (n >= sizeof buf) return false;
-    std::memcpy(buf, text, n + 1);
+    if (n) std::memcpy(buf, text, n + 1);  // unset (the default), its page stays untouched
     out = n ? buf : nullptr;
     return true;
 }

@@ -7,13 +7,14 @@
 #include <atomic>
 #include <cstring>
 
+#include "buffer.h"
 #include "loaded_object.h"
 #include "real.h"
 
 namespace gometrics::agent {
 
 namespace detail {
-alignas(64) constinit uint16_t g_request_usable[jemalloc::kTableMax / 8 + 1]{};
+GOMETRICS_BUFFER alignas(64) constinit uint16_t g_request_usable[jemalloc::kTableMax / 8 + 1]{};
 }  // namespace detail
 
 namespace {

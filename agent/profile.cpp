@@ -30,6 +30,7 @@
 #include <algorithm>
 
 #include "agent.h"
+#include "buffer.h"
 #include "layout.h"
 #include "kept_file.h"
 #include "log.h"
@@ -39,7 +40,7 @@
 namespace gometrics::agent::profile {
 
 namespace detail {
-alignas(4096) constinit uint8_t g_live_filter[size_t{1} << kFilterBits];
+GOMETRICS_BUFFER alignas(4096) constinit uint8_t g_live_filter[size_t{1} << kFilterBits];
 }  // namespace detail
 
 namespace {

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "buffer.h"
 #include "jemalloc_sizes.h"
 #include "loaded_object.h"
 #include "profile.h"
@@ -32,7 +33,7 @@ constexpr RealFunctions unresolved_functions() {
 }
 constinit RealFunctions g_real = unresolved_functions();
 constinit std::atomic<int> g_resolve_state{0};
-alignas(64) constinit unsigned char g_arena[kArenaSize];
+GOMETRICS_BUFFER alignas(64) constinit unsigned char g_arena[kArenaSize];
 constinit bool g_glibc_chunks = false;
 constinit bool g_switched = false;
 }  // namespace detail

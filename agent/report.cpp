@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include "buffer.h"
 #include "kept_file.h"
 #include "log.h"
 #include "text_writer.h"
@@ -127,7 +128,7 @@ bool write_in_dir(const char* name, const char* tmp_name, const char* text, size
 
 void prepare_report(const char* path) noexcept {
     const int saved_errno = errno;
-    static char dir[4096];
+    GOMETRICS_BUFFER static char dir[4096];
     if (expand(path, dir)) {
         char* slash = std::strrchr(dir, '/');
         if (slash == dir) slash[1] = '\0';  // "/r.json": the root
@@ -139,7 +140,7 @@ void prepare_report(const char* path) noexcept {
 
 void report_before_uid_change(const char* path, uid_t uid) noexcept {
     const int saved_errno = errno;
-    static char final_path[4096];  // the program's thread: no stack to spare
+    GOMETRICS_BUFFER static char final_path[4096];  // the program's thread: no stack to spare
     const int dir = g_dir.fd();
     if (dir >= 0 && !g_given.is_open() && expand(path, final_path) &&
         g_given.open(dir, base_name(final_path), O_WRONLY | O_CREAT, 0644) == 0 &&
@@ -151,7 +152,7 @@ void report_before_uid_change(const char* path, uid_t uid) noexcept {
 void write_report(const char* path, std::span<const collect::Metric* const> metrics, const uint64_t* words,
                   std::span<const size_t> word_offset) noexcept {
     const int saved_errno = errno;
-    static char final_path[4096], tmp[4096 + 32];  // one writer: the exit path or the crash handler
+    GOMETRICS_BUFFER static char final_path[4096], tmp[4096 + 32];  // one writer: the exit path or the crash handler
     if (!expand(path, final_path)) {
         log::line({"cannot write report: its path is too long"});
         return;

@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstring>
 
+#include "buffer.h"
 #include "clocks.h"
 #include "jemalloc_sizes.h"
 #include "real.h"
@@ -20,8 +21,8 @@ namespace detail {
 __thread ThreadSlot* tls_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread ThreadWords tls_words [[gnu::tls_model("initial-exec")]] = {};
-constinit ThreadSlot g_orphans{};
-constinit ThreadSlot g_inherited{};
+GOMETRICS_BUFFER constinit ThreadSlot g_orphans{};
+GOMETRICS_BUFFER constinit ThreadSlot g_inherited{};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<const SharedSlots*> g_shared{nullptr};
 constinit std::atomic<uint32_t> g_shared_claimed{0};

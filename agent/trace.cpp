@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "agent.h"
+#include "buffer.h"
 #include "kept_file.h"
 #include "log.h"
 #include "proc.h"
@@ -144,7 +145,7 @@ void trace_configure() noexcept {
         return;
     }
     // "%p" -> pid, into a stack buffer: the constructor does not allocate.
-    static char path[4096];  // static: the constructor may run on a small stack
+    GOMETRICS_BUFFER static char path[4096];  // static: the constructor may run on a small stack
     size_t n = 0;
     for (const char* p = v; *p && n < sizeof path - 24; ++p) {
         if (p[0] == '%' && p[1] == 'p') {

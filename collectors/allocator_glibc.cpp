@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "allocator.h"
+#include "buffer.h"
 #include "procfs.h"
 
 namespace gometrics::collect {
@@ -19,7 +20,7 @@ namespace {
 
 // start_brk, field 47 of /proc/self/stat: where the brk heap begins.
 uintptr_t read_start_brk() {
-    static char buf[2048];  // static: start-up may run on a small stack of the program's
+    GOMETRICS_BUFFER static char buf[2048];  // static: start-up may run on a small stack of the program's
     const auto text = procfs::read_self(procfs::Self::kStat, buf, sizeof buf);
     return text ? sys::stat_field(*text, 47).value_or(0) : 0;
 }
@@ -29,7 +30,7 @@ uintptr_t read_start_brk() {
 // One mincore per 256 MiB; the publisher is the only caller.
 uint64_t brk_heap_nonresident() noexcept {
     static const uintptr_t lo = read_start_brk();
-    static unsigned char vec[1 << 16];
+    GOMETRICS_BUFFER static unsigned char vec[1 << 16];
     const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
     const uintptr_t hi = (reinterpret_cast<uintptr_t>(sbrk(0)) + page - 1) & ~(page - 1);
     if (lo == 0 || lo % page || hi <= lo) return 0;

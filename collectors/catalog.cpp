@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 
+#include "buffer.h"
 #include "proc.h"
 #include "procfs.h"
 
@@ -41,7 +42,7 @@ struct Table {
 
 void keep_files() noexcept {
     procfs::keep_self_files();
-    static char mountinfo[1 << 16], cgroup[4096];  // static: start-up may run on a small stack of the program's
+    GOMETRICS_BUFFER static char mountinfo[1 << 16], cgroup[4096];  // static: start-up may run on a small stack of the program's
     const auto mi = sys::read_file(AT_FDCWD, "/proc/self/mountinfo", mountinfo, sizeof mountinfo);
     const auto cg = sys::read_file(AT_FDCWD, "/proc/self/cgroup", cgroup, sizeof cgroup);
     cpu_keep_files(mi.value_or(""), cg.value_or(""));

@@ -21,6 +21,7 @@
 
 #include "agent_facts.h"
 #include "allocator.h"
+#include "buffer.h"
 #include "catalog.h"
 #include "cgroup.h"
 #include "clocks.h"
@@ -146,7 +147,7 @@ constexpr size_t kMaxLevels = 8;
 constinit sys::KeptFile g_limit_files[kMaxLevels];
 
 void keep_limit_files(std::string_view mountinfo, std::string_view cgroup) {
-    static char file[1100];  // static: start-up may run on a small stack
+    GOMETRICS_BUFFER static char file[1100];  // static: start-up may run on a small stack
     auto d = sys::find_cgroup(mountinfo, cgroup, "memory");
     if (!d) return;
     const char* const name = d->v1 ? "memory.limit_in_bytes" : "memory.max";

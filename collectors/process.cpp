@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "agent_facts.h"
+#include "buffer.h"
 #include "catalog.h"
 #include "dirwalk.h"
 #include "kept_file.h"
@@ -22,7 +23,7 @@ uint64_t count_fds(const Snapshot& s) {
     const int dir = procfs::self_dir(procfs::Self::kFdDir);
     if (dir < 0) return 0;
     uint64_t n = 0;
-    alignas(8) static char buf[8192];  // publisher only; static: this may run on a small stack of the program's
+    GOMETRICS_BUFFER alignas(8) static char buf[8192];  // publisher only; static: this may run on a small stack of the program's
     sys::for_each_dirent(dir, buf, sizeof buf,
                          [&](const char* name) { n += name[0] != '.' && !sys::is_kept_entry(dir, name); });
     return n;

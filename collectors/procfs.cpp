@@ -8,6 +8,7 @@
 
 #include <atomic>
 
+#include "buffer.h"
 #include "catalog.h"
 #include "clocks.h"
 #include "kept_file.h"
@@ -71,7 +72,7 @@ std::optional<std::string_view> peek_status(char* buf, size_t size) {
 
 SelfStatus read_self_status(const Snapshot&) {
     SelfStatus out{};
-    static char buf[4096];  // publisher only; static: this may run on a small stack of the program's
+    GOMETRICS_BUFFER static char buf[4096];  // publisher only; static: this may run on a small stack of the program's
     // Whether the program confined itself decides which calls are ours to
     // make, so status is read first, and by pread alone.
     auto status = peek_status(buf, sizeof buf);

@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <cstring>
 
+#include "buffer.h"
 #include "catalog.h"
 #include "dirwalk.h"
 #include "kept_file.h"
@@ -102,7 +103,7 @@ bool update(const Snapshot& s) {
     const int dir = alone || !may_open ? -1 : procfs::self_dir(procfs::Self::kTaskDir);
     if (dir >= 0) {
         const int publisher = agent::publisher_tid();
-        alignas(8) static char dents[16384];  // publisher only; static: small stacks of the program's
+        GOMETRICS_BUFFER alignas(8) static char dents[16384];  // publisher only; static: small stacks of the program's
         sys::for_each_dirent(dir, dents, sizeof dents, [&](const char* name) {
             if (name[0] < '0' || name[0] > '9') return;
             const int tid = atoi(name);

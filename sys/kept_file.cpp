@@ -1,6 +1,7 @@
 // Descriptors kept out of the program's way; see kept_file.h.
 #include "kept_file.h"
 
+#include "buffer.h"
 #include "proc.h"
 #include "text.h"
 
@@ -32,7 +33,7 @@ __thread bool tls_private_table [[gnu::tls_model("initial-exec")]] = false;
 struct FileId {
     std::atomic<uint64_t> dev, ino;
 };
-constinit FileId g_kept_ids[kTop]{};
+GOMETRICS_BUFFER constinit FileId g_kept_ids[kTop]{};
 
 void mark_kept(int fd, bool kept, dev_t dev = 0, ino_t ino = 0) noexcept {
     if (fd < 0 || rlim_t(fd) >= kTop) return;
