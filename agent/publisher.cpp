@@ -160,25 +160,32 @@ struct TermSink final : collect::FoldSink {
 // The fold's remainder: each folded value less what the copied slots gave
 // it in this snapshot, in the terms' own arithmetic (int64 wrapping, or
 // double). A reader adds the shared slots as they are then; those that were
-// not copied (no room) it adds whole, as the values lack them. The terms
-// are read back from the segment, which others can write: a word out of
-// range is passed over, never followed.
+// not copied (no room) it adds whole, as the values lack them. Term by term:
+// each is read once from the segment, which others can write (a word out of
+// range is passed over, never followed), and its slot word summed over the
+// copies; a float term subtracts slot by slot, in the slots' order.
 void compute_remainder(State& st) {
-    std::memcpy(st.remainder, st.words, st.words_bytes);
-    const detail::SlotCopies& copies = detail::g_snapshot_slots;
+    uint64_t* const remainder = st.remainder;
+    std::memcpy(remainder, st.words, st.words_bytes);
+    // Locals: stores to the remainder could otherwise alias them.
+    const auto* const slots = reinterpret_cast<const uint64_t*>(detail::g_snapshot_slots.slots);
+    const uint32_t count = detail::g_snapshot_slots.count;
+    constexpr size_t kStride = sizeof(ThreadSlot) / 8;
     const size_t words = st.words_bytes / 8;
-    for (uint32_t i = 0; i < copies.count; ++i) {
-        const auto* w = reinterpret_cast<const uint64_t*>(&copies.slots[i]);
-        for (size_t t = 0; t < st.term_count; ++t) {
-            const layout::FoldTerm& term = st.terms[t];
-            if (term.value_word >= words || term.slot_word >= State::kSlotWords) [[unlikely]]
-                continue;
-            uint64_t& r = st.remainder[term.value_word];
-            if (term.is_float)
-                r = std::bit_cast<uint64_t>(std::bit_cast<double>(r) -
-                                            double(w[term.slot_word]) * std::bit_cast<double>(term.weight));
-            else
-                r -= w[term.slot_word] * term.weight;
+    const layout::FoldTerm* const terms = st.terms;
+    for (size_t t = 0, n = st.term_count; t < n; ++t) {
+        const layout::FoldTerm term = terms[t];
+        if (term.value_word >= words || term.slot_word >= State::kSlotWords) [[unlikely]]
+            continue;
+        const uint64_t* w = slots + term.slot_word;
+        if (term.is_float) {
+            double d = std::bit_cast<double>(remainder[term.value_word]);
+            for (uint32_t i = 0; i < count; ++i, w += kStride) d -= double(*w) * std::bit_cast<double>(term.weight);
+            remainder[term.value_word] = std::bit_cast<uint64_t>(d);
+        } else {
+            uint64_t sum = 0;
+            for (uint32_t i = 0; i < count; ++i, w += kStride) sum += *w;
+            remainder[term.value_word] -= sum * term.weight;
         }
     }
 }
