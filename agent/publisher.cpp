@@ -170,6 +170,7 @@ void compute_remainder(State& st) {
     // Locals: stores to the remainder could otherwise alias them.
     const auto* const slots = reinterpret_cast<const uint64_t*>(detail::g_snapshot_slots.slots);
     const uint32_t count = detail::g_snapshot_slots.count;
+    if (!count) return;  // no shared slot copied: the values are the remainder
     constexpr size_t kStride = sizeof(ThreadSlot) / 8;
     const size_t words = st.words_bytes / 8;
     const layout::FoldTerm* const terms = st.terms;
