@@ -179,13 +179,15 @@ void compute_remainder(State& st) {
         if (term.value_word >= words || term.slot_word >= State::kSlotWords) [[unlikely]]
             continue;
         const uint64_t* w = slots + term.slot_word;
+        const uint64_t* const end = w + count * kStride;
         if (term.is_float) {
             double d = std::bit_cast<double>(remainder[term.value_word]);
-            for (uint32_t i = 0; i < count; ++i, w += kStride) d -= double(*w) * std::bit_cast<double>(term.weight);
+            do d -= double(*w) * std::bit_cast<double>(term.weight);
+            while ((w += kStride) != end);
             remainder[term.value_word] = std::bit_cast<uint64_t>(d);
         } else {
-            uint64_t sum = 0;
-            for (uint32_t i = 0; i < count; ++i, w += kStride) sum += *w;
+            uint64_t sum = *w;  // count >= 1: one thread's slot is the common case
+            while ((w += kStride) != end) sum += *w;
             remainder[term.value_word] -= sum * term.weight;
         }
     }
