@@ -452,7 +452,8 @@ bool publisher_create(bool attaching) noexcept {
         errno = saved_errno;
         return false;
     }
-    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes + st.writer.mapped_bytes(),
+    detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes +
+                                        st.writer.mapped_bytes(),
                                     std::memory_order_relaxed);
     if (st.writer.slot_count()) attach_shared_slots(&kShared);
     g_profile_confined.store(false, std::memory_order_relaxed);  // a new segment (a forked child's): asked again

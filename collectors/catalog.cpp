@@ -42,7 +42,8 @@ struct Table {
 
 void keep_files() noexcept {
     procfs::keep_self_files();
-    GOMETRICS_BUFFER static char mountinfo[1 << 16], cgroup[4096];  // static: start-up may run on a small stack of the program's
+    // Static: start-up may run on a small stack of the program's.
+    GOMETRICS_BUFFER static char mountinfo[1 << 16], cgroup[4096];
     const auto mi = sys::read_file(AT_FDCWD, "/proc/self/mountinfo", mountinfo, sizeof mountinfo);
     const auto cg = sys::read_file(AT_FDCWD, "/proc/self/cgroup", cgroup, sizeof cgroup);
     cpu_keep_files(mi.value_or(""), cg.value_or(""));

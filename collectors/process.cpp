@@ -23,13 +23,13 @@ uint64_t count_fds(const Snapshot& s) {
     const int dir = procfs::self_dir(procfs::Self::kFdDir);
     if (dir < 0) return 0;
     uint64_t n = 0;
-    GOMETRICS_BUFFER alignas(8) static char buf[8192];  // publisher only; static: this may run on a small stack of the program's
+    // Publisher only; static: this may run on a small stack of the program's.
+    GOMETRICS_BUFFER alignas(8) static char buf[8192];
     sys::for_each_dirent(dir, buf, sizeof buf,
                          [&](const char* name) { n += name[0] != '.' && !sys::is_kept_entry(dir, name); });
     return n;
 }
 PerSnapshot<uint64_t, count_fds> g_fds;
-
 
 void rss(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).rss_kib * 1024; }
 void virtual_size(const Snapshot& s, uint64_t* out) { *out = procfs::self_status(s).vm_size_kib * 1024; }
@@ -84,7 +84,8 @@ constexpr Metric kProcess[] = {
     {"/process/fds/open:fds", kKindUint64, false, kAggSum,
      "Open file descriptors of the process, the few the agent keeps for itself left out.", fds},
     {"/process/memory/rss:bytes", kKindUint64, false, kAggSum,
-     "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {}, procfs::status_readable},
+     "Resident set size: the process's memory in RAM now (VmRSS), shared pages included.", rss, {},
+     procfs::status_readable},
     {"/process/memory/virtual-limit:bytes", kKindUint64, false, kAggNone,
      "The most address space the process may map: its soft RLIMIT_AS, or 9223372036854775807 when there is none.",
      soft_limit<RLIMIT_AS>},

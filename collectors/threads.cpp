@@ -45,7 +45,6 @@ uint64_t default_stack_size() {
     return size;
 }
 
-
 void threads_total(const Snapshot& s, uint64_t* out) { *out = live_threads(s); }
 void threads_created(const Snapshot&, uint64_t* out) {
     const agent::ThreadCounts c = agent::thread_counts();

@@ -165,7 +165,8 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
         lh->terms_offset = sizeof(LiveHeader);
         lh->remainder_offset = static_cast<uint32_t>(sizeof(ValuesHeader) + s.words * 8);
         lh->remainder_words = static_cast<uint32_t>(s.words);
-        if (live->term_count) live->fill_terms(live->ctx, reinterpret_cast<FoldTerm*>(bytes + live_off + sizeof(LiveHeader)));
+        if (live->term_count)
+            live->fill_terms(live->ctx, reinterpret_cast<FoldTerm*>(bytes + live_off + sizeof(LiveHeader)));
     }
 
     auto* desc = reinterpret_cast<DescEntry*>(bytes + desc_off);

@@ -117,6 +117,7 @@ int KeptFile::open(int dirfd, const char* path, int flags, mode_t mode) noexcept
 
 int KeptFile::adopt(int fd) noexcept {
     close();
+    lost_ = said_ = false;
     const int floor = kept_fd_floor();
     if (floor < 0) return EMFILE;
     const int fl = fcntl(fd, F_GETFL);
