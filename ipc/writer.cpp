@@ -199,6 +199,12 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
 
     base_ = base;
     size_ = total;
+    values_off_ = values_off;
+    profile_off_ = profile_off;
+    live_off_ = live_off;
+    slots_off_ = live ? live_off + slots_off : 0;
+    slot_count_ = live ? live->slot_count : 0;
+    slot_size_ = live ? live->slot_size : 0;
     payload_words_ = s.words;
     owner_pid_ = pid;
     return 0;
@@ -207,8 +213,8 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
 void SegmentWriter::publish(const uint64_t* words, uint64_t snapshot_seq, uint64_t time_ns,
                             const uint64_t* remainder) noexcept {
     if (!base_) return;
-    auto* values = reinterpret_cast<uint64_t*>(static_cast<unsigned char*>(base_) + header()->values_offset);
-    const bool live = header()->live_offset != 0;
+    auto* values = reinterpret_cast<uint64_t*>(static_cast<unsigned char*>(base_) + values_off_);
+    const bool live = live_off_ != 0;
     seqlock::Writer w(&header()->seq);
     w.begin();
     seqlock::store_word(values + 0, snapshot_seq);
@@ -222,20 +228,15 @@ void SegmentWriter::publish(const uint64_t* words, uint64_t snapshot_seq, uint64
 }
 
 LiveHeader* SegmentWriter::live_header() const noexcept {
-    if (!base_ || !header()->live_offset) return nullptr;
-    return reinterpret_cast<LiveHeader*>(static_cast<unsigned char*>(base_) + header()->live_offset);
+    if (!base_ || !live_off_) return nullptr;
+    return reinterpret_cast<LiveHeader*>(static_cast<unsigned char*>(base_) + live_off_);
 }
 
-uint32_t SegmentWriter::slot_count() const noexcept {
-    const LiveHeader* lh = live_header();
-    return lh ? lh->slot_count : 0;
-}
+uint32_t SegmentWriter::slot_count() const noexcept { return base_ ? slot_count_ : 0; }
 
 void* SegmentWriter::slot_address(uint32_t i) const noexcept {
-    const LiveHeader* lh = live_header();
-    if (!lh || i >= lh->slot_count) return nullptr;
-    return static_cast<unsigned char*>(base_) + header()->live_offset + uint64_t{lh->slots_offset} +
-           uint64_t{i} * lh->slot_size;
+    if (i >= slot_count()) return nullptr;
+    return static_cast<unsigned char*>(base_) + slots_off_ + uint64_t{i} * slot_size_;
 }
 
 int SegmentWriter::reserve_pages(uint64_t at, uint64_t bytes) noexcept {
@@ -265,10 +266,9 @@ bool SegmentWriter::reserve_profile() noexcept {
 }
 
 void* SegmentWriter::reserve_slot(uint32_t i) noexcept {
-    LiveHeader* lh = live_header();
-    if (!lh || i >= lh->slot_count) return nullptr;
-    const uint64_t at = header()->live_offset + uint64_t{lh->slots_offset} + uint64_t{i} * lh->slot_size;
-    if (reserve_pages(at, lh->slot_size) != 0) return nullptr;
+    if (i >= slot_count()) return nullptr;
+    const uint64_t at = slots_off_ + uint64_t{i} * slot_size_;
+    if (reserve_pages(at, slot_size_) != 0) return nullptr;
     return static_cast<unsigned char*>(base_) + at;
 }
 
@@ -282,8 +282,8 @@ void SegmentWriter::slot_used(uint32_t i) noexcept {
 }
 
 void* SegmentWriter::profile_region() noexcept {
-    if (!base_ || !header()->profile_offset) return nullptr;
-    return static_cast<unsigned char*>(base_) + header()->profile_offset;
+    if (!base_ || !profile_off_) return nullptr;
+    return static_cast<unsigned char*>(base_) + profile_off_;
 }
 
 uint32_t SegmentWriter::request() const noexcept {
@@ -315,6 +315,8 @@ void SegmentWriter::abandon() noexcept {
     file_.close();
     base_ = nullptr;
     size_ = 0;
+    values_off_ = profile_off_ = live_off_ = slots_off_ = 0;
+    slot_count_ = slot_size_ = 0;
 }
 
 int SegmentWriter::give_to(uid_t uid) noexcept {

@@ -117,6 +117,11 @@ private:
 
     void* base_ = nullptr;
     size_t size_ = 0;
+    // The layout as created, kept here: the file is writable by the user's
+    // other processes, and an offset read back from its header could send
+    // a store anywhere. Offsets from base_; 0 for a region there is not.
+    uint64_t values_off_ = 0, profile_off_ = 0, live_off_ = 0, slots_off_ = 0;
+    uint32_t slot_count_ = 0, slot_size_ = 0;
     // The segment's descriptor, kept for reserve_slot's fallocate.
     sys::KeptFile file_;
     size_t payload_words_ = 0;

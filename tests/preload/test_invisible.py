@@ -309,11 +309,13 @@ class Confinement(unittest.TestCase):
 
 
 class ScribbledSegment(unittest.TestCase):
-    """The segment is a file others can write: what the agent reads back from
-    it (the fold terms, which exist nowhere else) never leads it astray."""
+    """The segment is a file the user's other processes can write: nothing
+    the agent reads back from it (the fold terms, which exist nowhere else;
+    the layout in its header) leads a store or a load astray."""
 
-    # Four threads of Debian's python3 allocating through malloc: shared
-    # slots in use, so every snapshot folds their copies through the terms.
+    # Threads of Debian's python3 allocating through malloc: shared slots in
+    # use, so every snapshot folds their copies through the terms; each line
+    # on stdin starts two more (new slots claimed), an empty one ends it.
     WORK = (
         "import sys, threading\n"
         "stop = threading.Event()\n"
@@ -322,15 +324,24 @@ class ScribbledSegment(unittest.TestCase):
         "    while not stop.is_set():\n"
         "        b = [bytearray(64 + i % 512) for _ in range(4)]\n"
         "        i += 1\n"
-        "ts = [threading.Thread(target=work) for _ in range(4)]\n"
-        "for t in ts: t.start()\n"
+        "ts = []\n"
+        "def more(n):\n"
+        "    for _ in range(n):\n"
+        "        ts.append(threading.Thread(target=work))\n"
+        "        ts[-1].start()\n"
+        "more(4)\n"
         "print('ready', flush=True)\n"
-        "sys.stdin.readline()\n"
+        "while sys.stdin.readline().strip():\n"
+        "    more(2)\n"
+        "    print('more', flush=True)\n"
         "stop.set()\n"
         "for t in ts: t.join()\n"
         "print('done', flush=True)\n")
 
-    def test_fold_terms_overwritten_with_garbage(self):
+    def scribbled(self, scribble):
+        """Runs WORK, lets `scribble(segment, live_offset)` write over its
+        segment, then reads it and starts threads: the program runs to its
+        end, readers refuse the segment with one line, snapshots go on."""
         env = dict(FAST, PYTHONMALLOC="malloc", PATH=gmtest.SYSTEM_PATH)
         p = subprocess.Popen([gmtest.PYTHON, "-c", self.WORK], env=gmtest.agent_env(env), stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -342,16 +353,14 @@ class ScribbledSegment(unittest.TestCase):
             pid, = struct.unpack_from("<i", seg, 24)
             live, = struct.unpack_from("<I", seg, 112)
             self.assertEqual(pid, p.pid)
-            term_count, terms_offset = struct.unpack_from("<II", seg, live + 12)
-            self.assertGreater(term_count, 1000)
-            self.assertEqual(terms_offset, 32)
+            self.assertEqual(live % 4096, 0)
             seq_before, = struct.unpack_from("<I", seg, 88)
-            # Every word out of range (value and slot words 0xffffffff), as a
-            # stray writer or a broken reader could leave them.
-            at = live + terms_offset
-            seg[at:at + 24 * term_count] = b"\xff" * (24 * term_count)
+            scribble(seg, live)
+            for _ in range(3):
+                p.stdin.write("more\n")
+                p.stdin.flush()
+                self.assertEqual(p.stdout.readline(), "more\n")
             for _ in range(20):
-                # Readers check every term: one line, and the publisher goes on.
                 cp = gmtest.cli("read", "--pid", p.pid, "/gc/heap/allocs:objects")
                 self.assertEqual(cp.returncode, 1, cp.stdout)
                 self.assertEqual(len(cp.stderr.splitlines()), 1, cp.stderr)
@@ -366,6 +375,25 @@ class ScribbledSegment(unittest.TestCase):
                 p.kill()
                 p.communicate(timeout=30)
         self.assertEqual((p.returncode, out), (0, "done\n"), err)
+
+    def test_fold_terms_overwritten_with_garbage(self):
+        def scribble(seg, live):
+            term_count, terms_offset = struct.unpack_from("<II", seg, live + 12)
+            self.assertGreater(term_count, 1000)
+            self.assertEqual(terms_offset, 32)
+            # Every word out of range (value and slot words 0xffffffff).
+            at = live + terms_offset
+            seg[at:at + 24 * term_count] = b"\xff" * (24 * term_count)
+        self.scribbled(scribble)
+
+    def test_layout_in_the_header_overwritten(self):
+        def scribble(seg, live):
+            # The offsets of the values, the profile and the live region, and
+            # the slots' place, size and number.
+            for at in (72, 104, 112):
+                struct.pack_into("<I", seg, at, 0x7ffffff0)
+            struct.pack_into("<III", seg, live, 0xffffffff, 0x7fffffc0, 0x7fffffc0)
+        self.scribbled(scribble)
 
 
 class Limits(unittest.TestCase):
