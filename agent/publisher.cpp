@@ -125,7 +125,8 @@ struct TermSink final : collect::FoldSink {
     bool overflow = false;
     size_t count[State::kPasses] = {};
     size_t next[State::kPasses] = {};
-    uint64_t seen[State::kPasses][(State::kSlotWords + 63) / 64] = {};  // bits: this may run on a small stack
+    static constexpr size_t kSeenWords = (State::kSlotWords + 63) / 64;
+    uint64_t (*seen)[kSeenWords] = nullptr;  // counting: each pass's slot words noted so far
     explicit TermSink(State& s) : st(s) {}
     void add(uint32_t word, uint32_t slot_word, uint8_t pass, bool is_float, uint64_t weight) {
         if (pass >= State::kPasses || slot_word >= State::kSlotWords) {
@@ -175,20 +176,24 @@ void compute_remainder(State& st) {
     const size_t words = st.words_bytes / 8;
     const layout::FoldTerm* const terms = st.terms;
     for (size_t t = 0, n = st.term_count; t < n; ++t) {
-        const layout::FoldTerm term = terms[t];
-        if (term.value_word >= words || term.slot_word >= State::kSlotWords) [[unlikely]]
+        // The two words that index, loaded once each (another process may
+        // write them meanwhile), then checked.
+        const uint32_t value_word = __atomic_load_n(&terms[t].value_word, __ATOMIC_RELAXED);
+        const uint32_t slot_word = __atomic_load_n(&terms[t].slot_word, __ATOMIC_RELAXED);
+        if (value_word >= words || slot_word >= State::kSlotWords) [[unlikely]]
             continue;
-        const uint64_t* w = slots + term.slot_word;
+        const uint64_t weight = terms[t].weight;
+        const uint64_t* w = slots + slot_word;
         const uint64_t* const end = w + count * kStride;
-        if (term.is_float) {
-            double d = std::bit_cast<double>(remainder[term.value_word]);
-            do d -= double(*w) * std::bit_cast<double>(term.weight);
+        if (terms[t].is_float) {
+            double d = std::bit_cast<double>(remainder[value_word]);
+            do d -= double(*w) * std::bit_cast<double>(weight);
             while ((w += kStride) != end);
-            remainder[term.value_word] = std::bit_cast<uint64_t>(d);
+            remainder[value_word] = std::bit_cast<uint64_t>(d);
         } else {
             uint64_t sum = *w;  // count >= 1: one thread's slot is the common case
             while ((w += kStride) != end) sum += *w;
-            remainder[term.value_word] -= sum * term.weight;
+            remainder[value_word] -= sum * weight;
         }
     }
 }
@@ -211,6 +216,8 @@ void build_table(State& st) {
 // region.
 void count_terms(State& st) {
     TermSink sink(st);
+    uint64_t seen[State::kPasses][TermSink::kSeenWords] = {};  // bits: this may run on a small stack
+    sink.seen = seen;
     sink.run();
     size_t total = 0;
     for (size_t p = 0; p < State::kPasses; ++p) total += st.pass_terms[p] = sink.count[p];
