@@ -63,9 +63,9 @@ struct State {
     const layout::FoldTerm* terms = nullptr;
     size_t term_count = 0;
     size_t terms_built = 0;  // how many the metrics give (count_terms), 0 if they do not fit
-    size_t pass_terms[4] = {};  // of which each pass's
-    // The distinct slot words of each pass, for the slot copies.
     static constexpr size_t kPasses = 4, kSlotWords = sizeof(ThreadSlot) / 8;
+    size_t pass_terms[kPasses] = {};  // of which each pass's
+    // The distinct slot words of each pass, for the slot copies.
     uint16_t pass_words[kPasses][kSlotWords];
     uint32_t pass_word_count[kPasses];
     ThreadSlot* copies = nullptr;  // grows with the shared slots in use

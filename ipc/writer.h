@@ -33,8 +33,8 @@ struct LiveSpec {
     uint32_t slot_size;   // bytes per slot, a multiple of 64
     uint32_t term_count;
     // Writes the term_count terms in place, before readers may look: the
-    // table is built in the segment, never as a copy of its own (that copy's
-    // pages were a tenth of what the agent adds to a short process).
+    // table is built in the segment, never as a copy of its own (fresh
+    // pages that every short process would pay for; docs/overhead.md).
     void (*fill_terms)(void* ctx, layout::FoldTerm* out) noexcept;
     void* ctx;
 };
