@@ -49,6 +49,38 @@ class Lifecycle(realapp.RealAppTest):
         self.assertEqual((p.returncode, err), (0, ""))
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
 
+    def test_last_snapshot_only_for_a_reader_that_asked(self):
+        """At exit, a process takes its last snapshot (and says so with the
+        exited bit) when a reader asked for one: a process nobody read exits
+        without reading /proc again."""
+        import mmap
+        import struct
+        for asked in (True, False):
+            with self.subTest(asked=asked):
+                code = "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\nx = [str(i) for i in range(1000)]\n"
+                p = subprocess.Popen([gmtest.PYTHON, "-c", code], env=gmtest.agent_env({"PATH": gmtest.SYSTEM_PATH}),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                try:
+                    self.assertEqual(p.stdout.readline(), "ready\n")
+                    gmtest.wait_for_segment(p.pid)
+                    with open(f"/dev/shm/gometrics.{p.pid}", "r+b") as f:
+                        seg = mmap.mmap(f.fileno(), 0)
+                    seq, request, state = struct.unpack_from("<III", seg, 88)
+                    self.assertFalse(state & 4)
+                    if asked:  # as RequestFresh does; the program answers at its next allocations
+                        struct.pack_into("<I", seg, 92, request + 1)
+                    out, err = p.communicate("go\n", timeout=30)
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait(timeout=30)
+                self.assertEqual((p.returncode, err), (0, ""))
+                self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+                final_seq, _, final_state = struct.unpack_from("<III", seg, 88)
+                seg.close()
+                self.assertEqual(bool(final_state & 4), asked)
+                self.assertEqual(final_seq > seq, asked)
+
     def test_constructors_before_ours_allocate(self):
         """ls allocates in other libraries' constructors before the agent's runs."""
         cmd = ["ls", "-la", "/"]
