@@ -23,6 +23,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <new>
 
 #include "agent.h"
@@ -52,7 +53,12 @@ using collect::kMaxMetrics;
 struct State {
     ipc::SegmentWriter writer;
     const collect::Metric* metrics[kMaxMetrics];
-    ipc::MetricSpec specs[kMaxMetrics];
+    // Made entry by entry as the table is built: an array's constructor would
+    // write every entry, fresh pages that no table this size uses.
+    union Specs {
+        Specs() {}
+        ipc::MetricSpec at[kMaxMetrics];
+    } specs;
     size_t word_offset[kMaxMetrics];
     size_t count = 0;
     uint64_t* words = nullptr;  // private buffer, payload_words() long
@@ -205,9 +211,10 @@ void build_table(State& st) {
         if (m->available && !m->available()) continue;
         if (st.count == kMaxMetrics) break;
         st.metrics[st.count] = m;
-        st.specs[st.count] = {m->name, m->description, m->kind, m->cumulative, m->bounds, m->aggregation};
+        std::construct_at(&st.specs.at[st.count],
+                          ipc::MetricSpec{m->name, m->description, m->kind, m->cumulative, m->bounds, m->aggregation});
         st.word_offset[st.count] = words;
-        words += ipc::value_words(st.specs[st.count]);
+        words += ipc::value_words(st.specs.at[st.count]);
         ++st.count;
     }
 }
@@ -410,7 +417,7 @@ State* create_state() {
     State* st = new (mem) State;  // default-initialised: the mapping is zero, and untouched pages cost nothing
     build_table(*st);
     size_t words = 0;
-    for (size_t i = 0; i < st->count; ++i) words += ipc::value_words(st->specs[i]);
+    for (size_t i = 0; i < st->count; ++i) words += ipc::value_words(st->specs.at[i]);
     st->words_bytes = (words * 8 + 4095) & ~size_t{4095};
     if (!st->words_bytes) st->words_bytes = 4096;
     // words and remainder: one mapping
@@ -451,7 +458,7 @@ bool publisher_create(bool attaching) noexcept {
     st.terms = nullptr;  // an earlier segment's (a forked child's parent's) are not ours
     st.term_count = 0;
     const ipc::LiveSpec live{kSharedSlots, sizeof(ThreadSlot), static_cast<uint32_t>(st.terms_built), write_terms, &st};
-    const int err = st.writer.create({st.specs, st.count}, getpid(), collect::self_start_ticks(), start_time_ns(),
+    const int err = st.writer.create({st.specs.at, st.count}, getpid(), collect::self_start_ticks(), start_time_ns(),
                                      config().interval_ms, profile::region_bytes(), st.terms_built ? &live : nullptr);
     if (err != 0) {
         log::once(g_said_no_segment, {"cannot create /dev/shm segment (", strerror(err),
