@@ -23,6 +23,7 @@ __thread ThreadSlot* tls_slow_slot [[gnu::tls_model("initial-exec")]] = nullptr;
 __thread ThreadWords tls_words [[gnu::tls_model("initial-exec")]] = {};
 GOMETRICS_BUFFER constinit ThreadSlot g_orphans{};
 GOMETRICS_BUFFER constinit ThreadSlot g_inherited{};
+constinit std::atomic<bool> g_orphans_used{false}, g_inherited_used{false};
 constinit std::atomic<ThreadSlot*> g_slot_list{nullptr};
 constinit std::atomic<const SharedSlots*> g_shared{nullptr};
 constinit std::atomic<uint32_t> g_shared_claimed{0};
@@ -30,6 +31,11 @@ constinit std::atomic<uint32_t> g_shared_serial{0};
 constinit SlotCopies g_snapshot_slots{nullptr, 0, nullptr};
 constinit std::atomic<bool> g_restart_pending{false};
 void (*g_restart_hook)() noexcept = nullptr;  // constant-initialised: a null pointer
+
+ThreadSlot* orphans() noexcept {
+    if (!g_orphans_used.load(std::memory_order_relaxed)) g_orphans_used.store(true, std::memory_order_release);
+    return &g_orphans;
+}
 }  // namespace detail
 
 namespace {
@@ -151,7 +157,7 @@ ThreadSlot* slow_slot() noexcept {
         tls_slot = marker(kAgentThread);
         return nullptr;
     }
-    if (m == kExited || m == kForking) return &g_orphans;
+    if (m == kExited || m == kForking) return orphans();
     if (m == kSlowSlot) return tls_words.slot;
 
     const int saved_errno = errno;  // mmap may fail: the hook's errno is the real call's
@@ -171,7 +177,7 @@ ThreadSlot* slow_slot() noexcept {
     if (!slot) slot = claim_new_chunk();
     if (!slot) {
         errno = saved_errno;
-        return &g_orphans;  // no memory for a slot: still counted
+        return orphans();  // no memory for a slot: still counted
     }
     slot->tid = static_cast<int32_t>(syscall(SYS_gettid));
     tls_words.slot_segment = segment;
@@ -252,6 +258,7 @@ void retire_slots_after_fork() noexcept {
     if (const SharedSlots* sh = g_shared.load(std::memory_order_acquire)) {
         constexpr size_t from = offsetof(ThreadSlot, sample_countdown) / 8, words = sizeof(ThreadSlot) / 8;
         auto* to = reinterpret_cast<uint64_t*>(&g_inherited);
+        g_inherited_used.store(true, std::memory_order_relaxed);
         const uint32_t claimed = g_shared_claimed.load(std::memory_order_acquire);
         for (uint32_t i = 0; i < claimed && i < sh->count; ++i)
             if (const auto* p = static_cast<const uint64_t*>(sh->address(i)))

@@ -283,6 +283,9 @@ uint64_t slot_bytes() noexcept;
 namespace detail {
 extern std::atomic<ThreadSlot*> g_slot_list;
 extern ThreadSlot g_inherited;  // a forked child's: its parent's shared slots at the fork
+// Set before the first count on g_orphans, and in a child with inherited
+// counts: until then the pages of the two are never read (nor faulted in).
+extern std::atomic<bool> g_orphans_used, g_inherited_used;
 extern std::atomic<const SharedSlots*> g_shared;
 extern std::atomic<uint32_t> g_shared_serial;  // one more at each attach_shared_slots(), from 1
 // While a snapshot is computed: copies of the shared slots, and the sum of
@@ -307,8 +310,9 @@ extern void (*g_restart_hook)() noexcept;
 
 template <class F>
 void for_each_private_slot(F&& f) {
-    f(static_cast<const ThreadSlot&>(detail::g_orphans));
-    f(static_cast<const ThreadSlot&>(detail::g_inherited));
+    if (detail::g_orphans_used.load(std::memory_order_acquire)) f(static_cast<const ThreadSlot&>(detail::g_orphans));
+    if (detail::g_inherited_used.load(std::memory_order_acquire))
+        f(static_cast<const ThreadSlot&>(detail::g_inherited));
     for (ThreadSlot* s = detail::g_slot_list.load(std::memory_order_acquire); s;
          s = s->next.load(std::memory_order_acquire))
         f(static_cast<const ThreadSlot&>(*s));
