@@ -23,13 +23,11 @@ namespace gometrics::collect::sched {
 
 bool Latencies::Buffer::push(const Entry& e) noexcept {
     if (size == capacity) {
-        const size_t grown = capacity ? capacity * 2 : 4096 / sizeof(Entry) * 16;
+        const size_t grown = data == first ? 4096 / sizeof(Entry) * 16 : capacity * 2;
         void* mem = mmap(nullptr, grown * sizeof(Entry), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (mem == MAP_FAILED) return false;
-        if (data) {
-            std::memcpy(mem, data, size * sizeof(Entry));
-            munmap(data, capacity * sizeof(Entry));
-        }
+        std::memcpy(mem, data, size * sizeof(Entry));
+        if (data != first) munmap(data, capacity * sizeof(Entry));
         data = static_cast<Entry*>(mem);
         capacity = grown;
     }
@@ -81,7 +79,7 @@ namespace gometrics::collect {
 
 namespace {
 
-sched::Latencies g_latencies;  // publisher only
+constinit sched::Latencies g_latencies;  // publisher only
 
 // Reads every thread's schedstat (the publisher's own left out, as in
 // /sched/threads/total), then the final readings of threads that ended.

@@ -21,7 +21,7 @@ namespace gometrics::collect::sched {
 // comes from anonymous mappings, never malloc.
 class Latencies {
 public:
-    Latencies() = default;
+    constexpr Latencies() : prev_{first_[0]}, cur_{first_[1]} {}
     Latencies(const Latencies&) = delete;
     Latencies& operator=(const Latencies&) = delete;
     // No destructor on purpose: the agent's statics must outlive its own exit
@@ -41,15 +41,19 @@ public:
     };
 
 private:
+    // A few threads' entries in place: most processes never map more.
+    static constexpr size_t kFirst = 8;
     struct Buffer {
-        Entry* data = nullptr;
-        size_t size = 0, capacity = 0;
+        Entry* first;  // the in-place entries this buffer started with
+        Entry* data = first;
+        size_t size = 0, capacity = kFirst;
         bool push(const Entry& e) noexcept;
         Entry* find(int32_t tid) noexcept;  // binary search: sorted by tid
     };
     void add(uint64_t wait_ns, uint64_t timeslices) noexcept;
     void sort_current() noexcept;
 
+    Entry first_[2][kFirst] = {};
     Buffer prev_, cur_;
     bool cur_sorted_ = false;
     uint64_t total_wait_ns_ = 0;

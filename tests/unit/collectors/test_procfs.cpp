@@ -68,3 +68,28 @@ TEST_CASE("sched latencies: stretches added once, threads come and go") {
     CHECK(samples == 10 + 1 + 2 + 2 + 1 + 3 + 1 + 1);
     CHECK(l.wait_by_time()[gometrics::buckets::time_index(500)] >= 1);
 }
+
+TEST_CASE("sched latencies: from the in-place entries to mapped ones and back to few threads") {
+    sched::Latencies l;
+    // 3 in place, then 5,000 (past the in-place entries and the first
+    // mapping's), then 2 again: each stretch counted once, whatever buffer
+    // the previous reading is in.
+    uint64_t want = 0;
+    for (int32_t t = 1; t <= 3; ++t) l.live(t, 10, 1);
+    l.end();
+    want += 3 * 10;
+    CHECK(l.total_wait_ns() == want);
+    for (int32_t t = 5000; t >= 1; --t) l.live(t, 30, 2);  // out of order: sorted at end()
+    l.end();
+    want += 3 * 20 + 4997 * 30;
+    CHECK(l.total_wait_ns() == want);
+    for (int32_t t = 1; t <= 5000; ++t) l.live(t, 35, 3);
+    l.end();
+    want += 5000 * 5;
+    CHECK(l.total_wait_ns() == want);
+    l.live(4, 40, 4);
+    l.live(4999, 36, 4);
+    l.end();
+    want += 5 + 1;
+    CHECK(l.total_wait_ns() == want);
+}
