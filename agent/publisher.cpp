@@ -444,6 +444,7 @@ bool publisher_create(bool attaching) noexcept {
     Guard guard;
     const int saved_errno = errno;
     g_stop.store(false, std::memory_order_relaxed);
+    const sys::KeptFloorHeld floor;  // the files kept below ask RLIMIT_NOFILE once
     collect::keep_files();  // now, on the program's only thread, or never
     if (config().report_path) prepare_report(config().report_path);
     if (!g_state && !(g_state = create_state())) {

@@ -20,6 +20,7 @@ namespace {
 
 // start_brk, field 47 of /proc/self/stat: where the brk heap begins.
 uintptr_t read_start_brk() {
+    if (const uintptr_t at = procfs::start_brk()) return at;
     GOMETRICS_BUFFER static char buf[2048];  // static: start-up may run on a small stack of the program's
     const auto text = procfs::read_self(procfs::Self::kStat, buf, sizeof buf);
     return text ? sys::stat_field(*text, 47).value_or(0) : 0;

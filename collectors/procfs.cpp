@@ -48,6 +48,12 @@ struct Seccomp {
 constinit Seccomp g_seccomp_at_start{};
 constinit bool g_seccomp_noted = false;
 
+// Read once, as the files are kept: what stat says that a process never
+// changes (0: not known), and whether status and stat read (-1: not known).
+constinit std::atomic<uint64_t> g_start_ticks{0};
+constinit std::atomic<uintptr_t> g_start_brk{0};
+constinit std::atomic<int> g_status_readable{-1};
+
 std::optional<Seccomp> seccomp_of(std::string_view status) {
     static constexpr std::string_view kKeys[] = {"Seccomp", "Seccomp_filters"};
     std::optional<uint64_t> v[std::size(kKeys)];
@@ -145,6 +151,7 @@ bool filtered_since_start() noexcept {
 }
 
 uint64_t self_start_ticks() noexcept {
+    if (const uint64_t ticks = procfs::g_start_ticks.load(std::memory_order_relaxed)) return ticks;
     static char buf[1024];  // static: this may run on a small stack of the program's
     auto text = read_self(Self::kStat, buf, sizeof buf);
     if (!text) text = sys::read_file(AT_FDCWD, "/proc/self/stat", buf, sizeof buf);
@@ -158,27 +165,44 @@ namespace gometrics::collect::procfs {
 
 void keep_self_files() noexcept {
     for (size_t i = 0; i < size_t(Self::kCount); ++i) (void)g_self[i].open(AT_FDCWD, kSelfFiles[i].path, kSelfFiles[i].flags);
-    // Once per process: a forked child inherits its parent's start.
+    // The seccomp state and readability once per process (a forked child
+    // inherits its parent's), each file read once for all that is noted.
     char buf[2048];
-    const auto text = g_seccomp_noted ? std::nullopt : g_self[size_t(Self::kStatus)].peek(buf, sizeof buf);
-    if (const auto now = text ? seccomp_of(*text) : std::nullopt) {
-        g_seccomp_at_start = *now;
-        g_seccomp_noted = true;
+    bool has_threads = false;
+    if (!g_seccomp_noted || g_status_readable.load(std::memory_order_relaxed) < 0) {
+        static constexpr std::string_view kKeys[] = {"Seccomp", "Seccomp_filters", "Threads"};
+        std::optional<uint64_t> v[std::size(kKeys)];
+        if (const auto text = g_self[size_t(Self::kStatus)].peek(buf, sizeof buf)) sys::status_fields(*text, kKeys, v);
+        if (v[0] && !g_seccomp_noted) {
+            g_seccomp_at_start = {*v[0], v[1].value_or(0)};
+            g_seccomp_noted = true;
+        }
+        has_threads = v[2].has_value();
     }
+    // The start is the child's own.
+    const auto stat_text = read_self(Self::kStat, buf, sizeof buf);
+    const auto stat = stat_text ? sys::parse_stat(*stat_text) : std::nullopt;
+    if (!stat) return;
+    g_start_ticks.store(stat->starttime, std::memory_order_relaxed);
+    g_start_brk.store(sys::stat_field(*stat_text, 47).value_or(0), std::memory_order_relaxed);
+    // Only a yes: a no is left to the question's own reading.
+    if (has_threads) g_status_readable.store(1, std::memory_order_relaxed);
 }
 
 void drop_self_files() noexcept {
     for (sys::KeptFile& f : g_self) f.close();
+    g_start_ticks.store(0, std::memory_order_relaxed);
 }
+
+uintptr_t start_brk() noexcept { return g_start_brk.load(std::memory_order_relaxed); }
 
 const SelfStatus& self_status(const Snapshot& s) { return g_self_status.get(s); }
 
 bool status_readable() noexcept {
     // Past the per-snapshot cache: asked in a snapshot (memory's sum rule
     // looks at which leaves exist), a probe there made it read status again.
-    static constinit std::atomic<int> known{-1};
-    int v = known.load(std::memory_order_relaxed);
-    if (v < 0) known.store(v = read_self_status(Snapshot{}).ok, std::memory_order_relaxed);
+    int v = g_status_readable.load(std::memory_order_relaxed);
+    if (v < 0) g_status_readable.store(v = read_self_status(Snapshot{}).ok, std::memory_order_relaxed);
     return v;
 }
 const Usage& self_usage(const Snapshot& s) { return g_usage.get(s); }

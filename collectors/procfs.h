@@ -28,6 +28,10 @@ int self_dir(Self dir) noexcept;
 void keep_self_files() noexcept;
 void drop_self_files() noexcept;
 
+// Where the brk heap begins (stat's start_brk), read as the files were kept;
+// 0 if it could not be.
+uintptr_t start_brk() noexcept;
+
 // What several families read from /proc/self once per snapshot.
 struct SelfStatus {
     bool ok;                 // false when /proc/self/status or stat could not be read

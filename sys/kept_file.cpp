@@ -95,7 +95,19 @@ void release_program_fd(int borrowed, int fd) noexcept {
 }
 
 
+namespace {
+// The floor a KeptFloorHeld read; 0: none held.
+__thread int tls_held_floor [[gnu::tls_model("initial-exec")]] = 0;
+}  // namespace
+
+KeptFloorHeld::KeptFloorHeld() noexcept : outer_(tls_held_floor) {
+    tls_held_floor = 0;
+    tls_held_floor = kept_fd_floor();
+}
+KeptFloorHeld::~KeptFloorHeld() { tls_held_floor = outer_; }
+
 int kept_fd_floor() noexcept {
+    if (tls_held_floor) return tls_held_floor;
     rlimit r{};
     if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur < kMinLimit) return -1;
     const rlim_t top = r.rlim_cur < kTop ? r.rlim_cur : kTop;

@@ -21,6 +21,20 @@ namespace gometrics::sys {
 // too low to keep any without taking one the program may need.
 int kept_fd_floor() noexcept;
 
+// While one lives, the calling thread's kept_fd_floor() is the one read as
+// it began: files kept together at start-up ask for the limit once, as
+// nothing else runs then to change it.
+class KeptFloorHeld {
+public:
+    KeptFloorHeld() noexcept;
+    ~KeptFloorHeld();
+    KeptFloorHeld(const KeptFloorHeld&) = delete;
+    KeptFloorHeld& operator=(const KeptFloorHeld&) = delete;
+
+private:
+    int outer_;
+};
+
 // Gives the calling thread a descriptor table of its own (unshare
 // CLONE_FILES) that holds only the kept descriptors: what the thread opens
 // from then on never takes a number the program may be about to get, and a
