@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "clocks.h"
 #include "dirwalk.h"
 #include "env.h"
+#include "kept_file.h"
 #include "proc.h"
 #include "text.h"
 
@@ -300,4 +302,29 @@ TEST_CASE("sys: text helpers") {
     CHECK(find_separator("x -") == std::string_view::npos);
     CHECK(find_separator("x - ") == 1);
     CHECK(find_separator("") == std::string_view::npos);
+}
+
+TEST_CASE("sys: a held kept floor is the limit read as the hold began") {
+    rlimit old{};
+    REQUIRE(getrlimit(RLIMIT_NOFILE, &old) == 0);
+    REQUIRE(old.rlim_cur >= 600);  // room to lower it and still keep files
+    const int before = gometrics::sys::kept_fd_floor();
+    REQUIRE(before > 0);
+    rlimit lower = old;
+    lower.rlim_cur = 512;
+    {
+        const gometrics::sys::KeptFloorHeld held;
+        CHECK(gometrics::sys::kept_fd_floor() == before);
+        REQUIRE(setrlimit(RLIMIT_NOFILE, &lower) == 0);
+        CHECK(gometrics::sys::kept_fd_floor() == before);  // not asked again
+        {
+            const gometrics::sys::KeptFloorHeld inner;  // reads the limit now
+            CHECK(gometrics::sys::kept_fd_floor() < before);
+        }
+        CHECK(gometrics::sys::kept_fd_floor() == before);  // the outer hold's again
+    }
+    const int after = gometrics::sys::kept_fd_floor();  // asked again
+    REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
+    CHECK(after < before);
+    CHECK(after > 0);
 }
