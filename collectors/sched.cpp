@@ -126,8 +126,10 @@ bool have_schedstat() {
     static constinit std::atomic<int> known{-1};  // asked once per metric of the family, and for the sum rule
     int v = known.load(std::memory_order_relaxed);
     if (v < 0) {
+        // The main thread's kept file answers for every thread's, without an open.
         char buf[128];
-        const auto t = sys::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
+        auto t = procfs::read_self(procfs::Self::kSchedstat, buf, sizeof buf);
+        if (!t) t = sys::read_file(AT_FDCWD, "/proc/thread-self/schedstat", buf, sizeof buf);
         known.store(v = t && sys::parse_schedstat(*t), std::memory_order_relaxed);
     }
     return v;
