@@ -37,6 +37,15 @@ def run(cmd, env, limit_as=None):
     return out, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss
 
 
+def stop_sleeper(p):
+    p.terminate()  # SIGTERM skips the agent's exit path: remove its segment
+    p.wait()
+    try:
+        os.unlink(f"/dev/shm/gometrics.{p.pid}")
+    except FileNotFoundError:
+        pass
+
+
 def status_kib(pid, field):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -73,24 +82,30 @@ def main():
             add("true_wall", config, time.perf_counter() - t0)
             add("true_cpu", config, (c1.children_user - c0.children_user) + (c1.children_system - c0.children_system))
             add("as", config, int(run([as_program], env, limit_as=200000 * 1024)[0].split()[-1]))
-    # An idle process: its mappings once the agent has set up (the segment appears then).
-    for config, env in envs.items():
-        p = subprocess.Popen(["sleep", "30"], env=env)
-        segment = f"/dev/shm/gometrics.{p.pid}"
-        deadline = time.monotonic() + 10
-        while config == "agent" and not os.path.exists(segment) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.2)
-        add("vmsize", config, status_kib(p.pid, "VmSize"))
-        add("vmrss", config, status_kib(p.pid, "VmRSS"))
-        if config == "agent":
-            st = os.stat(segment) if os.path.exists(segment) else None
-            add("segment", config, st.st_size // 1024 if st else 0)
-            add("segment_pages", config, st.st_blocks // 2 if st else 0)  # what /dev/shm holds of it
-            sleeper = p
-        else:
-            p.kill()
-            p.wait()
+    # An idle process: its mappings once the agent has set up (the segment appears then). Several:
+    # one whose few allocations drew a heap sample (at random, one per 512 KiB on average) maps the
+    # profiler's tables, and one run alone would report that draw. The last agent's is read below.
+    sleeper = None
+    for _ in range(args.runs):
+        for config, env in envs.items():
+            p = subprocess.Popen(["sleep", "30"], env=env)
+            segment = f"/dev/shm/gometrics.{p.pid}"
+            deadline = time.monotonic() + 10
+            while config == "agent" and not os.path.exists(segment) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(0.2)
+            add("vmsize", config, status_kib(p.pid, "VmSize"))
+            add("vmrss", config, status_kib(p.pid, "VmRSS"))
+            if config == "agent":
+                st = os.stat(segment) if os.path.exists(segment) else None
+                add("segment", config, st.st_size // 1024 if st else 0)
+                add("segment_pages", config, st.st_blocks // 2 if st else 0)  # what /dev/shm holds of it
+                if sleeper:
+                    stop_sleeper(sleeper)
+                sleeper = p
+            else:
+                p.kill()
+                p.wait()
     cli = os.path.join(args.build, "cli", "gometrics-cli")
     metric = "/gc/heap/allocs:bytes"
     for _ in range(args.runs):
@@ -104,12 +119,7 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         counts = [line.split()[-1] for line in cg.stderr.splitlines() if "Collected :" in line]
         insns[name] = f"{int(counts[-1]) / 1e6:.1f}" if cg.returncode == 0 and counts else "failed"
-    sleeper.terminate()  # SIGTERM skips the agent's exit path: remove its segment
-    sleeper.wait()
-    try:
-        os.unlink(f"/dev/shm/gometrics.{sleeper.pid}")
-    except FileNotFoundError:
-        pass
+    stop_sleeper(sleeper)
 
     def med(measure, config):
         return statistics.median(samples[(measure, config)])
