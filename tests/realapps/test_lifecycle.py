@@ -2,6 +2,7 @@
 their own (jemalloc orders: test_jemalloc; RTLD_DEEPBIND: test_dlopen;
 fork: test_fork_threads; signals: test_signals)."""
 
+import contextlib
 import os
 import subprocess
 
@@ -12,7 +13,23 @@ import re
 import time
 
 
+@contextlib.contextmanager
+def killed_if_left(p):
+    """Whatever the block does, p does not outlive it."""
+    try:
+        yield
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(timeout=30)
+
+
 class Lifecycle(realapp.RealAppTest):
+    def assert_ended_cleanly(self, p, err):
+        """Exit status 0, nothing on stderr, and the segment removed at exit."""
+        self.assertEqual((p.returncode, err), (0, ""))
+        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+
     def test_ldd_under_the_agent(self):
         """`LD_PRELOAD=libgometrics.so ldd /bin/bash` (ld.so in trace mode, no main)."""
         cp = subprocess.run(["ldd", "/bin/bash"], env=gmtest.agent_env(), capture_output=True, text=True, timeout=30)
@@ -33,7 +50,7 @@ class Lifecycle(realapp.RealAppTest):
         code = "import sys,time\nx=[str(i) for i in range(100000)]\nprint(len(x),flush=True)\nsys.stdin.read()\n"
         p = subprocess.Popen([need("python3"), "-c", code], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        try:
+        with killed_if_left(p):
             self.assertEqual(p.stdout.readline(), "100000\n")
             gmtest.wait_for_segment(p.pid)
             # published by the default interval (1 s) at the latest
@@ -41,13 +58,8 @@ class Lifecycle(realapp.RealAppTest):
             while gmtest.dump(p.pid)["/gc/heap/allocs:objects"] < 100000:
                 self.assertLess(time.monotonic(), deadline, "the list's allocations were never published")
                 time.sleep(0.1)
-            out, err = p.communicate("", timeout=30)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait(timeout=30)
-        self.assertEqual((p.returncode, err), (0, ""))
-        self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+            _, err = p.communicate("", timeout=30)
+        self.assert_ended_cleanly(p, err)
 
     def test_last_snapshot_only_for_a_reader_that_asked(self):
         """At exit, a process takes its last snapshot (and says so with the
@@ -60,7 +72,7 @@ class Lifecycle(realapp.RealAppTest):
                 code = "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\nx = [str(i) for i in range(1000)]\n"
                 p = subprocess.Popen([gmtest.PYTHON, "-c", code], env=gmtest.agent_env({"PATH": gmtest.SYSTEM_PATH}),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                try:
+                with killed_if_left(p):
                     self.assertEqual(p.stdout.readline(), "ready\n")
                     gmtest.wait_for_segment(p.pid)
                     with open(f"/dev/shm/gometrics.{p.pid}", "r+b") as f:
@@ -69,13 +81,8 @@ class Lifecycle(realapp.RealAppTest):
                     self.assertFalse(state & 4)
                     if asked:  # as RequestFresh does; the program answers at its next allocations
                         struct.pack_into("<I", seg, 92, request + 1)
-                    out, err = p.communicate("go\n", timeout=30)
-                finally:
-                    if p.poll() is None:
-                        p.kill()
-                        p.wait(timeout=30)
-                self.assertEqual((p.returncode, err), (0, ""))
-                self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+                    _, err = p.communicate("go\n", timeout=30)
+                self.assert_ended_cleanly(p, err)
                 final_seq, _, final_state = struct.unpack_from("<III", seg, 88)
                 seg.close()
                 self.assertEqual(bool(final_state & 4), asked)
