@@ -82,7 +82,6 @@ struct State {
     std::atomic<bool> thread_started{false};
     pthread_t thread{};
     uint32_t lazy_request = 0;  // the request word when the lazy publisher began waiting
-    uint32_t created_request = 0;  // the request word when the segment was made: moved, a reader asked
 };
 
 constinit State* g_state = nullptr;  // in an anonymous mapping: no static destructor, no malloc
@@ -468,7 +467,6 @@ bool publisher_create(bool attaching) noexcept {
         errno = saved_errno;
         return false;
     }
-    st.created_request = st.writer.request();
     detail::g_publisher_bytes.store(((sizeof(State) + 4095) & ~size_t{4095}) + 2 * st.words_bytes +
                                         st.writer.mapped_bytes(),
                                     std::memory_order_relaxed);
@@ -558,12 +556,12 @@ void publisher_shutdown() noexcept {
     SignalsHeld held;  // a handler's allocation in the exit path is the program's
     Guard guard;
     State& st = *g_state;
-    // Before ours below: whether a reader ever asked for a snapshot.
-    const bool asked = st.writer.request() != st.created_request;
+    uint32_t our_requests = 0;  // the bump below, which stops our thread
     bool sole_writer = true;
     if (st.thread_started.load(std::memory_order_acquire)) {
         g_stop.store(true, std::memory_order_release);
         if (uint32_t* w = st.writer.request_word()) {
+            ++our_requests;
             std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);
             syscall(SYS_futex, w, FUTEX_WAKE, 1, nullptr, nullptr, 0);
         }
@@ -598,18 +596,22 @@ void publisher_shutdown() noexcept {
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
     if (g_computing.exchange(true, std::memory_order_acquire)) return;  // a crash handler wrote it
     st.writer.set_state(layout::kStatePublisherRunning, false);
-    // The last snapshot is for those who look: a reader that asked, a report,
-    // a trace, or anyone, later, at a segment a confined program leaves.
-    // Nobody else can: the segment goes below (a reader still mapping it
-    // folds the counts itself, and sees no exited bit: that means this).
-    if (asked || confined || config().report_path || trace_enabled()) {
+    const auto final_snapshot = [&st] {
         compute_and_publish(st, true);  // also fills the words when there is no segment
         st.writer.set_state(layout::kStateExited, true);
-    }
+    };
+    // The last snapshot is for those who look: a reader that asked (the
+    // segment is a new file: its word started at 0), now too, a report, a
+    // trace, or anyone later at a segment that stays. Nobody else can: a
+    // reader still mapping a removed one folds the counts itself, and sees
+    // no exited bit, which means this snapshot.
+    const bool asked = st.writer.request() - our_requests != 0;
+    const bool wanted = asked || confined || config().report_path || trace_enabled();
+    if (wanted) final_snapshot();
     if (confined) return;
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
-    st.writer.unlink(g_shm_dir.fd());
+    if (!st.writer.unlink(g_shm_dir.fd()) && !wanted) final_snapshot();  // refused (sticky /dev/shm): it stays
 }
 
 void publisher_crash() noexcept {

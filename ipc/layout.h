@@ -56,7 +56,13 @@ constexpr const char* aggregation_name(uint8_t a) {
 enum State : uint32_t {
     kStatePublisherRunning = 1u << 0,  // a publisher thread answers requests
     kStateNotInterposed = 1u << 1,     // the program's malloc bypasses the agent
-    kStateExited = 1u << 2,            // final snapshot written at exit
+    // The final snapshot, written at exit when a reader asked for a snapshot
+    // since the segment was made (request moved), a report or trace wants
+    // it, or the segment stays (a confined program's, a removal refused).
+    // Without it the segment is removed at exit with neither: a reader that
+    // never asked and still maps it folds the shared slots exactly, the rest
+    // as of the last snapshot.
+    kStateExited = 1u << 2,
     // No publisher thread (a single-threaded program, where a thread of
     // ours would be seen: /proc/self/task, unshare, glibc's single-thread
     // paths). A request is answered at the program's next allocations, on

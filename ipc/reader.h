@@ -69,7 +69,7 @@ struct ProcessState {
     // at the program's next allocations; live values are fresh anyway.
     bool publisher_lazy = false;
     bool not_interposed = false;  // the program's malloc bypasses the agent: heap counts are not the truth
-    bool exited = false;          // the final snapshot, written at exit
+    bool exited = false;          // the final snapshot, written at exit (layout.h: for readers that asked)
 };
 
 class Reader {

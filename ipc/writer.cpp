@@ -337,16 +337,18 @@ int SegmentWriter::give_to(uid_t uid) noexcept {
     return fchown(fd, uid, static_cast<gid_t>(-1)) == 0 ? 0 : errno;
 }
 
-void SegmentWriter::unlink(int shm_dir) noexcept {
+bool SegmentWriter::unlink(int shm_dir) noexcept {
     // Only the process that created the name removes it: a forked child
     // inherits this object but owns a different name.
-    if (base_ && owner_pid_ == getpid()) {
-        char name[32];
-        shm_name(owner_pid_, name);
-        if (shm_dir < 0 || unlinkat(shm_dir, name + 1, 0) != 0) shm_unlink(name);
-    }
     // The mapping stays: threads that outlive the exit path still count in
     // their slots there, and a crash handler may still write.
+    if (!base_ || owner_pid_ != getpid()) return true;
+    char name[32];
+    shm_name(owner_pid_, name);
+    const int saved = errno;
+    const bool gone = (shm_dir >= 0 && unlinkat(shm_dir, name + 1, 0) == 0) || shm_unlink(name) == 0 || errno == ENOENT;
+    errno = saved;
+    return gone;
 }
 
 }  // namespace gometrics::ipc

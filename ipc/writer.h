@@ -103,8 +103,9 @@ public:
     // threads may still count in their slots there).
     void close_file() noexcept { file_.close(); }
     // shm_dir: a descriptor of /dev/shm, which still names it after the
-    // program chroot()ed; -1 to go by the name.
-    void unlink(int shm_dir = -1) noexcept;
+    // program chroot()ed; -1 to go by the name. False when the name stays
+    // (its removal refused); true when gone, or not this process's to remove.
+    bool unlink(int shm_dir = -1) noexcept;
     // Makes `uid` the segment's owner, so that the process still removes it
     // at exit after dropping privileges (/dev/shm is sticky). 0 or errno.
     int give_to(uid_t uid) noexcept;

@@ -88,6 +88,30 @@ class Lifecycle(realapp.RealAppTest):
                 self.assertEqual(bool(final_state & 4), asked)
                 self.assertEqual(final_seq > seq, asked)
 
+    def test_a_segment_that_stays_gets_its_last_snapshot(self):
+        """A program that becomes another user without the right to give it
+        its segment (no CAP_CHOWN) cannot remove it from the sticky /dev/shm at
+        exit: the segment stays, so it gets the last snapshot and the exited
+        bit, though no reader asked."""
+        import shutil
+        import struct
+        setpriv = shutil.which("setpriv")
+        self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
+        code = "import os\nos.setgid(65534)\nos.setuid(65534)\nprint(os.getpid(), flush=True)\n"
+        cp = subprocess.run([setpriv, "--inh-caps=-chown", "--bounding-set=-chown", gmtest.PYTHON, "-c", code],
+                            env=gmtest.agent_env({"PATH": gmtest.SYSTEM_PATH}), capture_output=True, text=True,
+                            timeout=60)
+        segment = f"/dev/shm/gometrics.{cp.stdout.strip()}"
+        try:
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertIn("cannot give the segment to the program's new user", cp.stderr)
+            with open(segment, "rb") as f:
+                state = struct.unpack_from("<I", f.read(100), 96)[0]
+            self.assertTrue(state & 4, "no final snapshot in the segment left behind")
+        finally:
+            if os.path.exists(segment):
+                os.unlink(segment)
+
     def test_constructors_before_ours_allocate(self):
         """ls allocates in other libraries' constructors before the agent's runs."""
         cmd = ["ls", "-la", "/"]
