@@ -4,6 +4,7 @@ environment (GOMETRICS_AGENT, GOMETRICS_CLI, GOMETRICS_PROGRAMS)."""
 
 import json
 import os
+import struct
 import subprocess
 import tempfile
 import time
@@ -17,6 +18,40 @@ PROGRAMS = os.environ.get("GOMETRICS_PROGRAMS", "")
 # what Debian's non-PIE one does. The harness itself may run on any python3.
 SYSTEM_PATH = "/usr/bin:/bin"
 PYTHON = "/usr/bin/python3"
+
+
+# The segment header's words the tests read or write: (offset, struct format),
+# as ipc/layout.h's SegmentHeader lays them out, and its State bits.
+HEADER = {
+    "pid": (24, "<i"),
+    "start_time_ns": (32, "<Q"),
+    "values_offset": (72, "<I"),
+    "seq": (88, "<I"),
+    "request": (92, "<I"),
+    "state": (96, "<I"),
+    "profile_offset": (104, "<I"),
+    "live_offset": (112, "<I"),
+}
+HEADER_SIZE = 128
+STATE_EXITED = 1 << 2
+STATE_ATTACHED = 1 << 4
+
+
+def header(buf, name):
+    """The header word `name` of a segment's bytes (or mapping)."""
+    offset, fmt = HEADER[name]
+    return struct.unpack_from(fmt, buf, offset)[0]
+
+
+def set_header(buf, name, value):
+    offset, fmt = HEADER[name]
+    struct.pack_into(fmt, buf, offset, value)
+
+
+def read_header(pid):
+    """The first HEADER_SIZE bytes of pid's segment."""
+    with open(f"/dev/shm/gometrics.{pid}", "rb") as f:
+        return f.read(HEADER_SIZE)
 
 
 def program(name):

@@ -12,7 +12,6 @@ import os
 import resource
 import shutil
 import signal
-import struct
 import subprocess
 import tempfile
 import time
@@ -25,7 +24,6 @@ HEAP = ["/gc/heap/allocs:objects", "/gc/heap/frees:objects", "/gc/heap/objects:o
 BEFORE = "/gc/heap/live-before-attach:bytes"
 THREADS = "/sched/threads-created:threads"
 JEMALLOC_LIB = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
-K_STATE_ATTACHED = 1 << 4
 
 
 def plain_env():
@@ -88,9 +86,8 @@ def agent_loaded(pid):
 
 def header(pid):
     """(start_time_ns, state) of the segment of pid."""
-    with open(f"/dev/shm/gometrics.{pid}", "rb") as f:
-        raw = f.read(100)
-    return struct.unpack_from("<Q", raw, 32)[0], struct.unpack_from("<I", raw, 96)[0]
+    raw = gmtest.read_header(pid)
+    return gmtest.header(raw, "start_time_ns"), gmtest.header(raw, "state")
 
 
 def attach(pid):
@@ -157,7 +154,7 @@ class Attach(unittest.TestCase):
             self.assertIn(f"attached to process {r.pid}", attach(r.pid))
             self.assertTrue(agent_loaded(r.pid))
             start, state = header(r.pid)
-            self.assertTrue(state & K_STATE_ATTACHED, "the segment does not say it was attached")
+            self.assertTrue(state & gmtest.STATE_ATTACHED, "the segment does not say it was attached")
             self.assertGreaterEqual(start, before)
             self.assertLessEqual(start, time.time_ns())
             values, m = heap(r.pid)
@@ -446,7 +443,7 @@ class Attach(unittest.TestCase):
             child = int(reply.split()[1])
             gmtest.wait_for_segment(child)
             _, state = header(child)
-            self.assertTrue(state & K_STATE_ATTACHED)
+            self.assertTrue(state & gmtest.STATE_ATTACHED)
             values, _ = heap(child)
             self.assertEqual(values[0], 10)
             self.assertEqual(values[2], 10)

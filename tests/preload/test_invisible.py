@@ -350,11 +350,10 @@ class ScribbledSegment(unittest.TestCase):
             gmtest.wait_for_segment(p.pid)
             with open(f"/dev/shm/gometrics.{p.pid}", "r+b") as f:
                 seg = mmap.mmap(f.fileno(), 0)
-            pid, = struct.unpack_from("<i", seg, 24)
-            live, = struct.unpack_from("<I", seg, 112)
+            pid, live = gmtest.header(seg, "pid"), gmtest.header(seg, "live_offset")
             self.assertEqual(pid, p.pid)
             self.assertEqual(live % 4096, 0)
-            seq_before, = struct.unpack_from("<I", seg, 88)
+            seq_before = gmtest.header(seg, "seq")
             scribble(seg, live)
             for _ in range(3):
                 p.stdin.write("more\n")
@@ -366,7 +365,7 @@ class ScribbledSegment(unittest.TestCase):
                 self.assertEqual(len(cp.stderr.splitlines()), 1, cp.stderr)
                 self.assertIn("corrupt segment", cp.stderr)
                 time.sleep(0.02)
-            seq_after, = struct.unpack_from("<I", seg, 88)
+            seq_after = gmtest.header(seg, "seq")
             self.assertGreater(seq_after, seq_before, "the publisher stopped")
             seg.close()
             out, err = p.communicate("\n", timeout=120)
@@ -390,8 +389,8 @@ class ScribbledSegment(unittest.TestCase):
         def scribble(seg, live):
             # The offsets of the values, the profile and the live region, and
             # the slots' place, size and number.
-            for at in (72, 104, 112):
-                struct.pack_into("<I", seg, at, 0x7ffffff0)
+            for name in ("values_offset", "profile_offset", "live_offset"):
+                gmtest.set_header(seg, name, 0x7ffffff0)
             struct.pack_into("<III", seg, live, 0xffffffff, 0x7fffffc0, 0x7fffffc0)
         self.scribbled(scribble)
 

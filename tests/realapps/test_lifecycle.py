@@ -66,7 +66,6 @@ class Lifecycle(realapp.RealAppTest):
         exited bit) when a reader asked for one: a process nobody read exits
         without reading /proc again."""
         import mmap
-        import struct
         for asked in (True, False):
             with self.subTest(asked=asked):
                 code = "import sys\nprint('ready', flush=True)\nsys.stdin.readline()\nx = [str(i) for i in range(1000)]\n"
@@ -77,15 +76,15 @@ class Lifecycle(realapp.RealAppTest):
                     gmtest.wait_for_segment(p.pid)
                     with open(f"/dev/shm/gometrics.{p.pid}", "r+b") as f:
                         seg = mmap.mmap(f.fileno(), 0)
-                    seq, request, state = struct.unpack_from("<III", seg, 88)
-                    self.assertFalse(state & 4)
+                    seq = gmtest.header(seg, "seq")
+                    self.assertFalse(gmtest.header(seg, "state") & gmtest.STATE_EXITED)
                     if asked:  # as RequestFresh does; the program answers at its next allocations
-                        struct.pack_into("<I", seg, 92, request + 1)
+                        gmtest.set_header(seg, "request", gmtest.header(seg, "request") + 1)
                     _, err = p.communicate("go\n", timeout=30)
                 self.assert_ended_cleanly(p, err)
-                final_seq, _, final_state = struct.unpack_from("<III", seg, 88)
+                final_seq, final_state = gmtest.header(seg, "seq"), gmtest.header(seg, "state")
                 seg.close()
-                self.assertEqual(bool(final_state & 4), asked)
+                self.assertEqual(bool(final_state & gmtest.STATE_EXITED), asked)
                 self.assertEqual(final_seq > seq, asked)
 
     def test_a_segment_that_stays_gets_its_last_snapshot(self):
@@ -94,7 +93,6 @@ class Lifecycle(realapp.RealAppTest):
         exit: the segment stays, so it gets the last snapshot and the exited
         bit, though no reader asked."""
         import shutil
-        import struct
         setpriv = shutil.which("setpriv")
         self.assertIsNotNone(setpriv, "setpriv (util-linux) is needed")
         code = "import os\nos.setgid(65534)\nos.setuid(65534)\nprint(os.getpid(), flush=True)\n"
@@ -105,9 +103,8 @@ class Lifecycle(realapp.RealAppTest):
         try:
             self.assertEqual(cp.returncode, 0, cp.stderr)
             self.assertIn("cannot give the segment to the program's new user", cp.stderr)
-            with open(segment, "rb") as f:
-                state = struct.unpack_from("<I", f.read(100), 96)[0]
-            self.assertTrue(state & 4, "no final snapshot in the segment left behind")
+            state = gmtest.header(gmtest.read_header(cp.stdout.strip()), "state")
+            self.assertTrue(state & gmtest.STATE_EXITED, "no final snapshot in the segment left behind")
         finally:
             if os.path.exists(segment):
                 os.unlink(segment)
