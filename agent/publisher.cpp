@@ -332,6 +332,13 @@ void compute_and_publish(State& st, bool final = false) {
                    final);
 }
 
+// The last snapshot, with the bit that tells readers it is the last: by the
+// sole writer, once the thread is stopped and g_computing held.
+void publish_final(State& st) noexcept {
+    compute_and_publish(st, true);  // also fills the words when there is no segment
+    st.writer.set_state(layout::kStateExited, true);
+}
+
 void* publisher_main(void*) {
     mark_agent_thread();
     prctl(PR_SET_NAME, "gometrics");  // its own name: pthread_setname_np would open /proc/self/task/N/comm
@@ -596,10 +603,6 @@ void publisher_shutdown() noexcept {
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
     if (g_computing.exchange(true, std::memory_order_acquire)) return;  // a crash handler wrote it
     st.writer.set_state(layout::kStatePublisherRunning, false);
-    const auto final_snapshot = [&st] {
-        compute_and_publish(st, true);  // also fills the words when there is no segment
-        st.writer.set_state(layout::kStateExited, true);
-    };
     // The last snapshot is for those who look: a reader that asked (the
     // segment is a new file: its word started at 0), now too, a report, a
     // trace, or anyone later at a segment that stays. Nobody else can: a
@@ -607,11 +610,11 @@ void publisher_shutdown() noexcept {
     // no exited bit, which means this snapshot.
     const bool asked = st.writer.request() - our_requests != 0;
     const bool wanted = asked || confined || config().report_path || trace_enabled();
-    if (wanted) final_snapshot();
+    if (wanted) publish_final(st);
     if (confined) return;
     if (config().report_path)
         write_report(config().report_path, {st.metrics, st.count}, st.words, {st.word_offset, st.count});
-    if (!st.writer.unlink(g_shm_dir.fd()) && !wanted) final_snapshot();  // refused (sticky /dev/shm): it stays
+    if (!st.writer.unlink(g_shm_dir.fd()) && !wanted) publish_final(st);  // refused (sticky /dev/shm): it stays
 }
 
 void publisher_crash() noexcept {
@@ -630,8 +633,7 @@ void publisher_crash() noexcept {
     }
     if (mine) {
         st.writer.set_state(layout::kStatePublisherRunning, false);
-        compute_and_publish(st, true);
-        st.writer.set_state(layout::kStateExited, true);
+        publish_final(st);
     }
     if (collect::confined_now()) return;  // its filter may forbid what follows
     if (config().report_path)
@@ -681,6 +683,7 @@ void publisher_detach() noexcept {
             st.thread_started.store(false, std::memory_order_relaxed);
             if (!g_computing.exchange(true, std::memory_order_acquire)) {
                 st.writer.set_state(layout::kStatePublisherRunning, false);
+                // The thread's snapshot just ended: it stands as the last.
                 st.writer.set_state(layout::kStateExited, true);
                 st.writer.unlink(g_shm_dir.fd());
             }
