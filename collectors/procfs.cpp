@@ -54,10 +54,13 @@ constinit std::atomic<uint64_t> g_start_ticks{0};
 constinit std::atomic<uintptr_t> g_start_brk{0};
 constinit std::atomic<int> g_status_readable{-1};
 
-std::optional<Seccomp> seccomp_of(std::string_view status) {
-    static constexpr std::string_view kKeys[] = {"Seccomp", "Seccomp_filters"};
+// has_threads: whether status has the line the snapshots read first (it
+// comes before "Seccomp:", so asking costs no longer a scan).
+std::optional<Seccomp> seccomp_of(std::string_view status, bool* has_threads = nullptr) {
+    static constexpr std::string_view kKeys[] = {"Seccomp", "Seccomp_filters", "Threads"};
     std::optional<uint64_t> v[std::size(kKeys)];
     sys::status_fields(status, kKeys, v);
+    if (has_threads) *has_threads = v[2].has_value();
     if (!v[0]) return std::nullopt;
     return Seccomp{*v[0], v[1].value_or(0)};
 }
@@ -170,14 +173,12 @@ void keep_self_files() noexcept {
     char buf[2048];
     bool has_threads = false;
     if (!g_seccomp_noted || g_status_readable.load(std::memory_order_relaxed) < 0) {
-        static constexpr std::string_view kKeys[] = {"Seccomp", "Seccomp_filters", "Threads"};
-        std::optional<uint64_t> v[std::size(kKeys)];
-        if (const auto text = g_self[size_t(Self::kStatus)].peek(buf, sizeof buf)) sys::status_fields(*text, kKeys, v);
-        if (v[0] && !g_seccomp_noted) {
-            g_seccomp_at_start = {*v[0], v[1].value_or(0)};
+        const auto text = g_self[size_t(Self::kStatus)].peek(buf, sizeof buf);
+        const auto seccomp = text ? seccomp_of(*text, &has_threads) : std::nullopt;
+        if (seccomp && !g_seccomp_noted) {
+            g_seccomp_at_start = *seccomp;
             g_seccomp_noted = true;
         }
-        has_threads = v[2].has_value();
     }
     // The start is the child's own.
     const auto stat_text = read_self(Self::kStat, buf, sizeof buf);
