@@ -107,10 +107,11 @@ constexpr uint32_t kCopiesSpare = 8;     // slot copies beyond those claimed: th
 constexpr size_t kMaxTerms = 8192;
 
 // The live region's slots, for slots.cpp.
-// Reserving is a fallocate, which a filter the program installed by a raw
-// system call (unseen by the seccomp hooks) may kill: status says, read with
-// pread alone. Then the claiming thread, and every later one, counts
-// privately. A pread per shared slot claimed (256 at most).
+// Reserving is a fallocate (and an mmap for a chunk's first slot), which a
+// filter the program installed by a raw system call (unseen by the seccomp
+// hooks) may kill: status says, read with pread alone. Then the claiming
+// thread, and every later one, counts privately. A pread per shared slot
+// claimed (256 at most).
 void* reserve_slot(uint32_t i) noexcept {
     return collect::confined_now() ? nullptr : g_state->writer.reserve_slot(i);
 }

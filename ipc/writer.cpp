@@ -130,7 +130,9 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
         if (const int err = posix_fallocate(fd, static_cast<off_t>(live_off), static_cast<off_t>(slots_off)); err != 0)
             return fail(err);
     if (ftruncate(fd, static_cast<off_t>(total)) != 0) return fail(errno);
-    void* base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    // The slots are left to reserve_slot, a chunk at a time.
+    const uint64_t base_bytes = live ? live_off + slots_off : total;
+    void* base = mmap(nullptr, base_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     const int map_err = errno;
     records_begin_ = records_begin;
     records_end_ = static_end;
@@ -211,12 +213,17 @@ int SegmentWriter::create(std::span<const MetricSpec> metrics, int pid, uint64_t
 
     base_ = base;
     size_ = total;
+    base_bytes_ = base_bytes;
     values_off_ = values_off;
     profile_off_ = profile_off;
     live_off_ = live_off;
     slots_off_ = live ? live_off + slots_off : 0;
     slot_count_ = live ? live->slot_count : 0;
     slot_size_ = live ? live->slot_size : 0;
+    // An earlier segment's chunks (a detached one's) stay mapped for the
+    // threads still holding slots there; this one starts with none.
+    chunk_slots_ = std::max<uint32_t>(8, (slot_count_ + kSlotChunks - 1) / kSlotChunks);
+    for (auto& c : chunks_) c.store(nullptr, std::memory_order_relaxed);
     payload_words_ = s.words;
     owner_pid_ = pid;
     return 0;
@@ -246,9 +253,39 @@ LiveHeader* SegmentWriter::live_header() const noexcept {
 
 uint32_t SegmentWriter::slot_count() const noexcept { return base_ ? slot_count_ : 0; }
 
+void SegmentWriter::chunk_pages(uint32_t k, uint64_t& begin, uint64_t& bytes) const noexcept {
+    const uint64_t first = uint64_t{k} * chunk_slots_;
+    const uint64_t end = std::min<uint64_t>(first + chunk_slots_, slot_count_);
+    begin = (slots_off_ + first * slot_size_) & ~uint64_t{4095};
+    bytes = page_ceil(slots_off_ + end * slot_size_) - begin;
+}
+
+unsigned char* SegmentWriter::map_chunk(uint32_t k) noexcept {
+    if (unsigned char* c = chunks_[k].load(std::memory_order_acquire)) return c;
+    const int fd = file_.fd();
+    if (fd < 0) return nullptr;
+    uint64_t begin, bytes;
+    chunk_pages(k, begin, bytes);
+    const int saved = errno;
+    void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(begin));
+    errno = saved;
+    if (m == MAP_FAILED) return nullptr;
+    unsigned char* mapped = nullptr;
+    if (!chunks_[k].compare_exchange_strong(mapped, static_cast<unsigned char*>(m), std::memory_order_acq_rel)) {
+        munmap(m, bytes);  // another thread's came first: nobody has an address in ours
+        errno = saved;
+        return mapped;
+    }
+    return static_cast<unsigned char*>(m);
+}
+
 void* SegmentWriter::slot_address(uint32_t i) const noexcept {
     if (i >= slot_count()) return nullptr;
-    return static_cast<unsigned char*>(base_) + slots_off_ + uint64_t{i} * slot_size_;
+    unsigned char* chunk = chunks_[i / chunk_slots_].load(std::memory_order_acquire);
+    if (!chunk) return nullptr;
+    uint64_t begin, bytes;
+    chunk_pages(i / chunk_slots_, begin, bytes);
+    return chunk + (slots_off_ + uint64_t{i} * slot_size_ - begin);
 }
 
 int SegmentWriter::reserve_pages(uint64_t at, uint64_t bytes) noexcept {
@@ -279,9 +316,9 @@ bool SegmentWriter::reserve_profile() noexcept {
 
 void* SegmentWriter::reserve_slot(uint32_t i) noexcept {
     if (i >= slot_count()) return nullptr;
-    const uint64_t at = slots_off_ + uint64_t{i} * slot_size_;
-    if (reserve_pages(at, slot_size_) != 0) return nullptr;
-    return static_cast<unsigned char*>(base_) + at;
+    if (reserve_pages(slots_off_ + uint64_t{i} * slot_size_, slot_size_) != 0 || !map_chunk(i / chunk_slots_))
+        return nullptr;
+    return slot_address(i);
 }
 
 void SegmentWriter::slot_used(uint32_t i) noexcept {
@@ -320,13 +357,22 @@ void SegmentWriter::abandon() noexcept {
     // slot of this mapping. Blank private pages at the same address take
     // its last count harmlessly, and cost no memory until written.
     const int saved_errno = errno;
-    if (base_ && mmap(base_, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
-                      0) == MAP_FAILED)
-        munmap(base_, size_);
+    const auto blank = [](void* at, size_t bytes) {
+        if (mmap(at, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) ==
+            MAP_FAILED)
+            munmap(at, bytes);
+    };
+    if (base_) blank(base_, base_bytes_);
+    for (uint32_t k = 0; k < kSlotChunks; ++k)
+        if (unsigned char* chunk = chunks_[k].exchange(nullptr, std::memory_order_acq_rel)) {
+            uint64_t begin, bytes;
+            chunk_pages(k, begin, bytes);
+            blank(chunk, bytes);
+        }
     errno = saved_errno;
     file_.close();
     base_ = nullptr;
-    size_ = 0;
+    size_ = base_bytes_ = 0;
     values_off_ = profile_off_ = live_off_ = slots_off_ = 0;
     slot_count_ = slot_size_ = 0;
 }

@@ -81,11 +81,14 @@ public:
 
     // Slot i of the live region with its pages reserved (so that no store
     // into it can meet a full tmpfs), or null. Then slot_used(i) tells
-    // readers to fold it. Cold paths of any thread; no allocation.
+    // readers to fold it. Cold paths of any thread; no allocation. The
+    // slots are mapped a chunk at a time, as the first of a chunk is
+    // reserved: an address space limit counts a mapping whether or not it
+    // has pages, and most processes use a few of them.
     void* reserve_slot(uint32_t i) noexcept;
     void slot_used(uint32_t i) noexcept;
     uint32_t slot_count() const noexcept;
-    void* slot_address(uint32_t i) const noexcept;  // slot i (i < slot_count()), reserved or not
+    void* slot_address(uint32_t i) const noexcept;  // slot i once its chunk is mapped (a slot of it reserved), else null
 
     // The profile region (layout::ProfileHeader first), or null.
     void* profile_region() noexcept;
@@ -115,15 +118,25 @@ private:
     layout::LiveHeader* live_header() const noexcept;
     // fallocate of [at, at + bytes) through the kept descriptor: 0 or an errno.
     int reserve_pages(uint64_t at, uint64_t bytes) noexcept;
+    // Chunk k's file range, whole pages: a page at its ends may also be its
+    // neighbour's, mapped twice (MAP_SHARED: the same page either way).
+    void chunk_pages(uint32_t k, uint64_t& begin, uint64_t& bytes) const noexcept;
+    unsigned char* map_chunk(uint32_t k) noexcept;
 
     void* base_ = nullptr;
-    size_t size_ = 0;
+    size_t size_ = 0;        // the whole segment's
+    size_t base_bytes_ = 0;  // base_'s mapping: all but the slots
     // The layout as created, kept here: the file is writable by the user's
     // other processes, and an offset read back from its header could send
     // a store anywhere. Offsets from base_; 0 for a region there is not.
     uint64_t values_off_ = 0, profile_off_ = 0, live_off_ = 0, slots_off_ = 0;
     uint32_t slot_count_ = 0, slot_size_ = 0;
-    // The segment's descriptor, kept for reserve_slot's fallocate.
+    // The slots' mappings: base_ maps everything before them. Never
+    // unmapped (a thread keeps its slot's address), only blanked by abandon.
+    static constexpr uint32_t kSlotChunks = 64;
+    uint32_t chunk_slots_ = 0;
+    std::atomic<unsigned char*> chunks_[kSlotChunks] = {};
+    // The segment's descriptor, kept for reserve_slot's fallocate and mmap.
     sys::KeptFile file_;
     size_t payload_words_ = 0;
     int owner_pid_ = 0;

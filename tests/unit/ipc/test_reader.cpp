@@ -264,6 +264,58 @@ TEST_CASE("a reader racing a writer only ever sees whole snapshots") {
     CHECK(checked == 20000);
 }
 
+namespace {
+int segment_mappings(int pid) {
+    std::ifstream maps("/proc/self/maps");
+    const std::string name = "/gometrics." + std::to_string(pid);
+    int n = 0;
+    for (std::string line; std::getline(maps, line);) n += line.ends_with(name);
+    return n;
+}
+}  // namespace
+
+TEST_CASE("slots are mapped a chunk at a time as they are reserved, and fold from any chunk") {
+    // 40 slots of 3008 bytes, which does not divide a page: chunks of 8,
+    // whose end pages are also their neighbours'.
+    constexpr uint32_t kSlots = 40, kSize = 3008, kWords = kSize / 8;
+    const layout::FoldTerm terms[] = {{0, 0, 0, 0, 0, 0, 1}, {0, kWords - 1, 0, 0, 0, 0, 1000}};
+    const ipc::LiveSpec live{kSlots, kSize, static_cast<uint32_t>(std::size(terms)),
+                             [](void* ctx, layout::FoldTerm* out) noexcept { std::memcpy(out, ctx, sizeof terms); },
+                             const_cast<layout::FoldTerm*>(terms)};
+    ipc::SegmentWriter w;
+    const int pid = fake_pid();
+    REQUIRE(w.create(kSpecs, pid, 42, 7, 1000, 0, &live) == 0);
+    const uint64_t words[] = {0, 0, 0, 0, 0};
+    w.publish(words, 1, 99, words);
+    CHECK(segment_mappings(pid) == 1);
+    CHECK(w.slot_address(0) == nullptr);
+    uint64_t* slots[kSlots] = {};
+    uint64_t want = 0;
+    const auto take = [&](uint32_t i) {
+        slots[i] = static_cast<uint64_t*>(w.reserve_slot(i));
+        REQUIRE(slots[i]);
+        CHECK(w.slot_address(i) == slots[i]);
+        slots[i][0] = i + 1;  // the slot's first and last words
+        slots[i][kWords - 1] = 2;
+        w.slot_used(i);
+        want += i + 1 + 2000;
+    };
+    take(17);  // out of order: the writer does not care
+    CHECK(segment_mappings(pid) == 2);
+    CHECK(w.slot_address(15) == nullptr);  // another chunk
+    for (uint32_t i = 0; i < kSlots; ++i)
+        if (i != 17) take(i);
+    CHECK(segment_mappings(pid) == 1 + 5);
+    CHECK(w.reserve_slot(kSlots) == nullptr);
+    for (uint32_t i = 0; i < kSlots; ++i) CHECK(slots[i][0] == i + 1);  // no slot overlaps another
+    auto r = Reader::open_path(segment_path(pid), pid);
+    REQUIRE(r);
+    auto s = r->ReadAll({0, 100});
+    REQUIRE(s);
+    CHECK(s->values[0].u64 == want);  // each word where the file says it is
+    w.unlink();
+}
+
 TEST_CASE("the live fold: remainder plus the slots' words; a negative count reads 0") {
     // /a/count:objects = allocations (slot word 0, pass 1) - frees (slot
     // word 1, pass 0), as the agent folds live objects.
