@@ -24,11 +24,13 @@ import time
 def run(cmd, env, limit_as=None):
     """Runs cmd with its output captured; returns (stdout, wall s, CPU s, peak RSS KiB)."""
     def confine():
-        if limit_as:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
+        resource.setrlimit(resource.RLIMIT_AS, (limit_as, limit_as))
     t0 = time.perf_counter()
+    # Only a preexec_fn makes Python fork rather than vfork, and the forked
+    # child's exec then tears down a copy of Python: 4 to 5 ms of CPU charged
+    # to the measured program, more than /bin/true itself takes.
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                         preexec_fn=confine)
+                         preexec_fn=confine if limit_as else None)
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     wall = time.perf_counter() - t0
