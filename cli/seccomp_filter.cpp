@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstddef>
+#include <unordered_set>
+#include <vector>
 
 namespace gometrics::cli {
 namespace {
@@ -14,18 +16,36 @@ namespace {
 struct Value {
     bool known = true;
     uint32_t v = 0;
+
+    bool operator==(const Value& o) const { return known == o.known && (!known || v == o.v); }
 };
 
 struct State {
     size_t pc = 0;
     Value a, x;
     std::array<Value, BPF_MEMWORDS> mem{};
+
+    bool operator==(const State&) const = default;
+};
+
+struct StateHash {
+    size_t operator()(const State& s) const {
+        size_t h = s.pc;
+        const auto mix = [&h](const Value& v) { h = (h ^ (v.known ? v.v : 0x9e3779b9u) ^ v.known) * 0x100000001b3ull; };
+        mix(s.a);
+        mix(s.x);
+        for (const Value& m : s.mem) mix(m);
+        return h;
+    }
 };
 
 constexpr uint32_t kDataSize = sizeof(seccomp_data);
-// A filter has at most 4096 instructions, and real ones branch on a handful
-// of arguments: a million steps is far beyond any, and bounds the worst.
+// A filter has at most 4096 instructions. Paths that rejoin with the same
+// registers are followed once, so real filters take a few thousand steps; the
+// bounds stop a crafted one (distinct numbers on every path) within a tenth
+// of a second and some 20 MB.
 constexpr long kMaxSteps = 1L << 20;
+constexpr size_t kMaxJoinStates = 1u << 17;
 
 Value load_word(uint32_t offset, uint32_t nr) {
     if (offset == offsetof(seccomp_data, nr)) return {true, nr};
@@ -64,13 +84,20 @@ std::optional<bool> taken(uint16_t op, Value a, Value b) {
 
 class Explorer {
 public:
-    Explorer(std::span<const sock_filter> f, uint32_t nr) : f_(f), nr_(nr) {}
+    Explorer(std::span<const sock_filter> f, uint32_t nr) : f_(f), nr_(nr), joins_(joins_of(f)) {}
 
     // Follows every path from `s`; false when the program is malformed or
     // too branchy.
     bool run(State s) {
         for (;;) {
             if (++steps_ > kMaxSteps || s.pc >= f_.size()) return false;
+            // Where paths meet, one that arrives as another did has nothing
+            // new to find: without this, checks of argument after argument
+            // that fall through to the same place double the paths each time.
+            if (joins_[s.pc]) {
+                if (seen_.size() >= kMaxJoinStates) return false;
+                if (!seen_.insert(s).second) return true;
+            }
             const sock_filter& in = f_[s.pc++];
             const uint16_t cls = BPF_CLASS(in.code);
             switch (cls) {
@@ -125,7 +152,7 @@ public:
                     }
                     if (BPF_OP(in.code) > BPF_JSET) return false;
                     const Value b = BPF_SRC(in.code) == BPF_X ? s.x : Value{true, in.k};
-                    const auto t = taken(BPF_OP(in.code), s.a, b);
+                    const auto t = in.jt == in.jf ? std::optional(true) : taken(BPF_OP(in.code), s.a, b);
                     if (t) {
                         s.pc += *t ? in.jt : in.jf;
                         break;
@@ -157,6 +184,29 @@ public:
     std::optional<uint32_t> worst() const { return found_ ? std::optional(worst_) : std::nullopt; }
 
 private:
+    // Instructions with more than one way in.
+    static std::vector<bool> joins_of(std::span<const sock_filter> f) {
+        std::vector<uint8_t> ways(f.size());
+        const auto into = [&](size_t to) {
+            if (to < ways.size() && ways[to] < 2) ++ways[to];
+        };
+        for (size_t pc = 0; pc < f.size(); ++pc) {
+            const sock_filter& in = f[pc];
+            if (BPF_CLASS(in.code) == BPF_RET) continue;
+            if (BPF_CLASS(in.code) != BPF_JMP) {
+                into(pc + 1);
+            } else if (BPF_OP(in.code) == BPF_JA) {
+                into(pc + 1 + in.k);
+            } else {
+                into(pc + 1 + in.jt);
+                if (in.jf != in.jt) into(pc + 1 + in.jf);
+            }
+        }
+        std::vector<bool> joins(f.size());
+        for (size_t pc = 0; pc < f.size(); ++pc) joins[pc] = ways[pc] > 1;
+        return joins;
+    }
+
     bool answer(uint32_t ret) {
         if (!found_ || more_severe(ret, worst_)) worst_ = ret;
         found_ = true;
@@ -165,6 +215,8 @@ private:
 
     std::span<const sock_filter> f_;
     uint32_t nr_;
+    std::vector<bool> joins_;
+    std::unordered_set<State, StateHash> seen_;
     long steps_ = 0;
     bool found_ = false;
     uint32_t worst_ = 0;

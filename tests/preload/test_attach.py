@@ -333,6 +333,21 @@ class Attach(unittest.TestCase):
             out, err, rc = r.finish()
         self.assertEqual((rc, err), (0, ""), out)
 
+    def test_attach_under_a_filter_with_many_argument_rules(self):
+        """A container-style profile: 40 rules on prctl's option, each
+        mismatch going on to the next, 2^40 paths that rejoin. The CLI must
+        still evaluate it (and find nothing fatal) rather than refuse."""
+        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "prctl-rules"})
+        try:
+            attach(r.pid)
+            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
+            detach(r.pid)
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
     def test_detach_under_a_filter_that_fails_unlink(self):
         """A container's seccomp profile answers what it forbids with EPERM:
         the agent cannot remove its segment at detach, so the CLI does, and

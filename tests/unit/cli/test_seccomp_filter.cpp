@@ -98,6 +98,53 @@ TEST_CASE("scratch memory, X and arithmetic carry numbers and unknowns", "[secco
     CHECK(worst_action(f, SYS_read) == SECCOMP_RET_LOG);
 }
 
+TEST_CASE("argument checks whose paths rejoin are followed once", "[seccomp]") {
+    // ioctl with 40 request numbers refused, each compared as libseccomp
+    // writes a 64-bit argument: high word, then low word, a mismatch of
+    // either going on to the next rule. Each rule doubles the paths (2^40 of
+    // them), all meeting again with nothing known of A.
+    constexpr uint32_t kArg1Low = offsetof(seccomp_data, args[1]);
+    constexpr uint32_t kArg1High = kArg1Low + 4;
+    const auto rules = [&](uint32_t last) {
+        std::vector<sock_filter> f{stmt(BPF_LD | BPF_W | BPF_ABS, kNr),
+                                   jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 1, 0),
+                                   stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+        for (uint32_t i = 0; i < 40; ++i) {
+            f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kArg1High));
+            f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 3));
+            f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kArg1Low));
+            f.push_back(jump(BPF_JMP | BPF_JEQ | BPF_K, 0x5400 + i, 0, 1));
+            f.push_back(stmt(BPF_RET | BPF_K, i == 39 ? last : SECCOMP_RET_ERRNO | EPERM));
+        }
+        f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+        return f;
+    };
+    CHECK(worst_action(rules(SECCOMP_RET_ERRNO | EPERM), SYS_ioctl) == (SECCOMP_RET_ERRNO | EPERM));
+    // The last rule is still reached.
+    CHECK(worst_action(rules(SECCOMP_RET_KILL_PROCESS), SYS_ioctl) == SECCOMP_RET_KILL_PROCESS);
+    CHECK(worst_action(rules(SECCOMP_RET_KILL_PROCESS), SYS_read) == SECCOMP_RET_ALLOW);
+    // A jump with both ways the same is one way, known operand or not.
+    const std::vector<sock_filter> same{stmt(BPF_LD | BPF_W | BPF_ABS, kArg0),
+                                        jump(BPF_JMP | BPF_JGT | BPF_K, 7, 0, 0),
+                                        stmt(BPF_RET | BPF_K, SECCOMP_RET_TRAP)};
+    CHECK(worst_action(same, SYS_read) == SECCOMP_RET_TRAP);
+}
+
+TEST_CASE("a filter that makes every path distinct is given up on, not followed for ever", "[seccomp]") {
+    // Each unknown bit of the argument adds a different number to M[0]: the
+    // paths meet again with distinct registers, 2^40 of them.
+    std::vector<sock_filter> f{stmt(BPF_LD | BPF_IMM, 0), stmt(BPF_ST, 0)};
+    for (uint32_t i = 0; i < 40; ++i) {
+        f.push_back(stmt(BPF_LD | BPF_W | BPF_ABS, kArg0 + (i / 32) * 4));
+        f.push_back(jump(BPF_JMP | BPF_JSET | BPF_K, 1u << (i % 32), 0, 3));
+        f.push_back(stmt(BPF_LD | BPF_MEM, 0));
+        f.push_back(stmt(BPF_ALU | BPF_ADD | BPF_K, 1u << (i % 32)));
+        f.push_back(stmt(BPF_ST, 0));
+    }
+    f.push_back(stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    CHECK_FALSE(worst_action(f, SYS_read));
+}
+
 TEST_CASE("a return of an unknown A counts as a kill", "[seccomp]") {
     const std::vector<sock_filter> f{stmt(BPF_LD | BPF_W | BPF_ABS, kArg0), stmt(BPF_RET | BPF_A, 0)};
     CHECK(worst_action(f, SYS_read) == SECCOMP_RET_KILL_PROCESS);
