@@ -669,6 +669,10 @@ void publisher_mark_attached() noexcept {
 }
 
 void publisher_detach() noexcept {
+    // A filter installed since the attach, seen now rather than at the next
+    // tick: detach then makes only the calls `detach` checked the filters
+    // for (ipc/attach_syscalls.h).
+    (void)collect::confined_now();
     publisher_shutdown();
     if (g_state && g_state->thread_started.load(std::memory_order_acquire)) {
         // The thread was still in a snapshot after shutdown's wait (under
@@ -686,7 +690,7 @@ void publisher_detach() noexcept {
                 st.writer.set_state(layout::kStatePublisherRunning, false);
                 // The thread's snapshot just ended: it stands as the last.
                 st.writer.set_state(layout::kStateExited, true);
-                st.writer.unlink(g_shm_dir.fd());
+                if (!sys::confined()) st.writer.unlink(g_shm_dir.fd());  // else the CLI removes it
             }
         }
     }

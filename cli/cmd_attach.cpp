@@ -486,20 +486,30 @@ std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* c
 // running or detaching the agent makes (a filter that answers with an errno
 // only fails the agent's call), or that does not let through outright one
 // of the few calls where an errno is the program's. Every thread's filters
-// count: the hooks run on all of them.
-void refuse_fatal_filters(int pid, const char* command) {
+// count: the hooks run on all of them. A detach checks the shorter list of
+// what detaching a confined agent makes, where the kernel says how many
+// filters a thread has (Linux 5.9): the agent can then tell a filter added
+// since the attach, and takes the confined way out.
+void refuse_fatal_filters(int pid, const char* command, bool detaching) {
     struct Call {
         const char* name;
         uint32_t nr;
     };
 #define GOMETRICS_CALL(name) Call{#name, SYS_##name},
-    static constexpr Call kCalls[] = {GOMETRICS_ATTACH_SYSCALLS(GOMETRICS_CALL)};
-    static constexpr Call kMustAllow[] = {GOMETRICS_ATTACH_MUST_ALLOW(GOMETRICS_CALL)};
+    static constexpr Call kAttachCalls[] = {GOMETRICS_ATTACH_SYSCALLS(GOMETRICS_CALL)};
+    static constexpr Call kAttachMustAllow[] = {GOMETRICS_ATTACH_MUST_ALLOW(GOMETRICS_CALL)};
+    static constexpr Call kDetachCalls[] = {GOMETRICS_DETACH_SYSCALLS(GOMETRICS_CALL)};
+    static constexpr Call kDetachMustAllow[] = {GOMETRICS_CALL(restart_syscall) GOMETRICS_CALL(futex)};
 #undef GOMETRICS_CALL
     std::set<std::vector<uint64_t>> checked;
     for (int tid : threads_of(pid)) {
-        const long mode = status_field(read_text(fmt::format("/proc/{}/task/{}/status", pid, tid)), "Seccomp");
+        const std::string status = read_text(fmt::format("/proc/{}/task/{}/status", pid, tid));
+        const long mode = status_field(status, "Seccomp");
         if (mode <= 0) continue;
+        const bool short_list = detaching && status_field(status, "Seccomp_filters") >= 0;
+        const std::span<const Call> calls = short_list ? std::span<const Call>(kDetachCalls) : kAttachCalls;
+        const std::span<const Call> outright =
+            short_list ? std::span<const Call>(kDetachMustAllow) : kAttachMustAllow;
         if (mode == 1)
             fail(fmt::format("process {} runs in seccomp's strict mode (read, write and exit only): {} refuses; "
                              "nothing was changed",
@@ -516,16 +526,17 @@ void refuse_fatal_filters(int pid, const char* command) {
                                      "refuses; nothing was changed",
                                      pid, filter.size(), command));
                 if (must_allow && !may_pass(*worst))
-                    fail(fmt::format("process {}'s seccomp filter answers {} with {}, where attaching needs it "
+                    fail(fmt::format("process {}'s seccomp filter answers {} with {}, where {} needs it "
                                      "allowed: {} refuses; nothing was changed",
-                                     pid, c.name, action_name(*worst), command));
+                                     pid, c.name, action_name(*worst), detaching ? "detaching" : "attaching",
+                                     command));
                 if (is_fatal(*worst))
                     fail(fmt::format("process {}'s seccomp filter answers {} with {}, and the agent makes that call: "
                                      "{} refuses; nothing was changed",
                                      pid, c.name, action_name(*worst), command));
             };
-            for (const Call& c : kMustAllow) check(c, true);
-            for (const Call& c : kCalls) check(c, false);
+            for (const Call& c : outright) check(c, true);
+            for (const Call& c : calls) check(c, false);
         }
     }
 }
@@ -766,7 +777,7 @@ int attach(int pid) {
         case Segment::kNone:
             break;
     }
-    refuse_fatal_filters(pid, "attach");
+    refuse_fatal_filters(pid, "attach", false);
     remove_left_segment(pid);
     if (t.agent_base) {
         // Loaded before and detached since: start counting again.
@@ -798,7 +809,7 @@ int detach(int pid) {
     if (segment_of(pid) == Segment::kPreloaded)
         fail(fmt::format("process {} runs the agent preloaded (LD_PRELOAD): detach applies to attached processes",
                          pid));
-    refuse_fatal_filters(pid, "detach");
+    refuse_fatal_filters(pid, "detach", true);
     const auto rc = static_cast<int>(call_in(t, symbol_in(t, t.agent_mapped, "gometrics_detach")));
     if (rc < 0) fail(fmt::format("process {} runs the agent preloaded: detach applies to attached processes", pid));
     if (rc == 0) {

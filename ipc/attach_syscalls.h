@@ -24,4 +24,14 @@
 
 #define GOMETRICS_ATTACH_MUST_ALLOW(X) X(restart_syscall) X(rseq) X(futex)
 
+/* What detach makes in a process that confined itself after the attach
+   (the agent finds it confined, opens nothing, starts nothing and leaves
+   its segment to the CLI): taking the calls back, the publisher's last
+   snapshot from the files it keeps, its thread's exit. A filter that was
+   there at the attach passed the list above; so `detach` checks the
+   filters against this one. */
+#define GOMETRICS_DETACH_SYSCALLS(X)                                                                 \
+    X(pread64) X(newfstatat) X(lseek) X(close) X(mprotect) X(madvise) X(munmap) X(futex)            \
+    X(clock_gettime) X(rt_sigprocmask) X(prctl) X(exit) X(restart_syscall)
+
 #endif

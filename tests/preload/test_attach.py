@@ -348,6 +348,30 @@ class Attach(unittest.TestCase):
             out, err, rc = r.finish()
         self.assertEqual((rc, err), (0, ""), out)
 
+    def test_detach_after_the_program_confined_itself(self):
+        """A server that sandboxes itself once running (every thread, the
+        agent's too) can still be detached: a filter that kills openat
+        refuses a new attach but not the detach, and detaching makes no call
+        beyond its own list, nor does the program's exit after it."""
+        for how in ("kill-openat", "detach-allowlist"):
+            with self.subTest(how):
+                r = Running([program("attach_target")])
+                try:
+                    attach(r.pid)
+                    self.assertTrue(r.ask("work").startswith("worked"))
+                    self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
+                    self.assertEqual(r.ask(f"confine {how}"), "confined")
+                    detach(r.pid)
+                    self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+                    if how == "kill-openat":
+                        cp = cli("attach", r.pid, timeout=60)
+                        self.assertEqual(cp.returncode, 1, cp.stdout)
+                        self.assertIn("answers openat with KILL_PROCESS", cp.stderr)
+                    self.assertEqual(r.ask("quit"), "bye")
+                finally:
+                    out, err, rc = r.finish()
+                self.assertEqual((rc, err), (0, ""), out)
+
     def test_detach_under_a_filter_that_fails_unlink(self):
         """A container's seccomp profile answers what it forbids with EPERM:
         the agent cannot remove its segment at detach, so the CLI does, and

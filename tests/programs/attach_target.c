@@ -19,6 +19,8 @@
             Both print "inuse A" with A the allocator's own in-use figure
             (jemalloc's stats.allocated less its thread caches' bytes when
             its mallctl is there, else glibc's mallinfo2 uordblks + hblkhd).
+     confine HOW  installs filter HOW (below) on every thread, the agent's
+            too (TSYNC), as a server that sandboxes itself once running.
      quit   exits 0.
    With ATTACH_TARGET_MLOCKALL set it locks its memory first, now and to
    come (mlockall), as latency-bound servers do.
@@ -30,6 +32,9 @@
    as container profiles answer what they forbid; "eperm-fallocate" so
    fails fallocate, which the agent's segment needs; "kill-restart" kills
    at restart_syscall, which a sleep stopped by a tracer resumes through.
+   "detach-allowlist" kills it at any call but those detaching a confined
+   agent makes (ipc/attach_syscalls.h) and read, write and exit_group.
+   "prctl-rules" answers 40 prctl options with EPERM, rule after rule. 
    With ATTACH_TARGET_SLEEPER a second thread serves the commands, and the
    main thread (the one the CLI stops first) sleeps 20 ms at a time.
    Output goes through write(): stdio would allocate inside libc. */
@@ -118,7 +123,9 @@ static size_t allocator_in_use(void) {
 
 #include "attach_syscalls.h"
 
-static void confine(const char* how) {
+/* Installs filter HOW on the calling thread, or with tsync on every thread
+   of the process (the agent's too); 0, or -1 with errno. */
+static int confine_with(const char* how, int tsync) {
     static const int agent_calls[] = {
 #define GOMETRICS_CALL(name) SYS_##name,
         GOMETRICS_ATTACH_SYSCALLS(GOMETRICS_CALL)
@@ -145,6 +152,17 @@ static void confine(const char* how) {
         f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_openat, 0, 1);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    } else if (!strcmp(how, "detach-allowlist")) {
+        static const int detach_calls[] = {
+#define GOMETRICS_CALL(name) SYS_##name,
+            GOMETRICS_DETACH_SYSCALLS(GOMETRICS_CALL)
+#undef GOMETRICS_CALL
+            SYS_read, SYS_write, SYS_exit_group};  /* its own, to be told to quit */
+        for (size_t i = 0; i < sizeof detach_calls / sizeof *detach_calls; ++i) {
+            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)detach_calls[i], 0, 1);
+            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+        }
+        f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     } else if (!strcmp(how, "prctl-rules")) {
         /* 40 prctl options answered EPERM, each compared as libseccomp
            compares a 64-bit argument (high word, then low word): every
@@ -171,7 +189,12 @@ static void confine(const char* how) {
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     }
     struct sock_fprog prog = {(unsigned short)n, f};
-    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+    return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, tsync ? SECCOMP_FILTER_FLAG_TSYNC : 0, &prog) == 0 ? 0 : -1;
+}
+
+static void confine(const char* how) {
+    if (confine_with(how, 0) != 0) {
         perror("seccomp");
         exit(2);
     }
@@ -253,6 +276,8 @@ static int serve(void) {
         } else if (!strcmp(line, "thread")) {
             pthread_t t;
             say(pthread_create(&t, NULL, nothing, NULL) == 0 && pthread_join(t, NULL) == 0 ? "joined\n" : "no thread\n");
+        } else if (!strncmp(line, "confine ", 8)) {
+            say(confine_with(line + 8, 1) == 0 ? "confined\n" : "not confined\n");
         } else if (!strcmp(line, "quit")) {
             say("bye\n");
             return 0;
