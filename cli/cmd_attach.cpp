@@ -48,6 +48,7 @@
 #include "common.h"
 #include "exec_agent.h"
 #include "layout.h"
+#include "proc.h"
 #include "seccomp_filter.h"
 
 namespace gometrics::cli {
@@ -201,6 +202,10 @@ Segment segment_of(int pid) {
     close(fd);
     if (n != static_cast<ssize_t>(sizeof h) || h.magic != layout::kMagic || h.pid != pid) return Segment::kNone;
     if (h.state & layout::kStateExited) return Segment::kNone;
+    // Left by an earlier process with the same pid (killed before it could
+    // remove it): not this one's.
+    const auto stat = sys::parse_stat(read_text(fmt::format("/proc/{}/stat", pid)));
+    if (stat && stat->starttime != h.proc_start_ticks) return Segment::kNone;
     return (h.state & layout::kStateAttached) ? Segment::kAttached : Segment::kPreloaded;
 }
 

@@ -25,6 +25,7 @@ PYTHON = "/usr/bin/python3"
 HEADER = {
     "pid": (24, "<i"),
     "start_time_ns": (32, "<Q"),
+    "proc_start_ticks": (40, "<Q"),
     "values_offset": (72, "<I"),
     "seq": (88, "<I"),
     "request": (92, "<I"),

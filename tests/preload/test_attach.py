@@ -286,6 +286,31 @@ class Attach(unittest.TestCase):
             self.assertIn("detach applies to attached processes", cp.stderr)
             self.assertTrue(os.path.exists(f"/dev/shm/gometrics.{proc.pid}"))
 
+    def test_a_segment_left_by_an_earlier_process_of_the_same_pid(self):
+        """A process killed with SIGKILL leaves its segment; a later process
+        given the same pid is not instrumented for it: attach removes the
+        stale segment and attaches."""
+        with gmtest.Spawned([program("attach_target")]) as proc:
+            with open(f"/dev/shm/gometrics.{proc.pid}", "rb") as f:
+                left = bytearray(f.read())
+        os.unlink(f"/dev/shm/gometrics.{proc.pid}")  # it was killed
+        r = Running([program("attach_target")])
+        try:
+            gmtest.set_header(left, "pid", r.pid)  # as if it had been this pid's
+            with open(f"/dev/shm/gometrics.{r.pid}", "wb") as f:
+                f.write(left)
+            self.assertNotEqual(gmtest.header(left, "proc_start_ticks"), 0)
+            self.assertIn("attached to process", attach(r.pid))
+            self.assertTrue(gmtest.header(gmtest.read_header(r.pid), "state") & gmtest.STATE_ATTACHED)
+            self.assertTrue(r.ask("work").startswith("worked"))
+            self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
+            detach(r.pid)
+            self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
     def test_detach_restores_and_the_program_goes_on(self):
         commands = ["work", "work", "free", "work", "quit"]
         # Heap samples off: libunwind keeps a pipe of its own once it unwinds
