@@ -254,9 +254,10 @@ template <Map M>
 // the leaf is unlocked first. Failing all, the leaf is left behind, still
 // mapped for a thread that may hold it, and marks in its gigabyte start on a
 // new one; returns the error then, 0 otherwise.
+constexpr int kDontNeedLocked = 24;  // MADV_DONTNEED_LOCKED, newer than some headers
+
 int clear_map() noexcept {
     if (!g_dir) return 0;  // prepare could not map the directory: nothing was marked
-    constexpr int kDontNeedLocked = 24;  // MADV_DONTNEED_LOCKED, newer than some headers
     int err = 0;
     for (size_t r = 0; r < kRegions; ++r) {
         uint8_t* l = g_dir[r].load(std::memory_order_acquire);
@@ -268,6 +269,17 @@ int clear_map() noexcept {
     }
     for (auto& word : g_failed) word.store(0, std::memory_order_relaxed);  // a new attach may try again
     return err;
+}
+
+// The map's pages given back at detach (on glibc a byte per 32 bytes of the
+// heap's span): a thread still in a wrapper that marks after this faults in
+// a zero page, which the next attach clears with the rest. Best effort, and
+// never munlock: a failure only leaves the pages until that attach.
+void release_map() noexcept {
+    if (!g_dir) return;
+    for (size_t r = 0; r < kRegions; ++r)
+        if (uint8_t* l = g_dir[r].load(std::memory_order_acquire))
+            if (madvise(l, leaf_bytes(), MADV_DONTNEED) != 0) (void)madvise(l, leaf_bytes(), kDontNeedLocked);
 }
 
 // ---- Redirection.
@@ -905,6 +917,7 @@ extern "C" int gometrics_detach() noexcept {
     // Threads still inside a wrapper finish there: the agent stays mapped
     // (linked -z nodelete), and so does the old segment, where they count.
     publisher_detach();
+    release_map();
     errno = saved_errno;
     return 1;
 }
