@@ -207,8 +207,12 @@ private:
         return joins;
     }
 
+    // One path's answer: a fatal one (is_fatal) outranks any that is not,
+    // whatever the kernel's order (which puts ERRNO before USER_NOTIF, and
+    // LOG before an action it does not know, a kill).
     bool answer(uint32_t ret) {
-        if (!found_ || more_severe(ret, worst_)) worst_ = ret;
+        const bool fatal = is_fatal(ret), worst_fatal = is_fatal(worst_);
+        if (!found_ || fatal > worst_fatal || (fatal == worst_fatal && more_severe(ret, worst_))) worst_ = ret;
         found_ = true;
         return true;
     }

@@ -11,11 +11,12 @@
 
 namespace gometrics::cli {
 
-// The most severe action (SECCOMP_RET_KILL_PROCESS, ..._ERRNO | errno, ...)
-// that `filter` can return for system call `nr` of an x86-64 process, over
-// every value of its arguments and instruction pointer: a jump that depends
-// on them is followed both ways. nullopt for a program the kernel would
-// not have loaded, or one with too many paths to follow.
+// The action (SECCOMP_RET_KILL_PROCESS, ..._ERRNO | errno, ...) that matters
+// most among those `filter` can return for system call `nr` of an x86-64
+// process, over every value of its arguments and instruction pointer (a
+// jump that depends on them is followed both ways): a fatal one (is_fatal)
+// if any, else the kernel's most severe. nullopt for a program the kernel
+// would not have loaded, or one with too many paths to follow.
 std::optional<uint32_t> worst_action(std::span<const sock_filter> filter, uint32_t nr);
 
 // Whether action `a` overrides `b` when filters disagree (the kernel runs

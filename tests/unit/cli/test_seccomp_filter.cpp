@@ -145,6 +145,25 @@ TEST_CASE("a filter that makes every path distinct is given up on, not followed 
     CHECK_FALSE(worst_action(f, SYS_read));
 }
 
+TEST_CASE("a fatal answer on any path outranks one the kernel ranks higher", "[seccomp]") {
+    // By the kernel's order ERRNO comes before USER_NOTIF, and LOG before an
+    // action it does not know (which kills): either path ends the attach.
+    const auto either = [](uint32_t a, uint32_t b) {
+        return std::vector<sock_filter>{stmt(BPF_LD | BPF_W | BPF_ABS, kArg0),
+                                        jump(BPF_JMP | BPF_JSET | BPF_K, 1, 0, 1), stmt(BPF_RET | BPF_K, a),
+                                        stmt(BPF_RET | BPF_K, b)};
+    };
+    CHECK(worst_action(either(SECCOMP_RET_ERRNO | EPERM, SECCOMP_RET_USER_NOTIF), SYS_openat) ==
+          SECCOMP_RET_USER_NOTIF);
+    CHECK(worst_action(either(SECCOMP_RET_USER_NOTIF, SECCOMP_RET_ERRNO | EPERM), SYS_openat) ==
+          SECCOMP_RET_USER_NOTIF);
+    CHECK(worst_action(either(SECCOMP_RET_LOG, 0x7ffe0000), SYS_openat) == 0x7ffe0000);
+    CHECK(is_fatal(0x7ffe0000));
+    // Among the fatal, and among the others, the kernel's order.
+    CHECK(worst_action(either(SECCOMP_RET_TRAP, SECCOMP_RET_KILL_PROCESS), SYS_openat) == SECCOMP_RET_KILL_PROCESS);
+    CHECK(worst_action(either(SECCOMP_RET_LOG, SECCOMP_RET_ERRNO | 1), SYS_openat) == (SECCOMP_RET_ERRNO | 1));
+}
+
 TEST_CASE("a return of an unknown A counts as a kill", "[seccomp]") {
     const std::vector<sock_filter> f{stmt(BPF_LD | BPF_W | BPF_ABS, kArg0), stmt(BPF_RET | BPF_A, 0)};
     CHECK(worst_action(f, SYS_read) == SECCOMP_RET_KILL_PROCESS);
