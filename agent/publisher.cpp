@@ -559,39 +559,46 @@ void publisher_profile_changed(uint32_t record) noexcept {
 
 bool publisher_pending() noexcept { return g_lazy.load(std::memory_order_relaxed) == 1; }
 
+// Stops the publisher thread: whether it ended within `wait_ms` (then this
+// thread is the segment's only writer). `our_requests`: the request word's
+// bumps made here to wake it.
+static bool stop_thread(State& st, uint32_t& our_requests, long wait_ms) noexcept {
+    if (!st.thread_started.load(std::memory_order_acquire)) return true;
+    g_stop.store(true, std::memory_order_release);
+    if (uint32_t* w = st.writer.request_word()) {
+        ++our_requests;
+        std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);
+        syscall(SYS_futex, w, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+    }
+    timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (wait_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec += 1;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    const bool ended = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
+    st.thread_started.store(!ended, std::memory_order_relaxed);
+    return ended;
+}
+
 void publisher_shutdown() noexcept {
     if (!g_state) return;
     SignalsHeld held;  // a handler's allocation in the exit path is the program's
     Guard guard;
     State& st = *g_state;
     uint32_t our_requests = 0;  // the bump below, which stops our thread
-    bool sole_writer = true;
-    if (st.thread_started.load(std::memory_order_acquire)) {
-        g_stop.store(true, std::memory_order_release);
-        if (uint32_t* w = st.writer.request_word()) {
-            ++our_requests;
-            std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);
-            syscall(SYS_futex, w, FUTEX_WAKE, 1, nullptr, nullptr, 0);
-        }
-        timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_nsec += 500 * 1000000L;
-        if (deadline.tv_nsec >= 1000000000L) {
-            deadline.tv_sec += 1;
-            deadline.tv_nsec -= 1000000000L;
-        }
-        const int tid = publisher_tid();
-        sole_writer = pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0;
-        st.thread_started.store(!sole_writer, std::memory_order_relaxed);
-        // A join returns before the kernel lets go of the thread (its own
-        // descriptor table takes a moment to close): until then status still
-        // counts it, and the final /sched/threads/total would too.
-        for (int i = 0; sole_writer && tid > 0 && !sys::confined() && i < 200 &&
-                        syscall(SYS_tgkill, sys::self_pid(), tid, 0) == 0;
-             ++i) {
-            const timespec ms{0, 1000000};
-            nanosleep(&ms, nullptr);
-        }
+    const int tid = st.thread_started.load(std::memory_order_acquire) ? publisher_tid() : 0;
+    const bool sole_writer = stop_thread(st, our_requests, 500);
+    // A join returns before the kernel lets go of the thread (its own
+    // descriptor table takes a moment to close): until then status still
+    // counts it, and the final /sched/threads/total would too.
+    for (int i = 0; sole_writer && tid > 0 && !sys::confined() && i < 200 &&
+                    syscall(SYS_tgkill, sys::self_pid(), tid, 0) == 0;
+         ++i) {
+        const timespec ms{0, 1000000};
+        nanosleep(&ms, nullptr);
     }
     // Files are opened and the segment removed only if the program allows
     // it: a confined one keeps its segment, where exec and gc find it.
@@ -669,32 +676,24 @@ void publisher_mark_attached() noexcept {
 }
 
 void publisher_detach() noexcept {
-    // A filter installed since the attach, seen now rather than at the next
-    // tick: detach then makes only the calls `detach` checked the filters
-    // for (ipc/attach_syscalls.h).
-    (void)collect::confined_now();
-    publisher_shutdown();
-    if (g_state && g_state->thread_started.load(std::memory_order_acquire)) {
-        // The thread was still in a snapshot after shutdown's wait (under
-        // heavy allocation its allocator statistics wait for every arena's
-        // lock): a detach waits longer, then removes the segment itself.
+    // Only calls on the list `detach` checked the filters against
+    // (ipc/attach_syscalls.h): the program may have confined itself since
+    // the attach, perhaps on the borrowed thread alone, where no status
+    // tells. So no snapshot here, no wait for the thread's exit, no unlink
+    // (the CLI removes the segment): the thread's last snapshot stands. A
+    // thread still in a snapshot (its allocator statistics wait for every
+    // arena's lock under heavy allocation) gets 10 s.
+    if (g_state) {
         SignalsHeld held;
         Guard guard;
         State& st = *g_state;
-        timespec deadline;
-        clock_gettime(CLOCK_REALTIME, &deadline);
-        deadline.tv_sec += 10;
-        if (pthread_timedjoin_np(st.thread, nullptr, &deadline) == 0) {
-            st.thread_started.store(false, std::memory_order_relaxed);
-            if (!g_computing.exchange(true, std::memory_order_acquire)) {
-                st.writer.set_state(layout::kStatePublisherRunning, false);
-                // The thread's snapshot just ended: it stands as the last.
-                st.writer.set_state(layout::kStateExited, true);
-                if (!sys::confined()) st.writer.unlink(g_shm_dir.fd());  // else the CLI removes it
-            }
+        uint32_t our_requests = 0;
+        if (stop_thread(st, our_requests, 10000) && !g_computing.exchange(true, std::memory_order_acquire)) {
+            st.writer.set_state(layout::kStatePublisherRunning, false);
+            st.writer.set_state(layout::kStateExited, true);
         }
+        st.writer.close_file();
     }
-    if (g_state) g_state->writer.close_file();
     g_shm_dir.close();
     collect::drop_files_after_fork();
 }

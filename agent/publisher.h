@@ -60,8 +60,9 @@ void publisher_forget_after_fork() noexcept;
 // An attached agent (attach.cpp). The segment says it was attached (and
 // its start time is the attach's).
 void publisher_mark_attached() noexcept;
-// Detach: publisher_shutdown(), then the descriptors the agent kept are
-// closed; the mappings stay (threads may still count in their slots there).
+// Detach: stops the thread and marks the segment exited (its last snapshot
+// stands; the CLI removes it), then closes the descriptors the agent kept;
+// the mappings stay (threads may still count in their slots there).
 void publisher_detach() noexcept;
 // Before publisher_create() again after a detach: false when the publisher
 // thread of the last attach never stopped (there must never be two writers).

@@ -48,7 +48,6 @@
 #include "common.h"
 #include "exec_agent.h"
 #include "layout.h"
-#include "proc.h"
 #include "seccomp_filter.h"
 
 namespace gometrics::cli {
@@ -195,7 +194,8 @@ std::string in_target(int pid, const std::string& path) { return fmt::format("/p
 enum class Segment { kNone, kAttached, kPreloaded };
 
 Segment segment_of(int pid) {
-    const int fd = open(fmt::format("/dev/shm/{}{}", layout::kShmPrefix, pid).c_str(), O_RDONLY | O_CLOEXEC);
+    const std::string path = segment_path(pid);
+    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return Segment::kNone;
     layout::SegmentHeader h{};
     const ssize_t n = pread(fd, &h, sizeof h, 0);
@@ -203,9 +203,9 @@ Segment segment_of(int pid) {
     if (n != static_cast<ssize_t>(sizeof h) || h.magic != layout::kMagic || h.pid != pid) return Segment::kNone;
     if (h.state & layout::kStateExited) return Segment::kNone;
     // Left by an earlier process with the same pid (killed before it could
-    // remove it): not this one's.
-    const auto stat = sys::parse_stat(read_text(fmt::format("/proc/{}/stat", pid)));
-    if (stat && stat->starttime != h.proc_start_ticks) return Segment::kNone;
+    // remove it): the process does not map it. An agent maps its segment
+    // before it marks it ready, and keeps it mapped after a detach.
+    if (!maps_file(pid, path).value_or(true)) return Segment::kNone;
     return (h.state & layout::kStateAttached) ? Segment::kAttached : Segment::kPreloaded;
 }
 
@@ -492,9 +492,7 @@ std::vector<std::vector<sock_filter>> filters_of(int pid, int tid, const char* c
 // only fails the agent's call), or that does not let through outright one
 // of the few calls where an errno is the program's. Every thread's filters
 // count: the hooks run on all of them. A detach checks the shorter list of
-// what detaching a confined agent makes, where the kernel says how many
-// filters a thread has (Linux 5.9): the agent can then tell a filter added
-// since the attach, and takes the confined way out.
+// what detaching makes, whatever the program did since the attach.
 void refuse_fatal_filters(int pid, const char* command, bool detaching) {
     struct Call {
         const char* name;
@@ -506,15 +504,12 @@ void refuse_fatal_filters(int pid, const char* command, bool detaching) {
     static constexpr Call kDetachCalls[] = {GOMETRICS_DETACH_SYSCALLS(GOMETRICS_CALL)};
     static constexpr Call kDetachMustAllow[] = {GOMETRICS_CALL(restart_syscall) GOMETRICS_CALL(futex)};
 #undef GOMETRICS_CALL
+    const std::span<const Call> calls = detaching ? std::span<const Call>(kDetachCalls) : kAttachCalls;
+    const std::span<const Call> outright = detaching ? std::span<const Call>(kDetachMustAllow) : kAttachMustAllow;
     std::set<std::vector<uint64_t>> checked;
     for (int tid : threads_of(pid)) {
-        const std::string status = read_text(fmt::format("/proc/{}/task/{}/status", pid, tid));
-        const long mode = status_field(status, "Seccomp");
+        const long mode = status_field(read_text(fmt::format("/proc/{}/task/{}/status", pid, tid)), "Seccomp");
         if (mode <= 0) continue;
-        const bool short_list = detaching && status_field(status, "Seccomp_filters") >= 0;
-        const std::span<const Call> calls = short_list ? std::span<const Call>(kDetachCalls) : kAttachCalls;
-        const std::span<const Call> outright =
-            short_list ? std::span<const Call>(kDetachMustAllow) : kAttachMustAllow;
         if (mode == 1)
             fail(fmt::format("process {} runs in seccomp's strict mode (read, write and exit only): {} refuses; "
                              "nothing was changed",

@@ -24,14 +24,18 @@
 
 #define GOMETRICS_ATTACH_MUST_ALLOW(X) X(restart_syscall) X(rseq) X(futex)
 
-/* What detach makes in a process that confined itself after the attach
-   (the agent finds it confined, opens nothing, starts nothing and leaves
-   its segment to the CLI): taking the calls back, the publisher's last
-   snapshot from the files it keeps, its thread's exit. A filter that was
-   there at the attach passed the list above; so `detach` checks the
-   filters against this one. */
+/* What detach makes, whatever the program did since the attach: taking the
+   calls back, stopping the publisher thread (which ends the snapshot it is
+   in, on its own thread, and exits), closing the agent's descriptors and
+   giving back the map's pages. No snapshot on the borrowed thread, no
+   unlink (the CLI removes the segment). The publisher thread's filters are
+   the attach's, or newer ones every thread has (a filter reaches another
+   thread only by TSYNC): the agent sees those, and its snapshots then only
+   read the files it keeps (pread64, newfstatat and lseek to check them,
+   prctl when it cannot read its status). So `detach` checks the filters
+   against this list. */
 #define GOMETRICS_DETACH_SYSCALLS(X)                                                                 \
-    X(pread64) X(newfstatat) X(lseek) X(close) X(mprotect) X(madvise) X(munmap) X(futex)            \
-    X(clock_gettime) X(rt_sigprocmask) X(prctl) X(exit) X(restart_syscall)
+    X(pread64) X(newfstatat) X(lseek) X(prctl) X(close) X(mprotect) X(madvise) X(munmap) X(futex)    \
+    X(clock_gettime) X(rt_sigprocmask) X(exit) X(restart_syscall)
 
 #endif

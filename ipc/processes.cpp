@@ -6,10 +6,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 
@@ -20,6 +23,21 @@
 namespace gometrics {
 
 std::string segment_path(int pid) { return "/dev/shm/" + std::string(layout::kShmPrefix) + std::to_string(pid); }
+
+std::optional<bool> maps_file(int pid, const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return false;
+    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");  // can be long: a line at a time
+    if (!maps) return std::nullopt;
+    for (std::string line; std::getline(maps, line);) {
+        unsigned dev_major = 0, dev_minor = 0;
+        unsigned long inode = 0;
+        if (std::sscanf(line.c_str(), "%*s %*s %*s %x:%x %lu", &dev_major, &dev_minor, &inode) == 3 &&
+            inode == st.st_ino && dev_major == major(st.st_dev) && dev_minor == minor(st.st_dev))
+            return true;
+    }
+    return false;
+}
 
 namespace {
 
@@ -42,22 +60,13 @@ std::string read_comm(int pid) {
 
 bool pid_exists(int pid) { return kill(pid, 0) == 0 || errno == EPERM; }
 
-// Whether the process still maps its segment. The authoritative test: a
-// process that exec'd a program without the agent keeps its pid and start
-// time but drops the mapping (exec runs no destructor to remove the name).
-// When its maps cannot be read (another user's), assume it does.
-bool maps_segment(int pid, const std::string& segment) {
-    std::ifstream f(proc_path(pid, "maps"));  // can be long: a line at a time
-    if (!f) return true;
-    for (std::string line; std::getline(f, line);)
-        if (const auto m = sys::parse_maps_line(line); m && m->path == segment) return true;
-    return false;
-}
-
-// The process that wrote the segment still runs: same pid, same start
-// time (not a reused pid), and its image still maps the segment.
+// The process that wrote the segment still runs: its pid maps the file.
+// Where its maps cannot be read (another user's), the same start time tells
+// a reused pid apart.
 bool is_live(int pid, uint64_t start_ticks, const std::string& segment) {
-    return pid_exists(pid) && proc_start_ticks(pid) == start_ticks && maps_segment(pid, segment);
+    if (!pid_exists(pid)) return false;
+    const auto maps = maps_file(pid, segment);
+    return maps ? *maps : proc_start_ticks(pid) == start_ticks;
 }
 
 }  // namespace

@@ -1,10 +1,11 @@
 // The reader library's process discovery: the processes that publish a
-// segment in /dev/shm, and whether each still runs (the same pid, the same
-// start time, and the segment still mapped). Reader::open(pid) checks the
-// same before it hands out a reader. Included by reader.h.
+// segment in /dev/shm, and whether each still runs (the pid maps the
+// segment). Reader::open(pid) checks the same before it hands out a reader.
+// Included by reader.h.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,7 +18,7 @@ struct ProcessInfo {
     int pid = 0;
     std::string command;  // /proc/PID/comm, empty when dead
     uint64_t start_time_ns = 0;
-    bool alive = false;     // the same process still runs (pid and start time match)
+    bool alive = false;     // the process that wrote it still runs (its pid maps it)
     bool readable = false;  // we may open its segment
     std::string segment;    // path in /dev/shm
 };
@@ -27,5 +28,10 @@ std::vector<ProcessInfo> list_processes();
 // Removes segments whose process is gone. Returns how many, or an error.
 Result<int> remove_stale_segments();
 std::string segment_path(int pid);
+// Whether process pid maps the file at `path`, told by device and inode (a
+// reused pid does not, nor an image exec'd without the agent; names and
+// start times differ across namespaces); nullopt when its maps cannot be
+// read (another user's process).
+std::optional<bool> maps_file(int pid, const std::string& path);
 
 }  // namespace gometrics
