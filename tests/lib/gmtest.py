@@ -25,7 +25,6 @@ PYTHON = "/usr/bin/python3"
 HEADER = {
     "pid": (24, "<i"),
     "start_time_ns": (32, "<Q"),
-    "proc_start_ticks": (40, "<Q"),
     "values_offset": (72, "<I"),
     "seq": (88, "<I"),
     "request": (92, "<I"),
@@ -143,6 +142,12 @@ class Spawned:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate(timeout=30)
+        # Killed, it left its segment: a later process given its pid would
+        # find it there.
+        try:
+            os.unlink(f"/dev/shm/gometrics.{self.proc.pid}")
+        except FileNotFoundError:
+            pass
 
 
 def hist_total(h):

@@ -51,6 +51,10 @@ class Running:
         if not first.startswith("ready"):
             raise AssertionError(f"{cmd} did not start: {first!r} {self.proc.stderr.read()}")
         self.pid = self.proc.pid
+        # It runs without the agent: a segment at its pid is one an earlier
+        # process left when killed (pids come round: the suites kill many).
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"/dev/shm/gometrics.{self.pid}")
 
     def line(self):
         text = self.proc.stdout.readline()
@@ -293,13 +297,11 @@ class Attach(unittest.TestCase):
         with gmtest.Spawned([program("attach_target")]) as proc:
             with open(f"/dev/shm/gometrics.{proc.pid}", "rb") as f:
                 left = bytearray(f.read())
-        os.unlink(f"/dev/shm/gometrics.{proc.pid}")  # it was killed
         r = Running([program("attach_target")])
         try:
             gmtest.set_header(left, "pid", r.pid)  # as if it had been this pid's
             with open(f"/dev/shm/gometrics.{r.pid}", "wb") as f:
                 f.write(left)
-            self.assertNotEqual(gmtest.header(left, "proc_start_ticks"), 0)
             self.assertIn("attached to process", attach(r.pid))
             self.assertTrue(gmtest.header(gmtest.read_header(r.pid), "state") & gmtest.STATE_ATTACHED)
             self.assertTrue(r.ask("work").startswith("worked"))
