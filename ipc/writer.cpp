@@ -316,7 +316,8 @@ bool SegmentWriter::reserve_profile() noexcept {
 
 void* SegmentWriter::reserve_slot(uint32_t i) noexcept {
     if (i >= slot_count()) return nullptr;
-    if (reserve_pages(slots_off_ + uint64_t{i} * slot_size_, slot_size_) != 0 || !map_chunk(i / chunk_slots_))
+    // Mapped first: a mapping refused (RLIMIT_AS) then leaves no tmpfs pages behind.
+    if (!map_chunk(i / chunk_slots_) || reserve_pages(slots_off_ + uint64_t{i} * slot_size_, slot_size_) != 0)
         return nullptr;
     return slot_address(i);
 }
