@@ -61,6 +61,16 @@ void restart_after_fork() noexcept {
     }
 }
 
+void before_fork() {
+    profile::before_fork();
+    slots_before_fork();
+}
+
+void after_fork_parent() {
+    slots_after_fork_parent();
+    profile::after_fork_parent();
+}
+
 void on_fork_child() {
     // Trivial on purpose (no locks, no allocation): the child has one thread
     // and our state may have been mid-update in others. Publication restarts
@@ -116,7 +126,7 @@ static bool start_under_guard(bool late) {
                                        : "the program has its own, statically linked?",
                    "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
-    pthread_atfork(slots_before_fork, slots_after_fork_parent, on_fork_child);
+    pthread_atfork(before_fork, after_fork_parent, on_fork_child);
     const bool published = publisher_create(late);
     if (late) publisher_mark_attached();
     return published;

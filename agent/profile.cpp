@@ -239,8 +239,13 @@ uint64_t draw(ThreadSlot* s, double mean) {
 
 constexpr uint64_t kNever = uint64_t{1} << 62;
 
-// Stacks being unwound now: a filter waits for them (before_confinement).
+// Stacks being unwound now: a filter waits for them (before_confinement),
+// and so does a fork, which holds new ones back meanwhile (before_fork).
 constinit std::atomic<int> g_unwinding{0};
+constinit std::atomic<int> g_forking{0};
+// A forked child whose parent had a stack under way: libunwind's locks may
+// be held for good here.
+constinit bool g_no_stacks_after_fork = false;
 
 uint32_t capture(uint64_t* pcs) {
     // libunwind probes each frame's memory with mincore or msync, which a
@@ -248,7 +253,7 @@ uint32_t capture(uint64_t* pcs) {
     // count goes up before the look, the filter's flag before its wait: one
     // of the two sees the other.
     g_unwinding.fetch_add(1);
-    if (sys::confined()) {
+    if (sys::confined() || g_forking.load() != 0 || g_no_stacks_after_fork) {
         g_unwinding.fetch_sub(1, std::memory_order_release);
         return 0;
     }
@@ -406,6 +411,13 @@ void* record_sample(void* p, size_t usable, bool move) {
 void before_confinement() noexcept {
     for (int waited_ms = 0; waited_ms < 200 && g_unwinding.load() != 0; ++waited_ms) sys::pause_ns(1000000);
 }
+
+void before_fork() noexcept {
+    g_forking.fetch_add(1);  // before the look, as capture's count: one of the two sees the other
+    for (int waited = 0; waited < 1000 && g_unwinding.load() != 0; ++waited) sys::pause_ns(100000);
+}
+
+void after_fork_parent() noexcept { g_forking.fetch_sub(1, std::memory_order_release); }
 
 void* small_reached(ThreadSlot* s, void* p, size_t usable) noexcept {
     const int saved_errno = errno;
@@ -584,6 +596,9 @@ void publish_record(void* region, uint32_t r) noexcept {
 }
 
 void after_fork_child() noexcept {
+    if (g_unwinding.load(std::memory_order_relaxed) != 0) g_no_stacks_after_fork = true;
+    g_unwinding.store(0, std::memory_order_relaxed);
+    g_forking.store(0, std::memory_order_relaxed);
     int configuring = 1;
     g_state.compare_exchange_strong(configuring, 0, std::memory_order_relaxed);
     int mapping = kMapping;  // the parent's mapping thread is not in the child: map again

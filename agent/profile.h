@@ -100,8 +100,16 @@ size_t region_bytes() noexcept;  // size of the segment's profile region, 0 when
 void publish(void* region, bool records) noexcept;
 // mapped_bytes(): facts/agent_facts.h.
 
+// fork() copies libunwind's locks as they are, and one held by a thread in
+// the middle of a stack would never be released in the child, whose next
+// sample would wait on it for ever. So before a fork (atfork's prepare) new
+// stacks are held back and those under way waited for, 100 ms at most;
+// after it, in the parent, stacks resume.
+void before_fork() noexcept;
+void after_fork_parent() noexcept;
 // In a forked child: a configuration another thread had under way will
-// never finish here; start it again from scratch.
+// never finish here; start it again from scratch. A stack still under way
+// at the fork leaves the child's samples without stacks.
 void after_fork_child() noexcept;
 
 }  // namespace gometrics::agent::profile

@@ -19,6 +19,17 @@ class ForkThreads(realapp.RealAppTest):
             self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{pid}"), f"child {pid} left its segment")
         self.assert_sane(m, min_allocs=1000, min_threads=4)
 
+    def test_children_of_a_parent_sampling_every_allocation(self):
+        """A stack every 64 bytes, on threads that keep starting: the
+        parent's threads are often inside libunwind holding its locks, which
+        fork copies as they are. A child that inherited one held would wait
+        on it for ever at its first sample."""
+        forks = 40
+        cp, m = self.run_app([app("fork_threads"), "4", str(forks), "fresh"], timeout=150,
+                             extra_env={"GOMETRICS_PROFILE_RATE": "64"})
+        self.assertEqual(cp.stdout, f"forks={forks} ok={forks}\n")
+        self.assert_sane(m, min_allocs=1000, min_threads=4)
+
 
 if __name__ == "__main__":
     realapp.main()

@@ -4,8 +4,9 @@
    undo that) and returns through exit(), so atexit handlers and the
    agent's exit path run in the child; the parent requires every child to
    exit 0 within 10 s (a deadlocked child is killed and fails the run).
-   Prints "forks=F ok=K" on stdout and "children: PID..." on stderr.
-     fork_threads THREADS FORKS */
+   Prints "forks=F ok=K" on stdout and "children: PID..." on stderr. With
+   "fresh" each worker keeps starting short-lived threads instead.
+     fork_threads THREADS FORKS [fresh] */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,24 @@
 static atomic_int g_stop;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static long g_shared;
+
+static void* short_lived(void* arg) {
+    for (int i = 0; i < 50; ++i) {
+        char* volatile p = malloc(16 + (size_t)i * 8);
+        free(p);
+    }
+    return arg;
+}
+
+/* A thread's first stacks take libunwind's locks (its caches are new):
+   a worker that keeps starting short-lived threads has them taken often. */
+static void* starter(void* arg) {
+    while (!atomic_load(&g_stop)) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, short_lived, arg) == 0) pthread_join(t, NULL);
+    }
+    return NULL;
+}
 
 static void* worker(void* arg) {
     unsigned seed = (unsigned)(long)arg;
@@ -53,14 +72,19 @@ static int child_ok(pid_t pid) {
 int main(int argc, char** argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 4;
     const int forks = argc > 2 ? atoi(argv[2]) : 50;
+    const int fresh = argc > 3 && !strcmp(argv[3], "fresh");
     pthread_t th[64];
-    for (int i = 0; i < threads && i < 64; ++i) pthread_create(&th[i], NULL, worker, (void*)(long)(i + 1));
+    for (int i = 0; i < threads && i < 64; ++i)
+        pthread_create(&th[i], NULL, fresh ? starter : worker, (void*)(long)(i + 1));
     int ok = 0;
     fprintf(stderr, "children:");
     for (int f = 0; f < forks; ++f) {
         pid_t pid = fork();
         if (pid == 0) {
-            for (int i = 0; i < 100; ++i) free(malloc(64 + i));
+            for (int i = 0; i < 100; ++i) {
+                char* volatile p = malloc(64 + i);  /* volatile: never elided */
+                free(p);
+            }
             free(strdup("child"));
             exit(0);
         }
