@@ -108,6 +108,28 @@ def detach(pid):
     return cp.stdout
 
 
+def assert_work_counted(test, r):
+    """r's "work" runs, and the attached agent counts its 1,030 allocations."""
+    test.assertTrue(r.ask("work").startswith("worked"))
+    test.assertGreaterEqual(heap(r.pid)[0][0], 1030)
+
+
+def assert_detached(test, r):
+    detach(r.pid)
+    test.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+
+
+@contextlib.contextmanager
+def ending_cleanly(test, r):
+    """r, which must exit 0 with nothing on stderr once the block is done
+    with it (finish closes its stdin)."""
+    try:
+        yield r
+    finally:
+        out, err, rc = r.finish()
+    test.assertEqual((rc, err), (0, ""), out)
+
+
 def heap(pid):
     """The heap counts, with live bytes those of the blocks since the attach
     (live bytes less the heap from before it), and every metric."""
@@ -297,21 +319,15 @@ class Attach(unittest.TestCase):
         with gmtest.Spawned([program("attach_target")]) as proc:
             with open(f"/dev/shm/gometrics.{proc.pid}", "rb") as f:
                 left = bytearray(f.read())
-        r = Running([program("attach_target")])
-        try:
+        with ending_cleanly(self, Running([program("attach_target")])) as r:
             gmtest.set_header(left, "pid", r.pid)  # as if it had been this pid's
             with open(f"/dev/shm/gometrics.{r.pid}", "wb") as f:
                 f.write(left)
             self.assertIn("attached to process", attach(r.pid))
             self.assertTrue(gmtest.header(gmtest.read_header(r.pid), "state") & gmtest.STATE_ATTACHED)
-            self.assertTrue(r.ask("work").startswith("worked"))
-            self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
-            detach(r.pid)
-            self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+            assert_work_counted(self, r)
+            assert_detached(self, r)
             self.assertEqual(r.ask("quit"), "bye")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
 
     def test_detach_restores_and_the_program_goes_on(self):
         commands = ["work", "work", "free", "work", "quit"]
@@ -364,16 +380,11 @@ class Attach(unittest.TestCase):
         """A container-style profile: 40 rules on prctl's option, each
         mismatch going on to the next, 2^40 paths that rejoin. The CLI must
         still evaluate it (and find nothing fatal) rather than refuse."""
-        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "prctl-rules"})
-        try:
+        with ending_cleanly(self, Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "prctl-rules"})) as r:
             attach(r.pid)
-            self.assertTrue(r.ask("work").startswith("worked"))
-            self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
-            detach(r.pid)
+            assert_work_counted(self, r)
+            assert_detached(self, r)
             self.assertEqual(r.ask("quit"), "bye")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
 
     def test_detach_after_the_program_confined_itself(self):
         """A server that sandboxes itself once running (every thread, the
@@ -381,40 +392,27 @@ class Attach(unittest.TestCase):
         refuses a new attach but not the detach, and detaching makes no call
         beyond its own list, nor does the program's exit after it."""
         for how in ("kill-openat", "detach-allowlist"):
-            with self.subTest(how):
-                r = Running([program("attach_target")])
-                try:
-                    attach(r.pid)
-                    self.assertTrue(r.ask("work").startswith("worked"))
-                    self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
-                    self.assertEqual(r.ask(f"confine {how}"), "confined")
-                    detach(r.pid)
-                    self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
-                    if how == "kill-openat":
-                        cp = cli("attach", r.pid, timeout=60)
-                        self.assertEqual(cp.returncode, 1, cp.stdout)
-                        self.assertIn("answers openat with KILL_PROCESS", cp.stderr)
-                    self.assertEqual(r.ask("quit"), "bye")
-                finally:
-                    out, err, rc = r.finish()
-                self.assertEqual((rc, err), (0, ""), out)
+            with self.subTest(how), ending_cleanly(self, Running([program("attach_target")])) as r:
+                attach(r.pid)
+                assert_work_counted(self, r)
+                self.assertEqual(r.ask(f"confine {how}"), "confined")
+                assert_detached(self, r)
+                if how == "kill-openat":
+                    cp = cli("attach", r.pid, timeout=60)
+                    self.assertEqual(cp.returncode, 1, cp.stdout)
+                    self.assertIn("answers openat with KILL_PROCESS", cp.stderr)
+                self.assertEqual(r.ask("quit"), "bye")
 
     def test_detach_under_a_filter_that_fails_unlink(self):
         """A container's seccomp profile answers what it forbids with EPERM:
         the agent cannot remove its segment at detach, so the CLI does, and
         the next attach makes a new one."""
-        r = Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "eperm-unlink"})
-        try:
+        with ending_cleanly(self, Running([program("attach_target")], {"ATTACH_TARGET_SECCOMP": "eperm-unlink"})) as r:
             for _ in range(2):
                 attach(r.pid)
-                self.assertTrue(r.ask("work").startswith("worked"))
-                self.assertGreaterEqual(heap(r.pid)[0][0], 1030)
-                detach(r.pid)
-                self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "detach left the segment")
+                assert_work_counted(self, r)
+                assert_detached(self, r)
             self.assertEqual(r.ask("quit"), "bye")
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
 
     def test_no_segment_no_counting(self):
         """When the agent cannot make its segment (here a filter fails the
@@ -640,16 +638,8 @@ class Refusals(unittest.TestCase):
         self.assert_untouched(r)
         self.assertTrue(r.ask("work").startswith("worked"))
 
-    @contextlib.contextmanager
     def target(self, argv, env=None):
-        """A Running program that must exit 0, with nothing on stderr, once
-        the block is done with it (finish closes its stdin)."""
-        r = Running(argv, env)
-        try:
-            yield r
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
+        return ending_cleanly(self, Running(argv, env))
 
     def quit(self, r):
         self.assertEqual(r.ask("quit"), "bye")
