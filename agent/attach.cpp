@@ -249,13 +249,13 @@ template <Map M>
     return true;
 }
 
+constexpr int kDontNeedLocked = 24;  // MADV_DONTNEED_LOCKED, newer than some headers
+
 // Every leaf back to zero pages. Locked memory (mlockall) refuses
 // MADV_DONTNEED: Linux 5.18 has a variant for locked pages, and before it
 // the leaf is unlocked first. Failing all, the leaf is left behind, still
 // mapped for a thread that may hold it, and marks in its gigabyte start on a
 // new one; returns the error then, 0 otherwise.
-constexpr int kDontNeedLocked = 24;  // MADV_DONTNEED_LOCKED, newer than some headers
-
 int clear_map() noexcept {
     if (!g_dir) return 0;  // prepare could not map the directory: nothing was marked
     int err = 0;
