@@ -87,8 +87,9 @@ struct State {
 constinit State* g_state = nullptr;  // in an anonymous mapping: no static destructor, no malloc
 constinit sys::KeptFile g_shm_dir;  // /dev/shm, to remove the segment after a chroot
 constinit std::atomic<bool> g_stop{false};
-// Held by whoever computes a snapshot: the publisher thread, or the crash
-// handler, which then keeps it (the thread must not write after it).
+// Held by whoever computes a snapshot: the publisher thread, a program's
+// thread answering a reader without it (lazy), or the crash handler, which
+// then keeps it (the thread must not write after it).
 constinit std::atomic<bool> g_computing{false};
 // 0: no lazy publisher pending; 1: pending; 2: a thread is starting it.
 constinit std::atomic<int> g_lazy{0};
@@ -340,6 +341,20 @@ void publish_final(State& st) noexcept {
     st.writer.set_state(layout::kStateExited, true);
 }
 
+// Takes g_computing (sequentially consistent: see
+// publisher_before_confinement). Another thread's snapshot lets go within
+// milliseconds, so it is waited for; a crash handler's hold is for good.
+// The wait is a futex's timeout: a call every filter allows (detach's list).
+bool take_computing() noexcept {
+    for (int waited_ms = 0; g_computing.exchange(true); ++waited_ms) {
+        if (detail::g_crashing.load(std::memory_order_relaxed) || waited_ms == 200) return false;
+        static constinit uint32_t never_woken = 0;
+        const timespec ms{0, 1000000};
+        syscall(SYS_futex, &never_woken, FUTEX_WAIT_PRIVATE, 0, &ms, nullptr, 0);
+    }
+    return true;
+}
+
 void* publisher_main(void*) {
     mark_agent_thread();
     prctl(PR_SET_NAME, "gometrics");  // its own name: pthread_setname_np would open /proc/self/task/N/comm
@@ -355,10 +370,14 @@ void* publisher_main(void*) {
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
     while (!g_stop.load(std::memory_order_acquire)) {
-        // Sequentially consistent: see publisher_before_confinement.
-        if (g_computing.exchange(true)) break;  // a crash handler took over
-        compute_and_publish(st);
-        g_computing.store(false, std::memory_order_release);
+        // Never give up the thread for a snapshot taken elsewhere: the one
+        // a program's thread was taking for a reader as it started ours.
+        if (take_computing()) {
+            compute_and_publish(st);
+            g_computing.store(false, std::memory_order_release);
+        } else if (detail::g_crashing.load(std::memory_order_relaxed)) {
+            break;  // a crash handler took over
+        }
         // A rescan may mprotect a RELRO page: not under a filter of the program's.
         if (attach::active() && !collect::confined_now()) attach::rescan_on_tick();
         // Sleep until a reader bumps the request word or the interval ends.
@@ -560,13 +579,13 @@ void publisher_profile_changed(uint32_t record) noexcept {
 bool publisher_pending() noexcept { return g_lazy.load(std::memory_order_relaxed) == 1; }
 
 // Stops the publisher thread: whether it ended within `wait_ms` (then this
-// thread is the segment's only writer). `our_requests`: the request word's
-// bumps made here to wake it.
-static bool stop_thread(State& st, uint32_t& our_requests, long wait_ms) noexcept {
+// thread is the segment's only writer). `our_requests`, if given, counts the
+// request word's bumps made here to wake it.
+static bool stop_thread(State& st, long wait_ms, uint32_t* our_requests = nullptr) noexcept {
     if (!st.thread_started.load(std::memory_order_acquire)) return true;
     g_stop.store(true, std::memory_order_release);
     if (uint32_t* w = st.writer.request_word()) {
-        ++our_requests;
+        if (our_requests) ++*our_requests;
         std::atomic_ref<uint32_t>(*w).fetch_add(1, std::memory_order_release);
         syscall(SYS_futex, w, FUTEX_WAKE, 1, nullptr, nullptr, 0);
     }
@@ -590,7 +609,7 @@ void publisher_shutdown() noexcept {
     State& st = *g_state;
     uint32_t our_requests = 0;  // the bump below, which stops our thread
     const int tid = st.thread_started.load(std::memory_order_acquire) ? publisher_tid() : 0;
-    const bool sole_writer = stop_thread(st, our_requests, 500);
+    const bool sole_writer = stop_thread(st, 500, &our_requests);
     // A join returns before the kernel lets go of the thread (its own
     // descriptor table takes a moment to close): until then status still
     // counts it, and the final /sched/threads/total would too.
@@ -609,7 +628,7 @@ void publisher_shutdown() noexcept {
     // needs no publisher.
     if (config().profile_report_path && !confined) write_profile_report(config().profile_report_path);
     if (!sole_writer) return;  // never two writers; the segment keeps its last snapshot
-    if (g_computing.exchange(true, std::memory_order_acquire)) return;  // a crash handler wrote it
+    if (!take_computing()) return;  // a crash handler wrote it
     st.writer.set_state(layout::kStatePublisherRunning, false);
     // The last snapshot is for those who look: a reader that asked (the
     // segment is a new file: its word started at 0), now too, a report, a
@@ -687,8 +706,7 @@ void publisher_detach() noexcept {
         SignalsHeld held;
         Guard guard;
         State& st = *g_state;
-        uint32_t our_requests = 0;
-        if (stop_thread(st, our_requests, 10000) && !g_computing.exchange(true, std::memory_order_acquire)) {
+        if (stop_thread(st, 10000) && take_computing()) {
             st.writer.set_state(layout::kStatePublisherRunning, false);
             st.writer.set_state(layout::kStateExited, true);
         }

@@ -42,8 +42,8 @@ struct StateHash {
 constexpr uint32_t kDataSize = sizeof(seccomp_data);
 // A filter has at most 4096 instructions. Paths that rejoin with the same
 // registers are followed once, so real filters take a few thousand steps; the
-// bounds stop a crafted one (distinct numbers on every path) within a tenth
-// of a second and some 20 MB.
+// bounds stop a crafted one (distinct numbers on every path) early, in time
+// and memory (docs/cli.md has the figures).
 constexpr long kMaxSteps = 1L << 20;
 constexpr size_t kMaxJoinStates = 1u << 17;
 

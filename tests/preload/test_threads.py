@@ -59,6 +59,20 @@ class Threads(unittest.TestCase):
             self.assertEqual(len(os.listdir(f"/proc/{p.pid}/task")), 2)  # sleep's main thread + the publisher
             self.assertEqual(gmtest.dump(p.pid)["/sched/threads/total:threads"], 1)
 
+    def test_publisher_thread_starts_while_a_reader_is_answered(self):
+        """A single-threaded program answers a reader on its own thread; its
+        first thread meanwhile starts ours, which used to take that
+        snapshot under way for a crash handler's and end for good. Nothing
+        refreshed the process again: private slots' counts and /proc
+        figures stayed as they were (forked children read allocations
+        short). The old agent lost its thread in about a quarter of these
+        children."""
+        rounds = 40
+        cp = subprocess.run([program("first_thread"), str(gmtest.HEADER["request"][0]), str(rounds)],
+                            env=gmtest.agent_env(), capture_output=True, text=True, timeout=120)
+        self.assertEqual((cp.returncode, cp.stderr), (0, ""))
+        self.assertEqual(cp.stdout, f"rounds={rounds} without=0\n")
+
     def test_forked_child_counts_only_its_own_thread(self):
         code = ("import os,sys,threading,time\n"
                 "ev=threading.Event(); t=threading.Thread(target=ev.wait); t.start()\n"

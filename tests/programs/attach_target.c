@@ -32,9 +32,9 @@
    as container profiles answer what they forbid; "eperm-fallocate" so
    fails fallocate, which the agent's segment needs; "kill-restart" kills
    at restart_syscall, which a sleep stopped by a tracer resumes through.
-   "detach-allowlist" kills it at any call but those detaching a confined
-   agent makes (ipc/attach_syscalls.h) and read, write and exit_group.
-   "prctl-rules" answers 40 prctl options with EPERM, rule after rule. 
+   "detach-allowlist" kills it at any call but those detach makes
+   (ipc/attach_syscalls.h) and read, write and exit_group.
+   "prctl-rules" answers 40 prctl options with EPERM, rule after rule.
    With ATTACH_TARGET_SLEEPER a second thread serves the commands, and the
    main thread (the one the CLI stops first) sleeps 20 ms at a time.
    Output goes through write(): stdio would allocate inside libc. */
@@ -123,6 +123,14 @@ static size_t allocator_in_use(void) {
 
 #include "attach_syscalls.h"
 
+/* Appends to f at *n: allow each of the `count` calls. */
+static void allow_each(struct sock_filter* f, unsigned* n, const int* calls, size_t count) {
+    for (size_t i = 0; i < count; ++i) {
+        f[(*n)++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)calls[i], 0, 1);
+        f[(*n)++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+    }
+}
+
 /* Installs filter HOW on the calling thread, or with tsync on every thread
    of the process (the agent's too); 0, or -1 with errno. */
 static int confine_with(const char* how, int tsync) {
@@ -158,10 +166,7 @@ static int confine_with(const char* how, int tsync) {
             GOMETRICS_DETACH_SYSCALLS(GOMETRICS_CALL)
 #undef GOMETRICS_CALL
             SYS_read, SYS_write, SYS_exit_group};  /* its own, to be told to quit */
-        for (size_t i = 0; i < sizeof detach_calls / sizeof *detach_calls; ++i) {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)detach_calls[i], 0, 1);
-            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-        }
+        allow_each(f, &n, detach_calls, sizeof detach_calls / sizeof *detach_calls);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     } else if (!strcmp(how, "prctl-rules")) {
         /* 40 prctl options answered EPERM, each compared as libseccomp
@@ -178,14 +183,8 @@ static int confine_with(const char* how, int tsync) {
         }
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
     } else {
-        for (size_t i = 0; i < sizeof agent_calls / sizeof *agent_calls; ++i) {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)agent_calls[i], 0, 1);
-            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-        }
-        for (size_t i = 0; i < sizeof own_calls / sizeof *own_calls; ++i) {
-            f[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)own_calls[i], 0, 1);
-            f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-        }
+        allow_each(f, &n, agent_calls, sizeof agent_calls / sizeof *agent_calls);
+        allow_each(f, &n, own_calls, sizeof own_calls / sizeof *own_calls);
         f[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
     }
     struct sock_fprog prog = {(unsigned short)n, f};
