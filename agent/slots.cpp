@@ -93,17 +93,36 @@ ThreadSlot* claim_existing_private() {
     return nullptr;
 }
 
+// Takes g_extending for a claimer: another thread's extension (a few
+// stores, or a chunk's mapping and pages) is waited for, since a slot taken
+// private meanwhile reaches readers only through snapshots (a burst of new
+// threads once put half of them there). Not for ever, as a claimer stopped
+// by a debugger may hold it, and never when this thread holds it already.
+__thread bool tls_extending [[gnu::tls_model("initial-exec")]] = false;
+bool take_extension() noexcept {
+    if (tls_extending) return false;
+    for (uint64_t waited_ns = 0; g_extending.exchange(true, std::memory_order_acquire); waited_ns += sys::kWaitNs) {
+        if (waited_ns >= 100000000) return false;  // 100 ms
+        sys::pause_ns(sys::kWaitNs);
+    }
+    tls_extending = true;
+    return true;
+}
+
+void give_extension() noexcept {
+    tls_extending = false;
+    g_extending.store(false, std::memory_order_release);
+}
+
 // A new slot in the segment: zero (fresh pages), live for the caller.
 // One thread at a time extends the claimed prefix, and only past a slot
 // whose pages are reserved and which is already live: every slot below
 // g_shared_claimed can be read (an unreserved tmpfs page may SIGBUS) and is
 // owned by one thread (a fresh kFree slot taken by another claimer too would
-// have two threads adding to it without a lock prefix). A claimer that finds
-// the extension busy, maybe a signal handler interrupting it on the same
-// thread, takes a private slot instead of waiting.
+// have two threads adding to it without a lock prefix).
 ThreadSlot* claim_new_shared() {
     if (!g_shared.load(std::memory_order_relaxed) || g_shared_full.load(std::memory_order_relaxed)) return nullptr;
-    if (g_extending.exchange(true, std::memory_order_acquire)) return nullptr;
+    if (!take_extension()) return nullptr;
     ThreadSlot* slot = nullptr;
     // Read under the flag: a re-attach retires the segment and a new one
     // comes in under it (retire_shared_slots), with its count from zero.
@@ -121,7 +140,7 @@ ThreadSlot* claim_new_shared() {
         // the remainder.
         if (!slot) g_shared_full.store(true, std::memory_order_relaxed);
     }
-    g_extending.store(false, std::memory_order_release);
+    give_extension();
     return slot;
 }
 

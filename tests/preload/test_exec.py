@@ -85,6 +85,23 @@ class Exec(unittest.TestCase):
         self.assertEqual(m["/gc/heap/objects:objects"] - by_name(twin)["/gc/heap/objects:objects"], 2000)
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{rep['pid']}"), "the dead process's segment is removed")
 
+    def test_sigkill_after_a_burst_of_new_threads_loses_no_count(self):
+        """40 threads claim their slots at once; the process is then killed,
+        and the report folds its segment as it was. A thread that found
+        another claiming a slot took a private one, which readers see only
+        as of the last snapshot (here the publisher's first, as the burst
+        began): the old agent's reports missed up to half the threads."""
+        threads, k = 40, 500
+        env = dict(os.environ, GOMETRICS_INTERVAL_MS="600000")
+        cmd = [program("thread_allocs"), str(threads)]
+        _, twin = exec_cli("--", *cmd, "0", "together", "killed", env=env)
+        for _ in range(5):
+            cp, rep = exec_cli("--", *cmd, str(k), "together", "killed", env=env)
+            self.assertIn("killed by signal 9", cp.stderr)
+            m, t = by_name(rep), by_name(twin)
+            self.assertEqual(m["/gc/heap/allocs:objects"] - t["/gc/heap/allocs:objects"], threads * k)
+            self.assertEqual(m["/gc/heap/frees:objects"] - t["/gc/heap/frees:objects"], threads * k)
+
     def test_shell_script_with_three_instrumented_children(self):
         with tempfile.TemporaryDirectory() as d:
             script = os.path.join(d, "run.sh")

@@ -65,12 +65,13 @@ static int child(long request_offset) {
     atomic_fetch_add((_Atomic unsigned*)(seg + request_offset), 1);
     free(malloc(300 * 1024));
     pthread_join(t, NULL);
-    for (int i = 0; i < 100; ++i) {
-        if (has_publisher_thread()) return 0;
+    int found = 0;
+    for (int i = 0; i < 100 && !(found = has_publisher_thread()); ++i) {
         const struct timespec ms = {0, 10 * 1000 * 1000};
         nanosleep(&ms, NULL);
     }
-    return 1;
+    unlink(path);  /* _exit leaves it */
+    return found ? 0 : 1;
 }
 
 int main(int argc, char** argv) {
