@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 
+#include "clocks.h"
 #include "publisher.h"
 #include "real.h"
 
@@ -40,8 +41,7 @@ void on_crash(int sig, siginfo_t* info, void*) {
         // Another thread crashed first and writes the report: dying now
         // would cut it short. Wait for it, two seconds at most.
         for (int ms = 0; ms < 2000 && !g_reported.load(std::memory_order_acquire); ++ms) {
-            const timespec one{0, 1000000};
-            nanosleep(&one, nullptr);
+            sys::pause_ns(1000000);
         }
     }
     // The default action back (not SA_RESETHAND: a second thread's signal

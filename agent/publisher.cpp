@@ -344,13 +344,10 @@ void publish_final(State& st) noexcept {
 // Takes g_computing (sequentially consistent: see
 // publisher_before_confinement). Another thread's snapshot lets go within
 // milliseconds, so it is waited for; a crash handler's hold is for good.
-// The wait is a futex's timeout: a call every filter allows (detach's list).
 bool take_computing() noexcept {
     for (int waited_ms = 0; g_computing.exchange(true); ++waited_ms) {
         if (detail::g_crashing.load(std::memory_order_relaxed) || waited_ms == 200) return false;
-        static constinit uint32_t never_woken = 0;
-        const timespec ms{0, 1000000};
-        syscall(SYS_futex, &never_woken, FUTEX_WAIT_PRIVATE, 0, &ms, nullptr, 0);
+        sys::pause_ns(1000000);
     }
     return true;
 }
@@ -616,8 +613,7 @@ void publisher_shutdown() noexcept {
     for (int i = 0; sole_writer && tid > 0 && !sys::confined() && i < 200 &&
                     syscall(SYS_tgkill, sys::self_pid(), tid, 0) == 0;
          ++i) {
-        const timespec ms{0, 1000000};
-        nanosleep(&ms, nullptr);
+        sys::pause_ns(1000000);
     }
     // Files are opened and the segment removed only if the program allows
     // it: a confined one keeps its segment, where exec and gc find it.
@@ -655,8 +651,7 @@ void publisher_crash() noexcept {
     bool mine = !st.thread_started.load(std::memory_order_acquire) || !pthread_equal(pthread_self(), st.thread);
     for (int tries = 0; mine && g_computing.exchange(true, std::memory_order_acquire); ++tries) {
         if (tries == 200) mine = false;
-        const timespec ms{0, 1000000};
-        nanosleep(&ms, nullptr);
+        sys::pause_ns(1000000);
     }
     if (mine) {
         st.writer.set_state(layout::kStatePublisherRunning, false);
@@ -676,8 +671,7 @@ void publisher_before_confinement() noexcept {
 
 void publisher_wait_for_snapshot() noexcept {
     for (int tries = 0; tries < 200 && g_computing.load(); ++tries) {
-        const timespec ms{0, 1000000};
-        nanosleep(&ms, nullptr);
+        sys::pause_ns(1000000);
     }
 }
 
