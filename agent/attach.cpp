@@ -849,7 +849,7 @@ extern "C" int gometrics_attach() noexcept {
     if (!g_started) return refusal() ? -2 : -3;  // the load stayed out: only a new process may start it
     if (refusal()) return -2;
     Guard guard;
-    SignalsHeld held;
+    InterruptionsHeld held;
     const int saved_errno = errno;
     if (!publisher_rearm()) {
         errno = saved_errno;
@@ -907,7 +907,7 @@ extern "C" int gometrics_detach() noexcept {
     if (!g_late) return -1;
     if (!g_active.load(std::memory_order_acquire)) return 0;
     Guard guard;
-    SignalsHeld held;
+    InterruptionsHeld held;
     const int saved_errno = errno;
     lock_scan(true);
     g_active.store(false, std::memory_order_release);

@@ -59,7 +59,7 @@ void* wrapped_start(void* p) {
     void* arg = start->arg;
     int rc;
     {
-        SignalsHeld held;  // a handler's allocation in here is the program's
+        InterruptionsHeld held;  // a handler's allocation in here is the program's
         Guard guard;       // a key past the first 32 makes glibc calloc a block: ours, not the program's
         rc = pthread_setspecific(g_exit_key, start);
     }

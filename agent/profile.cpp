@@ -368,7 +368,7 @@ void* move_block(void* p, size_t usable, size_t bytes) {
 // that its free is seen. With `move` (a small glibc block) the program gets
 // a moved copy, tracked, or else p: the block to hand out is returned.
 void* record_sample(void* p, size_t usable, bool move) {
-    SignalsHeld held;
+    InterruptionsHeld held;
     Guard guard;  // libunwind's own allocations are not the program's
     if (!tables_ready()) {
         g_dropped.fetch_add(1, std::memory_order_relaxed);
@@ -516,7 +516,7 @@ void sample_contention(uint64_t wait_ns) noexcept {
     if (!c.mutex_fraction || (c.mutex_fraction > 1 && random_below(c.mutex_fraction) != 0)) return;
     const int saved_errno = errno;
     {
-        SignalsHeld held;
+        InterruptionsHeld held;
         Guard guard;
         uint64_t pcs[kDepth];
         const int64_t r = tables_ready() ? intern(layout::kStackMutex, pcs, capture(pcs)) : -1;

@@ -463,7 +463,7 @@ void publisher_start() noexcept {
 }
 
 bool publisher_create(bool attaching) noexcept {
-    SignalsHeld held;  // a forked child's restart runs in its first allocation's hook
+    InterruptionsHeld held;  // a forked child's restart runs in its first allocation's hook
     Guard guard;
     const int saved_errno = errno;
     g_stop.store(false, std::memory_order_relaxed);
@@ -504,7 +504,7 @@ bool publisher_create(bool attaching) noexcept {
 
 void publisher_begin(bool program_has_threads) noexcept {
     if (!g_state || !g_state->writer.ok()) return;
-    SignalsHeld held;
+    InterruptionsHeld held;
     Guard guard;  // our own allocations (pthread_create's) are not the program's
     const int saved_errno = errno;
     State& st = *g_state;
@@ -526,7 +526,7 @@ void publisher_start_thread_if_lazy() noexcept {
     if (g_lazy.load(std::memory_order_acquire) != 1 || g_thread_refused.load(std::memory_order_relaxed) ||
         !g_lazy.compare_exchange_strong(pending, 2))
         return;
-    SignalsHeld held;  // a handler's allocation meanwhile is the program's
+    InterruptionsHeld held;  // a handler's allocation meanwhile is the program's
     Guard guard;
     const int saved_errno = errno;
     State& st = *g_state;
@@ -549,7 +549,7 @@ void publisher_start_thread_if_lazy() noexcept {
 // themselves; this refreshes the rest).
 void snapshot_inline(State& st) noexcept {
     if (g_computing.exchange(true)) return;  // another thread is at it
-    SignalsHeld held;
+    InterruptionsHeld held;
     Guard guard;
     const int saved_errno = errno;
     st.lazy_request = st.writer.request();
@@ -601,7 +601,7 @@ static bool stop_thread(State& st, long wait_ms, uint32_t* our_requests = nullpt
 
 void publisher_shutdown() noexcept {
     if (!g_state) return;
-    SignalsHeld held;  // a handler's allocation in the exit path is the program's
+    InterruptionsHeld held;  // a handler's allocation in the exit path is the program's
     Guard guard;
     State& st = *g_state;
     uint32_t our_requests = 0;  // the bump below, which stops our thread
@@ -697,7 +697,7 @@ void publisher_detach() noexcept {
     // thread still in a snapshot (its allocator statistics wait for every
     // arena's lock under heavy allocation) gets 10 s.
     if (g_state) {
-        SignalsHeld held;
+        InterruptionsHeld held;
         Guard guard;
         State& st = *g_state;
         if (stop_thread(st, 10000) && take_computing()) {

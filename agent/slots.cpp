@@ -45,9 +45,10 @@ using namespace detail;
 // Slots come from anonymous mappings of this many, never from malloc.
 constexpr size_t kSlotsPerChunk = 16;
 constinit std::atomic<uint64_t> g_chunk_bytes{0};
-// claim_new_shared(): one extension of the claimed prefix at a time; and
-// whether the region can take no more.
-constinit std::atomic<bool> g_extending{false};
+// claim_new_shared(): one extension of the claimed prefix at a time (0:
+// free, 1: held, 2: held and waited for, woken by futex); and whether the
+// region can take no more.
+constinit std::atomic<uint32_t> g_extending{0};
 constinit std::atomic<bool> g_shared_full{false};
 // The forking thread's TLS word, from the prepare handler to the parent's.
 __thread ThreadSlot* tls_before_fork [[gnu::tls_model("initial-exec")]] = nullptr;
@@ -93,25 +94,54 @@ ThreadSlot* claim_existing_private() {
     return nullptr;
 }
 
+// Takes g_extending within wait_ns, sleeping on the futex while another
+// thread holds it (threads that poll instead starve the holder of CPU when
+// hundreds start at once).
+bool lock_extension(uint64_t wait_ns) noexcept {
+    uint32_t was = 0;
+    if (g_extending.compare_exchange_strong(was, 1, std::memory_order_acquire)) return true;
+    const uint64_t deadline = sys::clock_ns(CLOCK_MONOTONIC) + wait_ns;
+    while (g_extending.exchange(2, std::memory_order_acquire) != 0) {
+        const uint64_t now = sys::clock_ns(CLOCK_MONOTONIC);
+        if (now >= deadline) return false;
+        const uint64_t left = deadline - now;
+        const timespec ts{static_cast<time_t>(left / sys::kNsPerSec), static_cast<long>(left % sys::kNsPerSec)};
+        const int saved_errno = errno;
+        syscall(SYS_futex, &g_extending, FUTEX_WAIT_PRIVATE, 2, &ts, nullptr, 0);
+        errno = saved_errno;
+    }
+    return true;
+}
+
+void unlock_extension() noexcept {
+    if (g_extending.exchange(0, std::memory_order_release) == 2)
+        syscall(SYS_futex, &g_extending, FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
 // Takes g_extending for a claimer: another thread's extension (a few
-// stores, or a chunk's mapping and pages) is waited for, since a slot taken
-// private meanwhile reaches readers only through snapshots (a burst of new
-// threads once put half of them there). Not for ever, as a claimer stopped
-// by a debugger may hold it, and never when this thread holds it already.
+// stores, a read of /proc/self/status, a slot's pages) is waited for, since
+// a slot taken private meanwhile reaches readers only through snapshots (a
+// burst of new threads once put half of them there). Not for ever: a claimer
+// stopped by a debugger may hold it, and then one wait of 100 ms says so to
+// the claims that follow, which no longer wait until the flag comes free.
+// Never when this thread holds it already.
 __thread bool tls_extending [[gnu::tls_model("initial-exec")]] = false;
+constinit std::atomic<bool> g_extension_stuck{false};
 bool take_extension() noexcept {
     if (tls_extending) return false;
-    for (uint64_t waited_ns = 0; g_extending.exchange(true, std::memory_order_acquire); waited_ns += sys::kWaitNs) {
-        if (waited_ns >= 100000000) return false;  // 100 ms
-        sys::pause_ns(sys::kWaitNs);
+    const bool stuck = g_extension_stuck.load(std::memory_order_relaxed);
+    if (!lock_extension(stuck ? 0 : 100 * 1000 * 1000)) {
+        g_extension_stuck.store(true, std::memory_order_relaxed);
+        return false;
     }
+    if (stuck) g_extension_stuck.store(false, std::memory_order_relaxed);
     tls_extending = true;
     return true;
 }
 
 void give_extension() noexcept {
     tls_extending = false;
-    g_extending.store(false, std::memory_order_release);
+    unlock_extension();
 }
 
 // A new slot in the segment: zero (fresh pages), live for the caller.
@@ -148,7 +178,7 @@ ThreadSlot* claim_new_shared() {
 // stops a thread inside the agent), and holds the flag for a few stores.
 // Not forever, and never taken from it: a claimer stopped by a debugger or
 // cancelled in there may not give it back. False then.
-bool hold_extension() noexcept { return sys::take_flag(g_extending, 1000); }
+bool hold_extension() noexcept { return lock_extension(sys::kNsPerSec); }
 
 ThreadSlot* claim_new_chunk() {
     constexpr size_t bytes = kSlotsPerChunk * sizeof(ThreadSlot);
@@ -185,7 +215,7 @@ ThreadSlot* slow_slot() noexcept {
     if (g_restart_pending.load(std::memory_order_relaxed) && g_restart_hook) [[unlikely]]
         g_restart_hook();
     // A handler's allocation in here would claim a second slot, left live.
-    SignalsHeld held;
+    InterruptionsHeld held;
     // Read before the claim: a segment replaced meanwhile gets the older
     // serial, which only ever makes an attach count the block as from before.
     uint32_t segment = g_shared_serial.load(std::memory_order_acquire);
@@ -227,7 +257,7 @@ void attach_shared_slots(const SharedSlots* shared) noexcept {
     g_shared_full.store(false, std::memory_order_relaxed);
     g_shared.store(shared, std::memory_order_release);
     g_shared_serial.fetch_add(1, std::memory_order_release);
-    g_extending.store(false, std::memory_order_release);
+    unlock_extension();
 }
 
 void retire_shared_slots() noexcept {
@@ -235,7 +265,7 @@ void retire_shared_slots() noexcept {
     g_shared.store(nullptr, std::memory_order_release);
     g_shared_claimed.store(0, std::memory_order_relaxed);
     g_shared_full.store(false, std::memory_order_relaxed);
-    if (held) g_extending.store(false, std::memory_order_release);
+    if (held) unlock_extension();
 }
 
 void adopt_shared_slot(ThreadSlot*& word) noexcept {
@@ -285,7 +315,7 @@ void retire_slots_after_fork() noexcept {
         g_shared.store(nullptr, std::memory_order_release);
         g_shared_claimed.store(0, std::memory_order_relaxed);
     }
-    g_extending.store(false, std::memory_order_relaxed);  // the parent's claimer is not here
+    g_extending.store(0, std::memory_order_relaxed);  // the parent's claimer is not here
     for (ThreadSlot* s = g_slot_list.load(std::memory_order_acquire); s; s = s->next.load(std::memory_order_acquire))
         if (s->state.load(std::memory_order_relaxed) == kLive) s->state.store(kRetired, std::memory_order_release);
     tls_slot = marker(kNoSlot);

@@ -220,23 +220,30 @@ private:
 };
 
 // Around the agent's longer work on a program thread (a heap sample's
-// unwinding, a snapshot taken for a reader), under a Guard: a signal handler
-// of the program that allocated in that window would have its blocks taken
-// for the agent's (uncounted) and their frees counted. Its signals wait
-// for the few microseconds instead.
-class SignalsHeld {
+// unwinding, a snapshot taken for a reader, a slot's claim), under a Guard
+// or not: a signal handler of the program that allocated in that window
+// would have its blocks taken for the agent's (uncounted) and their frees
+// counted, so its signals wait for the few microseconds instead. So does a
+// cancel: the work reads /proc with pread, a cancellation point, which would
+// unwind the thread out of its malloc with the agent's flags still held.
+class InterruptionsHeld {
 public:
-    SignalsHeld() noexcept {
+    InterruptionsHeld() noexcept {
         sigset_t all;
         sigfillset(&all);
         pthread_sigmask(SIG_BLOCK, &all, &old_);
+        pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_);
     }
-    ~SignalsHeld() { pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
-    SignalsHeld(const SignalsHeld&) = delete;
-    SignalsHeld& operator=(const SignalsHeld&) = delete;
+    ~InterruptionsHeld() {
+        pthread_setcancelstate(cancel_, nullptr);
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    InterruptionsHeld(const InterruptionsHeld&) = delete;
+    InterruptionsHeld& operator=(const InterruptionsHeld&) = delete;
 
 private:
     sigset_t old_;
+    int cancel_;
 };
 
 // Publisher side: visit every slot ever created, orphans included, and the

@@ -73,6 +73,17 @@ class Threads(unittest.TestCase):
         self.assertEqual((cp.returncode, cp.stderr), (0, ""))
         self.assertEqual(cp.stdout, f"rounds={rounds} without=0\n")
 
+    def test_a_thread_cancelled_at_once_comes_back_from_its_first_malloc(self):
+        """malloc is no cancellation point, and the agent must not make it
+        one: a thread's first malloc claims its slot, which reads /proc with
+        pread. The old agent let the cancel act there, 1 thread in 200 (the
+        first to claim while cancelled), and kept the claim's flag held."""
+        for _ in range(3):
+            cp = subprocess.run([program("cancelled"), "200"], env=gmtest.agent_env(), capture_output=True,
+                                text=True, timeout=60)
+            self.assertEqual((cp.returncode, cp.stderr), (0, ""))
+            self.assertEqual(cp.stdout, "cancelled=200 returned=200\n")
+
     def test_forked_child_counts_only_its_own_thread(self):
         code = ("import os,sys,threading,time\n"
                 "ev=threading.Event(); t=threading.Thread(target=ev.wait); t.start()\n"
