@@ -378,8 +378,9 @@ void release(int pid, const Stopped& s) {
 
 // Seizes thread tid of pid and brings it to an interrupt stop, its registers
 // in s. kSeizeFailed: the seize itself failed (errno says why); kNotNow: it
-// did not stop, or a signal came first (handed on): try it again later.
-// Fails the command when the process exited meanwhile.
+// did not stop, ended, or a signal came first (handed on): try it again
+// later. Fails the command when the main thread ended meanwhile: another
+// thread's end is only that (a program starting and ending threads).
 enum class Seized { kStopped, kSeizeFailed, kNotNow };
 Seized seize_stopped(int pid, int tid, Stopped& s) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) return Seized::kSeizeFailed;
@@ -387,7 +388,7 @@ Seized seize_stopped(int pid, int tid, Stopped& s) {
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
         !wait_stop(tid, status, std::chrono::milliseconds(2000)) || !WIFSTOPPED(status)) {
         ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-        if (WIFEXITED(status) || WIFSIGNALED(status)) fail(fmt::format("process {} exited", pid));
+        if ((WIFEXITED(status) || WIFSIGNALED(status)) && tid == pid) fail(fmt::format("process {} exited", pid));
         return Seized::kNotNow;
     }
     if (status >> 16 != PTRACE_EVENT_STOP) {
@@ -399,6 +400,13 @@ Seized seize_stopped(int pid, int tid, Stopped& s) {
     return Seized::kStopped;
 }
 
+// The agent's own thread (it names itself): never borrowed. Its futex wait
+// looks quiet, but a detach run there would wait for its own end (seen: the
+// detach failed and left the process neither attached nor detachable).
+bool agent_thread(int pid, int tid) {
+    return read_text(fmt::format("/proc/{}/task/{}/comm", pid, tid)) == "gometrics\n";
+}
+
 // Stops a thread at a safe point, trying each thread of the process in turn
 // and letting them run a little between rounds, for at most `limit`.
 Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds limit) {
@@ -406,6 +414,7 @@ Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds lim
     SignalFrames frames(ranges);
     for (int round = 0;; ++round) {
         for (int tid : threads_of(pid)) {
+            if (agent_thread(pid, tid)) continue;
             Stopped s;
             const Seized seized = seize_stopped(pid, tid, s);
             if (seized == Seized::kSeizeFailed && errno == EPERM && round == 0 && tid == pid)

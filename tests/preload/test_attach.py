@@ -547,6 +547,25 @@ class Attach(unittest.TestCase):
         print(f"attach with 8 busy threads: median {sorted(times)[len(times) // 2] * 1000:.1f} ms")
 
 
+    def test_cycles_while_threads_start_and_end(self):
+        """Threads that keep starting and ending: the CLI once borrowed the
+        agent's own thread for a detach (its futex wait looked quiet), which
+        then waited for its own end and left the process neither attached
+        nor detachable; and took a worker's end, seen while stopping it, for
+        the process's. The old CLI failed within a few cycles."""
+        r = Running([program("attach_threads"), "3", "bursts"])
+        try:
+            for _ in range(30):
+                attach(r.pid)
+                self.assertGreaterEqual(heap(r.pid)[0][0], 0)
+                detach(r.pid)
+                self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
+            self.assertTrue(r.ask("stop").startswith("loops "))
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+
 class HeapFromBeforeTheAttach(unittest.TestCase):
     """A process with 100,000 blocks (45 MB) of a realistic size mix from
     before the attach frees half of them and allocates as many anew, then

@@ -1,9 +1,12 @@
 /* Threads in a tight malloc/free and lock loop while the main thread is
    blocked in read() on stdin, for attach/detach cycles (test_attach.py).
-   argv[1]: threads. "stop" on stdin joins them and prints the loop count,
+   argv[1]: threads. With "bursts" (argv[2]) each thread instead keeps
+   starting bursts of 8 short-lived threads that allocate and end, as a
+   server's pool does, and so does the main thread between its reads. "stop" on stdin joins them and prints the loop count,
    then the program waits for stdin to close;
    a read that fails with EINTR is reported (exit 3). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,19 +34,50 @@ static void* worker(void* arg) {
     return NULL;
 }
 
+static void* short_lived(void* arg) {
+    void* volatile p[50];
+    for (int i = 0; i < 50; ++i) p[i] = malloc(64 + (size_t)i);
+    for (int i = 0; i < 50; ++i) free(p[i]);
+    return arg;
+}
+
+static void burst(void) {
+    pthread_t t[8];
+    int started = 0;
+    for (; started < 8 && pthread_create(&t[started], NULL, short_lived, NULL) == 0; ++started) {
+    }
+    for (int i = 0; i < started; ++i) pthread_join(t[i], NULL);
+    pthread_mutex_lock(&lock);
+    ++total;
+    pthread_mutex_unlock(&lock);
+}
+
+static void* starter(void* arg) {
+    while (!stop) burst();
+    return arg;
+}
+
 int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 8;
     pthread_t t[64];
     if (n > 64) n = 64;
-    for (int i = 0; i < n; ++i) pthread_create(&t[i], NULL, worker, (void*)(size_t)(i + 1));
+    const int bursts = argc > 2 && !strcmp(argv[2], "bursts");
+    for (int i = 0; i < n; ++i) pthread_create(&t[i], NULL, bursts ? starter : worker, (void*)(size_t)(i + 1));
     char out[64];
     snprintf(out, sizeof out, "ready %d\n", (int)getpid());
     if (write(1, out, strlen(out)) < 0) return 1;
     char line[16];
     size_t len = 0;
+    /* With bursts the main thread starts them too, between looks at stdin:
+       it is seldom found blocked in a call, as a busy server's is not. */
+    if (bursts) fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     for (;;) {
         char c;
         ssize_t r = read(0, &c, 1);
+        if (r < 0 && errno == EAGAIN) {
+            burst();
+            continue;
+        }
         if (r < 0 && errno == EINTR) {
             if (write(1, "EINTR\n", 6) < 0) return 1;
             _exit(3);
@@ -59,6 +93,7 @@ int main(int argc, char** argv) {
     }
     stop = 1;
     for (int i = 0; i < n; ++i) pthread_join(t[i], NULL);
+    if (bursts) fcntl(0, F_SETFL, fcntl(0, F_GETFL) & ~O_NONBLOCK);
     snprintf(out, sizeof out, "loops %llu\n", total);
     if (write(1, out, strlen(out)) < 0) return 1;
     while (read(0, &line[0], 1) > 0) {  /* until stdin closes: the counts stay readable */
