@@ -354,6 +354,8 @@ bool take_computing() noexcept {
 
 void* publisher_main(void*) {
     mark_agent_thread();
+    // First: /sched/threads/total leaves it out, and gometrics-cli never borrows it.
+    set_publisher_tid(static_cast<int>(syscall(SYS_gettid)));
     prctl(PR_SET_NAME, "gometrics");  // its own name: pthread_setname_np would open /proc/self/task/N/comm
     // Files this thread opens later (other threads' schedstat) must never
     // take a number the program is about to get.
@@ -363,7 +365,6 @@ void* publisher_main(void*) {
     if (table_err)
         log::line({"cannot give the agent's thread descriptors of its own (", strerror(table_err),
                    "): /sched/latencies follows the main thread only"});
-    set_publisher_tid(static_cast<int>(syscall(SYS_gettid)));  // /sched/threads/total leaves it out
     State& st = *g_state;
     uint32_t last_request = st.writer.request();
     while (!g_stop.load(std::memory_order_acquire)) {

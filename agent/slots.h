@@ -235,8 +235,10 @@ public:
         pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_);
     }
     ~InterruptionsHeld() {
-        pthread_setcancelstate(cancel_, nullptr);
+        // The mask first: an asynchronous cancel pending acts as the state
+        // comes back, and its cleanup must run with the thread's own mask.
         pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+        pthread_setcancelstate(cancel_, nullptr);
     }
     InterruptionsHeld(const InterruptionsHeld&) = delete;
     InterruptionsHeld& operator=(const InterruptionsHeld&) = delete;

@@ -12,13 +12,17 @@ constinit std::atomic<uint64_t> g_threads_started_before_attach{0};
 __thread uint64_t tls_seen_stack_plus_one [[gnu::tls_model("initial-exec")]] = 0;
 }  // namespace detail
 
-namespace {
+}  // namespace gometrics::agent
+
+// The publisher thread's tid, exported: gometrics-cli reads it so as never to
+// borrow that thread for a call into the agent (attach.cpp's entry points).
+extern "C" {
+[[gnu::visibility("default")]] constinit std::atomic<int> gometrics_publisher_tid{0};
+}
+
+namespace gometrics::agent {
 
 using namespace detail;
-
-constinit std::atomic<int> g_publisher_tid{0};
-
-}  // namespace
 
 ThreadCounts thread_counts() noexcept {
     // exited before started: a thread is counted out after it was counted
@@ -29,8 +33,8 @@ ThreadCounts thread_counts() noexcept {
     return {started, exited, stack, g_threads_started_before_attach.load(std::memory_order_relaxed)};
 }
 
-int publisher_tid() noexcept { return g_publisher_tid.load(std::memory_order_relaxed); }
-void set_publisher_tid(int tid) noexcept { g_publisher_tid.store(tid, std::memory_order_relaxed); }
+int publisher_tid() noexcept { return gometrics_publisher_tid.load(std::memory_order_relaxed); }
+void set_publisher_tid(int tid) noexcept { gometrics_publisher_tid.store(tid, std::memory_order_relaxed); }
 
 namespace detail {
 
@@ -42,7 +46,7 @@ void threads_after_fork() noexcept {
     const bool seen = tls_seen_stack_plus_one != 0;
     g_threads_exited.store(seen ? started - 1 : started, std::memory_order_relaxed);
     g_thread_stack_bytes.store(seen ? tls_seen_stack_plus_one - 1 : 0, std::memory_order_relaxed);
-    g_publisher_tid.store(0, std::memory_order_relaxed);  // the parent's; ours starts later
+    gometrics_publisher_tid.store(0, std::memory_order_relaxed);  // the parent's; ours starts later
 }
 
 }  // namespace detail

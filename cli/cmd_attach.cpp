@@ -90,9 +90,10 @@ struct Mapping {
 };
 
 std::vector<Mapping> read_maps(int pid) {
-    std::ifstream in(fmt::format("/proc/{}/maps", pid));
+    const std::string path = live_proc_dir(pid) + "/maps";
+    std::ifstream in(path);
     if (!in && (errno == EACCES || errno == EPERM)) fail(permission_line(pid, errno));
-    if (!in) fail(fmt::format("cannot read /proc/{}/maps: {}", pid, std::strerror(errno)));
+    if (!in) fail(fmt::format("cannot read {}: {}", path, std::strerror(errno)));
     std::vector<Mapping> out;
     std::string line;
     while (std::getline(in, line)) {
@@ -159,9 +160,9 @@ private:
     std::vector<Elf64_Shdr> sh_;
 };
 
-// A defined function's address in an ELF file's dynamic symbol table
-// (relative to its load address), or 0.
-uint64_t dynamic_symbol(const std::string& file, const char* name) {
+// A defined function's (or, with STT_OBJECT, variable's) address in an ELF
+// file's dynamic symbol table (relative to its load address), or 0.
+uint64_t dynamic_symbol(const std::string& file, const char* name, unsigned type = STT_FUNC) {
     ElfReader elf(file);
     if (!elf.ok()) return 0;
     for (const Elf64_Shdr& sh : elf.sections()) {
@@ -170,7 +171,7 @@ uint64_t dynamic_symbol(const std::string& file, const char* name) {
         const auto* sym = reinterpret_cast<const Elf64_Sym*>(syms.data());
         for (size_t k = 0; k < syms.size() / sizeof(Elf64_Sym); ++k) {
             if (sym[k].st_shndx == SHN_UNDEF || !sym[k].st_value || sym[k].st_name >= str.size()) continue;
-            if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC) continue;
+            if (ELF64_ST_TYPE(sym[k].st_info) != type) continue;
             if (std::strcmp(str.c_str() + sym[k].st_name, name) == 0) return sym[k].st_value;
         }
     }
@@ -188,7 +189,7 @@ bool has_section(const std::string& file, const char* wanted) {
 }
 
 // The target's file as seen from here (it may live in another mount namespace).
-std::string in_target(int pid, const std::string& path) { return fmt::format("/proc/{}/root{}", pid, path); }
+std::string in_target(int pid, const std::string& path) { return live_proc_dir(pid) + "/root" + path; }
 
 // What the segment of pid says: absent, attached, or preloaded.
 enum class Segment { kNone, kAttached, kPreloaded };
@@ -221,8 +222,17 @@ uint64_t status_mask(const std::string& status, const char* field) {
     return std::strtoull(status.c_str() + at + std::strlen(field) + 2, nullptr, 16);
 }
 
+// Whether thread tid has ended and waits to be reaped with its process (a
+// main thread that called pthread_exit: it cannot be stopped).
+bool ended(int pid, int tid) {
+    const std::string stat = read_text(fmt::format("/proc/{}/task/{}/stat", pid, tid));
+    const size_t at = stat.rfind(')');
+    return at == std::string::npos || at + 2 >= stat.size() || stat[at + 2] == 'Z' || stat[at + 2] == 'X';
+}
+
 std::vector<int> threads_of(int pid) {
-    std::vector<int> tids{pid};  // the main thread first: most often blocked in a loop's wait
+    std::vector<int> tids;
+    if (!ended(pid, pid)) tids.push_back(pid);  // the main thread first: most often blocked in a loop's wait
     const std::string dir = fmt::format("/proc/{}/task", pid);
     if (DIR* d = opendir(dir.c_str())) {
         while (dirent* e = readdir(d)) {
@@ -385,10 +395,12 @@ enum class Seized { kStopped, kSeizeFailed, kNotNow };
 Seized seize_stopped(int pid, int tid, Stopped& s) {
     if (ptrace(PTRACE_SEIZE, tid, nullptr, nullptr) != 0) return Seized::kSeizeFailed;
     int status = 0;
+    bool waited = false;
     if (ptrace(PTRACE_INTERRUPT, tid, nullptr, nullptr) != 0 ||
-        !wait_stop(tid, status, std::chrono::milliseconds(2000)) || !WIFSTOPPED(status)) {
+        !(waited = wait_stop(tid, status, std::chrono::milliseconds(2000))) || !WIFSTOPPED(status)) {
         ptrace(PTRACE_DETACH, tid, nullptr, nullptr);
-        if ((WIFEXITED(status) || WIFSIGNALED(status)) && tid == pid) fail(fmt::format("process {} exited", pid));
+        if (waited && (WIFEXITED(status) || WIFSIGNALED(status)) && tid == pid)
+            fail(fmt::format("process {} exited", pid));
         return Seized::kNotNow;
     }
     if (status >> 16 != PTRACE_EVENT_STOP) {
@@ -400,21 +412,17 @@ Seized seize_stopped(int pid, int tid, Stopped& s) {
     return Seized::kStopped;
 }
 
-// The agent's own thread (it names itself): never borrowed. Its futex wait
-// looks quiet, but a detach run there would wait for its own end (seen: the
-// detach failed and left the process neither attached nor detachable).
-bool agent_thread(int pid, int tid) {
-    return read_text(fmt::format("/proc/{}/task/{}/comm", pid, tid)) == "gometrics\n";
-}
-
 // Stops a thread at a safe point, trying each thread of the process in turn
-// and letting them run a little between rounds, for at most `limit`.
-Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds limit) {
+// and letting them run a little between rounds, for at most `limit`; never
+// thread `agent` (the agent's own: its futex wait looks quiet, but a detach
+// run there waited for its own end and left the process neither attached
+// nor detachable).
+Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds limit, int agent) {
     const auto end = Clock::now() + limit;
     SignalFrames frames(ranges);
     for (int round = 0;; ++round) {
         for (int tid : threads_of(pid)) {
-            if (agent_thread(pid, tid)) continue;
+            if (tid == agent) continue;
             Stopped s;
             const Seized seized = seize_stopped(pid, tid, s);
             if (seized == Seized::kSeizeFailed && errno == EPERM && round == 0 && tid == pid)
@@ -550,15 +558,23 @@ void refuse_fatal_filters(int pid, const char* command, bool detaching) {
     }
 }
 
+// A thread of pid whose memory can be reached: the main thread, or another
+// when it has ended (its own has no memory left to reach).
+int live_tid(int pid) {
+    const std::string dir = live_proc_dir(pid);
+    const size_t at = dir.rfind("/task/");
+    return at == std::string::npos ? pid : std::atoi(dir.c_str() + at + 6);
+}
+
 bool write_memory(int pid, uint64_t at, const void* data, size_t n) {
     iovec local{const_cast<void*>(data), n}, remote{reinterpret_cast<void*>(at), n};
-    return process_vm_writev(pid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
+    return process_vm_writev(live_tid(pid), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
 }
 
 std::string read_string(int pid, uint64_t at) {
     char buf[512] = {};
     iovec local{buf, sizeof buf - 1}, remote{reinterpret_cast<void*>(at), sizeof buf - 1};
-    if (process_vm_readv(pid, &local, 1, &remote, 1, 0) <= 0) return "";
+    if (process_vm_readv(live_tid(pid), &local, 1, &remote, 1, 0) <= 0) return "";
     return buf;
 }
 
@@ -669,6 +685,19 @@ std::string libc_path(const Target& t) {
     return {};
 }
 
+// The agent's publisher thread in t, as it says (0: none, or an agent too
+// old to say).
+int agent_thread(const Target& t) {
+    const uint64_t base = t.agent_base ? base_of(t.maps, t.agent_mapped) : 0;
+    const uint64_t off = base ? dynamic_symbol(in_target(t.pid, t.agent_mapped), "gometrics_publisher_tid", STT_OBJECT)
+                              : 0;
+    int tid = 0;
+    iovec local{&tid, sizeof tid}, remote{reinterpret_cast<void*>(base + off), sizeof tid};
+    if (!off || process_vm_readv(live_tid(t.pid), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof tid))
+        return 0;
+    return tid;
+}
+
 // Runs f(stopped thread) with a thread of the target stopped at a safe
 // point, and releases the thread whatever happens.
 template <class F>
@@ -687,7 +716,7 @@ uint64_t with_stopped(const Target& t, F&& f) {
         ~Held() { sigprocmask(SIG_SETMASK, &old, nullptr); }
     } held;
     const Ranges ranges = risky_code(t.maps, t.agent_mapped);
-    const Stopped s = stop_safely(t.pid, ranges, std::chrono::milliseconds(3000));
+    const Stopped s = stop_safely(t.pid, ranges, std::chrono::milliseconds(3000), agent_thread(t));
     uint64_t rv = 0;
     try {
         rv = f(s);

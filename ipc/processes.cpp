@@ -24,10 +24,31 @@ namespace gometrics {
 
 std::string segment_path(int pid) { return "/dev/shm/" + std::string(layout::kShmPrefix) + std::to_string(pid); }
 
+std::string live_proc_dir(int pid) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    const auto has_maps = [](const std::string& dir) {
+        std::ifstream maps(dir + "/maps");
+        return maps && maps.peek() != std::ifstream::traits_type::eof();
+    };
+    if (has_maps(proc)) return proc;
+    std::string found = proc;  // unreadable, or gone: the caller says so
+    if (DIR* d = opendir((proc + "/task").c_str())) {
+        while (dirent* e = readdir(d)) {
+            const std::string task = proc + "/task/" + e->d_name;
+            if (e->d_name[0] != '.' && has_maps(task)) {
+                found = task;
+                break;
+            }
+        }
+        closedir(d);
+    }
+    return found;
+}
+
 std::optional<bool> maps_file(int pid, const std::string& path) {
     struct stat st {};
     if (::stat(path.c_str(), &st) != 0) return false;
-    std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");  // can be long: a line at a time
+    std::ifstream maps(live_proc_dir(pid) + "/maps");  // can be long: a line at a time
     if (!maps) return std::nullopt;
     for (std::string line; std::getline(maps, line);) {
         unsigned dev_major = 0, dev_minor = 0;

@@ -566,6 +566,22 @@ class Attach(unittest.TestCase):
         self.assertEqual((rc, err), (0, ""), out)
 
 
+    def test_a_process_whose_main_thread_ended(self):
+        """pthread_exit in main: that thread cannot be stopped, and its maps,
+        root and memory are gone from /proc; a live thread's serve instead.
+        The old CLI said the process had no libc."""
+        r = Running([program("attach_threads"), "2", "mainexit"])
+        try:
+            attach(r.pid)
+            self.assertGreater(heap(r.pid)[0][0], 0)
+            detach(r.pid)
+            self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
+            self.assertTrue(r.ask("stop").startswith("loops "))
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
+
 class HeapFromBeforeTheAttach(unittest.TestCase):
     """A process with 100,000 blocks (45 MB) of a realistic size mix from
     before the attach frees half of them and allocates as many anew, then

@@ -231,6 +231,19 @@ class ForkAndExec(unittest.TestCase):
         self.assertEqual(gmtest.cli("gc").returncode, 0)
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{child}"))
 
+    def test_a_process_whose_main_thread_ended_stays_visible(self):
+        """pthread_exit in main: the main thread's /proc maps read empty, and
+        readers took the live process for one that had left its segment (ps
+        skipped it, read refused it, gc removed its segment)."""
+        with gmtest.Spawned([program("attach_threads"), "2", "mainexit"]) as p:
+            self.assertTrue(p.stdout.readline().startswith("ready"))
+            self.assertIn(f" {p.pid} ", gmtest.cli("ps").stdout)
+            cp = gmtest.cli("read", "--pid", p.pid, "/gc/heap/allocs:objects")
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertGreater(int(cp.stdout.split()[1]), 0)
+            self.assertEqual(gmtest.cli("gc").returncode, 0)
+            self.assertTrue(os.path.exists(f"/dev/shm/gometrics.{p.pid}"))
+
     def test_shell_pipeline_runs_normally(self):
         cp = subprocess.run(["sh", "-c", "seq 1 20000 | sort -n | tail -1; echo done | tr a-z A-Z"],
                             env=gmtest.agent_env(), capture_output=True, text=True, timeout=60)

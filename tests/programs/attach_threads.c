@@ -2,7 +2,9 @@
    blocked in read() on stdin, for attach/detach cycles (test_attach.py).
    argv[1]: threads. With "bursts" (argv[2]) each thread instead keeps
    starting bursts of 8 short-lived threads that allocate and end, as a
-   server's pool does, and so does the main thread between its reads. "stop" on stdin joins them and prints the loop count,
+   server's pool does, and so does the main thread between its reads.
+   With "mainexit" a thread serves stdin and the main thread ends at once
+   (pthread_exit), as some servers' do. "stop" on stdin joins them and prints the loop count,
    then the program waits for stdin to close;
    a read that fails with EINTR is reported (exit 3). */
 #include <errno.h>
@@ -57,12 +59,12 @@ static void* starter(void* arg) {
     return arg;
 }
 
-int main(int argc, char** argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 8;
-    pthread_t t[64];
-    if (n > 64) n = 64;
-    const int bursts = argc > 2 && !strcmp(argv[2], "bursts");
-    for (int i = 0; i < n; ++i) pthread_create(&t[i], NULL, bursts ? starter : worker, (void*)(size_t)(i + 1));
+static int n;
+static pthread_t t[64];
+static int bursts;
+
+/* Serves stdin until "stop", joins the threads; the program's exit status. */
+static int serve(void) {
     char out[64];
     snprintf(out, sizeof out, "ready %d\n", (int)getpid());
     if (write(1, out, strlen(out)) < 0) return 1;
@@ -99,4 +101,22 @@ int main(int argc, char** argv) {
     while (read(0, &line[0], 1) > 0) {  /* until stdin closes: the counts stay readable */
     }
     return 0;
+}
+
+static void* serve_and_exit(void* arg) {
+    exit(serve());
+    return arg;
+}
+
+int main(int argc, char** argv) {
+    n = argc > 1 ? atoi(argv[1]) : 8;
+    if (n > 64) n = 64;
+    bursts = argc > 2 && !strcmp(argv[2], "bursts");
+    for (int i = 0; i < n; ++i) pthread_create(&t[i], NULL, bursts ? starter : worker, (void*)(size_t)(i + 1));
+    if (argc > 2 && !strcmp(argv[2], "mainexit")) {
+        pthread_t server;
+        if (pthread_create(&server, NULL, serve_and_exit, NULL) != 0) return 1;
+        pthread_exit(NULL);
+    }
+    return serve();
 }
