@@ -566,6 +566,23 @@ class Attach(unittest.TestCase):
         self.assertEqual((rc, err), (0, ""), out)
 
 
+    def test_a_program_named_as_the_agents_thread(self):
+        """The agent's thread is told by the tid it exports, not by its name
+        (gometrics): a program of that name, all of whose threads carry it,
+        is attached and detached as any other."""
+        with tempfile.TemporaryDirectory() as d:
+            link = os.path.join(d, "gometrics")
+            os.symlink(program("attach_threads"), link)
+            r = Running([link, "2"])
+            try:
+                for _ in range(3):
+                    attach(r.pid)
+                    detach(r.pid)
+                self.assertTrue(r.ask("stop").startswith("loops "))
+            finally:
+                out, err, rc = r.finish()
+        self.assertEqual((rc, err), (0, ""), out)
+
     def test_a_process_whose_main_thread_ended(self):
         """pthread_exit in main: that thread cannot be stopped, and its maps,
         root and memory are gone from /proc; a live thread's serve instead.
