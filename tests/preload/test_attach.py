@@ -546,18 +546,15 @@ class Attach(unittest.TestCase):
         self.assertNotIn("EINTR", out)
         print(f"attach with 8 busy threads: median {sorted(times)[len(times) // 2] * 1000:.1f} ms")
 
-
-    def test_cycles_while_threads_start_and_end(self):
-        """Threads that keep starting and ending: the CLI once borrowed the
-        agent's own thread for a detach (its futex wait looked quiet), which
-        then waited for its own end and left the process neither attached
-        nor detachable; and took a worker's end, seen while stopping it, for
-        the process's. The old CLI failed within a few cycles."""
-        r = Running([program("attach_threads"), "3", "bursts"])
+    def cycles_then_stop(self, cmd, cycles, min_allocs=0):
+        """Attaches to cmd and detaches again `cycles` times (each attach
+        counting at least min_allocs, each detach leaving no segment), then
+        stops it: it must end with 0 and nothing on stderr."""
+        r = Running(cmd)
         try:
-            for _ in range(30):
+            for _ in range(cycles):
                 attach(r.pid)
-                self.assertGreaterEqual(heap(r.pid)[0][0], 0)
+                self.assertGreaterEqual(heap(r.pid)[0][0], min_allocs)
                 detach(r.pid)
                 self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
             self.assertTrue(r.ask("stop").startswith("loops "))
@@ -565,6 +562,13 @@ class Attach(unittest.TestCase):
             out, err, rc = r.finish()
         self.assertEqual((rc, err), (0, ""), out)
 
+    def test_cycles_while_threads_start_and_end(self):
+        """Threads that keep starting and ending: the CLI once borrowed the
+        agent's own thread for a detach (its futex wait looked quiet), which
+        then waited for its own end and left the process neither attached
+        nor detachable; and took a worker's end, seen while stopping it, for
+        the process's. The old CLI failed within a few cycles."""
+        self.cycles_then_stop([program("attach_threads"), "3", "bursts"], 30)
 
     def test_a_program_named_as_the_agents_thread(self):
         """The agent's thread is told by the tid it exports, not by its name
@@ -573,30 +577,13 @@ class Attach(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             link = os.path.join(d, "gometrics")
             os.symlink(program("attach_threads"), link)
-            r = Running([link, "2"])
-            try:
-                for _ in range(3):
-                    attach(r.pid)
-                    detach(r.pid)
-                self.assertTrue(r.ask("stop").startswith("loops "))
-            finally:
-                out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
+            self.cycles_then_stop([link, "2"], 3)
 
     def test_a_process_whose_main_thread_ended(self):
         """pthread_exit in main: that thread cannot be stopped, and its maps,
         root and memory are gone from /proc; a live thread's serve instead.
         The old CLI said the process had no libc."""
-        r = Running([program("attach_threads"), "2", "mainexit"])
-        try:
-            attach(r.pid)
-            self.assertGreater(heap(r.pid)[0][0], 0)
-            detach(r.pid)
-            self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"))
-            self.assertTrue(r.ask("stop").startswith("loops "))
-        finally:
-            out, err, rc = r.finish()
-        self.assertEqual((rc, err), (0, ""), out)
+        self.cycles_then_stop([program("attach_threads"), "2", "mainexit"], 2, min_allocs=1)
 
 
 class HeapFromBeforeTheAttach(unittest.TestCase):
