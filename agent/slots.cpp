@@ -120,8 +120,8 @@ void unlock_extension() noexcept {
 
 // Takes g_extending for a claimer: another thread's extension (a few
 // stores, a read of /proc/self/status, a slot's pages) is waited for, since
-// a slot taken private meanwhile reaches readers only through snapshots (a
-// burst of new threads once put half of them there). Not for ever: a claimer
+// a slot taken private meanwhile reaches readers only through snapshots.
+// Not for ever: a claimer
 // stopped by a debugger may hold it, and then one wait of 100 ms says so to
 // the claims that follow, which no longer wait until the flag comes free.
 // Never when this thread holds it already.
@@ -176,8 +176,8 @@ ThreadSlot* claim_new_shared() {
 
 // Waits out a claimer extending the prefix: it is running (the attach never
 // stops a thread inside the agent), and holds the flag for a few stores.
-// Not forever, and never taken from it: a claimer stopped by a debugger or
-// cancelled in there may not give it back. False then.
+// Not forever, and never taken from it: a claimer stopped by a debugger may
+// not give it back. False then.
 bool hold_extension() noexcept { return lock_extension(sys::kNsPerSec); }
 
 ThreadSlot* claim_new_chunk() {

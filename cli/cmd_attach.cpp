@@ -222,17 +222,11 @@ uint64_t status_mask(const std::string& status, const char* field) {
     return std::strtoull(status.c_str() + at + std::strlen(field) + 2, nullptr, 16);
 }
 
-// Whether thread tid has ended and waits to be reaped with its process (a
-// main thread that called pthread_exit: it cannot be stopped).
-bool ended(int pid, int tid) {
-    const std::string stat = read_text(fmt::format("/proc/{}/task/{}/stat", pid, tid));
-    const size_t at = stat.rfind(')');
-    return at == std::string::npos || at + 2 >= stat.size() || stat[at + 2] == 'Z' || stat[at + 2] == 'X';
-}
-
 std::vector<int> threads_of(int pid) {
     std::vector<int> tids;
-    if (!ended(pid, pid)) tids.push_back(pid);  // the main thread first: most often blocked in a loop's wait
+    // The main thread first (most often blocked in a loop's wait), unless it
+    // has ended (pthread_exit): then it cannot be stopped.
+    if (live_thread(pid) == pid) tids.push_back(pid);
     const std::string dir = fmt::format("/proc/{}/task", pid);
     if (DIR* d = opendir(dir.c_str())) {
         while (dirent* e = readdir(d)) {
@@ -415,8 +409,7 @@ Seized seize_stopped(int pid, int tid, Stopped& s) {
 // Stops a thread at a safe point, trying each thread of the process in turn
 // and letting them run a little between rounds, for at most `limit`; never
 // thread `agent` (the agent's own: its futex wait looks quiet, but a detach
-// run there waited for its own end and left the process neither attached
-// nor detachable).
+// run there would wait for that thread's end).
 Stopped stop_safely(int pid, const Ranges& ranges, std::chrono::milliseconds limit, int agent) {
     const auto end = Clock::now() + limit;
     SignalFrames frames(ranges);
@@ -558,23 +551,17 @@ void refuse_fatal_filters(int pid, const char* command, bool detaching) {
     }
 }
 
-// A thread of pid whose memory can be reached: the main thread, or another
-// when it has ended (its own has no memory left to reach).
-int live_tid(int pid) {
-    const std::string dir = live_proc_dir(pid);
-    const size_t at = dir.rfind("/task/");
-    return at == std::string::npos ? pid : std::atoi(dir.c_str() + at + 6);
-}
-
-bool write_memory(int pid, uint64_t at, const void* data, size_t n) {
+// Memory of the process of live thread tid (a main thread that has ended
+// has none to reach).
+bool write_memory(int tid, uint64_t at, const void* data, size_t n) {
     iovec local{const_cast<void*>(data), n}, remote{reinterpret_cast<void*>(at), n};
-    return process_vm_writev(live_tid(pid), &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
+    return process_vm_writev(tid, &local, 1, &remote, 1, 0) == static_cast<ssize_t>(n);
 }
 
-std::string read_string(int pid, uint64_t at) {
+std::string read_string(int tid, uint64_t at) {
     char buf[512] = {};
     iovec local{buf, sizeof buf - 1}, remote{reinterpret_cast<void*>(at), sizeof buf - 1};
-    if (process_vm_readv(live_tid(pid), &local, 1, &remote, 1, 0) <= 0) return "";
+    if (process_vm_readv(tid, &local, 1, &remote, 1, 0) <= 0) return "";
     return buf;
 }
 
@@ -587,14 +574,14 @@ uint64_t call(int pid, const Stopped& s, uint64_t fn, const std::string& text, u
     uint64_t sp = (s.saved.rsp - 128 - 256) & ~uint64_t{15};  // below the red zone, with room
     if (!text.empty()) {
         sp = (sp - text.size() - 1) & ~uint64_t{15};
-        if (!write_memory(pid, sp, text.c_str(), text.size() + 1))
+        if (!write_memory(s.tid, sp, text.c_str(), text.size() + 1))
             fail(fmt::format("cannot write into {}'s stack", pid));
         a0 = sp;
         sp -= 64;
     }
     sp -= 8;  // as if a call pushed the return address: rsp + 8 is 16-aligned at entry
     const uint64_t zero = 0;
-    if (!write_memory(pid, sp, &zero, sizeof zero)) fail(fmt::format("cannot write into {}'s stack", pid));
+    if (!write_memory(s.tid, sp, &zero, sizeof zero)) fail(fmt::format("cannot write into {}'s stack", pid));
     r.rsp = sp;
     r.rip = fn;
     r.rdi = a0;
@@ -693,7 +680,7 @@ int agent_thread(const Target& t) {
                               : 0;
     int tid = 0;
     iovec local{&tid, sizeof tid}, remote{reinterpret_cast<void*>(base + off), sizeof tid};
-    if (!off || process_vm_readv(live_tid(t.pid), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof tid))
+    if (!off || process_vm_readv(live_thread(t.pid), &local, 1, &remote, 1, 0) != static_cast<ssize_t>(sizeof tid))
         return 0;
     return tid;
 }
@@ -768,7 +755,7 @@ std::string load_agent(const Target& t) {
                              t.pid));
         if (call(t.pid, s, symbol_in(t, libc_path(t), "dlopen"), t.agent, 0, RTLD_NOW) != 0) return 0;
         const uint64_t msg = call(t.pid, s, symbol_in(t, libc_path(t), "dlerror"), "", 0, 0);
-        error = msg ? read_string(t.pid, msg) : "unknown error";
+        error = msg ? read_string(s.tid, msg) : "unknown error";
         return 0;
     });
     return error;
@@ -784,7 +771,9 @@ void check_published(const Target& loaded) {
     const uint64_t why = t.agent_base
                              ? call_in(t, symbol_in(t, t.agent_mapped, "gometrics_attach_refusal"))
                              : 0;
-    if (why) fail(fmt::format("the agent in process {} stays out: {}; nothing is counted", pid, read_string(pid, why)));
+    if (why)
+        fail(fmt::format("the agent in process {} stays out: {}; nothing is counted", pid,
+                         read_string(live_thread(pid), why)));
     fail(fmt::format("the agent in process {} could not create its segment in /dev/shm (the process's stderr "
                      "says why): nothing is counted; run attach again once that is mended",
                      pid));

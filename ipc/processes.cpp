@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -24,25 +25,30 @@ namespace gometrics {
 
 std::string segment_path(int pid) { return "/dev/shm/" + std::string(layout::kShmPrefix) + std::to_string(pid); }
 
-std::string live_proc_dir(int pid) {
+int live_thread(int pid) {
     const std::string proc = "/proc/" + std::to_string(pid);
     const auto has_maps = [](const std::string& dir) {
         std::ifstream maps(dir + "/maps");
         return maps && maps.peek() != std::ifstream::traits_type::eof();
     };
-    if (has_maps(proc)) return proc;
-    std::string found = proc;  // unreadable, or gone: the caller says so
+    if (has_maps(proc)) return pid;
+    int found = pid;
     if (DIR* d = opendir((proc + "/task").c_str())) {
         while (dirent* e = readdir(d)) {
-            const std::string task = proc + "/task/" + e->d_name;
-            if (e->d_name[0] != '.' && has_maps(task)) {
-                found = task;
+            if (e->d_name[0] != '.' && has_maps(proc + "/task/" + e->d_name)) {
+                found = std::atoi(e->d_name);
                 break;
             }
         }
         closedir(d);
     }
     return found;
+}
+
+std::string live_proc_dir(int pid) {
+    const int tid = live_thread(pid);
+    const std::string proc = "/proc/" + std::to_string(pid);
+    return tid == pid ? proc : proc + "/task/" + std::to_string(tid);
 }
 
 std::optional<bool> maps_file(int pid, const std::string& path) {

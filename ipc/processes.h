@@ -28,9 +28,12 @@ std::vector<ProcessInfo> list_processes();
 // Removes segments whose process is gone. Returns how many, or an error.
 Result<int> remove_stale_segments();
 std::string segment_path(int pid);
-// /proc/PID, or a live thread's /proc/PID/task/TID when the main thread has
-// ended (pthread_exit in main): an ended main thread's maps read empty and
-// its root cannot be followed.
+// A thread of pid whose /proc entries and memory can be reached: pid
+// itself, or another when the main thread has ended (pthread_exit in main):
+// an ended main thread's maps read empty, its root cannot be followed and
+// its memory is gone. pid too when nothing can be read (the caller says so).
+int live_thread(int pid);
+// /proc/PID, or /proc/PID/task/TID of live_thread(pid).
 std::string live_proc_dir(int pid);
 // Whether process pid maps the file at `path`, told by device and inode (a
 // reused pid does not, nor an image exec'd without the agent; names and
