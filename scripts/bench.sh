@@ -12,6 +12,8 @@
 # process) come first and are also written into docs/overhead.md and
 # README.md, between their bench markers. BENCH_ONLY=overhead runs only those; BENCH_QUICK=1 is a smoke
 # run of them (3 runs, short workloads) that leaves docs/overhead.md alone.
+# Next, where the agent's instructions go (into docs/overhead.md, between its
+# breakdown markers; BENCH_ONLY=breakdown runs only that), then the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh bench >/dev/null
@@ -527,6 +529,43 @@ bench_whole_programs() {
   echo
 }
 
+# Where the agent's instructions go on the churn: each of its functions'
+# own instructions per malloc+free pair (code inlined into a function counts
+# in it), as the difference of two run lengths, for the configurations whose
+# hot paths differ. What trimming a hot path starts from.
+bench_churn_breakdown() {
+  command -v valgrind >/dev/null || return 0
+  local n1=100000 n2=300000 label alone with n
+  echo "### realistic churn: the agent's own instructions per pair, by function (callgrind, 1 thread)"
+  echo
+  echo "(instructions of \`bench_churn $n2\` - those of \`bench_churn $n1\`) / $((n2 - n1)), each function of the agent apart; functions under 0.05 left out. The agent at its defaults; $(date -u '+%Y-%m-%d'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- agent || echo ' plus uncommitted changes')."
+  echo
+  echo "| configuration | function | instructions per pair |"
+  echo "|---|---|---|"
+  while IFS='|' read -r label alone with; do
+    case $label in glibc | "glibc, agent loaded late"* | "jemalloc preloaded") ;; *) continue ;; esac
+    for n in $n1 $n2; do
+      env $with valgrind --tool=callgrind --compress-strings=no --compress-pos=no \
+        --callgrind-out-file="$tmp/cg.$n" "$churn" "$n" >/dev/null 2>&1 || true
+    done
+    # Self cost lines follow fn=; a calls= line is followed by the call's
+    # inclusive cost, which is not the function's own.
+    awk -v n1="$tmp/cg.$n1" -v d="$((n2 - n1))" -v l="$label" '
+      /^ob=/ { ob = substr($0, 4); next }
+      /^fn=/ { fn = substr($0, 4); next }
+      /^calls=/ { skip = 1; next }
+      /^[0-9]/ { if (skip) { skip = 0; next } if (ob ~ /libgometrics/) c[FILENAME == n1, fn] += $NF }
+      END {
+        for (k in c) { split(k, p, SUBSEP); if (p[1] == 0) f[p[2]] += c[k]; else f[p[2]] -= c[k] }
+        for (x in f) if (f[x] / d >= 0.05) { t += f[x] / d; printf "%.2f\t%s\n", f[x] / d, x }
+        printf "%.2f\t(all the agent)\n", t
+      }' "$tmp/cg.$n1" "$tmp/cg.$n2" | sort -t$'\t' -k1,1gr |
+      sed -e 's/gometrics::agent:://g' -e 's/(anonymous namespace):://g' -e 's/(attach::Map)0/bytes/g' |
+      awk -F'\t' -v l="$label" '{ printf "| %s | `%s` | %s |\n", l, $2, $1 }'
+  done < <(allocators)
+  echo
+}
+
 # A short process (RSS, 200 runs of /bin/true, address space) and the CLI's start-up.
 bench_short_process() {
   echo "### a short process, and the CLI (medians of $runs alternating runs)"
@@ -544,21 +583,21 @@ bench_overhead() {
   bench_short_process
 }
 
-# Replaces what lies between the bench markers of $2 (docs/overhead.md,
-# README.md's "What it costs") with the file $1 (creating docs/overhead.md,
-# with its markers, when it is missing).
+# Replaces what lies between the markers $3 (default bench) of $2
+# (docs/overhead.md, README.md's "What it costs") with the file $1 (creating
+# docs/overhead.md, with its bench markers, when it is missing).
 write_overhead_doc() {
-  local doc=${2:-docs/overhead.md}
+  local doc=${2:-docs/overhead.md} markers=${3:-bench}
   if [ ! -f "$doc" ]; then
     mkdir -p docs
     printf '# Overhead\n\n%s\n\n<!-- bench:begin -->\n<!-- bench:end -->\n' \
       'The tables below are written by `scripts/bench.sh`; a run replaces them.' >"$doc"
   fi
-  python3 - "$doc" "$1" <<'PY'
+  python3 - "$doc" "$1" "$markers" <<'PY'
 import sys
-doc, block = sys.argv[1], open(sys.argv[2]).read()
+doc, block, name = sys.argv[1], open(sys.argv[2]).read(), sys.argv[3]
 text = open(doc).read()
-begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
     sys.exit(f"bench.sh: {doc} needs one {begin} followed by one {end}")
 head, rest = text.split(begin)
@@ -569,9 +608,15 @@ PY
 
 echo "## gometrics benchmarks ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), glibc $(ldd --version | head -1 | awk '{print $NF}'), load $(cut -d' ' -f1 /proc/loadavg), $runs runs each; medians of runs unless a table says otherwise; the microbenchmarks print their fastest twentieth)"
 echo
-bench_overhead | tee "$tmp/overhead.md"
-[ -n "$quick" ] || { write_overhead_doc "$tmp/overhead.md"; write_overhead_doc "$tmp/overhead.md" README.md; }
+if [ "${BENCH_ONLY:-}" != breakdown ]; then
+  bench_overhead | tee "$tmp/overhead.md"
+  [ -n "$quick" ] || { write_overhead_doc "$tmp/overhead.md"; write_overhead_doc "$tmp/overhead.md" README.md; }
+fi
 if [ -z "$quick" ] && [ "${BENCH_ONLY:-}" != overhead ]; then
+  bench_churn_breakdown | tee "$tmp/breakdown.md"
+  write_overhead_doc "$tmp/breakdown.md" docs/overhead.md breakdown
+fi
+if [ -z "$quick" ] && [ -z "${BENCH_ONLY:-}" ]; then
   bench_alternatives
   bench_instructions
   bench_profile
