@@ -413,10 +413,12 @@ template <Map M>
     return p;
 }
 // Marks p; whether an attach has moved the epoch since this thread's call
-// began (the mark's store comes before the epoch's load).
+// began (the mark's store comes before the epoch's load). p is taken back
+// from the mark, which returns it: then no path keeps it in a stack slot,
+// and a wrapper needs no frame beyond its saved register.
 template <Map M>
-[[gnu::always_inline]] inline bool marked_behind_epoch(void* p) noexcept {
-    mark<M>(p);
+[[gnu::always_inline]] inline bool marked_behind_epoch(void*& p) noexcept {
+    p = mark<M>(p);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     return tls_epoch != g_epoch.load(std::memory_order_relaxed);
 }
