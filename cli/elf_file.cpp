@@ -11,15 +11,20 @@
 #include <fmt/format.h>
 #include <gelf.h>
 
+#include "files.h"
+
 namespace gometrics::pprof {
 
 Result<std::unique_ptr<ElfFile>> ElfFile::open(const std::string& path) {
     // libelf refuses to work until told which ELF version the caller speaks.
     static const bool initialised = elf_version(EV_CURRENT) != EV_NONE;
     if (!initialised) return fail(path, elf_errmsg(-1));
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(path, std::strerror(errno));
-    auto file = std::unique_ptr<ElfFile>(new ElfFile(fd, elf_begin(fd, ELF_C_READ_MMAP, nullptr)));
+    // The path is one a process mapped, or a report names: a regular file
+    // only (a FIFO by that name would block the open), read rather than
+    // mapped (a file truncated while mapped faults its reader with SIGBUS).
+    const int fd = sys::open_regular(path.c_str(), O_RDONLY);
+    if (fd < 0) return fail(path, sys::open_error(errno));
+    auto file = std::unique_ptr<ElfFile>(new ElfFile(fd, elf_begin(fd, ELF_C_READ, nullptr)));
     if (file->elf_ == nullptr || elf_kind(file->elf_) != ELF_K_ELF) return fail(path, "not an ELF file");
     return file;
 }

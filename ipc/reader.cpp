@@ -25,6 +25,8 @@
 #include <memory>
 
 #include "clocks.h"
+#include "files.h"
+#include "shrink_guard.h"
 #include "layout.h"
 #include "seqlock.h"
 
@@ -77,10 +79,18 @@ bool valid_name(std::string_view n) {
 
 }  // namespace
 
+// Writable when it may be (a reader asks for fresh snapshots through the
+// segment), else read-only; never anything but a regular file: anyone may
+// put a FIFO by that name in /dev/shm, whose open would wait for a writer.
+int Reader::open_fd(const std::string& path) {
+    int fd = sys::open_regular(path.c_str(), O_RDWR | O_NOFOLLOW);
+    if (fd < 0 && errno == EACCES) fd = sys::open_regular(path.c_str(), O_RDONLY | O_NOFOLLOW);
+    return fd;
+}
+
 Result<Reader> Reader::open_path(const std::string& path, int expected_pid) {
-    int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return err(path, std::strerror(errno));
+    const int fd = open_fd(path);
+    if (fd < 0) return err(path, sys::open_error(errno));
     return map_and_validate(fd, path, expected_pid);
 }
 
@@ -115,7 +125,10 @@ Result<Reader> Reader::map_and_validate(int fd, const std::string& path, int exp
     r.size_ = size;
     r.writable_ = writable;
     r.path_ = path;
+    r.faults_seen_ = sys::shrink_faults();
+    sys::guard_range(base, size);
     if (auto v = r.validate(); !v) return v.error();
+    if (auto v = r.intact(); !v) return v.error();
     if (expected_pid >= 0 && r.pid_ != expected_pid)
         return err(path, "segment names pid " + std::to_string(r.pid_) + ", not " + std::to_string(expected_pid));
     return r;
@@ -332,10 +345,12 @@ Reader::Reader(Reader&& o) noexcept { *this = std::move(o); }
 
 Reader& Reader::operator=(Reader&& o) noexcept {
     if (this != &o) {
-        if (base_) munmap(base_, size_);
+        unmap();
         base_ = std::exchange(o.base_, nullptr);
         size_ = std::exchange(o.size_, 0);
         writable_ = o.writable_;
+        faults_seen_ = o.faults_seen_;
+        shrunk_ = o.shrunk_;
         path_ = std::move(o.path_);
         pid_ = o.pid_;
         start_time_ns_ = o.start_time_ns_;
@@ -354,8 +369,22 @@ Reader& Reader::operator=(Reader&& o) noexcept {
     return *this;
 }
 
-Reader::~Reader() {
-    if (base_) munmap(base_, size_);
+Reader::~Reader() { unmap(); }
+
+void Reader::unmap() {
+    if (!base_) return;
+    sys::unguard_range(base_);
+    munmap(base_, size_);
+}
+
+// A fault in the mapping since the last look means its file shrank under
+// it (its writer truncated it, or tmpfs had no page to give): the pages
+// read since are zeros, and nothing read from it can be trusted again.
+Status Reader::intact() {
+    if (!shrunk_ && sys::faulted_since(faults_seen_, base_, size_)) shrunk_ = true;
+    faults_seen_ = sys::shrink_faults();
+    if (shrunk_) return err(path_, "truncated segment (the file shrank while it was read)");
+    return Ok{};
 }
 
 uint32_t Reader::state_bits() const {
@@ -368,7 +397,8 @@ ProcessState Reader::state() const {
     return {.publisher_running = (bits & kStatePublisherRunning) != 0,
             .publisher_lazy = (bits & kStatePublisherLazy) != 0,
             .not_interposed = (bits & kStateNotInterposed) != 0,
-            .exited = (bits & kStateExited) != 0};
+            .exited = (bits & kStateExited) != 0,
+            .attached = (bits & kStateAttached) != 0};
 }
 
 bool Reader::exited() const { return state().exited; }
@@ -436,8 +466,12 @@ Result<std::vector<uint64_t>> Reader::copy_values(int max_tries) {
     const auto* src = reinterpret_cast<const uint64_t*>(static_cast<const unsigned char*>(base_) + values_offset_);
     std::vector<uint64_t> words(values_size_ / 8);
     if (seqlock::read_consistent(&h->seq, src, words.data(), words.size(), max_tries) < 0)
+    {
+        if (auto v = intact(); !v) return v.error();
         return err(path_, "the snapshot never settled (the writer died mid-update or is stuck)");
+    }
     fold(words);
+    if (auto v = intact(); !v) return v.error();
     return words;
 }
 
@@ -486,6 +520,12 @@ Result<Snapshot> Reader::ReadAll(const ReadOptions& opt) {
 Result<Profile> Reader::ReadProfile(const ReadOptions& opt) {
     if (!profile_size_) return err(path_, "process does not profile (GOMETRICS_PROFILE_RATE=0 and no mutex profiling)");
     if (opt.fresh_timeout_ms > 0) AwaitFresh(RequestFresh(), opt.fresh_timeout_ms);
+    auto p = copy_profile(opt);
+    if (auto v = intact(); !v) return v.error();
+    return p;
+}
+
+Result<Profile> Reader::copy_profile(const ReadOptions& opt) {
     auto* region = static_cast<unsigned char*>(base_) + profile_offset_;
     auto* seq = &reinterpret_cast<ProfileHeader*>(region)->seq;
     const auto* src = reinterpret_cast<const uint64_t*>(region);

@@ -69,7 +69,8 @@ struct ProcessState {
     // at the program's next allocations; live values are fresh anyway.
     bool publisher_lazy = false;
     bool not_interposed = false;  // the program's malloc bypasses the agent: heap counts are not the truth
-    bool exited = false;          // the final snapshot, written at exit (layout.h: for readers that asked)
+    bool exited = false;          // the final snapshot, written at exit (layout.h: for readers that asked) or detach
+    bool attached = false;        // loaded by `gometrics-cli attach`: counts from then
 };
 
 class Reader {
@@ -118,6 +119,10 @@ public:
 
 private:
     Reader() = default;
+    static int open_fd(const std::string& path);
+    void unmap();
+    Status intact();
+    Result<Profile> copy_profile(const ReadOptions& opt);
     static Result<Reader> map_and_validate(int fd, const std::string& path, int expected_pid);
     uint32_t state_bits() const;
     Status validate();
@@ -130,6 +135,8 @@ private:
     void* base_ = nullptr;
     size_t size_ = 0;
     bool writable_ = false;
+    uint64_t faults_seen_ = 0;  // sys::shrink_faults() at the last look (intact)
+    bool shrunk_ = false;
     std::string path_;
     int pid_ = 0;
     uint64_t start_time_ns_ = 0;

@@ -1,0 +1,114 @@
+#include "shrink_guard.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+
+namespace gometrics::sys {
+namespace {
+
+constexpr size_t kRanges = 1024;  // a reader of more segments at once is unguarded beyond
+constexpr size_t kRecent = 64;    // fault addresses kept for faulted_since
+
+struct Range {
+    std::atomic<uintptr_t> start{0}, end{0};
+};
+constinit Range g_ranges[kRanges];
+constinit std::atomic<bool> g_all{false};
+constinit std::atomic<uint64_t> g_faults{0};
+constinit std::atomic<uintptr_t> g_recent[kRecent]{};
+constinit struct sigaction g_previous {};
+constinit uintptr_t g_page = 4096;
+
+bool guarded(uintptr_t a) noexcept {
+    if (g_all.load(std::memory_order_acquire)) return true;
+    for (const Range& r : g_ranges) {
+        const uintptr_t s = r.start.load(std::memory_order_acquire);
+        if (s && a >= s && a < r.end.load(std::memory_order_acquire)) return true;
+    }
+    return false;
+}
+
+void on_sigbus(int sig, siginfo_t* info, void* context) {
+    const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
+    if (info->si_code == BUS_ADRERR && guarded(a)) {
+        const int saved_errno = errno;
+        void* page = reinterpret_cast<void*>(a & ~(g_page - 1));
+        const bool stood_in =
+            mmap(page, g_page, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
+        errno = saved_errno;
+        if (stood_in) {
+            const uint64_t n = g_faults.load(std::memory_order_relaxed);
+            g_recent[n % kRecent].store(a, std::memory_order_relaxed);
+            g_faults.store(n + 1, std::memory_order_release);
+            return;
+        }
+    }
+    // Not ours: what was there before. A default action is restored and the
+    // fault, repeated on return, takes it (with its core dump).
+    if (g_previous.sa_flags & SA_SIGINFO) {
+        g_previous.sa_sigaction(sig, info, context);
+    } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+        g_previous.sa_handler(sig);
+    } else {
+        sigaction(SIGBUS, &g_previous, nullptr);
+    }
+}
+
+}  // namespace
+
+void install_shrink_guard() noexcept {
+    static constinit std::atomic<bool> installed{false};
+    if (installed.exchange(true)) return;
+    g_page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_previous);
+}
+
+void guard_all_files() noexcept {
+    install_shrink_guard();
+    g_all.store(true, std::memory_order_release);
+}
+
+bool guard_range(const void* start, size_t size) noexcept {
+    install_shrink_guard();
+    const auto s = reinterpret_cast<uintptr_t>(start);
+    for (Range& r : g_ranges) {
+        uintptr_t expected = 0;
+        r.end.store(s + size, std::memory_order_relaxed);  // before the start: the handler reads start first
+        if (r.start.load(std::memory_order_relaxed) == 0 &&
+            r.start.compare_exchange_strong(expected, s, std::memory_order_acq_rel))
+            return true;
+    }
+    return false;
+}
+
+void unguard_range(const void* start) noexcept {
+    const auto s = reinterpret_cast<uintptr_t>(start);
+    for (Range& r : g_ranges) {
+        uintptr_t expected = s;
+        if (r.start.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return;
+    }
+}
+
+uint64_t shrink_faults() noexcept { return g_faults.load(std::memory_order_acquire); }
+
+bool faulted_since(uint64_t since, const void* start, size_t size) noexcept {
+    const uint64_t now = shrink_faults();
+    if (now == since) return false;
+    if (now - since > kRecent) return true;  // too many to tell apart: assume the worst
+    const auto s = reinterpret_cast<uintptr_t>(start);
+    for (uint64_t i = since; i < now; ++i) {
+        const uintptr_t a = g_recent[i % kRecent].load(std::memory_order_relaxed);
+        if (a >= s && a < s + size) return true;
+    }
+    return false;
+}
+
+}  // namespace gometrics::sys

@@ -1,0 +1,30 @@
+// A file mapped by a reader and shrunk under it by its owner: a load from
+// the pages past its new end raises SIGBUS (BUS_ADRERR), which would kill
+// the reader. The guard stands a page of zeros in for each such page and
+// lets the load go on; the reader then asks whether a fault struck its
+// range, and reports the file as truncated.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace gometrics::sys {
+
+// Installs the SIGBUS handler, once. It acts on BUS_ADRERR faults inside a
+// guarded range (guard_range) or, after guard_all_files(), on every such
+// fault (a program of ours that maps files it does not own, as libdw does);
+// any other SIGBUS goes to the disposition that was there before.
+void install_shrink_guard() noexcept;
+void guard_all_files() noexcept;
+
+// Ranges guarded for a library's own mappings (a process that merely uses
+// the reader keeps its own SIGBUS for the rest). false: no room left.
+bool guard_range(const void* start, size_t size) noexcept;
+void unguard_range(const void* start) noexcept;
+
+// A count of the faults stood in for so far; faulted_since() says whether
+// one struck [start, start + size) after the count read `since`.
+uint64_t shrink_faults() noexcept;
+bool faulted_since(uint64_t since, const void* start, size_t size) noexcept;
+
+}  // namespace gometrics::sys
