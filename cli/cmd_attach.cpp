@@ -47,6 +47,7 @@
 #include "attach_syscalls.h"
 #include "common.h"
 #include "exec_agent.h"
+#include "files.h"
 #include "layout.h"
 #include "seccomp_filter.h"
 
@@ -128,7 +129,9 @@ uint64_t base_of(const std::vector<Mapping>& maps, const std::string& path) {
 // headers and tables needed are read).
 class ElfReader {
 public:
-    explicit ElfReader(const std::string& path) : fd_(open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    // The path comes from the target's maps: a regular file, never a FIFO
+    // planted under that name.
+    explicit ElfReader(const std::string& path) : fd_(sys::open_regular(path.c_str(), O_RDONLY)) {
         ok_ = fd_ >= 0 && read(0, &eh_, sizeof eh_) && std::memcmp(eh_.e_ident, ELFMAG, SELFMAG) == 0 &&
               eh_.e_ident[EI_CLASS] == ELFCLASS64 && eh_.e_shentsize == sizeof(Elf64_Shdr) && eh_.e_shnum < 4096;
         if (ok_) {
@@ -196,7 +199,7 @@ enum class Segment { kNone, kAttached, kPreloaded };
 
 Segment segment_of(int pid) {
     const std::string path = segment_path(pid);
-    const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd = sys::open_regular(path.c_str(), O_RDONLY);
     if (fd < 0) return Segment::kNone;
     layout::SegmentHeader h{};
     const ssize_t n = pread(fd, &h, sizeof h, 0);
@@ -627,7 +630,7 @@ struct Target {
 };
 
 Target inspect(int pid, bool need_libc) {
-    if (pid <= 0) throw Failure(kExitUsage, "attach needs a process id");
+    if (pid <= 0) throw Failure(kExitUsage, fmt::format("{} is not a process id", pid));
     if (access(fmt::format("/proc/{}", pid).c_str(), F_OK) != 0) fail(fmt::format("no process {}", pid));
     if (pid == getpid()) fail("cannot attach to gometrics-cli itself");
     const std::string status = read_text(fmt::format("/proc/{}/status", pid));
@@ -855,11 +858,11 @@ int detach(int pid) {
 void add_attach_commands(CLI::App& app, int& status) {
     static int attach_pid = 0, detach_pid = 0;
     auto* a = app.add_subcommand("attach", "Load the agent into a running process (ptrace, no restart) and publish");
-    a->add_option("pid", attach_pid, "Process id")->required();
+    a->add_option("pid", attach_pid, "Process id")->required()->transform(kDecimal);
     a->callback([&status] { status = attach(attach_pid); });
     auto* d =
         app.add_subcommand("detach", "Stop counting in an attached process, restore its calls, remove its segment");
-    d->add_option("pid", detach_pid, "Process id")->required();
+    d->add_option("pid", detach_pid, "Process id")->required()->transform(kDecimal);
     d->callback([&status] { status = detach(detach_pid); });
 }
 

@@ -18,20 +18,24 @@
 // The parts: exec_agent (finding the agent), exec_tree (following the
 // process tree), aggregate (combining its processes), exec_run (running
 // CMD), exec_profiles and exec_summary; this file ties them together.
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <string_view>
 
 #include <fmt/format.h>
 
 #include "aggregate.h"
 #include "commands.h"
 #include "common.h"
+#include "emitter.h"
 #include "exec_agent.h"
 #include "exec_profiles.h"
 #include "exec_run.h"
@@ -54,17 +58,46 @@ struct Options {
     std::vector<std::string> command;
 };
 
-void write_file(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream out(tmp, std::ios::trunc);
-        out << text;
-        if (!out.flush()) throw Failure(kExitError, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+bool write_all(int fd, std::string_view text) {
+    while (!text.empty()) {
+        const ssize_t n = ::write(fd, text.data(), text.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        text.remove_prefix(static_cast<size_t>(n));
     }
-    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-        ::unlink(tmp.c_str());
-        throw Failure(kExitError, fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    return true;
+}
+
+// The report, whole or not at all: a regular file (or one a symbolic link
+// leads to) is written beside itself under a fresh name and renamed over,
+// so a reader never sees half of it. Anything else (/dev/stdout, a FIFO)
+// is written in place. Returns why it failed, or an empty string.
+std::string write_report(const std::string& path, std::string_view text) {
+    const auto failed = [&](int e) { return fmt::format("cannot write {}: {}", path, std::strerror(e)); };
+    std::error_code ec;
+    const fs::path target = fs::weakly_canonical(path, ec);  // through symbolic links
+    struct stat st;
+    if (ec || (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode))) {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        if (fd < 0) return failed(errno);
+        const bool ok = write_all(fd, text);
+        const int e = errno;
+        ::close(fd);
+        return ok ? "" : failed(e);
     }
+    std::string tmp = target.string() + ".XXXXXX";
+    const int fd = mkstemp(tmp.data());  // a new file: no name anyone planted is followed
+    if (fd < 0) return failed(errno);
+    const mode_t mask = umask(0);
+    umask(mask);
+    fchmod(fd, 0666 & ~mask);  // what a plain create would give, not mkstemp's 0600
+    const bool ok = write_all(fd, text) && ::fsync(fd) == 0;
+    int e = errno;
+    ::close(fd);
+    if (ok && std::rename(tmp.c_str(), target.c_str()) == 0) return "";
+    if (ok) e = errno;
+    ::unlink(tmp.c_str());
+    return failed(e);
 }
 
 int exec_command(const Options& o) {
@@ -92,6 +125,9 @@ int exec_command(const Options& o) {
     Tree tree(dir);
     const Ended ended = run(o.command, tree);
     tree.finish();
+    // CMD is done: from here a closed pipe on our output (`| head -1`) is
+    // an error to report, not a signal that loses CMD's status.
+    signal(SIGPIPE, SIG_IGN);
     rusage ru{};
     getrusage(RUSAGE_CHILDREN, &ru);  // the whole reaped tree: CPU, and the largest resident set
 
@@ -123,8 +159,7 @@ int exec_command(const Options& o) {
     doc["processes"] = procs;
 
     const Report report = report_from_json(doc, "exec report");
-    if (!o.quiet) print_summary(o.command, ended, tree, report, ru);
-    const auto results = run_checks(report, checks, o.quiet, stderr);
+    const auto results = run_checks(report, checks);
     bool failed = false;
     doc["checks"] = json::array();
     for (size_t i = 0; i < checks.size(); ++i) {
@@ -132,7 +167,18 @@ int exec_command(const Options& o) {
         doc["checks"].push_back(
             {{"check", checks[i].text}, {"passed", results[i].passed}, {"message", results[i].message}});
     }
-    if (!o.report.empty()) write_file(o.report, doc.dump(2) + "\n");
+    // The report before anything is printed: output that fails must not
+    // cost it. Bytes that are not UTF-8 (in a command's name or arguments)
+    // are replaced, as JSON cannot carry them.
+    if (!o.report.empty()) {
+        const std::string why = write_report(o.report, dump_json(doc));
+        if (!why.empty()) {
+            eprint("gometrics-cli: {}", why);
+            failed = true;
+        }
+    }
+    if (!o.quiet) print_summary(o.command, ended, tree, report, ru);
+    print_check_results(results, o.quiet, true);
     const bool profiled = write_profiles(profiles, dir, ended.pid, o.quiet);
 
     if (ended.status != 0) return ended.status;
@@ -144,7 +190,8 @@ int exec_command(const Options& o) {
 void add_exec_command(CLI::App& app, int& status) {
     static Options o;
     auto* e = app.add_subcommand("exec", "Run CMD under the agent (children included); summarise, report and check it");
-    e->add_option("--report", o.report, "Write the final report (dump's JSON + command, exit status, peaks) here");
+    e->add_option("--report", o.report, "Write the final report (dump's JSON + command, exit status, peaks) here")
+        ->transform(kValue);
     // One expression per --check, so that "--" after it ends the options as it does elsewhere.
     e->add_option("--check", o.checks, "A check, e.g. '/gc/heap/objects:objects <= 10' (repeatable)")
         ->allow_extra_args(false);

@@ -16,7 +16,7 @@ struct Target {
 };
 
 void add_pid_option(CLI::App* cmd, Target& t) {
-    cmd->add_option("-p,--pid", t.pid, "Process to read (default: the only live instrumented one)");
+    cmd->add_option("-p,--pid", t.pid, "Process to read (default: the only live instrumented one)")->transform(kDecimal);
 }
 
 void list(const Target& t, const std::string& format) {
@@ -26,7 +26,7 @@ void list(const Target& t, const std::string& format) {
         for (const auto& d : r.All())
             out.push_back({{"name", d.name}, {"kind", to_string(d.kind)}, {"cumulative", d.cumulative},
                            {"aggregation", to_string(d.aggregation)}, {"description", d.description}});
-        std::cout << out.dump(2) << '\n';
+        std::cout << dump_json(out);
         return;
     }
     for (const auto& d : r.All())
@@ -45,8 +45,8 @@ int read(const Target& t, const std::vector<std::string>& names, bool as_json) {
     out->begin({r.pid(), 0});
     for (const auto& s : samples) {
         if (s.value.kind == ValueKind::Bad) {
-            fmt::print(stderr, "gometrics-cli: {}: not published by process {} (unknown or unsupported)\n", s.name,
-                       r.pid());
+            eprint("gometrics-cli: {}: not published by process {} (unknown or unsupported)", s.name,
+                   r.pid());
             status = kExitUnsupported;
             continue;
         }

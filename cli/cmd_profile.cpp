@@ -31,14 +31,16 @@ void add_profile_commands(CLI::App& app, int& status) {
     p->add_option("kind", o.kind, "heap (in use; allocations too), allocs (allocated), mutex (lock contention)")
         ->required()
         ->check(CLI::IsMember({"heap", "allocs", "mutex"}));
-    p->add_option("-p,--pid", o.pid, "Process to profile (default: the only live instrumented one)");
+    p->add_option("-p,--pid", o.pid, "Process to profile (default: the only live instrumented one)")->transform(kDecimal);
     p->add_option("-o,--output", o.output,
-                  "Output file, - for stdout (default: KIND.PID.pb.gz in the current directory; text: stdout)");
+                  "Output file, - for stdout (default: KIND.PID.pb.gz in the current directory; text: stdout)")
+        ->transform(kValue);
     p->add_option("--format", o.format, "pprof (gzip'd profile.proto) or text (the top stacks, symbolized)")
         ->check(CLI::IsMember({"pprof", "text"}));
-    p->add_option("--top", o.top, "Stacks shown by --format text")->check(CLI::PositiveNumber);
+    p->add_option("--top", o.top, "Stacks shown by --format text (1 or more)")->transform(kDecimal)->check(CLI::Range(1, 1000000));
     p->add_option("--from-report", o.from_report,
-                  "Convert the GOMETRICS_PROFILE_REPORT file an exited process wrote instead of reading a live one");
+                  "Convert the GOMETRICS_PROFILE_REPORT file an exited process wrote instead of reading a live one")
+        ->transform(kValue);
     p->add_flag("!--no-symbolize", o.symbolize,
                 "Keep addresses only (pprof symbolizes them from the binaries and their build IDs)");
     p->callback([&status] { status = run_profile(o); });

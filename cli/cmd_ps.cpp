@@ -13,16 +13,20 @@ void add_ps_commands(CLI::App& app, int& status) {
     ps->callback([&status] {
         fmt::print("{:>8}  {:>8}  {}\n", "PID", "UPTIME", "COMMAND");
         for (const auto& p : list_processes())
-            if (p.alive && p.readable) fmt::print("{:>8}  {:>8}  {}\n", p.pid, human_uptime(uptime_seconds(p.start_time_ns)), p.command);
+            if (p.alive && p.readable)
+                fmt::print("{:>8}  {:>8}  {}\n", p.pid, human_uptime(uptime_seconds(p.start_time_ns)), printable(p.command));
         status = kExitOk;
     });
 
     auto* gc = app.add_subcommand("gc", "Remove segments left in /dev/shm by processes that are gone");
     gc->callback([&status] {
-        auto removed = remove_stale_segments();
-        if (!removed) throw Failure(kExitError, removed.error().message);
-        fmt::print("removed {} stale segment{}\n", *removed, *removed == 1 ? "" : "s");
-        status = kExitOk;
+        const StaleRemoval r = remove_stale_segments();
+        fmt::print("removed {} stale segment{}\n", r.removed, r.removed == 1 ? "" : "s");
+        if (r.others)
+            fmt::print("left {} stale segment{} of other users (only their owner or root may remove {})\n", r.others,
+                       r.others == 1 ? "" : "s", r.others == 1 ? "it" : "them");
+        for (const std::string& e : r.errors) eprint("gometrics-cli: cannot remove {}", e);
+        status = r.errors.empty() ? kExitOk : kExitError;
     });
 }
 

@@ -22,7 +22,8 @@ namespace {
 int check(const std::string& file, const std::vector<std::string>& exprs, bool quiet) {
     const std::vector<Check> checks = parse_checks(exprs);  // bad expressions: status 2 before anything
     const Report report = load_report(file);
-    const auto results = run_checks(report, checks, quiet, stdout);
+    const auto results = run_checks(report, checks);
+    print_check_results(results, quiet, false);
     return std::all_of(results.begin(), results.end(), [](const auto& r) { return r.passed; }) ? kExitOk : kExitError;
 }
 
@@ -116,8 +117,8 @@ int diff(const std::string& fa, const std::string& fb, std::optional<double> fai
                    exceeds ? "  <- over " + fmt::format("{}%", *fail_over) : "");
     }
     if (over.empty()) return kExitOk;
-    fmt::print(stderr, "gometrics-cli: {} increase{} over {}%: {}\n", over.size(), over.size() == 1 ? "" : "s",
-               *fail_over, fmt::join(over, ", "));
+    eprint("gometrics-cli: {} increase{} over {}%: {}", over.size(), over.size() == 1 ? "" : "s",
+           *fail_over, fmt::join(over, ", "));
     return kExitError;
 }
 
@@ -138,7 +139,8 @@ void add_report_commands(CLI::App& app, int& status) {
     auto* d = app.add_subcommand("diff", "Compare two saved reports metric by metric, with relative changes");
     d->add_option("a", file, "The baseline report")->required();
     d->add_option("b", file_b, "The new report")->required();
-    d->add_option("--fail-over", fail_over, "Exit 1 when a value grew by more than this many percent (settings and limits are not judged)");
+    d->add_option("--fail-over", fail_over, "Exit 1 when a value grew by more than this many percent (settings and limits are not judged)")
+        ->transform(kValue);
     d->add_option("--only", only, "Compare only metrics whose name starts with this (repeatable)");
     d->callback([&status] { status = diff(file, file_b, fail_over, only); });
 }

@@ -15,10 +15,13 @@ void add_serve_command(CLI::App& app, int& status) {
     s->add_option("--listen", args.listen, "HOST:PORT to listen on (port 0: any free port)")->capture_default_str();
     s->add_option("--namespace", args.ns, "Prefix of the Prometheus names, in place of client_golang's \"go\"")
         ->capture_default_str();
-    s->add_option("-p,--pid", args.pids, "Export only these processes (repeatable; default: every one we may read)");
+    s->add_option("-p,--pid", args.pids, "Export only these processes (repeatable; default: every one we may read)")
+        ->transform(kDecimal)
+        ->check(CLI::Range(1, 1 << 30));
     s->add_option("--fresh-timeout-ms", args.fresh_timeout_ms,
                   "How long a request waits, in all, for fresh snapshots (0: take the latest published)")
         ->capture_default_str()
+        ->transform(kDecimal)
         ->check(CLI::Range(0, 10000));
     s->add_option("--write-timeout", args.write_timeout_s,
                   "Longest a /debug/pprof response may take, as Go's WriteTimeout: seconds=N must stay below it")

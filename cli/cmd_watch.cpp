@@ -113,7 +113,7 @@ int watch(const Options& o) {
 
     const std::string command = [&] {
         for (const auto& p : list_processes())
-            if (p.pid == pid) return p.command;
+            if (p.pid == pid) return printable(p.command);
         return std::string();
     }();
     size_t width = 6;
@@ -153,7 +153,9 @@ int watch(const Options& o) {
         before = std::move(*snap);
 
         if (exited) {
-            ending = fmt::format("process {} exited", pid);
+            // A detach writes the final snapshot as an exit does; the process runs on.
+            const bool detached = r.state().attached && process_alive(pid);
+            ending = fmt::format("process {} {}", pid, detached ? "was detached (the agent stopped publishing)" : "exited");
             break;
         }
         if (o.count && frame >= o.count) break;
@@ -171,9 +173,10 @@ int watch(const Options& o) {
 void add_watch_command(CLI::App& app, int& status) {
     static Options o;
     auto* w = app.add_subcommand("watch", "Live view of a process: values, rates per second, windowed percentiles");
-    w->add_option("-p,--pid", o.pid, "Process to watch (default: the only live instrumented one)");
+    w->add_option("-p,--pid", o.pid, "Process to watch (default: the only live instrumented one)")->transform(kDecimal);
     w->add_option("-i,--interval", o.interval, "Seconds between refreshes (default 1)");
-    w->add_option("-n,--count", o.count, "Stop after this many refreshes (default: until the process exits)");
+    w->add_option("-n,--count", o.count, "Stop after this many refreshes (default: until the process exits)")
+        ->transform(kDecimal);
     w->add_option("names", o.names, "Metric names (default: all but the settings and limits)");
     w->callback([&status] { status = watch(o); });
 }

@@ -1,9 +1,71 @@
 // Shared pieces of the CLI commands; see common.h.
 #include "common.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+
 #include <fmt/format.h>
 
+#include "commands.h"
+
 namespace gometrics::cli {
+
+void write_stderr(std::string_view text) noexcept {
+    while (!text.empty()) {
+        const ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return;
+        text.remove_prefix(static_cast<size_t>(n));
+    }
+}
+
+bool stdout_complete() noexcept {
+    const bool streams = static_cast<bool>(std::cout.flush());
+    errno = 0;
+    const bool stdio = std::fflush(stdout) == 0 && !std::ferror(stdout);
+    if (streams && stdio) return true;
+    eprint("gometrics-cli: cannot write the output: {}", errno ? std::strerror(errno) : "stdout is closed or full");
+    return false;
+}
+
+const CLI::Validator kDecimal(
+    [](std::string& s) -> std::string {
+        const size_t sign = !s.empty() && s[0] == '-';
+        if (s.size() == sign || s.find_first_not_of("0123456789", sign) != std::string::npos)
+            return fmt::format("expected a decimal integer, got '{}'", s);
+        const size_t first = s.find_first_not_of('0', sign);
+        s.erase(sign, (first == std::string::npos ? s.size() - 1 : first) - sign);
+        return {};
+    },
+    "INT");
+
+const CLI::Validator kValue(
+    [](std::string& s) -> std::string { return s.empty() || s == "--" ? fmt::format("expected a value, got '{}'", s) : ""; },
+    "");
+
+std::string printable(std::string_view text) {
+    std::string out;
+    out.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+        const auto b = static_cast<unsigned char>(text[i]);
+        // The length of a well-formed UTF-8 sequence starting here, or 0.
+        size_t n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+        for (size_t k = 1; k < n; ++k)
+            if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) n = 0;
+        if (n == 0 || (n == 1 && (b < 0x20 || b == 0x7f))) {
+            out += '?';
+            ++i;
+        } else {
+            out.append(text.substr(i, n));
+            i += n;
+        }
+    }
+    return out;
+}
 
 int pick_pid(std::optional<int> pid) {
     if (pid) return *pid;
@@ -13,7 +75,7 @@ int pick_pid(std::optional<int> pid) {
     if (live.size() == 1) return live[0].pid;
     if (live.empty()) throw Failure(kExitError, "no live instrumented process of this user (run a program with LD_PRELOAD=libgometrics.so)");
     std::string names;
-    for (auto& p : live) names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", p.pid, p.command);
+    for (auto& p : live) names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", p.pid, printable(p.command));
     throw Failure(kExitError, fmt::format("{} instrumented processes, choose one with --pid: {}", live.size(), names));
 }
 

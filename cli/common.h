@@ -5,6 +5,9 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+
+#include <fmt/format.h>
 
 #include "reader.h"
 
@@ -24,6 +27,26 @@ struct Failure : std::runtime_error {
     int status;
     Failure(int s, const std::string& message) : std::runtime_error(message), status(s) {}
 };
+
+// Writes text to stderr as it is, never failing: a closed or full stderr
+// must not turn a message into a crash (fmt::print throws there).
+void write_stderr(std::string_view text) noexcept;
+
+// A line on stderr (the newline added).
+template <typename... T>
+void eprint(fmt::format_string<T...> format, T&&... args) noexcept {
+    try {
+        write_stderr(fmt::format(format, std::forward<T>(args)...) + "\n");
+    } catch (...) {  // no memory for the line: nothing to say it with
+    }
+}
+
+// Whether everything printed to stdout reached it; says why not.
+bool stdout_complete() noexcept;
+
+// A name another process chose (its command), with the control bytes that
+// would drive a terminal, and bytes that are not UTF-8, shown as '?'.
+std::string printable(std::string_view text);
 
 // The pid given, or the only live instrumented process of this user.
 int pick_pid(std::optional<int> pid);

@@ -52,7 +52,9 @@ public:
             {{"name", d.name}, {"kind", to_string(d.kind)}, {"cumulative", d.cumulative},
              {"aggregation", to_string(d.aggregation)}, {"value", value_to_json(v)}});
     }
-    void end() override { out_ << doc_.dump(2) << '\n'; }
+    // Names and descriptions come from segments, which may hold bytes that
+    // are not UTF-8: JSON shows them replaced rather than refusing the page.
+    void end() override { out_ << dump_json(doc_); }
 
 private:
     std::ostream& out_;
@@ -79,6 +81,10 @@ nlohmann::ordered_json value_to_json(const Value& v) {
     return nullptr;
 }
 
+std::string dump_json(const nlohmann::ordered_json& doc) {
+    return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
 Value value_from_json(const std::string& kind, const nlohmann::ordered_json& j) {
     Value v;
     if (kind == "uint64" && j.is_number_unsigned()) {
@@ -89,10 +95,18 @@ Value value_from_json(const std::string& kind, const nlohmann::ordered_json& j) 
         v.f64 = number_from_json(j);
     } else if (kind == "float64-histogram" && j.is_object() && j.contains("buckets") && j.contains("counts") &&
                j["buckets"].is_array() && j["counts"].is_array() && j["buckets"].size() == j["counts"].size() + 1) {
+        // What a segment's reader accepts: edges that increase, counts
+        // whose total fits (quantiles and totals are computed from them).
         v.kind = ValueKind::Float64Histogram;
-        for (const auto& b : j["buckets"]) v.hist.buckets.push_back(number_from_json(b));
+        for (const auto& b : j["buckets"]) {
+            if (!b.is_number() && !b.is_string()) return Value{};
+            const double edge = number_from_json(b);
+            if (std::isnan(edge) || (!v.hist.buckets.empty() && !(edge > v.hist.buckets.back()))) return Value{};
+            v.hist.buckets.push_back(edge);
+        }
+        uint64_t total = 0;
         for (const auto& c : j["counts"]) {
-            if (!c.is_number_unsigned()) return Value{};
+            if (!c.is_number_unsigned() || __builtin_add_overflow(total, c.get<uint64_t>(), &total)) return Value{};
             v.hist.counts.push_back(c.get<uint64_t>());
         }
     }

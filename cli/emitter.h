@@ -32,6 +32,11 @@ std::unique_ptr<Emitter> text_emitter(std::ostream& out);
 // dump's JSON: {"pid": N, "metrics": [{"name","kind","cumulative","value"}]}.
 std::unique_ptr<Emitter> json_emitter(std::ostream& out);
 
+// A JSON document as the CLI prints and writes it (indented, a newline
+// after). Bytes that are not UTF-8 (names from segments, a command's
+// arguments) are replaced: JSON cannot carry them.
+std::string dump_json(const nlohmann::ordered_json& doc);
+
 // The JSON forms, shared by dump, exec's report, check and diff.
 nlohmann::ordered_json value_to_json(const Value& v);
 // Parses a value written by value_to_json (or the agent's report); kind Bad on mismatch.

@@ -50,22 +50,22 @@ bool write_profiles(const std::vector<ProfileRequest>& requests, const std::stri
         try {
             write_profile_from_report(r.kind, report_of(pid), file, quiet);
         } catch (const Failure& f) {
-            fmt::print(stderr, "gometrics-cli: no {} profile in {}: {}\n", r.kind, file, f.what());
+            eprint("gometrics-cli: no {} profile in {}: {}", r.kind, file, f.what());
             ok = false;
         }
     };
     for (const ProfileRequest& r : requests) {
         if (r.file.find("%p") != std::string::npos) {
             if (reporters.empty()) {
-                fmt::print(stderr, "gometrics-cli: no {} profile: no process wrote a profile report (killed by a "
-                                   "signal, or ended with _exit)\n", r.kind);
+                eprint("gometrics-cli: no {} profile: no process wrote a profile report (killed by a "
+                       "signal, or ended with _exit)", r.kind);
                 ok = false;
             }
             for (int pid : reporters) convert(r, pid, with_pid(r.file, pid));
         } else if (std::find(reporters.begin(), reporters.end(), cmd_pid) == reporters.end()) {
-            fmt::print(stderr, "gometrics-cli: no {} profile in {}: CMD (process {}) wrote no profile report (killed "
-                               "by a signal, or ended with _exit){}\n", r.kind, r.file, cmd_pid,
-                       reporters.empty() ? "" : "; put %p in FILE for its children's");
+            eprint("gometrics-cli: no {} profile in {}: CMD (process {}) wrote no profile report (killed "
+                   "by a signal, or ended with _exit){}", r.kind, r.file, cmd_pid,
+                   reporters.empty() ? "" : "; put %p in FILE for its children's");
             ok = false;
         } else {
             convert(r, cmd_pid, r.file);

@@ -40,8 +40,8 @@ Ended run(const std::vector<std::string>& command, Tree& tree) {
     // Before fork, so that no segment of the tree is created unseen.
     const int in = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
     if (in < 0 || inotify_add_watch(in, "/dev/shm", IN_CREATE) < 0)
-        fmt::print(stderr, "gometrics-cli: cannot watch /dev/shm ({}): processes that die without an exit report "
-                           "will be missing\n", std::strerror(errno));
+        eprint("gometrics-cli: cannot watch /dev/shm ({}): processes that die without an exit report "
+               "will be missing", std::strerror(errno));
     prctl(PR_SET_CHILD_SUBREAPER, 1);
 
     int errpipe[2];

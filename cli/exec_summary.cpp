@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "common.h"
 #include "emitter.h"
 #include "units.h"
 
@@ -44,15 +45,15 @@ void print_summary(const std::vector<std::string>& command, const Ended& e, cons
     std::string how = e.signal ? fmt::format("was killed by signal {} ({}), status {}", e.signal,
                                              strsignal(e.signal), e.status)
                                : fmt::format("exited with status {}", e.status);
-    fmt::print(stderr, "gometrics: {} {}; {} instrumented process{}{}\n", command[0], how, n, n == 1 ? "" : "es",
-               complete == n ? "" : fmt::format(" ({} without an exit report)", n - complete));
-    fmt::print(stderr, "  allocations   {} objects, {}\n", value("/gc/heap/allocs:objects"), value("/gc/heap/allocs:bytes"));
-    fmt::print(stderr, "  live heap     peak {}{}, at exit {}{}\n", value(kLivePeak), of(kLivePeak),
-               value("/gc/heap/live:bytes"), of("/gc/heap/live:bytes"));
-    fmt::print(stderr, "  threads       {} created\n", value("/sched/threads-created:threads"));
-    fmt::print(stderr, "  mutex wait    {}\n", value("/sync/mutex/wait/total:seconds"));
-    fmt::print(stderr, "  cpu           {}\n", tree_cpu(ru));
-    fmt::print(stderr, "  peak rss      {}{}\n", value(kRssPeak), of(kRssPeak));
+    eprint("gometrics: {} {}; {} instrumented process{}{}", command[0], how, n, n == 1 ? "" : "es",
+           complete == n ? "" : fmt::format(" ({} without an exit report)", n - complete));
+    eprint("  allocations   {} objects, {}", value("/gc/heap/allocs:objects"), value("/gc/heap/allocs:bytes"));
+    eprint("  live heap     peak {}{}, at exit {}{}", value(kLivePeak), of(kLivePeak),
+           value("/gc/heap/live:bytes"), of("/gc/heap/live:bytes"));
+    eprint("  threads       {} created", value("/sched/threads-created:threads"));
+    eprint("  mutex wait    {}", value("/sync/mutex/wait/total:seconds"));
+    eprint("  cpu           {}", tree_cpu(ru));
+    eprint("  peak rss      {}{}", value(kRssPeak), of(kRssPeak));
 }
 
 nlohmann::ordered_json metrics_json(const std::vector<Description>& descs, const std::vector<Value>& values) {

@@ -5,12 +5,17 @@
 
 #include "commands.h"
 #include "common.h"
+#include "shrink_guard.h"
 
 int main(int argc, char** argv) {
     using namespace gometrics::cli;
     CLI::App app{"gometrics-cli: Go-style runtime metrics of native processes run with LD_PRELOAD=libgometrics.so",
                  "gometrics-cli"};
     app.require_subcommand(1);
+    // A segment, or a file a profile's symbols come from, truncated while
+    // mapped here reads as zeros instead of killing the command (the reader
+    // then says the segment shrank).
+    gometrics::sys::guard_all_files();
     int status = kExitOk;
     // Registering every command's options (CLI11 builds objects for each)
     // would cost a `read` more than its own work: when the first argument
@@ -40,14 +45,17 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        fmt::print(stderr, "gometrics-cli: {}\n", e.what());
+        eprint("gometrics-cli: {}", e.what());
         return kExitUsage;
     } catch (const Failure& f) {
-        fmt::print(stderr, "gometrics-cli: {}\n", f.what());
+        eprint("gometrics-cli: {}", f.what());
         return f.status;
     } catch (const std::exception& e) {
-        fmt::print(stderr, "gometrics-cli: {}\n", e.what());
+        eprint("gometrics-cli: {}", e.what());
         return kExitError;
     }
+    // Output that never reached stdout (a full disk, a closed descriptor) is
+    // a failed command, unless it failed already (exec passes CMD's status).
+    if (!stdout_complete() && status == kExitOk) return kExitError;
     return status;
 }

@@ -68,7 +68,7 @@ void add_symbols(pprof::Profile& profile, const Options& o, int pid) {
     auto symbolizer = o.from_report.empty() ? pprof::Symbolizer::for_pid(pid)
                                             : pprof::Symbolizer::for_mappings(profile.mappings);
     if (!symbolizer) {
-        fmt::print(stderr, "gometrics-cli: warning: profile left unsymbolized: {}\n", symbolizer.error().message);
+        eprint("gometrics-cli: warning: profile left unsymbolized: {}", symbolizer.error().message);
         return;
     }
     pprof::symbolize(profile, **symbolizer);
@@ -109,8 +109,8 @@ int run(const Options& o) {
     const std::string message = ok_or_fail(pprof::encode(profile));
     write_bytes(ok_or_fail(pprof::detail::gzip(message)), path);
     if (path != "-" && !o.quiet)
-        fmt::print(stderr, "{} profile of process {}: {} stacks, written to {}\n", profile_kind_name(kind),
-                   c.source.pid, profile.samples.size(), path);
+        eprint("{} profile of process {}: {} stacks, written to {}", profile_kind_name(kind),
+               c.source.pid, profile.samples.size(), path);
     return kExitOk;
 }
 

@@ -54,7 +54,8 @@ Endpoint parse_listen(const std::string& s) {
 }
 
 std::string json_error(const std::string& message) {
-    return nlohmann::ordered_json{{"error", message}}.dump() + "\n";
+    return nlohmann::ordered_json{{"error", message}}.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) +
+           "\n";
 }
 
 // Sets the response, gzipped when the client accepts gzip. We compress
@@ -107,7 +108,7 @@ private:
     bool stopping_ = false;
 };
 
-void log_line(const std::string& line) { fmt::print(stderr, "gometrics-cli serve: {}\n", line); }
+void log_line(const std::string& line) { eprint("gometrics-cli serve: {}", line); }
 
 // Server threads for ordinary requests, as httplib's default pool, plus
 // one per delta profile allowed to wait at once.
@@ -201,8 +202,17 @@ int run(const ServeArgs& args) {
                             "text/plain; charset=utf-8");
     });
 
+    // SO_REUSEADDR alone: httplib's default adds SO_REUSEPORT, with which a
+    // second serve on a port in use binds too and takes half its scrapes.
+    server.set_socket_options([](socket_t sock) {
+        const int one = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    });
+    errno = 0;  // a host that does not resolve sets none
     const int port = at.port == 0 ? server.bind_to_any_port(at.host) : (server.bind_to_port(at.host, at.port) ? at.port : -1);
-    if (port < 0) throw Failure(kExitError, fmt::format("cannot listen on {}: {}", args.listen, std::strerror(errno)));
+    if (port < 0)
+        throw Failure(kExitError, fmt::format("cannot listen on {}: {}", args.listen,
+                                              errno ? std::strerror(errno) : "no such local address"));
     const bool v6 = at.host.find(':') != std::string::npos;
     // Tests and scripts read this line to learn the port of --listen HOST:0.
     fmt::print("listening on http://{}{}{}:{}/metrics\n", v6 ? "[" : "", at.host, v6 ? "]" : "", port);

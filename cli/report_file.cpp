@@ -47,14 +47,19 @@ std::vector<ReportMetric> Report::all() const {
     return out;
 }
 
-Report report_from_json(const nlohmann::ordered_json& doc, const std::string& what) {
+namespace {
+
+Report parse_report(const nlohmann::ordered_json& doc, const std::string& what) {
     if (!doc.is_object() || !doc.contains("metrics") || !doc["metrics"].is_array())
         throw Failure(kExitError, fmt::format("{}: not a gometrics report (no \"metrics\" array)", what));
     Report r;
+    size_t index = 0;
     for (const auto& m : doc["metrics"]) {
+        ++index;
         if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("kind") ||
             !m["kind"].is_string() || !m.contains("value"))
-            throw Failure(kExitError, fmt::format("{}: malformed metric entry {}", what, m.dump()));
+            throw Failure(kExitError, fmt::format("{}: malformed metric entry #{} (an object with a name, a kind and a "
+                                                  "value expected)", what, index));
         ReportMetric rm;
         rm.desc.name = m["name"].get<std::string>();
         rm.desc.kind = kind_from(m["kind"].get<std::string>());
@@ -82,7 +87,20 @@ Report report_from_json(const nlohmann::ordered_json& doc, const std::string& wh
     }
     std::sort(r.metrics.begin(), r.metrics.end(), by_name);
     std::sort(r.peaks.begin(), r.peaks.end(), by_name);
+    for (size_t i = 1; i < r.metrics.size(); ++i)
+        if (r.metrics[i].desc.name == r.metrics[i - 1].desc.name)
+            throw Failure(kExitError, fmt::format("{}: {} appears twice", what, r.metrics[i].desc.name));
     return r;
+}
+
+}  // namespace
+
+Report report_from_json(const nlohmann::ordered_json& doc, const std::string& what) {
+    try {
+        return parse_report(doc, what);
+    } catch (const nlohmann::ordered_json::exception& e) {  // a field of the wrong type
+        throw Failure(kExitError, fmt::format("{}: malformed report ({})", what, e.what()));
+    }
 }
 
 Report load_report(const std::string& path) {
@@ -104,15 +122,20 @@ std::vector<Check> parse_checks(const std::vector<std::string>& exprs) {
     return out;
 }
 
-std::vector<CheckResult> run_checks(const Report& report, const std::vector<Check>& checks, bool quiet,
-                                    std::FILE* out) {
+std::vector<CheckResult> run_checks(const Report& report, const std::vector<Check>& checks) {
     std::vector<CheckResult> results;
-    for (const auto& c : checks) {
-        CheckResult r = evaluate(c, report.find(c.name));
-        if (!r.passed || !quiet) fmt::print(out, "{}\n", r.message);
-        results.push_back(std::move(r));
-    }
+    for (const auto& c : checks) results.push_back(evaluate(c, report.find(c.name)));
     return results;
+}
+
+void print_check_results(const std::vector<CheckResult>& results, bool quiet, bool to_stderr) {
+    for (const CheckResult& r : results) {
+        if (r.passed && quiet) continue;
+        if (to_stderr)
+            eprint("{}", r.message);
+        else
+            fmt::print("{}\n", r.message);
+    }
 }
 
 }  // namespace gometrics::cli

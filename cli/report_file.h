@@ -44,9 +44,11 @@ Report load_report(const std::string& path);
 // message for the first bad one (before anything runs).
 std::vector<Check> parse_checks(const std::vector<std::string>& exprs);
 
-// Evaluates the checks against report and prints one line per check to out
-// (only the failed ones when quiet). Returns the results, in order.
-std::vector<CheckResult> run_checks(const Report& report, const std::vector<Check>& checks, bool quiet,
-                                    std::FILE* out);
+// Evaluates the checks against report; the results, in order.
+std::vector<CheckResult> run_checks(const Report& report, const std::vector<Check>& checks);
+
+// One line per result (only the failed ones when quiet), to stdout or, never
+// failing, to stderr.
+void print_check_results(const std::vector<CheckResult>& results, bool quiet, bool to_stderr);
 
 }  // namespace gometrics::cli

@@ -145,12 +145,12 @@ std::string Collector::metrics_page(bool openmetrics) {
 std::string Collector::processes_json() {
     json doc = json::array();
     for (const Process& p : collect().processes) doc.push_back(process_document(p));
-    return doc.dump(2) + "\n";
+    return dump_json(doc);
 }
 
 std::optional<Result<std::string>> Collector::process_json(int pid) {
     Collection c = collect(pid);
-    if (!c.processes.empty()) return Result<std::string>(process_document(c.processes.front()).dump(2) + "\n");
+    if (!c.processes.empty()) return Result<std::string>(dump_json(process_document(c.processes.front())));
     if (c.errors == 0) return std::nullopt;
     std::lock_guard lock(mu_);
     const auto it = logged_.find(pid);

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "files.h"
 #include "layout.h"
 #include "proc.h"
 #include "reader.h"
@@ -101,15 +102,14 @@ bool is_live(int pid, uint64_t start_ticks, const std::string& segment) {
 Result<Reader> Reader::open(int pid) {
     if (pid <= 0) return Error{"invalid pid " + std::to_string(pid)};
     const std::string path = segment_path(pid);
-    int fd = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 && errno == EACCES) fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    const int fd = open_fd(path);
     if (fd < 0) {
         const int e = errno;
         if (e == ENOENT)
             return Error{pid_exists(pid) ? "process " + std::to_string(pid) + " is not instrumented (no " + path + ")"
                                          : "no process " + std::to_string(pid)};
         if (e == EACCES) return Error{path + ": permission denied (the segment belongs to another user)"};
-        return Error{path + ": " + std::strerror(e)};
+        return Error{path + ": " + sys::open_error(e)};
     }
     auto r = map_and_validate(fd, path, pid);
     if (r && !is_live(pid, r->proc_start_ticks(), path))
@@ -147,16 +147,19 @@ std::vector<ProcessInfo> list_processes() {
     return out;
 }
 
-Result<int> remove_stale_segments() {
-    int removed = 0;
+StaleRemoval remove_stale_segments() {
+    StaleRemoval r;
     for (const auto& p : list_processes()) {
-        if (p.alive) continue;
+        struct stat st;
+        if (p.alive || lstat(p.segment.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
         if (::unlink(p.segment.c_str()) == 0)
-            ++removed;
+            ++r.removed;
+        else if (errno == EPERM || errno == EACCES)
+            ++r.others;  // /dev/shm is sticky
         else if (errno != ENOENT)
-            return Error{p.segment + ": " + std::strerror(errno)};
+            r.errors.push_back(p.segment + ": " + std::strerror(errno));
     }
-    return removed;
+    return r;
 }
 
 }  // namespace gometrics

@@ -25,8 +25,14 @@ struct ProcessInfo {
 
 // Every gometrics segment visible in /dev/shm, sorted by pid.
 std::vector<ProcessInfo> list_processes();
-// Removes segments whose process is gone. Returns how many, or an error.
-Result<int> remove_stale_segments();
+// Removes the segments whose process is gone: regular files only (anything
+// else of that name is not a segment), each tried whatever befell the others.
+struct StaleRemoval {
+    int removed = 0;
+    int others = 0;                   // another user's, which only they or root may remove
+    std::vector<std::string> errors;  // "path: why", one per segment left for another reason
+};
+StaleRemoval remove_stale_segments();
 std::string segment_path(int pid);
 // A thread of pid whose /proc entries and memory can be reached: pid
 // itself, or another when the main thread has ended (pthread_exit in main):

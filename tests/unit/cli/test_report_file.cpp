@@ -54,7 +54,7 @@ TEST_CASE("checks run on a loaded report") {
     const Report r = report_from_json(sample_doc(), "test");
     const auto checks = parse_checks({"/gc/heap/objects:objects <= 7", "/a/hist:seconds:p99 < 1ms",
                                       "/process/memory/rss-peak:bytes >= 1MiB", "/no/such:bytes < 1"});
-    const auto results = run_checks(r, checks, true, stdout);
+    const auto results = run_checks(r, checks);
     REQUIRE(results.size() == 4);
     CHECK(results[0].passed);
     CHECK_FALSE(results[1].passed);  // three samples in [1ms, 2ms)
