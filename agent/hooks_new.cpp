@@ -14,9 +14,12 @@
 // definitions live in. Only there: an operator new of some other object (a
 // pool of its own) hands out blocks that malloc_usable_size must never see.
 #include <dlfcn.h>
+#include <link.h>
 
+#include <climits>
 #include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "heap_hooks.h"
@@ -155,16 +158,66 @@ GOMETRICS_NEW_FUNCTIONS(GOMETRICS_COUNT_NEW)
 GOMETRICS_DELETE_FUNCTIONS(GOMETRICS_COUNT_DELETE)
 #undef GOMETRICS_COUNT_DELETE
 
+// The operator new of a libstdc++ the process loaded where RTLD_NEXT does
+// not look: a C program that dlopens a C++ library without RTLD_GLOBAL (as
+// Python does its extension modules), or loads it after the table was
+// filled. That library's code knows only its own runtime's new_handler and
+// std::bad_alloc: a refused allocation must go through them, or the
+// library's catch misses our bad_alloc and the process terminates.
+int find_libstdcxx(dl_phdr_info* info, size_t, void* path) {
+    if (!info->dlpi_name || !std::strstr(info->dlpi_name, "/libstdc++.so")) return 0;
+    std::strncpy(static_cast<char*>(path), info->dlpi_name, PATH_MAX - 1);
+    return 1;
+}
+template <class Fn>
+[[gnu::noinline, gnu::cold]] Fn process_cxx_new(const char* symbol) noexcept {
+    char path[PATH_MAX] = {};
+    dl_iterate_phdr(find_libstdcxx, path);
+    void* object = path[0] ? dlopen(path, RTLD_LAZY | RTLD_NOLOAD) : nullptr;
+    if (!object) return nullptr;
+    auto fn = reinterpret_cast<Fn>(dlsym(object, symbol));  // its own: the object's scope, not the global one
+    dlclose(object);  // only the reference RTLD_NOLOAD took
+    return fn;
+}
+
+// A refused allocation handed to the process's runtime, when it has one:
+// the variant of operator new asked for, so that its nothrow forms catch
+// what it throws (an exception of that runtime, unwound by the process's
+// libgcc, cannot be caught in our frames, whose unwinder is our own copy).
+// Whether there was one to hand it to.
+bool handed_to_process(std::size_t n, std::size_t align, bool nothrow, void*& p) {
+    using Plain = void* (*)(std::size_t);
+    using Aligned = void* (*)(std::size_t, std::align_val_t);
+    using PlainNothrow = void* (*)(std::size_t, const std::nothrow_t&) noexcept;
+    using AlignedNothrow = void* (*)(std::size_t, std::align_val_t, const std::nothrow_t&) noexcept;
+    const bool aligned = align > alignof(std::max_align_t);
+    if (!aligned && !nothrow) {
+        if (auto next = process_cxx_new<Plain>("_Znwm")) return p = next(n), true;
+    } else if (aligned && !nothrow) {
+        if (auto next = process_cxx_new<Aligned>("_ZnwmSt11align_val_t")) return p = next(n, std::align_val_t(align)), true;
+    } else if (!aligned) {
+        if (auto next = process_cxx_new<PlainNothrow>("_ZnwmRKSt9nothrow_t")) return p = next(n, std::nothrow), true;
+    } else if (auto next = process_cxx_new<AlignedNothrow>("_ZnwmSt11align_val_tRKSt9nothrow_t")) {
+        return p = next(n, std::align_val_t(align), std::nothrow), true;
+    }
+    return false;
+}
+
 // What libstdc++ defines, for a process without it (a C program: the agent
 // carries its own copy of the C++ runtime, hidden, so RTLD_NEXT may find no
 // definition). Blocks come from malloc, whose hook counts them.
-void* fallback_new(std::size_t n, std::size_t align) {
+void* fallback_new(std::size_t n, std::size_t align, bool nothrow = false) {
     if (n == 0) n = 1;
+    bool asked_process = false;
     for (;;) {
         void* p = nullptr;
         if (align <= alignof(std::max_align_t) ? (p = malloc(n)) != nullptr
                                                : posix_memalign(&p, align, n) == 0)
             return p;
+        if (!asked_process) {
+            asked_process = true;
+            if (handed_to_process(n, align, nothrow, p)) return p;
+        }
         std::new_handler handler = std::get_new_handler();
         if (!handler) throw std::bad_alloc();
         handler();
@@ -174,14 +227,14 @@ void* fallback_new_impl(std::size_t n) { return fallback_new(n, 0); }
 void* fallback_new_impl(std::size_t n, std::align_val_t a) { return fallback_new(n, std::size_t(a)); }
 void* fallback_new_impl(std::size_t n, const std::nothrow_t&) noexcept {
     try {
-        return fallback_new(n, 0);
+        return fallback_new(n, 0, true);
     } catch (...) {
         return nullptr;
     }
 }
 void* fallback_new_impl(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
     try {
-        return fallback_new(n, std::size_t(a));
+        return fallback_new(n, std::size_t(a), true);
     } catch (...) {
         return nullptr;
     }

@@ -52,6 +52,18 @@ class HeapExactness(unittest.TestCase):
         self.assertEqual(b["/gc/heap/frees:objects"] - a["/gc/heap/frees:objects"], n)
         self.assertEqual(b["/gc/heap/allocs:bytes"] - a["/gc/heap/allocs:bytes"], n * usable_sizes_glibc([48])[0])
 
+    def test_a_cxx_library_loaded_locally_keeps_its_bad_alloc_and_new_handler(self):
+        # Python loads C++ extensions so: RTLD_NEXT cannot see their
+        # libstdc++, and a refused new must still throw the bad_alloc their
+        # catch knows and call their new_handler. The old agent threw its
+        # own, which no catch matched: the process terminated.
+        args = [program("cxx_local"), program("libcxx_local_lib.so")]
+        alone = subprocess.run(args, capture_output=True, text=True, timeout=60)
+        self.assertEqual(alone.returncode, 0, alone.stdout + alone.stderr)
+        self.assertIn("new with a handler: bad_alloc caught after 2 calls", alone.stdout)
+        cp, _ = run_with_report(args)
+        self.assertEqual((cp.returncode, cp.stdout), (0, alone.stdout))
+
     def test_every_size_path_is_exact(self):
         # Small blocks are counted inline by exact size, the rest by bytes and
         # bucket, bootstrap and aligned blocks on paths of their own: around
