@@ -242,20 +242,37 @@ void free_sized_by_window(void* p, uint64_t opened) noexcept {
 
 namespace {
 
+// realloc of a sampled block: a new block, a copy of the bytes the program
+// had, and a free, through the hooks (realloc may always move a block). The
+// free forgets the sample before the block goes, so a block that another
+// thread or a signal handler gets at its address is never taken for it, in
+// the counts or in malloc_usable_size. realloc(p, 0) frees p first.
+[[gnu::noinline, gnu::cold]] void* realloc_sampled(void* p, size_t usable, size_t n, bool zero_size,
+                                                   auto&& real_call) noexcept {
+    if (zero_size) {
+        profile::forget(p);
+        forget_last_counted(p);
+        count_free(usable);
+        return counted(jemalloc::attributing(real_call));  // glibc: frees p, NULL; jemalloc may give a block
+    }
+    void* q = ::malloc(n);
+    if (!q) return nullptr;  // p lives on, sampled; malloc set errno, as realloc's failure does
+    std::memcpy(q, p, usable < n ? usable : n);
+    ::free(p);
+    return q;
+}
+
 // realloc: a free of the old block plus an allocation of the new one,
 // counted only for what really happened.
-[[gnu::always_inline]] inline void* counted_realloc(void* p, bool zero_size, auto&& real_call) noexcept {
+[[gnu::always_inline]] inline void* counted_realloc(void* p, size_t n, auto&& real_call) noexcept {
     if (!p) return counted(real_call());
-    const size_t sampled_usable = profile::maybe_sampled(p) ? profile::sampled_size(p) : 0;
-    const bool sampled = sampled_usable != 0;
-    const size_t old_usable = sampled ? sampled_usable : usable_size(p);
+    const bool zero_size = n == 0;
+    if (profile::maybe_sampled(p)) [[unlikely]]
+        if (const size_t sampled_usable = profile::sampled_size(p))
+            return realloc_sampled(p, sampled_usable, n, zero_size, real_call);
+    const size_t old_usable = usable_size(p);
     void* q = jemalloc::attributing(real_call);
     if (q || zero_size) {  // glibc: realloc(p, 0) frees p and returns NULL
-        // After the call, since p lives on if it fails. Should another
-        // thread get p's address and have it sampled in between, its sample
-        // would be taken for p's free: a window of a few instructions.
-        if (sampled) [[unlikely]]
-            profile::forget(p);
         forget_last_counted(p);
         count_free(old_usable);
     }
@@ -268,7 +285,7 @@ namespace {
 void* realloc_impl(void* p, size_t n) noexcept {
     if (is_bootstrap(p)) [[unlikely]]
         return realloc_from_bootstrap(p, n);
-    auto call = [p, n] { return counted_realloc(p, n == 0, [&] { return real_fn<&R::realloc>()(p, n); }); };
+    auto call = [p, n] { return counted_realloc(p, n, [&] { return real_fn<&R::realloc>()(p, n); }); };
     if (!ready()) [[unlikely]]
         return unresolved([n] { return bootstrap_alloc(n, 16); }, call);  // p is null here: nothing real exists yet
     return call();
@@ -390,10 +407,13 @@ GOMETRICS_EXPORT size_t malloc_usable_size(void* p) noexcept {
         return bootstrap_usable_size(p);
     if (!ready()) [[unlikely]]
         if (bootstrap_or_resolve()) return 0;
-    // A sampled block that moved keeps the size the program had (profile.h).
+    // A sampled block that moved keeps the size the program had (profile.h),
+    // which is never more than its chunk's: the smaller of the two, should
+    // the sample be another block's that had this address a moment ago.
+    const size_t real = real_fn<&R::malloc_usable_size>()(p);
     if (profile::maybe_sampled(p)) [[unlikely]]
-        if (const size_t counted = profile::sampled_size(p)) return counted;
-    return real_fn<&R::malloc_usable_size>()(p);
+        if (const size_t counted = profile::sampled_size(p)) return counted < real ? counted : real;
+    return real;
 }
 
 namespace gometrics::agent::hooks {
