@@ -56,20 +56,37 @@ namespace jemalloc {
 // A window over jemalloc's count of the bytes this thread freed: opened
 // before the real call, closed after it, it gives the bytes freed in
 // between less those a hook nested there attributed (and attributes them in
-// turn). Each end reads the attributed sum and the count in the order that
-// keeps the totals exact should a signal handler's hook run between the two
-// loads: its bytes are then taken from this block's, so objects and bytes
-// stay exact and only the split of the two blocks between size buckets is
-// off, for a handler landing on that one instruction.
+// turn). Each end reads the count and the attributed sum as a pair that a
+// signal handler's hook did not split: a hook landing between the two loads
+// moves both (its own free, then its attribution), so the end reads again
+// when the first of them moved meanwhile. A split pair would take the
+// handler's bytes from this block's, or count them twice.
+// (Loops, not calls out of line: a call would make the caller keep more
+// registers across it than the loads cost.)
 [[gnu::always_inline]] inline uint64_t open_window(const uint64_t* freed) noexcept {
-    const uint64_t attributed = detail::tls_words.freed_attributed;
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    return __atomic_load_n(freed, __ATOMIC_RELAXED) - attributed;
+    uint64_t attributed = detail::tls_words.freed_attributed, count;
+    for (;;) {
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        count = __atomic_load_n(freed, __ATOMIC_RELAXED);
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        const uint64_t again = detail::tls_words.freed_attributed;
+        if (again == attributed) [[likely]]
+            return count - attributed;
+        attributed = again;
+    }
 }
 [[gnu::always_inline]] inline uint64_t close_window(const uint64_t* freed, uint64_t opened) noexcept {
-    const uint64_t count = __atomic_load_n(freed, __ATOMIC_RELAXED);
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    const uint64_t bytes = count - detail::tls_words.freed_attributed - opened;
+    uint64_t count = __atomic_load_n(freed, __ATOMIC_RELAXED), attributed;
+    for (;;) {
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        attributed = detail::tls_words.freed_attributed;
+        __atomic_signal_fence(__ATOMIC_SEQ_CST);
+        const uint64_t again = __atomic_load_n(freed, __ATOMIC_RELAXED);
+        if (again == count) [[likely]]
+            break;
+        count = again;
+    }
+    const uint64_t bytes = count - attributed - opened;
     bump(detail::tls_words.freed_attributed, bytes);
     return bytes;
 }

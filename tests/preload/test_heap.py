@@ -188,6 +188,26 @@ class HeapExactness(unittest.TestCase):
         self.assertGreaterEqual(b["/gc/heap/allocs:objects"], q["/gc/heap/allocs:objects"] + 199000)
 
 
+    def test_frees_in_signal_handlers_stay_exact_on_jemalloc(self):
+        # jemalloc's frees are sized by its count of the thread's freed bytes,
+        # read before and after the real free: a handler's free landing
+        # between two of those loads once took its bytes from the outer
+        # block's (or wrapped them into the +Inf bucket). The handler here
+        # allocates only when it interrupted the program or the agent.
+        preload = f"{gmtest.AGENT}:{JEMALLOC}"
+        _, quiet = run_with_report([program("signal_frees"), "0"], preload=preload)
+        cp, busy = run_with_report([program("signal_frees"), "1500"], preload=preload)
+        self.assertGreaterEqual(int(cp.stdout), 1000)
+        q, b = metrics(quiet), metrics(busy)
+        self.assertEqual(b["/gc/heap/objects:objects"], q["/gc/heap/objects:objects"])
+        self.assertEqual(b["/gc/heap/live:bytes"], q["/gc/heap/live:bytes"])
+        self.assertEqual(b["/gc/heap/frees:bytes"] - q["/gc/heap/frees:bytes"],
+                         b["/gc/heap/allocs:bytes"] - q["/gc/heap/allocs:bytes"])
+        # the last bucket starts at 1 TiB: a size there is one that wrapped
+        self.assertEqual(b["/gc/heap/frees-by-size:bytes"]["counts"][-1],
+                         q["/gc/heap/frees-by-size:bytes"]["counts"][-1])
+
+
 class Coherence(unittest.TestCase):
     def test_reader_never_sees_incoherent_snapshot(self):
         with gmtest.Spawned([program("churn"), "2", "4"]) as p:
