@@ -70,14 +70,17 @@ bool write_all(int fd, std::string_view text) {
 
 // The report, whole or not at all: a regular file (or one a symbolic link
 // leads to) is written beside itself under a fresh name and renamed over,
-// so a reader never sees half of it. Anything else (/dev/stdout, a FIFO)
-// is written in place. Returns why it failed, or an empty string.
+// so a reader never sees half of it. Anything else (/dev/stdout, a FIFO, a
+// link to a file yet to be made) is written in place. Returns why it
+// failed, or an empty string.
 std::string write_report(const std::string& path, std::string_view text) {
     const auto failed = [&](int e) { return fmt::format("cannot write {}: {}", path, std::strerror(e)); };
-    std::error_code ec;
-    const fs::path target = fs::weakly_canonical(path, ec);  // through symbolic links
     struct stat st;
-    if (ec || (::stat(target.c_str(), &st) == 0 && !S_ISREG(st.st_mode))) {
+    const bool exists = ::stat(path.c_str(), &st) == 0;  // through links
+    std::error_code ec;
+    const fs::path target = exists ? fs::canonical(path, ec) : fs::path(path);
+    const bool link = ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode);
+    if (ec || (link && !exists) || (exists && ::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))) {
         const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
         if (fd < 0) return failed(errno);
         const bool ok = write_all(fd, text);
