@@ -58,16 +58,6 @@ struct Options {
     std::vector<std::string> command;
 };
 
-bool write_all(int fd, std::string_view text) {
-    while (!text.empty()) {
-        const ssize_t n = ::write(fd, text.data(), text.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return false;
-        text.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-}
-
 // The report, whole or not at all: a regular file (or one a symbolic link
 // leads to) is written beside itself under a fresh name and renamed over,
 // so a reader never sees half of it. Anything else (/dev/stdout, a FIFO, a

@@ -14,14 +14,17 @@
 
 namespace gometrics::cli {
 
-void write_stderr(std::string_view text) noexcept {
+bool write_all(int fd, std::string_view text) noexcept {
     while (!text.empty()) {
-        const ssize_t n = ::write(STDERR_FILENO, text.data(), text.size());
+        const ssize_t n = ::write(fd, text.data(), text.size());
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
+        if (n <= 0) return false;
         text.remove_prefix(static_cast<size_t>(n));
     }
+    return true;
 }
+
+void write_stderr(std::string_view text) noexcept { (void)write_all(STDERR_FILENO, text); }
 
 bool stdout_complete() noexcept {
     const bool streams = static_cast<bool>(std::cout.flush());

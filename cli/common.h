@@ -28,6 +28,10 @@ struct Failure : std::runtime_error {
     Failure(int s, const std::string& message) : std::runtime_error(message), status(s) {}
 };
 
+// Writes all of text to fd (through EINTR and short writes); false, with
+// errno, when it cannot.
+bool write_all(int fd, std::string_view text) noexcept;
+
 // Writes text to stderr as it is, never failing: a closed or full stderr
 // must not turn a message into a crash (fmt::print throws there).
 void write_stderr(std::string_view text) noexcept;
