@@ -23,6 +23,7 @@ constinit std::atomic<uintptr_t> g_recent[kRecent]{};
 constinit struct sigaction g_previous {};
 constinit uintptr_t g_page = 4096;
 
+// A range counts once its end is set (0 while it is being claimed or let go).
 bool guarded(uintptr_t a) noexcept {
     if (g_all.load(std::memory_order_acquire)) return true;
     for (const Range& r : g_ranges) {
@@ -41,9 +42,10 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
             mmap(page, g_page, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED;
         errno = saved_errno;
         if (stood_in) {
-            const uint64_t n = g_faults.load(std::memory_order_relaxed);
-            g_recent[n % kRecent].store(a, std::memory_order_relaxed);
-            g_faults.store(n + 1, std::memory_order_release);
+            // Readers look for their own faults, which their own thread
+            // recorded before they look; other threads' may race here.
+            const uint64_t n = g_faults.fetch_add(1, std::memory_order_acq_rel);
+            g_recent[n % kRecent].store(a, std::memory_order_release);
             return;
         }
     }
@@ -81,20 +83,23 @@ bool guard_range(const void* start, size_t size) noexcept {
     const auto s = reinterpret_cast<uintptr_t>(start);
     for (Range& r : g_ranges) {
         uintptr_t expected = 0;
-        r.end.store(s + size, std::memory_order_relaxed);  // before the start: the handler reads start first
         if (r.start.load(std::memory_order_relaxed) == 0 &&
-            r.start.compare_exchange_strong(expected, s, std::memory_order_acq_rel))
+            r.start.compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
+            r.end.store(s + size, std::memory_order_release);
             return true;
+        }
     }
     return false;
 }
 
 void unguard_range(const void* start) noexcept {
     const auto s = reinterpret_cast<uintptr_t>(start);
-    for (Range& r : g_ranges) {
-        uintptr_t expected = s;
-        if (r.start.compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return;
-    }
+    for (Range& r : g_ranges)
+        if (r.start.load(std::memory_order_acquire) == s) {
+            r.end.store(0, std::memory_order_release);  // first: a claim of the slot sets it anew
+            r.start.store(0, std::memory_order_release);
+            return;
+        }
 }
 
 uint64_t shrink_faults() noexcept { return g_faults.load(std::memory_order_acquire); }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,8 +16,10 @@
 #include "clocks.h"
 #include "dirwalk.h"
 #include "env.h"
+#include "files.h"
 #include "kept_file.h"
 #include "proc.h"
+#include "shrink_guard.h"
 #include "text.h"
 
 using namespace gometrics;
@@ -327,4 +330,49 @@ TEST_CASE("sys: a held kept floor is the limit read as the hold began") {
     REQUIRE(setrlimit(RLIMIT_NOFILE, &old) == 0);
     CHECK(after < before);
     CHECK(after > 0);
+}
+
+TEST_CASE("sys: open_regular refuses a FIFO without waiting for a writer") {
+    char dir[] = "/tmp/gometrics-unit-XXXXXX";
+    REQUIRE(mkdtemp(dir));
+    const std::string fifo = std::string(dir) + "/fifo";
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    CHECK(gometrics::sys::open_regular(fifo.c_str(), O_RDONLY) == -1);  // returns: the test would hang otherwise
+    CHECK(std::string(gometrics::sys::open_error(errno)) == "not a regular file");
+    CHECK(gometrics::sys::open_regular(dir, O_RDONLY) == -1);
+    const int fd = gometrics::sys::open_regular("/proc/self/stat", O_RDONLY);
+    CHECK(fd >= 0);
+    close(fd);
+    unlink(fifo.c_str());
+    rmdir(dir);
+}
+
+TEST_CASE("sys: a guarded mapping whose file shrinks reads zeros and says so") {
+    char path[] = "/tmp/gometrics-unit-XXXXXX";
+    const int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    unlink(path);
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    REQUIRE(ftruncate(fd, static_cast<off_t>(3 * page)) == 0);
+    // The second mapping below the first, where mmap puts it: a guard of it
+    // that touched the first's range would end that range before it starts.
+    auto* mapped = static_cast<volatile unsigned char*>(mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
+    auto* other = static_cast<volatile unsigned char*>(mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, 0));
+    REQUIRE(mapped != MAP_FAILED);
+    REQUIRE(other != MAP_FAILED);
+    REQUIRE(gometrics::sys::guard_range(const_cast<unsigned char*>(mapped), 3 * page));
+    REQUIRE(gometrics::sys::guard_range(const_cast<unsigned char*>(other), page));  // a second range leaves the first whole
+    mapped[2 * page] = 7;
+    const uint64_t before = gometrics::sys::shrink_faults();
+    REQUIRE(ftruncate(fd, static_cast<off_t>(page)) == 0);
+    CHECK(mapped[0] == 0);  // still the file's
+    CHECK_FALSE(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(mapped), 3 * page));
+    CHECK(mapped[2 * page] == 0);  // past the end: SIGBUS, stood in for
+    CHECK(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(mapped), 3 * page));
+    CHECK_FALSE(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(other), page));
+    gometrics::sys::unguard_range(const_cast<unsigned char*>(mapped));
+    gometrics::sys::unguard_range(const_cast<unsigned char*>(other));
+    munmap(const_cast<unsigned char*>(mapped), 3 * page);
+    munmap(const_cast<unsigned char*>(other), page);
+    close(fd);
 }
