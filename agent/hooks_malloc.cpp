@@ -243,10 +243,12 @@ void free_sized_by_window(void* p, uint64_t opened) noexcept {
 namespace {
 
 // realloc of a sampled block: a new block, a copy of the bytes the program
-// had, and a free, through the hooks (realloc may always move a block). The
-// free forgets the sample before the block goes, so a block that another
-// thread or a signal handler gets at its address is never taken for it, in
-// the counts or in malloc_usable_size. realloc(p, 0) frees p first.
+// had, and a free, counted as the hooks count them (realloc may always move
+// a block). The free forgets the sample before the block goes, so a block
+// that another thread or a signal handler gets at its address is never
+// taken for it, in the counts or in malloc_usable_size. realloc(p, 0) frees
+// p first. The hooks' own paths, not ::malloc and ::free: an attached
+// agent's calls through its own GOT reach libc's, uncounted.
 [[gnu::noinline, gnu::cold]] void* realloc_sampled(void* p, size_t usable, size_t n, bool zero_size,
                                                    auto&& real_call) noexcept {
     if (zero_size) {
@@ -255,10 +257,10 @@ namespace {
         count_free(usable);
         return counted(jemalloc::attributing(real_call));  // glibc: frees p, NULL; jemalloc may give a block
     }
-    void* q = ::malloc(n);
+    void* q = counted(real_fn<&R::malloc>()(n), n);
     if (!q) return nullptr;  // p lives on, sampled; malloc set errno, as realloc's failure does
     std::memcpy(q, p, usable < n ? usable : n);
-    ::free(p);
+    free_slow(p);
     return q;
 }
 

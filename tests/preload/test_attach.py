@@ -217,6 +217,24 @@ class Attach(unittest.TestCase):
         self.assertEqual(twin_rc, 0)
         self.assertFalse(os.path.exists(f"/dev/shm/gometrics.{r.pid}"), "the segment outlived the process")
 
+    def test_sampled_blocks_grown_by_realloc_keep_their_bytes(self):
+        # Every block sampled: a sampled block's realloc moves it through
+        # the hooks' own malloc and free. Called through the agent's GOT, as
+        # it first was, an attached agent reached libc's: the sample
+        # outlived its block and a later block at its address took its size
+        # (malloc_usable_size short of the request, bytes lost).
+        r = Running([program("attach_target")], {"GOMETRICS_PROFILE_RATE": "1"})
+        try:
+            self.assertIn(f"attached to process {r.pid}", attach(r.pid))
+            self.assertEqual(r.ask("grow"), "grew 0")
+            values, m = heap(r.pid)
+            self.assertEqual(values[2:], [0, 0])  # objects, live bytes: every block freed
+            self.assertEqual(values[0], values[1])
+            self.assertEqual(r.ask("quit"), "bye")
+        finally:
+            out, err, rc = r.finish()
+        self.assertEqual(rc, 0, err)
+
     def test_no_room_for_the_map_is_said_once_and_changes_nothing(self):
         # The map of counted blocks takes a 32 MiB reservation for each
         # gigabyte of heap it meets first; an address-space limit set after

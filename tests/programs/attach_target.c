@@ -21,6 +21,10 @@
             its mallctl is there, else glibc's mallinfo2 uordblks + hblkhd).
      confine HOW  installs filter HOW (below) on every thread, the agent's
             too (TSYNC), as a server that sandboxes itself once running.
+     grow   2,000 rounds of blocks grown by realloc (100 to 300 to 3,000
+            bytes), each checked: malloc_usable_size at least what was
+            asked, every byte kept. Prints "grew BAD", BAD the rounds that
+            failed (with GOMETRICS_PROFILE_RATE=1 every block is sampled).
      quit   exits 0.
    With ATTACH_TARGET_MLOCKALL set it locks its memory first, now and to
    come (mlockall), as latency-bound servers do.
@@ -227,6 +231,22 @@ static int serve(void) {
             size_t live = 0;
             for (int i = 0; i < nkept; ++i) live += malloc_usable_size(kept[i]);
             snprintf(out, sizeof out, "worked %zu\n", live);
+            say(out);
+        } else if (!strcmp(line, "grow")) {
+            int bad = 0;
+            for (int i = 0; i < 2000; ++i) {
+                unsigned char* x = malloc(100);
+                memset(x, 7, 100);
+                unsigned char* y = realloc(x, 300);
+                int ok = malloc_usable_size(y) >= 300;
+                for (int k = 0; k < 100; ++k) ok &= y[k] == 7;
+                memset(y, 9, 300);
+                unsigned char* z = realloc(y, 3000);
+                for (int k = 0; k < 300; ++k) ok &= z[k] == 9;
+                bad += !ok;
+                free(z);
+            }
+            snprintf(out, sizeof out, "grew %d\n", bad);
             say(out);
         } else if (!strcmp(line, "free")) {
             for (int i = 0; i < nkept; ++i) free(kept[i]);
