@@ -126,7 +126,7 @@ Result<Reader> Reader::map_and_validate(int fd, const std::string& path, int exp
     r.writable_ = writable;
     r.path_ = path;
     r.faults_seen_ = sys::shrink_faults();
-    sys::guard_range(base, size);
+    sys::guard_range(base, size);  // effective where the program installed the guard (the CLI)
     if (auto v = r.validate(); !v) return v.error();
     if (auto v = r.intact(); !v) return v.error();
     if (expected_pid >= 0 && r.pid_ != expected_pid)

@@ -49,15 +49,24 @@ void on_sigbus(int sig, siginfo_t* info, void* context) {
             return;
         }
     }
-    // Not ours: what was there before. A default action is restored and the
-    // fault, repeated on return, takes it (with its core dump).
+    // Not ours: what was there before.
     if (g_previous.sa_flags & SA_SIGINFO) {
         g_previous.sa_sigaction(sig, info, context);
-    } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
-        g_previous.sa_handler(sig);
-    } else {
-        sigaction(SIGBUS, &g_previous, nullptr);
+        return;
     }
+    if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+        g_previous.sa_handler(sig);
+        return;
+    }
+    // A fault repeats on return: with the old action back it takes it (the
+    // default's core dump; an ignored fault is forced to the default too).
+    // A SIGBUS that was sent, or a memory error reported after the fact,
+    // does not come back by itself: ignored, it stays ignored here; else it
+    // is raised again under the default action.
+    const bool repeats = info->si_code > 0 && info->si_code != BUS_MCEERR_AO;
+    if (!repeats && g_previous.sa_handler == SIG_IGN) return;
+    sigaction(SIGBUS, &g_previous, nullptr);
+    if (!repeats) raise(SIGBUS);
 }
 
 }  // namespace
@@ -79,7 +88,6 @@ void guard_all_files() noexcept {
 }
 
 bool guard_range(const void* start, size_t size) noexcept {
-    install_shrink_guard();
     const auto s = reinterpret_cast<uintptr_t>(start);
     for (Range& r : g_ranges) {
         uintptr_t expected = 0;

@@ -360,6 +360,7 @@ TEST_CASE("sys: a guarded mapping whose file shrinks reads zeros and says so") {
     auto* other = static_cast<volatile unsigned char*>(mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, 0));
     REQUIRE(mapped != MAP_FAILED);
     REQUIRE(other != MAP_FAILED);
+    gometrics::sys::install_shrink_guard();  // as the CLI does; the reader library alone never does
     REQUIRE(gometrics::sys::guard_range(const_cast<unsigned char*>(mapped), 3 * page));
     REQUIRE(gometrics::sys::guard_range(const_cast<unsigned char*>(other), page));  // a second range leaves the first whole
     mapped[2 * page] = 7;
