@@ -53,15 +53,29 @@ const CLI::Validator kValue(
 std::string printable(std::string_view text) {
     std::string out;
     out.reserve(text.size());
+    const auto at = [&](size_t k) { return k < text.size() ? static_cast<unsigned char>(text[k]) : 0u; };
     for (size_t i = 0; i < text.size();) {
-        const auto b = static_cast<unsigned char>(text[i]);
-        // The length of a well-formed UTF-8 sequence starting here, or 0.
-        size_t n = b < 0x80 ? 1 : b >= 0xc2 && b <= 0xdf ? 2 : b >= 0xe0 && b <= 0xef ? 3 : b >= 0xf0 && b <= 0xf4 ? 4 : 0;
+        const unsigned b = at(i), c = at(i + 1);
+        // The length of a well-formed UTF-8 sequence starting here (no
+        // overlong form, surrogate or code point past U+10FFFF), or 0.
+        size_t n = b < 0x80                   ? 1
+                   : b >= 0xc2 && b <= 0xdf   ? 2
+                   : b >= 0xe0 && b <= 0xef   ? 3
+                   : b >= 0xf0 && b <= 0xf4   ? 4
+                                              : 0;
         for (size_t k = 1; k < n; ++k)
-            if (i + k >= text.size() || (static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) n = 0;
-        if (n == 0 || (n == 1 && (b < 0x20 || b == 0x7f))) {
-            out += '?';
-            ++i;
+            if ((at(i + k) & 0xc0) != 0x80) n = 0;
+        if ((b == 0xe0 && c < 0xa0) || (b == 0xed && c >= 0xa0) || (b == 0xf0 && c < 0x90) || (b == 0xf4 && c >= 0x90))
+            n = 0;
+        // Control characters, C1's (U+0080-U+009F: a terminal takes 0x9B for
+        // CSI) and the bidirectional overrides that reorder what follows.
+        const bool control = n == 1 ? b < 0x20 || b == 0x7f
+                                    : n == 2 ? b == 0xc2 && c < 0xa0
+                                             : n == 3 && b == 0xe2 && c == 0x80 && at(i + 2) >= 0xaa && at(i + 2) <= 0xae;
+        const bool isolate = n == 3 && b == 0xe2 && c == 0x81 && at(i + 2) >= 0xa6 && at(i + 2) <= 0xa9;
+        if (n == 0 || control || isolate) {
+            out += '?';  // one for the whole character, or for each byte that is none
+            i += n ? n : 1;
         } else {
             out.append(text.substr(i, n));
             i += n;

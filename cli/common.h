@@ -49,7 +49,8 @@ void eprint(fmt::format_string<T...> format, T&&... args) noexcept {
 bool stdout_complete() noexcept;
 
 // A name another process chose (its command), with the control bytes that
-// would drive a terminal, and bytes that are not UTF-8, shown as '?'.
+// would drive a terminal (C0 and C1 controls, bidirectional overrides), and
+// bytes that are not UTF-8, shown as '?'.
 std::string printable(std::string_view text);
 
 // The pid given, or the only live instrumented process of this user.

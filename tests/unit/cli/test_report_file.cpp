@@ -80,3 +80,18 @@ TEST_CASE("a bad check is a usage error, a bad report an error") {
               "value": {"buckets": [0, 1], "counts": [1, 2]}}]})")) == kExitError);
     CHECK(failure_status(sample_doc()) == 0);
 }
+
+TEST_CASE("cli: names another process chose are printed without what drives a terminal") {
+    using gometrics::cli::printable;
+    CHECK(printable("demo") == "demo");
+    CHECK(printable("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d") == "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x8d");  // é € 🐍
+    CHECK(printable("a\x1b[2Jb") == "a?[2Jb");                          // ESC
+    CHECK(printable("x\xc2\x9b" "31m") == "x?31m");                     // C1's CSI
+    CHECK(printable("red\xe2\x80\xae" "evil") == "red?evil");            // right-to-left override
+    CHECK(printable("\xe2\x81\xa6x") == "?x");                          // an isolate
+    CHECK(printable("\xff\xfe" "demo") == "??demo");                    // not UTF-8
+    CHECK(printable("\xe0\x80\xaf") == "???");                          // overlong '/'
+    CHECK(printable("\xed\xa0\x80") == "???");                          // a surrogate
+    CHECK(printable("\xf4\x90\x80\x80") == "????");                     // past U+10FFFF
+    CHECK(printable("cut\xe2\x82") == "cut??");                         // a sequence cut short
+}
