@@ -125,7 +125,6 @@ static bool start_under_guard(bool late) {
                    RUNNING_ON_VALGRIND ? "valgrind serves every malloc itself"
                                        : "the program has its own, statically linked?",
                    "): heap metrics are off"});
-    profile::load_unwinder();
     detail::g_restart_hook = restart_after_fork;
     pthread_atfork(before_fork, after_fork_parent, on_fork_child);
     const bool published = publisher_create(late);

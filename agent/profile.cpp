@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define UNW_LOCAL_ONLY
+#include <libunwind.h>
 
 #include <atomic>
 #include <bit>
@@ -245,10 +246,6 @@ constinit std::atomic<int> g_forking{0};
 // A forked child whose parent had a stack under way: libunwind's locks may
 // be held for good here.
 constinit bool g_no_stacks_after_fork = false;
-// libunwind's unw_backtrace, once load_unwinder found it; until then, and
-// without it, samples carry no stack.
-using BacktraceFn = int (*)(void**, int);
-constinit std::atomic<BacktraceFn> g_backtrace{nullptr};
 
 uint32_t capture(uint64_t* pcs) {
     // libunwind probes each frame's memory with mincore or msync, which a
@@ -256,13 +253,12 @@ uint32_t capture(uint64_t* pcs) {
     // count goes up before the look, the filter's flag before its wait: one
     // of the two sees the other.
     g_unwinding.fetch_add(1);
-    const BacktraceFn backtrace = g_backtrace.load(std::memory_order_acquire);
-    if (!backtrace || sys::confined() || g_forking.load() != 0 || g_no_stacks_after_fork) {
+    if (sys::confined() || g_forking.load() != 0 || g_no_stacks_after_fork) {
         g_unwinding.fetch_sub(1, std::memory_order_release);
         return 0;
     }
     void* raw[kDepth + 16];
-    const int n = backtrace(raw, static_cast<int>(std::size(raw)));
+    const int n = unw_backtrace(raw, static_cast<int>(std::size(raw)));
     g_unwinding.fetch_sub(1, std::memory_order_release);
     uint32_t depth = 0;
     int i = 0;
@@ -411,26 +407,6 @@ void* record_sample(void* p, size_t usable, bool move) {
 }
 
 }  // namespace
-
-// Loaded, not linked: a library the agent links is in the process's global
-// scope, and libunwind defines libgcc's whole _Unwind_* interface. A C
-// program's C++ libraries, loaded later (Python's extension modules), would
-// bind their exceptions to it: an unwinder that knows none of the frames
-// registered with libgcc (JITs), and one that our own runtime's unwinding
-// cannot mix with. RTLD_LOCAL keeps it to us. At start-up, under the
-// agent's guard: never from a hook, where the program may hold a lock that
-// the loader waits for.
-void load_unwinder() noexcept {
-    configure();
-    if (!g_cfg.heap_rate && !g_cfg.mutex_fraction) return;
-    void* lib = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-    const auto fn = lib ? reinterpret_cast<BacktraceFn>(dlsym(lib, "unw_backtrace")) : nullptr;
-    if (!fn) {
-        log::line({"cannot load libunwind (", lib ? "no unw_backtrace" : dlerror(), "): profile samples carry no stack"});
-        return;
-    }
-    g_backtrace.store(fn, std::memory_order_release);
-}
 
 void before_confinement() noexcept {
     for (int waited_ms = 0; waited_ms < 200 && g_unwinding.load() != 0; ++waited_ms) sys::pause_ns(1000000);

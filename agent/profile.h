@@ -72,9 +72,6 @@ void start_again() noexcept;
 // 200 ms at most, for stacks other threads are unwinding, whose probes of
 // memory (mincore) the filter may kill.
 void before_confinement() noexcept;
-// Loads the unwinder that samples' stacks come from (profile.cpp says why
-// it is loaded rather than linked); once, at start-up.
-void load_unwinder() noexcept;
 // The same size without forgetting p (realloc, before it knows the outcome).
 [[gnu::noinline, gnu::cold]] size_t sampled_size(const void* p) noexcept;
 // Writes record r alone (and the header's counts) into the region: how a
