@@ -21,7 +21,8 @@ flags=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
 
 build() {
   case "$1" in
-    reader) "$cxx" "${flags[@]}" tests/fuzz/fuzz_reader.cpp ipc/reader.cpp ipc/processes.cpp sys/proc.cpp -o "$out/fuzz_reader" ;;
+    reader) "$cxx" "${flags[@]}" tests/fuzz/fuzz_reader.cpp ipc/reader.cpp ipc/processes.cpp sys/proc.cpp sys/files.cpp \
+      sys/shrink_guard.cpp -o "$out/fuzz_reader" ;;
     check) "$cxx" "${flags[@]}" tests/fuzz/fuzz_check.cpp cli/check.cpp cli/units.cpp cli/histstats.cpp -lfmt \
       -o "$out/fuzz_check" ;;
     *) echo "usage: $0 [SECONDS] [reader|check]..." >&2; exit 2 ;;
