@@ -15,7 +15,7 @@ int main(int argc, char** argv) {
     // A segment, or a file a profile's symbols come from, truncated while
     // mapped here reads as zeros instead of killing the command (the reader
     // then says the segment shrank).
-    gometrics::sys::guard_all_files();
+    gometrics::sys::install_shrink_guard();
     int status = kExitOk;
     // Registering every command's options (CLI11 builds objects for each)
     // would cost a `read` more than its own work: when the first argument

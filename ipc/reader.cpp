@@ -126,7 +126,6 @@ Result<Reader> Reader::map_and_validate(int fd, const std::string& path, int exp
     r.writable_ = writable;
     r.path_ = path;
     r.faults_seen_ = sys::shrink_faults();
-    sys::guard_range(base, size);  // effective where the program installed the guard (the CLI)
     if (auto v = r.validate(); !v) return v.error();
     if (auto v = r.intact(); !v) return v.error();
     if (expected_pid >= 0 && r.pid_ != expected_pid)
@@ -373,7 +372,6 @@ Reader::~Reader() { unmap(); }
 
 void Reader::unmap() {
     if (!base_) return;
-    sys::unguard_range(base_);
     munmap(base_, size_);
 }
 

@@ -10,32 +10,19 @@
 namespace gometrics::sys {
 namespace {
 
-constexpr size_t kRanges = 1024;  // a reader of more segments at once is unguarded beyond
-constexpr size_t kRecent = 64;    // fault addresses kept for faulted_since
+// Fault addresses kept for faulted_since. A fault happens once per page (the
+// page stood in stays), so telling a reader's apart fails only past this
+// many pages lost between two of its looks: 16 MiB, eight whole segments.
+constexpr size_t kRecent = 4096;
 
-struct Range {
-    std::atomic<uintptr_t> start{0}, end{0};
-};
-constinit Range g_ranges[kRanges];
-constinit std::atomic<bool> g_all{false};
 constinit std::atomic<uint64_t> g_faults{0};
 constinit std::atomic<uintptr_t> g_recent[kRecent]{};
 constinit struct sigaction g_previous {};
 constinit uintptr_t g_page = 4096;
 
-// A range counts once its end is set (0 while it is being claimed or let go).
-bool guarded(uintptr_t a) noexcept {
-    if (g_all.load(std::memory_order_acquire)) return true;
-    for (const Range& r : g_ranges) {
-        const uintptr_t s = r.start.load(std::memory_order_acquire);
-        if (s && a >= s && a < r.end.load(std::memory_order_acquire)) return true;
-    }
-    return false;
-}
-
 void on_sigbus(int sig, siginfo_t* info, void* context) {
     const auto a = reinterpret_cast<uintptr_t>(info->si_addr);
-    if (info->si_code == BUS_ADRERR && guarded(a)) {
+    if (info->si_code == BUS_ADRERR) {
         const int saved_errno = errno;
         void* page = reinterpret_cast<void*>(a & ~(g_page - 1));
         const bool stood_in =
@@ -80,34 +67,6 @@ void install_shrink_guard() noexcept {
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &g_previous);
-}
-
-void guard_all_files() noexcept {
-    install_shrink_guard();
-    g_all.store(true, std::memory_order_release);
-}
-
-bool guard_range(const void* start, size_t size) noexcept {
-    const auto s = reinterpret_cast<uintptr_t>(start);
-    for (Range& r : g_ranges) {
-        uintptr_t expected = 0;
-        if (r.start.load(std::memory_order_relaxed) == 0 &&
-            r.start.compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
-            r.end.store(s + size, std::memory_order_release);
-            return true;
-        }
-    }
-    return false;
-}
-
-void unguard_range(const void* start) noexcept {
-    const auto s = reinterpret_cast<uintptr_t>(start);
-    for (Range& r : g_ranges)
-        if (r.start.load(std::memory_order_acquire) == s) {
-            r.end.store(0, std::memory_order_release);  // first: a claim of the slot sets it anew
-            r.start.store(0, std::memory_order_release);
-            return;
-        }
 }
 
 uint64_t shrink_faults() noexcept { return g_faults.load(std::memory_order_acquire); }

@@ -12,17 +12,10 @@ namespace gometrics::sys {
 
 // Installs the SIGBUS handler, once: only a program of ours does (the CLI),
 // never the reader library on its own, whose users keep their signals. It
-// acts on BUS_ADRERR faults inside a guarded range (guard_range) or, after
-// guard_all_files(), on every such fault (files the program maps but does
-// not own, as libdw does); any other SIGBUS goes to the disposition that
-// was there before.
+// acts on every BUS_ADRERR fault, in the reader's segments and in files the
+// program maps but does not own (as libdw does); any other SIGBUS goes to
+// the disposition that was there before.
 void install_shrink_guard() noexcept;
-void guard_all_files() noexcept;
-
-// Ranges to guard once a handler is installed (the reader's own mappings).
-// false: no room left.
-bool guard_range(const void* start, size_t size) noexcept;
-void unguard_range(const void* start) noexcept;
 
 // A count of the faults stood in for so far; faulted_since() says whether
 // one struck [start, start + size) after the count read `since`.

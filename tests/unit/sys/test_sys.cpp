@@ -348,21 +348,21 @@ TEST_CASE("sys: open_regular refuses a FIFO without waiting for a writer") {
 }
 
 TEST_CASE("sys: a guarded mapping whose file shrinks reads zeros and says so") {
-    char path[] = "/tmp/gometrics-unit-XXXXXX";
-    const int fd = mkstemp(path);
+    char path[] = "/tmp/gometrics-unit-XXXXXX", other_path[] = "/tmp/gometrics-unit-XXXXXX";
+    const int fd = mkstemp(path), other_fd = mkstemp(other_path);
     REQUIRE(fd >= 0);
+    REQUIRE(other_fd >= 0);
     unlink(path);
+    unlink(other_path);
     const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    constexpr size_t kOtherPages = 200;  // more faults elsewhere than a small record of them would keep
     REQUIRE(ftruncate(fd, static_cast<off_t>(3 * page)) == 0);
-    // The second mapping below the first, where mmap puts it: a guard of it
-    // that touched the first's range would end that range before it starts.
+    REQUIRE(ftruncate(other_fd, static_cast<off_t>(kOtherPages * page)) == 0);
     auto* mapped = static_cast<volatile unsigned char*>(mmap(nullptr, 3 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
-    auto* other = static_cast<volatile unsigned char*>(mmap(nullptr, page, PROT_READ, MAP_SHARED, fd, 0));
+    auto* other = static_cast<volatile unsigned char*>(mmap(nullptr, kOtherPages * page, PROT_READ, MAP_SHARED, other_fd, 0));
     REQUIRE(mapped != MAP_FAILED);
     REQUIRE(other != MAP_FAILED);
     gometrics::sys::install_shrink_guard();  // as the CLI does; the reader library alone never does
-    REQUIRE(gometrics::sys::guard_range(const_cast<unsigned char*>(mapped), 3 * page));
-    REQUIRE(gometrics::sys::guard_range(const_cast<unsigned char*>(other), page));  // a second range leaves the first whole
     mapped[2 * page] = 7;
     const uint64_t before = gometrics::sys::shrink_faults();
     REQUIRE(ftruncate(fd, static_cast<off_t>(page)) == 0);
@@ -370,10 +370,18 @@ TEST_CASE("sys: a guarded mapping whose file shrinks reads zeros and says so") {
     CHECK_FALSE(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(mapped), 3 * page));
     CHECK(mapped[2 * page] == 0);  // past the end: SIGBUS, stood in for
     CHECK(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(mapped), 3 * page));
-    CHECK_FALSE(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(other), page));
-    gometrics::sys::unguard_range(const_cast<unsigned char*>(mapped));
-    gometrics::sys::unguard_range(const_cast<unsigned char*>(other));
+    CHECK_FALSE(gometrics::sys::faulted_since(before, const_cast<unsigned char*>(other), kOtherPages * page));
+    // Another reader's file loses all its pages: this one's is still whole.
+    const uint64_t later = gometrics::sys::shrink_faults();
+    REQUIRE(ftruncate(other_fd, 0) == 0);
+    unsigned sum = 0;
+    for (size_t i = 0; i < kOtherPages; ++i) sum += other[i * page];
+    CHECK(sum == 0);
+    CHECK(gometrics::sys::shrink_faults() - later == kOtherPages);
+    CHECK(gometrics::sys::faulted_since(later, const_cast<unsigned char*>(other), kOtherPages * page));
+    CHECK_FALSE(gometrics::sys::faulted_since(later, const_cast<unsigned char*>(mapped), 3 * page));
     munmap(const_cast<unsigned char*>(mapped), 3 * page);
-    munmap(const_cast<unsigned char*>(other), page);
+    munmap(const_cast<unsigned char*>(other), kOtherPages * page);
     close(fd);
+    close(other_fd);
 }
