@@ -81,7 +81,7 @@ std::string write_report(const std::string& path, std::string_view text) {
     std::string tmp = target.string() + ".XXXXXX";
     const int fd = mkstemp(tmp.data());  // a new file: no name anyone planted is followed
     if (fd < 0) return failed(errno);
-    const mode_t mask = umask(0);
+    const mode_t mask = umask(0);  // read by setting it: exec has no other thread to see it
     umask(mask);
     fchmod(fd, 0666 & ~mask);  // what a plain create would give, not mkstemp's 0600
     const bool ok = write_all(fd, text) && ::fsync(fd) == 0;

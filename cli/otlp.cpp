@@ -363,6 +363,10 @@ Result<Config> configure(const std::optional<std::string>& url, std::optional<in
         if (m[1].str() != "http")
             return Result<std::string>(Error{fmt::format(
                 "{} \"{}\": only http:// is supported (this build has no TLS); send to a local Collector", what, u)});
+        // host[:port]: a name or IPv4 address, or an IPv6 one in brackets.
+        static const std::regex kAuthority(R"(^(\[[0-9a-fA-F:.]+\]|[^\[\]:@]+)(:[0-9]{1,5})?$)");
+        if (!std::regex_match(m[2].str(), kAuthority))
+            return Result<std::string>(Error{fmt::format("{} \"{}\": not a host[:port] after http://", what, u)});
         std::string path = m[3].str();
         if (add_path) {
             while (!path.empty() && path.back() == '/') path.pop_back();

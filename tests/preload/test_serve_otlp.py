@@ -325,6 +325,8 @@ class Failures(unittest.TestCase):
     def test_bad_configuration_is_one_line_and_status_2(self):
         cases = ((["--otlp", "https://collector:4318"], {}, "only http://"),
                  (["--otlp", "collector:4318"], {}, "not an http:// URL"),
+                 (["--otlp", "http://[::1"], {}, "not a host[:port]"),
+                 (["--otlp"], {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:43x8"}, "not a host[:port]"),
                  (["--otlp"], {"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, "KEY=VALUE"),
                  (["--otlp"], {"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, "OTEL_METRIC_EXPORT_INTERVAL"),
                  (["--otlp-interval", "5"], {}, "needs --otlp"))
