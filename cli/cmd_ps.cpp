@@ -12,9 +12,12 @@ void add_ps_commands(CLI::App& app, int& status) {
     auto* ps = app.add_subcommand("ps", "List live instrumented processes of this user (segments of dead ones are skipped)");
     ps->callback([&status] {
         fmt::print("{:>8}  {:>8}  {}\n", "PID", "UPTIME", "COMMAND");
-        for (const auto& p : list_processes())
+        for (const auto& p : list_processes()) {
             if (p.alive && p.readable)
                 fmt::print("{:>8}  {:>8}  {}\n", p.pid, human_uptime(uptime_seconds(p.start_time_ns)), printable(p.command));
+            else if (p.alive && !p.problem.empty())  // a live process of ours that no reader can see: say so
+                eprint("gometrics-cli: pid {} ({}) left out: {}", p.pid, printable(p.command), printable(p.problem));
+        }
         status = kExitOk;
     });
 

@@ -118,6 +118,25 @@ Result<Reader> Reader::open(int pid) {
     return r;
 }
 
+namespace {
+
+// A segment of this user's that its agent has finished creating: a header's
+// worth of bytes, the first of them (the magic) written. One that is not
+// yet is a process starting, not a problem to report.
+bool ours_and_settled(const std::string& path) {
+    const int fd = sys::open_regular(path.c_str(), O_RDONLY);
+    if (fd < 0) return false;
+    struct stat st;
+    uint64_t magic = 0;
+    const bool settled = fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+                         st.st_size >= static_cast<off_t>(sizeof(layout::SegmentHeader)) &&
+                         pread(fd, &magic, sizeof magic, 0) == static_cast<ssize_t>(sizeof magic) && magic != 0;
+    ::close(fd);
+    return settled;
+}
+
+}  // namespace
+
 std::vector<ProcessInfo> list_processes() {
     std::vector<ProcessInfo> out;
     DIR* d = opendir("/dev/shm");
@@ -138,6 +157,7 @@ std::vector<ProcessInfo> list_processes() {
         } else {
             // Unreadable (another user's, or corrupt): alive is all we can tell.
             p.alive = pid_exists(p.pid);
+            if (p.alive && ours_and_settled(p.segment)) p.problem = r.error().message;
         }
         if (p.alive) p.command = read_comm(p.pid);
         out.push_back(std::move(p));

@@ -21,6 +21,7 @@ struct ProcessInfo {
     bool alive = false;     // the process that wrote it still runs (its pid maps it)
     bool readable = false;  // we may open its segment
     std::string segment;    // path in /dev/shm
+    std::string problem;    // why a segment of ours (this user's) cannot be read: a corrupt or newer one
 };
 
 // Every gometrics segment visible in /dev/shm, sorted by pid.

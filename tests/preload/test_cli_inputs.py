@@ -89,6 +89,29 @@ class HostileSegments(unittest.TestCase):
             os.close(fd)
             os.unlink(path)
 
+    def test_a_live_process_whose_segment_cannot_be_read_is_named_not_hidden(self):
+        # ps left such a process out without a word. One whose agent is
+        # still creating its segment (magic not yet written) is no problem.
+        corrupt = subprocess.Popen(["sleep", "30"])
+        starting = subprocess.Popen(["sleep", "30"])
+        paths = [f"/dev/shm/gometrics.{corrupt.pid}", f"/dev/shm/gometrics.{starting.pid}"]
+        try:
+            with open(paths[0], "wb") as f:
+                f.write(b"\1" * 8192)
+            with open(paths[1], "wb") as f:
+                f.write(b"\0" * 8192)
+            cp = cli("ps")
+            self.assertEqual(cp.returncode, 0, cp.stderr)
+            self.assertEqual(cp.stderr, f"gometrics-cli: pid {corrupt.pid} (sleep) left out: {paths[0]}: "
+                                        "not a gometrics segment (bad magic)\n")
+            self.assertNotIn(f" {corrupt.pid} ", cp.stdout)
+        finally:
+            for p in (corrupt, starting):
+                p.kill()
+                p.wait()
+            for path in paths:
+                os.unlink(path)
+
 
 class Output(unittest.TestCase):
     def test_a_closed_stderr_is_no_crash(self):
