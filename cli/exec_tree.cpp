@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <vector>
 
 #include <fmt/format.h>
@@ -22,8 +21,6 @@ namespace gometrics::cli {
 namespace {
 
 namespace fs = std::filesystem;
-using json = nlohmann::ordered_json;
-
 
 // A small /proc file, empty if the process is gone. Not an ifstream: a
 // process that exits between the open and the read makes read fail with
@@ -130,15 +127,11 @@ void Tree::finish() {
 void Tree::finish_one(Tracked& t) {
     const std::string report = fmt::format("{}/report.{}.json", dir_, t.pid);
     if (access(report.c_str(), R_OK) == 0) {
-        std::ifstream in(report);
-        const json doc = json::parse(in, nullptr, false);
-        if (!doc.is_discarded()) {
-            try {
-                t.final = from_report(report_from_json(doc, report));
-                t.source = "exit-report";
-                return;
-            } catch (const Failure&) {
-            }
+        try {
+            t.final = from_report(load_report(report));
+            t.source = "exit-report";
+            return;
+        } catch (const Failure&) {  // unreadable, or no report: the segment's figures below
         }
     }
     const std::string segment = segment_path(t.pid);

@@ -106,7 +106,15 @@ Report report_from_json(const nlohmann::ordered_json& doc, const std::string& wh
 Report load_report(const std::string& path) {
     std::ifstream in(path);
     if (!in) throw Failure(kExitError, fmt::format("{}: {}", path, std::strerror(errno)));
-    nlohmann::ordered_json doc = nlohmann::ordered_json::parse(in, nullptr, false);
+    // A report nests five deep. The parser recurses on nesting: a file
+    // nested thousands deep would overflow the stack, so it stops early.
+    constexpr int kMaxDepth = 32;
+    const auto bounded = [&](int depth, nlohmann::ordered_json::parse_event_t, nlohmann::ordered_json&) {
+        if (depth > kMaxDepth)
+            throw Failure(kExitError, fmt::format("{}: not a gometrics report (nested over {} deep)", path, kMaxDepth));
+        return true;
+    };
+    nlohmann::ordered_json doc = nlohmann::ordered_json::parse(in, bounded, false);
     if (doc.is_discarded()) throw Failure(kExitError, fmt::format("{}: not valid JSON", path));
     return report_from_json(doc, path);
 }

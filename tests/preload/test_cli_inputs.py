@@ -212,6 +212,65 @@ class Arguments(unittest.TestCase):
             os.rmdir(f"/dev/shm/gometrics.{odd}")
 
 
+class Reports(unittest.TestCase):
+    """A saved report is a file anyone may have edited: check and diff
+    refuse a wrong one with one line and status 1."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dir = tempfile.mkdtemp()
+        cls.good = os.path.join(cls.dir, "good.json")
+        cp = cli("exec", "--quiet", "--report", cls.good, "--", "/bin/true")
+        assert cp.returncode == 0, cp.stderr
+        with open(cls.good) as f:
+            cls.doc = json.load(f)
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.dir)
+
+    def refused(self, text, expected):
+        path = os.path.join(self.dir, "bad.json")
+        with open(path, "w") as f:
+            f.write(text)
+        for args in (["check", path, "/gc/heap/objects:objects>=0"], ["diff", self.good, path]):
+            cp = cli(*args)
+            self.assertEqual(cp.returncode, 1, (args, cp.stderr))
+            self.assertEqual(len(cp.stderr.splitlines()), 1, cp.stderr)
+            self.assertIn(expected, cp.stderr)
+
+    def edited(self, edit):
+        doc = json.loads(json.dumps(self.doc))
+        edit(doc["metrics"])
+        return json.dumps(doc)
+
+    def histogram(self, metrics):
+        return next(m for m in metrics if m["kind"] == "float64-histogram")["value"]
+
+    def test_a_report_nested_thousands_deep_is_refused_not_a_crash(self):
+        deep = "[" * 100_000 + "]" * 100_000
+        self.refused('{"metrics": [{"name": "/x:bytes", "kind": ' + deep + ', "value": 1}]}', "nested over")
+
+    def test_a_name_twice_is_refused(self):
+        self.refused(self.edited(lambda m: m.append(m[0])), "appears twice")
+
+    def test_histogram_edges_must_increase(self):
+        def swap(m):
+            b = self.histogram(m)["buckets"]
+            b[3], b[4] = b[4], b[3]
+        self.refused(self.edited(swap), "has a malformed value")
+
+    def test_histogram_counts_must_not_overflow(self):
+        def overflow(m):
+            c = self.histogram(m)["counts"]
+            c[1], c[2] = 2**64 - 1, 5
+        self.refused(self.edited(overflow), "has a malformed value")
+
+    def test_the_report_as_written_is_accepted(self):
+        cp = cli("check", self.good, "/gc/heap/objects:objects>=0")
+        self.assertEqual(cp.returncode, 0, cp.stderr)
+
+
 class Serve(unittest.TestCase):
     def test_a_port_in_use_is_refused(self):
         first = subprocess.Popen([gmtest.CLI, "serve", "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
