@@ -373,6 +373,26 @@ class Attach(unittest.TestCase):
         expected, _ = twin_output(commands)
         self.assertEqual(masked(out, r.pid), expected)
 
+    def test_watch_says_the_process_was_detached_and_ends(self):
+        # watch took a detach for the process's exit.
+        with ending_cleanly(self, Running([program("attach_target")])) as r:
+            attach(r.pid)
+            watch = subprocess.Popen([gmtest.CLI, "watch", "--pid", str(r.pid), "--interval", "0.2",
+                                      "/gc/heap/allocs:objects"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+            try:
+                self.assertIn("/gc/heap/allocs:objects=", watch.stdout.readline())
+                detach(r.pid)
+                out, err = watch.communicate(timeout=30)
+            finally:
+                if watch.poll() is None:
+                    watch.kill()
+                    watch.communicate()
+            self.assertEqual((watch.returncode, err), (0, ""))
+            self.assertEqual(out.splitlines()[-1],
+                             f"gometrics-cli watch: process {r.pid} was detached (the agent stopped publishing)")
+            self.assertTrue(r.ask("work").startswith("worked"))
+
     def test_attach_work_and_detach_under_a_seccomp_allowlist(self):
         """A sandboxed process allows only the calls it makes, and kills it
         at any other: the agent's calls are all on the list that attach
