@@ -81,10 +81,11 @@ due:
 // thread has a slot, so the real functions were resolved before, and only
 // their stubs hand those out).
 [[gnu::always_inline]] inline void* count_alloc_other(void* p, size_t n) noexcept {
-    detail::ThreadWords& w = detail::tls_words;
-    if (!w.freed || n > jemalloc::kTableMax) [[unlikely]]  // not jemalloc, or not a request the table knows
+    // Not jemalloc, or not a request the table knows (kUnknown is beyond any).
+    if (n > __atomic_load_n(&detail::g_request_limit, __ATOMIC_ACQUIRE)) [[unlikely]]
         return count_alloc_asked(p);
-    const size_t usable = detail::g_request_usable[(n + 7) / 8];  // complete once w.freed is set
+    detail::ThreadWords& w = detail::tls_words;
+    const size_t usable = detail::g_request_usable[(n + 7) / 8];
     if (!buckets::is_small(usable)) [[unlikely]]
         return count_alloc_sized(p, usable);
     SmallSize* e = small_entry(w.slot, usable);

@@ -15,6 +15,7 @@ namespace gometrics::agent {
 
 namespace detail {
 GOMETRICS_BUFFER alignas(64) constinit uint16_t g_request_usable[jemalloc::kTableMax / 8 + 1]{};
+constinit size_t g_request_limit = 0;
 }  // namespace detail
 
 namespace {
@@ -80,9 +81,10 @@ bool set_up() noexcept {
     if (g_fns.name_to_mib("thread.deallocatedp", g_mib, &g_mib_length) != 0) return false;
     const uint64_t* freed = thread_freed();
     if (!freed || !check(freed) || !build_table()) {
-        std::memset(g_request_usable, 0, sizeof g_request_usable);  // nobody used it: no thread has tls_words.freed
+        std::memset(g_request_usable, 0, sizeof g_request_usable);  // nobody used it: the limit is still 0
         return false;
     }
+    __atomic_store_n(&g_request_limit, jemalloc::kTableMax, __ATOMIC_RELEASE);  // the table is complete
     return true;
 }
 

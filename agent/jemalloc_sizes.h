@@ -4,8 +4,7 @@
 // hooks of a thread counting for another allocator (kSlowSlot, slots.h) use:
 // - malloc(n), calloc: a table of the usable size jemalloc gives a request
 //   of n bytes (its nallocx), built and checked when the first such thread
-//   claims its slot. A thread uses it once tls_words.freed is set, and only
-//   then, as other allocators have no such table.
+//   claims its slot; g_request_limit says it is there.
 // - free: jemalloc's own per-thread count of the bytes the thread freed
 //   ("thread.deallocatedp"), read around the real call. Hooks that run in
 //   between on the same thread (a signal handler's, the agent's own work
@@ -34,6 +33,9 @@ namespace detail {
 // [(n + 7) / 8]: the usable size of jemalloc's malloc(n); complete before
 // any thread's tls_words.freed is set.
 extern uint16_t g_request_usable[jemalloc::kTableMax / 8 + 1];
+// Requests up to this many bytes are in g_request_usable: 0 until the table
+// is built and checked (never, on another allocator than jemalloc).
+extern size_t g_request_limit;
 // The calling thread claims a slot for another allocator (slots.cpp, cold):
 // sets tls_words.freed when jemalloc's counters serve (the first such claim
 // builds and checks the table).
