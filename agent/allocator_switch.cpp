@@ -38,6 +38,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -128,18 +129,66 @@ void* routed_realloc(void* p, size_t n) noexcept {
         g_je.free(p);
         return nullptr;
     }
-    return g_je.realloc(p, n);
+    void* q = g_je.realloc(p, n);
+    if (!q) errno = ENOMEM;  // jemalloc leaves errno alone when a size is past its largest class
+    return q;
+}
+
+constinit size_t g_page = 4096;
+constinit bool g_strict_aligned_alloc = false;  // this glibc's refuses an alignment that is no power of two
+
+// memalign and the forms built on it, as glibc's (the program was written
+// for them): jemalloc's refuses an alignment that is not a power of two,
+// and leaves errno as it was when it fails. glibc rounds the alignment up
+// to one, gives EINVAL past SIZE_MAX / 2 + 1, and ENOMEM for any failure.
+void* je_memalign(size_t align, size_t n) noexcept {
+    if (align > SIZE_MAX / 2 + 1) {
+        errno = EINVAL;
+        return nullptr;
+    }
+    void* p = g_je.memalign(align <= 8 ? 8 : std::bit_ceil(align), n);
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+void* je_aligned_alloc(size_t align, size_t n) noexcept {
+    if (g_strict_aligned_alloc && !std::has_single_bit(align)) {
+        errno = EINVAL;
+        return nullptr;
+    }
+    return je_memalign(align, n);
+}
+
+void* je_valloc(size_t n) noexcept { return je_memalign(g_page, n); }
+
+// glibc's posix_memalign sets errno too when it runs out of memory.
+constinit decltype(&::posix_memalign) g_je_posix_memalign = nullptr;
+int je_posix_memalign(void** out, size_t align, size_t n) noexcept {
+    const int rc = g_je_posix_memalign(out, align, n);
+    if (rc == ENOMEM) errno = ENOMEM;
+    return rc;
 }
 
 void* je_pvalloc(size_t n) noexcept {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
     size_t rounded;
-    if (__builtin_add_overflow(n, page - 1, &rounded)) {
+    if (__builtin_add_overflow(n, g_page - 1, &rounded)) {
         errno = ENOMEM;
         return nullptr;
     }
-    rounded &= ~(page - 1);
-    return g_je.memalign(page, rounded ? rounded : page);
+    rounded &= ~(g_page - 1);
+    return je_memalign(g_page, rounded ? rounded : g_page);
+}
+
+// Whether glibc's aligned_alloc refuses an alignment that is not a power of
+// two, as it does from 2.38 (before, it is memalign): asked of it, once.
+bool glibc_aligned_alloc_is_strict() noexcept {
+    const int saved_errno = errno;
+    errno = 0;
+    void* p = g_real.aligned_alloc(24, 1);
+    const bool strict = !p && errno == EINVAL;
+    if (p) g_real.free(p);
+    errno = saved_errno;
+    return strict;
 }
 
 // Field `field` (1-based, as in proc(5)) of /proc/self/stat, or 0.
@@ -306,13 +355,9 @@ void switch_allocator_if_asked() noexcept {
     }
     Allocator je{};
     decltype(&::calloc) je_calloc;
-    decltype(&::posix_memalign) je_posix_memalign;
-    decltype(&::aligned_alloc) je_aligned_alloc;
-    decltype(&::valloc) je_valloc;
     if (!find(h, je.malloc, "malloc") || !find(h, je.free, "free") || !find(h, je.realloc, "realloc") ||
         !find(h, je.memalign, "memalign") || !find(h, je.usable, "malloc_usable_size") ||
-        !find(h, je_calloc, "calloc") || !find(h, je_posix_memalign, "posix_memalign") ||
-        !find(h, je_aligned_alloc, "aligned_alloc") || !find(h, je_valloc, "valloc") ||
+        !find(h, je_calloc, "calloc") || !find(h, g_je_posix_memalign, "posix_memalign") ||
         !find(h, g_mallctl, "mallctl")) {
         refuse({"GOMETRICS_ALLOCATOR=jemalloc: ", kLibrary, " lacks a malloc function: staying on glibc"});
         g_mallctl = nullptr;
@@ -333,6 +378,8 @@ void switch_allocator_if_asked() noexcept {
         g_mallctl = nullptr;
         return;
     }
+    g_page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    g_strict_aligned_alloc = glibc_aligned_alloc_is_strict();
     g_glibc = {g_real.malloc, g_real.free, g_real.realloc, g_real.memalign, g_real.malloc_usable_size};
     g_je = je;
     restore.switched = true;
@@ -345,7 +392,7 @@ void switch_allocator_if_asked() noexcept {
     g_real.free = routed_free;
     g_real.realloc = routed_realloc;
     g_real.pvalloc = je_pvalloc;
-    g_real.memalign = je.memalign;
+    g_real.memalign = je_memalign;
     g_real.valloc = je_valloc;
     g_real.aligned_alloc = je_aligned_alloc;
     g_real.posix_memalign = je_posix_memalign;

@@ -177,6 +177,19 @@ class AllocatorSwitch(unittest.TestCase):
         self.assertLessEqual(m["/gc/heap/frees:objects"], m["/gc/heap/allocs:objects"])
         assert_sum_rule(self, m)
 
+    def test_edge_cases_keep_glibcs_results_and_errno(self):
+        # jemalloc refuses an alignment that is not a power of two and
+        # leaves errno alone when it fails; the switched hooks answer as
+        # glibc does, which the program was written for.
+        plain = subprocess.run([program("alloc_edges")], capture_output=True, text=True, timeout=60,
+                               env={k: v for k, v in os.environ.items() if k != "LD_PRELOAD"})
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertNotIn("MISALIGNED", plain.stdout)
+        for env in ({}, {"GOMETRICS_ALLOCATOR": "jemalloc"}):
+            cp, _ = run_with_report([program("alloc_edges")], env)
+            self.assertEqual((cp.returncode, cp.stderr), (0, ""), env)
+            self.assertEqual(cp.stdout, plain.stdout, env)
+
     def test_python3_threads_and_fork(self):
         code = ("import json, os, threading, sqlite3\n"
                 "data = {str(i): [i] * 10 for i in range(100000)}\n"
