@@ -172,6 +172,8 @@ void* count_heap_alloc(ThreadSlot* s, void* p, size_t head) noexcept {
 void* count_alloc_asked(void* p) noexcept {
     if (is_bootstrap(p)) [[unlikely]]
         return p;
+    if (__atomic_load_n(&detail::g_size_table_retry, __ATOMIC_RELAXED)) [[unlikely]]
+        detail::set_up_other_thread();
     p = count_alloc(detail::tls_words.slot, p, detail::asked_usable_size(p));
     detail::tls_words.last_counted = p;  // see count_alloc_slow
     return p;

@@ -1,10 +1,11 @@
 // Block sizes on jemalloc without asking it (jemalloc_sizes.cpp): its
 // malloc_usable_size costs about 40 instructions a call, more than the rest
-// of a hook. Preloaded, linked or switched to (GOMETRICS_ALLOCATOR), the
+// of a hook (tcmalloc's 30, behind two more calls). Preloaded, linked or switched to (GOMETRICS_ALLOCATOR), the
 // hooks of a thread counting for another allocator (kSlowSlot, slots.h) use:
 // - malloc(n), calloc: a table of the usable size jemalloc gives a request
 //   of n bytes (its nallocx), built and checked when the first such thread
-//   claims its slot; g_request_limit says it is there.
+//   claims its slot; g_request_limit says it is there. tcmalloc (nallocx)
+//   and mimalloc (mi_good_size) get the table too, and ask at free.
 // - free: jemalloc's own per-thread count of the bytes the thread freed
 //   ("thread.deallocatedp"), read around the real call. Hooks that run in
 //   between on the same thread (a signal handler's, the agent's own work
@@ -30,12 +31,17 @@ inline constexpr size_t kUnknown = ~size_t{0};
 }  // namespace jemalloc
 
 namespace detail {
-// [(n + 7) / 8]: the usable size of jemalloc's malloc(n); complete before
-// any thread's tls_words.freed is set.
+// [(n + 7) / 8]: the usable size of malloc(n) on jemalloc, tcmalloc or
+// mimalloc (their nallocx or mi_good_size, checked against what malloc
+// gives); complete before any thread's tls_words.freed is set.
 extern uint16_t g_request_usable[jemalloc::kTableMax / 8 + 1];
 // Requests up to this many bytes are in g_request_usable: 0 until the table
-// is built and checked (never, on another allocator than jemalloc).
+// is built and checked (never, on an allocator without a size function).
 extern size_t g_request_limit;
+// The allocator could not size its blocks yet when the table was to be
+// checked (tcmalloc before its constructor): the next asked allocation
+// calls set_up_other_thread again.
+extern bool g_size_table_retry;
 // The calling thread claims a slot for another allocator (slots.cpp, cold):
 // sets tls_words.freed when jemalloc's counters serve (the first such claim
 // builds and checks the table).
@@ -43,12 +49,13 @@ void set_up_other_thread() noexcept;
 // GOMETRICS_ALLOCATOR=jemalloc (allocator_switch.cpp), the only thread:
 // the private jemalloc's functions, checked and used from now on.
 using NallocxFn = size_t (*)(size_t, int);
+using GoodSizeFn = size_t (*)(size_t);
 using NameToMibFn = int (*)(const char*, size_t*, size_t*);
 using ByMibFn = int (*)(const size_t*, size_t, void*, size_t*, void*, size_t);
 void use_switched_jemalloc(NallocxFn nallocx, NameToMibFn name_to_mib, ByMibFn by_mib) noexcept;
 // Resolution found a real malloc that is not glibc's (real.cpp): look up
-// jemalloc's functions in the object that serves it (no call yet).
-void find_jemalloc_next(void* real_malloc) noexcept;
+// the size functions of the object that serves it (no call yet).
+void find_size_functions(void* real_malloc) noexcept;
 // In a forked child: a set-up another thread had under way never finishes.
 void jemalloc_sizes_after_fork_child() noexcept;
 }  // namespace detail

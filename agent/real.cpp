@@ -223,7 +223,7 @@ void resolve_real() noexcept {
     // GOMETRICS_ALLOCATOR: before glibc's first real allocation.
     prepare_allocator_switch(reinterpret_cast<void*>(found.malloc));
     g_glibc_chunks = verify_glibc_chunks(found);
-    if (!g_glibc_chunks) find_jemalloc_next(reinterpret_cast<void*>(found.malloc));
+    if (!g_glibc_chunks) find_size_functions(reinterpret_cast<void*>(found.malloc));
     g_found = found;
     publish_all_but_stubbed(found);
     g_resolve_state.store(2, std::memory_order_release);

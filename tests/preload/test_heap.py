@@ -10,6 +10,8 @@ import gmtest
 from gmtest import metrics, program, run_with_report
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"  # libjemalloc2 (scripts/setup.sh)
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"  # libgoogle-perftools4 (scripts/setup.sh)
+MIMALLOC = "/usr/lib/x86_64-linux-gnu/libmimalloc.so.2"  # libmimalloc2.0 (scripts/setup.sh)
 
 
 def usable_sizes_glibc(sizes):
@@ -84,6 +86,15 @@ class HeapExactness(unittest.TestCase):
 
     def test_every_size_path_is_exact_on_jemalloc_switched(self):
         self.assert_every_size_exact(env={"GOMETRICS_ALLOCATOR": "jemalloc"})
+
+    def test_every_size_path_is_exact_on_tcmalloc_and_mimalloc(self):
+        # Their malloc and calloc are sized by a table of their own size
+        # function (nallocx, mi_good_size), their frees asked: the two must
+        # agree for every block. tcmalloc sizes its blocks 0 until its own
+        # constructor has run, after the first claim: the table comes later.
+        for lib in (TCMALLOC, MIMALLOC):
+            with self.subTest(lib=lib):
+                self.assert_every_size_exact(preload=f"{gmtest.AGENT}:{lib}")
 
     def assert_every_size_exact(self, env=None, preload=None):
         _, twin = run_with_report([program("sizes"), "0"], env, preload=preload)
