@@ -120,19 +120,20 @@ Result<Reader> Reader::open(int pid) {
 
 namespace {
 
-// A segment of this user's that its agent has finished creating: a header's
-// worth of bytes, the first of them (the magic) written. One that is not
-// yet is a process starting, not a problem to report.
-bool ours_and_settled(const std::string& path) {
+// A segment of this user's, for `pid`, that its agent has finished
+// creating: a header's worth of bytes, the magic written. One not yet is a
+// process starting, not a problem to report; one naming another pid is not
+// this process's (an earlier one's, or one from another pid namespace).
+bool ours_settled_and_for(const std::string& path, int pid) {
     const int fd = sys::open_regular(path.c_str(), O_RDONLY);
     if (fd < 0) return false;
     struct stat st;
-    uint64_t magic = 0;
-    const bool settled = fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
-                         st.st_size >= static_cast<off_t>(sizeof(layout::SegmentHeader)) &&
-                         pread(fd, &magic, sizeof magic, 0) == static_cast<ssize_t>(sizeof magic) && magic != 0;
+    layout::SegmentHeader h{};
+    const bool read = fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+                      st.st_size >= static_cast<off_t>(sizeof h) &&
+                      pread(fd, &h, sizeof h, 0) == static_cast<ssize_t>(sizeof h);
     ::close(fd);
-    return settled;
+    return read && h.magic != 0 && (h.magic != layout::kMagic || h.pid == pid);
 }
 
 }  // namespace
@@ -157,7 +158,7 @@ std::vector<ProcessInfo> list_processes() {
         } else {
             // Unreadable (another user's, or corrupt): alive is all we can tell.
             p.alive = pid_exists(p.pid);
-            if (p.alive && ours_and_settled(p.segment)) p.problem = r.error().message;
+            if (p.alive && ours_settled_and_for(p.segment, p.pid)) p.problem = r.error().message;
         }
         if (p.alive) p.command = read_comm(p.pid);
         out.push_back(std::move(p));
