@@ -18,8 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
+#include <unwind.h>
 
 #include <atomic>
 #include <bit>
@@ -243,22 +242,42 @@ constexpr uint64_t kNever = uint64_t{1} << 62;
 // and so does a fork, which holds new ones back meanwhile (before_fork).
 constinit std::atomic<int> g_unwinding{0};
 constinit std::atomic<int> g_forking{0};
-// A forked child whose parent had a stack under way: libunwind's locks may
-// be held for good here.
+// A forked child whose parent had a stack under way: the unwinder's state
+// may be half written here.
 constinit bool g_no_stacks_after_fork = false;
 
+// The return addresses of the calling thread's frames, by libgcc's unwinder
+// (linked into the agent, hidden): it follows each frame's unwind table,
+// found through the loader's _dl_find_object without a lock, and stops at
+// a frame that has none. It makes no system call and opens no descriptor:
+// libunwind, used before, kept a pipe in the program's descriptor table to
+// check addresses, and read and wrote those numbers after the program had
+// closed them and reused them for its own files.
+struct Unwound {
+    void** out;
+    int n, max;
+};
+_Unwind_Reason_Code take_frame(_Unwind_Context* context, void* arg) {
+    auto* u = static_cast<Unwound*>(arg);
+    const uintptr_t ip = _Unwind_GetIP(context);
+    if (ip == 0 || u->n == u->max) return _URC_END_OF_STACK;
+    u->out[u->n++] = reinterpret_cast<void*>(ip);
+    return _URC_NO_REASON;
+}
+
 uint32_t capture(uint64_t* pcs) {
-    // libunwind probes each frame's memory with mincore or msync, which a
-    // confined program's filter may forbid: its samples carry no stack. The
-    // count goes up before the look, the filter's flag before its wait: one
-    // of the two sees the other.
+    // The count goes up before the look at a fork under way, whose flag
+    // goes up before its wait: one of the two sees the other. (A confined
+    // program's samples keep their stacks: the unwinder makes no system call.)
     g_unwinding.fetch_add(1);
-    if (sys::confined() || g_forking.load() != 0 || g_no_stacks_after_fork) {
+    if (g_forking.load() != 0 || g_no_stacks_after_fork) {
         g_unwinding.fetch_sub(1, std::memory_order_release);
         return 0;
     }
     void* raw[kDepth + 16];
-    const int n = unw_backtrace(raw, static_cast<int>(std::size(raw)));
+    Unwound u{raw, 0, static_cast<int>(std::size(raw))};
+    _Unwind_Backtrace(take_frame, &u);
+    const int n = u.n;
     g_unwinding.fetch_sub(1, std::memory_order_release);
     uint32_t depth = 0;
     int i = 0;
@@ -369,7 +388,7 @@ void* move_block(void* p, size_t usable, size_t bytes) {
 // a moved copy, tracked, or else p: the block to hand out is returned.
 void* record_sample(void* p, size_t usable, bool move) {
     InterruptionsHeld held;
-    Guard guard;  // libunwind's own allocations are not the program's
+    Guard guard;  // the sampler's own allocations are not the program's
     if (!tables_ready()) {
         g_dropped.fetch_add(1, std::memory_order_relaxed);
         return p;

@@ -5,7 +5,7 @@
 // MemProfileRate does: each thread counts down an exponentially distributed
 // number of bytes (mean GOMETRICS_PROFILE_RATE, default 512 KiB; 0 turns
 // profiling off) and samples the allocation that crosses zero. A sample
-// unwinds the stack (libunwind, local only), interns it in a bounded table
+// unwinds the stack (libgcc's unwinder, linked in), interns it in a bounded table
 // (GOMETRICS_PROFILE_MAX_STACKS, default 1024: its copy in the segment is
 // reserved up front, 312 bytes a stack) and remembers the object, so that its free
 // moves it from in-use to freed. A sampled small block of glibc's moves to a
@@ -100,11 +100,11 @@ size_t region_bytes() noexcept;  // size of the segment's profile region, 0 when
 void publish(void* region, bool records) noexcept;
 // mapped_bytes(): facts/agent_facts.h.
 
-// fork() copies libunwind's locks as they are, and one held by a thread in
-// the middle of a stack would never be released in the child, whose next
-// sample would wait on it for ever. So before a fork (atfork's prepare) new
-// stacks are held back and those under way waited for, 100 ms at most;
-// after it, in the parent, stacks resume.
+// fork() copies the unwinder's state as it is, in the middle of another
+// thread's stack (libgcc's keeps a lock for frames registered at run time:
+// none are, in the agent's copy, but a child must never wait on one). So
+// before a fork (atfork's prepare) new stacks are held back and those under
+// way waited for, 100 ms at most; after it, in the parent, stacks resume.
 void before_fork() noexcept;
 void after_fork_parent() noexcept;
 // In a forked child: a configuration another thread had under way will

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 profile=${1:-build}
-build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libunwind-dev libjemalloc-dev libcli11-dev
+build_pkgs=(meson ninja-build pkg-config g++ libfmt-dev catch2 libjemalloc-dev libcli11-dev
   nlohmann-json3-dev libcpp-httplib-dev zlib1g-dev libdw-dev valgrind python3)
 # The runtimes and allocators of the realapps suite are Debian's own: nodejs,
 # default-jdk-headless, libmimalloc2.0, libgoogle-perftools4 (tcmalloc),

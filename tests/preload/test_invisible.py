@@ -123,6 +123,33 @@ class Descriptors(unittest.TestCase):
         self.assertRegex(cp.stdout.split("\n")[0], r"^inuse_space: total [0-9.]+ MiB in [1-9][0-9]* stacks", cp.stderr)
         self.assertNotIn("profile", err)
 
+    def test_heap_samples_take_no_descriptor_of_the_programs(self):
+        # The unwinder the samples used before kept a pipe at the lowest free
+        # numbers, and read and wrote those numbers after the program had
+        # closed them and opened its own files there: the program's first
+        # open got 5, its input lost bytes and its output got the pipe's.
+        with tempfile.TemporaryDirectory() as d:
+            source = os.path.join(d, "in.txt")
+            with open(source, "w") as f:
+                f.write("hello world\n")
+            outputs = []
+            for env in (None, {}):
+                out = os.path.join(d, f"out{len(outputs)}.txt")
+                args = [INVISIBLE, "daemon", source, out]
+                cp = (subprocess.run(args, capture_output=True, text=True, timeout=60) if env is None
+                      else run(["daemon", source, out], {"GOMETRICS_PROFILE_RATE": "4096"}))
+                self.assertEqual(cp.returncode, 0, cp.stderr)
+                with open(out) as f:
+                    outputs.append((cp.stdout, f.read()))
+        self.assertEqual(outputs[0], ("first 3, in 3, out 4, read 12: hello world\ndone\n", "hello world\n"))
+        self.assertEqual(outputs[1], outputs[0])
+
+    def test_a_sample_in_a_handler_on_a_small_alternate_stack(self):
+        # SIGSTKSZ, 8 KiB: the sample's stack must fit beside the handler's
+        # malloc, and no lazy binding may run there (it saves every register).
+        cp = run(["altstack"], {"GOMETRICS_PROFILE_RATE": "4096"})
+        self.assertEqual((cp.returncode, cp.stdout), (0, "done\n"), cp.stderr)
+
 
 class NoThreadOfOurs(unittest.TestCase):
     """A program without threads of its own sees none of ours."""

@@ -24,6 +24,11 @@
      nofallocate HOW forbid fallocate (kill), through syscall() (HOW=libc) or a raw system call
                      (HOW=raw), before allocating anything; then keep 16 MiB in 4 KiB blocks,
                      print "ready", block in read(0)
+     daemon IN OUT   allocate 20 MB in mixed sizes, open /dev/null and print its number, close
+                     every descriptor above stderr, open IN and OUT, allocate from deep frames, copy
+                     IN to OUT and print what was read
+     altstack        a handler on an alternate stack of SIGSTKSZ (8 KiB) allocates 6000 bytes,
+                     3000 times
    crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
@@ -38,11 +43,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <alloca.h>
 #include <unistd.h>
 
 void* volatile keep[100000];  /* blockread uses two halves */
@@ -385,6 +392,56 @@ static void fork_on_alarm(int sig) {
 
 /* The child resumes inside whatever the signal interrupted: often a hook,
    holding what the parent's thread held there. */
+static void churn_blocks(int n) {
+    static void* ring[256];
+    for (int i = 0; i < n; ++i) {
+        free(ring[i & 255]);
+        ring[i & 255] = malloc(16 + (size_t)(i * 7919) % 2000);
+    }
+}
+
+/* Frames of 16 KiB each, as an interpreter's or a parser's might be. */
+static void deep_alloc(int depth) {
+    volatile char* pad = alloca(16384);
+    pad[0] = 1;
+    if (depth) deep_alloc(depth - 1);
+    else churn_blocks(5000);
+    pad[1] = 2;
+}
+
+static int daemon_files(const char* in_path, const char* out_path) {
+    churn_blocks(20000);
+    const int first = open("/dev/null", O_RDONLY);
+    for (int fd = 3; fd < 1024; ++fd) close(fd);
+    const int in = open(in_path, O_RDONLY), out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    for (int d = 0; d < 20; ++d) deep_alloc(d);
+    char buf[256];
+    const ssize_t n = read(in, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    if (n > 0 && write(out, buf, (size_t)n) != n) return 1;
+    printf("first %d, in %d, out %d, read %zd: %s", first, in, out, n, buf);
+    puts("done");
+    return 0;
+}
+
+static void alt_handler(int sig) {
+    (void)sig;
+    void* volatile p = malloc(6000);
+    free(p);
+}
+
+static int altstack(void) {
+    /* A page no one may touch below the stack: overflowing it faults. */
+    char* m = mmap(NULL, 4096 + 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED || mprotect(m, 4096, PROT_NONE) != 0) return 1;
+    stack_t ss = {.ss_sp = m + 4096, .ss_size = 8192, .ss_flags = 0};
+    struct sigaction sa = {.sa_handler = alt_handler, .sa_flags = SA_ONSTACK};
+    if (sigaltstack(&ss, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0) return 1;
+    for (int i = 0; i < 3000; ++i) raise(SIGUSR1);
+    puts("done");
+    return 0;
+}
+
 static int sigfork(int n) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -436,8 +493,10 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "cancelfirst")) return cancelfirst();
     if (!strcmp(m, "pinned")) return pinned();
     if (!strcmp(m, "sigfork") && argc > 2) return sigfork(atoi(argv[2]));
+    if (!strcmp(m, "daemon") && argc > 3) return daemon_files(argv[2], argv[3]);
+    if (!strcmp(m, "altstack")) return altstack();
     fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
                     "confine DIR | nofallocate libc|raw | blockread N | threads N | tasks | contained CMD... | handoff MS | cancelfirst | "
-                    "pinned | sigfork N\n");
+                    "pinned | sigfork N | daemon IN OUT | altstack\n");
     return 2;
 }

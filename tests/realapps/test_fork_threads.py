@@ -21,9 +21,8 @@ class ForkThreads(realapp.RealAppTest):
 
     def test_children_of_a_parent_sampling_every_allocation(self):
         """A stack every 64 bytes, on threads that keep starting: the
-        parent's threads are often inside libunwind holding its locks, which
-        fork copies as they are. A child that inherited one held would wait
-        on it for ever at its first sample."""
+        parent's threads are often in the middle of one when another forks,
+        and the child must still take its own samples and exit."""
         forks = 40
         cp, m = self.run_app([app("fork_threads"), "4", str(forks), "fresh"], timeout=150,
                              extra_env={"GOMETRICS_PROFILE_RATE": "64"})

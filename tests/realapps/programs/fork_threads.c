@@ -30,8 +30,8 @@ static void* short_lived(void* arg) {
     return arg;
 }
 
-/* A thread's first stacks take libunwind's locks (its caches are new):
-   a worker that keeps starting short-lived threads has them taken often. */
+/* A worker that keeps starting short-lived threads: stacks are being taken
+   on new threads whenever another thread forks. */
 static void* starter(void* arg) {
     while (!atomic_load(&g_stop)) {
         pthread_t t;
