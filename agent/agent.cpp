@@ -4,18 +4,21 @@
 
 #include <dlfcn.h>
 #include <pthread.h>
+#include <unistd.h>
 #include <time.h>
 #include <sys/single_threaded.h>
 #include <valgrind/valgrind.h>
 
 #include <atomic>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 
 #include "catalog.h"
 #include "clocks.h"
 #include "crash.h"
 #include "log.h"
+#include "proc.h"
 #include "profile.h"
 #include "publisher.h"
 #include "real.h"
@@ -71,10 +74,15 @@ void after_fork_parent() {
     profile::after_fork_parent();
 }
 
+// The pid the agent started in, or was last forked into through the
+// handlers: a process whose pid differs was made without them.
+constinit int g_own_pid = 0;
+
 void on_fork_child() {
     // Trivial on purpose (no locks, no allocation): the child has one thread
     // and our state may have been mid-update in others. Publication restarts
     // at the child's first counted call (slots.cpp).
+    g_own_pid = sys::self_pid();
     real_after_fork_child();
     profile::after_fork_child();
     retire_slots_after_fork();
@@ -126,6 +134,7 @@ static bool start_under_guard(bool late) {
                                        : "the program has its own, statically linked?",
                    "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
+    g_own_pid = gometrics::sys::self_pid();
     pthread_atfork(before_fork, after_fork_parent, on_fork_child);
     const bool published = publisher_create(late);
     if (late) publisher_mark_attached();
@@ -133,5 +142,22 @@ static bool start_under_guard(bool late) {
 }
 
 [[gnu::destructor]] static void gometrics_stop() {
+    // A child of a raw clone() ran no fork handler: it still holds its
+    // parent's segment and would wait for its parent's publisher thread.
+    if (gometrics::sys::self_pid() != g_own_pid) on_fork_child();
     if (!attach::detached()) publisher_shutdown();
+}
+
+// _Fork (glibc 2.34): fork without the atfork handlers, safe in a signal
+// handler. Its child must still leave its parent's segment, so the child
+// half of ours runs; the prepare half, which waits for other threads'
+// stacks, does not (a child that finds one under way takes no stacks).
+extern "C" [[gnu::visibility("default")]] pid_t _Fork() noexcept {
+    const pid_t pid = real()._Fork();
+    if (pid == 0) {
+        const int saved_errno = errno;
+        on_fork_child();
+        errno = saved_errno;
+    }
+    return pid;
 }

@@ -54,7 +54,8 @@
     X(setuid)                       \
     X(seteuid)                      \
     X(setreuid)                     \
-    X(setresuid)
+    X(setresuid)                    \
+    X(_Fork)
 
 // Declarations of the agent's internals are hidden too, so the hooks reach
 // them PC-relative rather than through the GOT.

@@ -435,6 +435,23 @@ class Limits(unittest.TestCase):
         cp = run(["smallfork"], FAST)
         self.assertEqual((cp.returncode, cp.stdout), (0, "child=0\ndone\n"), cp.stderr)
 
+    def test_a_child_of_fork_without_handlers_counts_apart(self):
+        # _Fork runs no atfork handler: its child wrote its allocations into
+        # its parent's slots, and waited at exit for its parent's publisher.
+        n = 1000
+        with tempfile.TemporaryDirectory() as d:
+            report = os.path.join(d, "r.json")
+            cp = gmtest.cli("exec", "--report", report, "--", INVISIBLE, "rawfork", n, timeout=60)
+            self.assertEqual((cp.returncode, cp.stdout.splitlines()[0]), (0, "done"), cp.stderr)
+            with open(report) as f:
+                doc = json.load(f)
+        by_pid = {p["pid"]: metrics_of(p) for p in doc["processes"]}
+        self.assertEqual(len(by_pid), 2, doc["processes"])
+        parent = by_pid.pop(doc["pid"])
+        (child,) = by_pid.values()
+        self.assertLess(parent["/gc/heap/allocs:objects"], 10)
+        self.assertEqual(child["/gc/heap/objects:objects"] - parent["/gc/heap/objects:objects"], n)
+
     def test_children_forked_from_a_signal_handler_inside_malloc_run_on(self):
         # Each child resumes inside the hook the signal interrupted, holding
         # its parent's slot in a segment the child has let go of.

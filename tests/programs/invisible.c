@@ -29,6 +29,7 @@
                      IN to OUT and print what was read
      altstack        a handler on an alternate stack of SIGSTKSZ (8 KiB) allocates 6000 bytes,
                      3000 times
+     rawfork N       fork with _Fork (no atfork handlers); the child keeps N blocks and exits
    crash modes also: sigkill (the process kills itself with SIGKILL)
    Each prints "done" on success. */
 #define _GNU_SOURCE
@@ -442,6 +443,24 @@ static int altstack(void) {
     return 0;
 }
 
+static int rawfork(int n) {
+    void* volatile mine = malloc(100);
+    const pid_t pid = _Fork();
+    if (pid < 0) return 1;
+    if (pid == 0) {
+        for (int i = 0; i < n; ++i) {
+            void* volatile kept = malloc(32);
+            (void)kept;
+        }
+        exit(0);
+    }
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    free(mine);
+    puts("done");
+    return 0;
+}
+
 static int sigfork(int n) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -495,8 +514,9 @@ int main(int argc, char** argv) {
     if (!strcmp(m, "sigfork") && argc > 2) return sigfork(atoi(argv[2]));
     if (!strcmp(m, "daemon") && argc > 3) return daemon_files(argv[2], argv[3]);
     if (!strcmp(m, "altstack")) return altstack();
+    if (!strcmp(m, "rawfork") && argc > 2) return rawfork(atoi(argv[2]));
     fprintf(stderr, "usage: invisible closefds FILE | seccomp | strict | openloop N | dup1 MS | smallfork | crash MODE N | "
                     "confine DIR | nofallocate libc|raw | blockread N | threads N | tasks | contained CMD... | handoff MS | cancelfirst | "
-                    "pinned | sigfork N | daemon IN OUT | altstack\n");
+                    "pinned | sigfork N | daemon IN OUT | altstack | rawfork N\n");
     return 2;
 }
