@@ -420,6 +420,20 @@ GOMETRICS_EXPORT size_t malloc_usable_size(void* p) noexcept {
     return real;
 }
 
+// glibc's old names for its own malloc family, which some programs call
+// directly (wrappers written when __malloc_hook was the way): the same
+// hooks, or their blocks' frees would be counted without their allocations.
+#define GOMETRICS_LIBC_ALIAS(name, ret, params) \
+    extern "C" [[gnu::visibility("default"), gnu::alias(#name), gnu::copy(::name)]] ret __libc_##name params noexcept;
+GOMETRICS_LIBC_ALIAS(malloc, void*, (size_t))
+GOMETRICS_LIBC_ALIAS(free, void, (void*))
+GOMETRICS_LIBC_ALIAS(calloc, void*, (size_t, size_t))
+GOMETRICS_LIBC_ALIAS(realloc, void*, (void*, size_t))
+GOMETRICS_LIBC_ALIAS(memalign, void*, (size_t, size_t))
+GOMETRICS_LIBC_ALIAS(valloc, void*, (size_t))
+GOMETRICS_LIBC_ALIAS(pvalloc, void*, (size_t))
+#undef GOMETRICS_LIBC_ALIAS
+
 namespace gometrics::agent::hooks {
 namespace {
 

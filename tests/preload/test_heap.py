@@ -39,6 +39,17 @@ class HeapExactness(unittest.TestCase):
         self.assertEqual(b["/gc/heap/live:bytes"] - a["/gc/heap/live:bytes"], usable)
         self.assertEqual(b["/memory/classes/heap/objects:bytes"], b["/gc/heap/live:bytes"])
 
+    def test_glibcs_libc_names_are_counted_as_the_functions(self):
+        # __libc_malloc and its kin are glibc's malloc family under other
+        # names: blocks from them were not counted, their frees were.
+        n = 100
+        _, twin = run_with_report([program("libc_names"), "0"])
+        cp, other = run_with_report([program("libc_names"), str(n)])
+        self.assertEqual(cp.stdout, f"kept {2 * n}\n")
+        a, b = metrics(twin), metrics(other)
+        self.assertEqual(b["/gc/heap/objects:objects"] - a["/gc/heap/objects:objects"], 2 * n)
+        self.assertEqual(b["/gc/heap/allocs:objects"] - a["/gc/heap/allocs:objects"], 8 * n)
+
     def test_the_agents_own_cxx_runtime_is_not_counted(self):
         # The agent links libstdc++ in; its start-up (the exception pool's
         # malloc) is the agent's: a C program that allocates nothing shows 0.
