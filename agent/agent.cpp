@@ -54,10 +54,16 @@ bool detect_interposition() {
 
 uint64_t realtime_ns() { return sys::clock_ns(CLOCK_REALTIME); }
 
+// The pid the agent started in, or restarted in after a fork through the
+// handlers (-1 until then: no system call in the child's handler): a
+// process whose pid differs was made without them.
+constinit int g_own_pid = -1;
+
 void restart_after_fork() noexcept {
     // A child of a program that confined itself may not open files: it is
     // counted, unpublished.
     if (detail::g_restart_pending.exchange(false, std::memory_order_relaxed) && !collect::confined_now()) {
+        g_own_pid = sys::self_pid();
         detail::g_start_time_ns = realtime_ns();
         publisher_start();
         if (attach::active()) publisher_mark_attached();  // a child of an attached process counts as attached
@@ -74,15 +80,11 @@ void after_fork_parent() {
     profile::after_fork_parent();
 }
 
-// The pid the agent started in, or was last forked into through the
-// handlers: a process whose pid differs was made without them.
-constinit int g_own_pid = 0;
-
 void on_fork_child() {
-    // Trivial on purpose (no locks, no allocation): the child has one thread
-    // and our state may have been mid-update in others. Publication restarts
-    // at the child's first counted call (slots.cpp).
-    g_own_pid = sys::self_pid();
+    // Trivial on purpose (no locks, no allocation, no system call): the
+    // child has one thread and our state may have been mid-update in
+    // others. Publication restarts at the child's first counted call.
+    g_own_pid = -1;
     real_after_fork_child();
     profile::after_fork_child();
     retire_slots_after_fork();
@@ -134,7 +136,7 @@ static bool start_under_guard(bool late) {
                                        : "the program has its own, statically linked?",
                    "): heap metrics are off"});
     detail::g_restart_hook = restart_after_fork;
-    g_own_pid = gometrics::sys::self_pid();
+    if (!gometrics::collect::confined_now()) g_own_pid = gometrics::sys::self_pid();
     pthread_atfork(before_fork, after_fork_parent, on_fork_child);
     const bool published = publisher_create(late);
     if (late) publisher_mark_attached();
@@ -142,10 +144,12 @@ static bool start_under_guard(bool late) {
 }
 
 [[gnu::destructor]] static void gometrics_stop() {
+    if (attach::detached()) return;
     // A child of a raw clone() ran no fork handler: it still holds its
     // parent's segment and would wait for its parent's publisher thread.
-    if (gometrics::sys::self_pid() != g_own_pid) on_fork_child();
-    if (!attach::detached()) publisher_shutdown();
+    // Asked only where the program allows the system call.
+    if (g_own_pid > 0 && !gometrics::collect::confined_now() && gometrics::sys::self_pid() != g_own_pid) on_fork_child();
+    publisher_shutdown();
 }
 
 // _Fork (glibc 2.34): fork without the atfork handlers, safe in a signal
