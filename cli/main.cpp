@@ -1,5 +1,8 @@
 // gometrics-cli: read the runtime metrics of instrumented processes.
+#include <cstdio>
+#include <cstring>
 #include <string_view>
+#include <system_error>
 
 #include <fmt/format.h>
 
@@ -50,6 +53,14 @@ int main(int argc, char** argv) {
     } catch (const Failure& f) {
         eprint("gometrics-cli: {}", f.what());
         return f.status;
+    } catch (const std::system_error& e) {
+        // fmt::print throws when stdout refuses a full buffer (a full disk):
+        // said as stdout_complete says it once the command is done.
+        if (std::ferror(stdout))
+            eprint("gometrics-cli: cannot write the output: {}", std::strerror(e.code().value()));
+        else
+            eprint("gometrics-cli: {}", e.what());
+        return kExitError;
     } catch (const std::exception& e) {
         eprint("gometrics-cli: {}", e.what());
         return kExitError;
