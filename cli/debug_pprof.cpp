@@ -190,6 +190,10 @@ Reply Handler::profile(std::string_view name, const Params& params) {
             --waiting_;
         }
         if (!slept) return error(503, "serve is stopping");
+        // The same program, or the delta would mix two: an exec replaces the
+        // segment (a new start time) and the code its addresses name.
+        if (auto again = Reader::open(pid); !again || again->start_time_ns() != source.start_time_ns)
+            return error(404, fmt::format("process {} exited or ran another program during the {} s", pid, seconds));
         auto raw1 = reader->ReadProfile(fresh);
         if (!raw1) return error(500, fmt::format("cannot read the profile of process {}: {}", pid, raw1.error().message));
         // Code loaded during the wait (dlopen) needs its mapping.

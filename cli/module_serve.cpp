@@ -3,8 +3,12 @@
 // pprof profiles (/debug/pprof/, Go's net/http/pprof paths) and as an HTML
 // index (/). The answers come from serve.h and debug_pprof.h; this file
 // routes, binds, and stops cleanly on SIGINT or SIGTERM.
+#include <dirent.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,7 +18,10 @@
 #include <condition_variable>
 #include <cstring>
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <optional>
 #include <regex>
 #include <thread>
@@ -110,6 +117,89 @@ private:
 
 void log_line(const std::string& line) { eprint("gometrics-cli serve: {}", line); }
 
+// httplib bounds each read of a request, not the request: a client that
+// sent a header line every few seconds held a worker for good, a dozen of
+// them every worker, and a stop waited for them. serve answers one request
+// per connection, and this watchdog shuts down each connection whose
+// request has not arrived within kHeadSeconds of its first sighting, and
+// every connection once serve stops. Connections are found in
+// /proc/self/fd (httplib says nothing at accept): the sockets whose local
+// port is serve's, told apart by inode.
+class Connections {
+public:
+    static constexpr auto kHeadSeconds = std::chrono::seconds(5);
+
+    void listen_on(int port) { port_.store(port); }
+
+    // From the pre-routing handler: this peer's request arrived whole.
+    void request_read(const std::string& addr, int port) {
+        std::lock_guard lock(mu_);
+        served_.insert({addr, port});
+    }
+
+    // Shuts down the connections whose request is late, or all of them.
+    void sweep(bool all) {
+        std::lock_guard lock(mu_);
+        const auto now = std::chrono::steady_clock::now();
+        std::map<ino_t, Seen> still;
+        std::set<Peer> peers;
+        DIR* d = opendir("/proc/self/fd");
+        if (!d) return;
+        while (const dirent* e = readdir(d)) {
+            const int fd = std::atoi(e->d_name);
+            if (fd <= 2 || fd == dirfd(d)) continue;
+            struct stat st;
+            const auto peer = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode) ? connection(fd) : std::nullopt;
+            if (!peer) continue;
+            auto it = seen_.find(st.st_ino);
+            Seen s = it != seen_.end() ? it->second : Seen{now, *peer};
+            const bool served = served_.count(*peer) != 0;
+            if (all || (!served && now - s.first > kHeadSeconds)) {
+                shutdown(fd, SHUT_RDWR);  // the worker's read ends, and it closes the socket
+                continue;
+            }
+            still.emplace(st.st_ino, s);
+            peers.insert(*peer);
+        }
+        closedir(d);
+        seen_ = std::move(still);
+        std::erase_if(served_, [&](const Peer& p) { return !peers.count(p); });
+    }
+
+private:
+    using Peer = std::pair<std::string, int>;
+    struct Seen {
+        std::chrono::steady_clock::time_point first;
+        Peer peer;
+    };
+
+    // The peer of an accepted TCP connection on serve's port; none for the
+    // listening socket and every other descriptor.
+    std::optional<Peer> connection(int fd) const {
+        int listening = 0;
+        socklen_t len = sizeof listening;
+        sockaddr_storage local{}, remote{};
+        socklen_t local_len = sizeof local, remote_len = sizeof remote;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || listening ||
+            getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_len) != 0 ||
+            getpeername(fd, reinterpret_cast<sockaddr*>(&remote), &remote_len) != 0)
+            return std::nullopt;
+        char host[NI_MAXHOST], local_port[NI_MAXSERV], remote_port[NI_MAXSERV];
+        if (getnameinfo(reinterpret_cast<sockaddr*>(&local), local_len, nullptr, 0, local_port, sizeof local_port,
+                        NI_NUMERICSERV) != 0 ||
+            std::atoi(local_port) != port_.load() ||
+            getnameinfo(reinterpret_cast<sockaddr*>(&remote), remote_len, host, sizeof host, remote_port,
+                        sizeof remote_port, NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+            return std::nullopt;
+        return Peer{host, std::atoi(remote_port)};
+    }
+
+    std::atomic<int> port_{-1};
+    std::mutex mu_;
+    std::map<ino_t, Seen> seen_;
+    std::set<Peer> served_;
+};
+
 // Server threads for ordinary requests, as httplib's default pool, plus
 // one per delta profile allowed to wait at once.
 constexpr int kThreads = 8;
@@ -160,6 +250,17 @@ int run(const ServeArgs& args) {
     // Delta profiles each hold a thread for their wait: enough threads that
     // kMaxWaitingDeltas of them still leave /metrics its usual pool.
     server.new_task_queue = [] { return new httplib::ThreadPool(kThreads + kMaxWaitingDeltas); };
+    Connections connections;
+    server.set_keep_alive_max_count(1);  // a request per connection: the watchdog's deadline is the connection's
+    server.set_payload_max_length(64 * 1024);  // every endpoint is a GET: a body is refused (413), not read
+    server.set_pre_routing_handler([&](const httplib::Request& req, httplib::Response&) {
+        connections.request_read(req.remote_addr, req.remote_port);
+        // A Range header is ignored (RFC 9110 allows it): httplib 0.11 sent
+        // a sized content provider's range unchecked, past the page into
+        // serve's heap. The request object is httplib's own, not const.
+        const_cast<httplib::Request&>(req).ranges.clear();
+        return httplib::Server::HandlerResponse::Unhandled;
+    });
     server.Get("/metrics", [&](const httplib::Request& req, httplib::Response& res) {
         const bool om = prom::accepts_openmetrics(req.get_header_value("Accept"));
         reply(req, res, collector.metrics_page(om), om ? prom::kOpenMetricsContentType : prom::kTextContentType);
@@ -213,6 +314,7 @@ int run(const ServeArgs& args) {
     if (port < 0)
         throw Failure(kExitError, fmt::format("cannot listen on {}: {}", args.listen,
                                               errno ? std::strerror(errno) : "no such local address"));
+    connections.listen_on(port);
     const bool v6 = at.host.find(':') != std::string::npos;
     // Tests and scripts read this line to learn the port of --listen HOST:0.
     fmt::print("listening on http://{}{}{}:{}/metrics\n", v6 ? "[" : "", at.host, v6 ? "]" : "", port);
@@ -237,6 +339,12 @@ int run(const ServeArgs& args) {
     }
 
     std::atomic<bool> listen_returned{false};
+    std::thread watchdog([&] {
+        while (!listen_returned.load()) {
+            connections.sweep(false);
+            if (!waits.sleep(std::chrono::seconds(1))) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
     std::thread stopper([&] {
         int sig = 0;
         sigwait(&stop_signals, &sig);
@@ -245,9 +353,16 @@ int run(const ServeArgs& args) {
         while (!listen_returned && !server.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
         waits.stop();
         server.stop();
+        // The workers still reading a request end once their sockets do.
+        while (!listen_returned.load()) {
+            connections.sweep(true);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
     });
     const bool ok = server.listen_after_bind();
     listen_returned = true;
+    waits.stop();  // the watchdog's sleep
+    watchdog.join();
     if (exporter) exporter->stop();
     // Wakes the stopper if listen_after_bind returned on its own (an error);
     // harmless when the stopper already ended.
