@@ -56,11 +56,11 @@ class Serve:
     def url(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def get(self, path, accept=None):
+    def get(self, path, accept=None, timeout=20):
         """(status, content type, body) of GET path; HTTP errors are results, not exceptions."""
         req = urllib.request.Request(self.url + path, headers={"Accept": accept} if accept else {})
         try:
-            with urllib.request.urlopen(req, timeout=20) as r:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.headers.get("Content-Type", ""), r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, e.headers.get("Content-Type", ""), e.read().decode()

@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import time
 import unittest
 import urllib.request
 
@@ -295,6 +297,66 @@ class Resilience(unittest.TestCase):
             self.assertEqual(srv.get("/metrics")[0], 200)
             srv.proc.send_signal(signal.SIGINT)
             self.assertEqual(srv.stop(), 0)
+
+
+class HostileClients(unittest.TestCase):
+    """What an adversarial review of serve's HTTP surface did to it."""
+
+    @staticmethod
+    def raw(port, request, timeout=20):
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(request)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+        return data
+
+    def test_a_range_gets_the_whole_page_and_nothing_after_it(self):
+        # httplib sent the range unchecked: serve's heap after the page.
+        with Serve("--pid", os.getpid()) as srv:
+            whole = self.raw(srv.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            for spec in (b"bytes=0-99999999999", b"bytes=100000000-", b"bytes=-5"):
+                got = self.raw(srv.port, b"GET /metrics HTTP/1.1\r\nHost: x\r\nRange: " + spec + b"\r\n\r\n")
+                head, _, body = got.partition(b"\r\n\r\n")
+                self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+                length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+                self.assertEqual(length, len(body))
+                self.assertLess(abs(len(body) - len(whole.partition(b"\r\n\r\n")[2])), 200)
+
+    def test_a_body_is_refused_unread(self):
+        with Serve("--pid", os.getpid()) as srv:
+            got = self.raw(srv.port, b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1073741824\r\n\r\n")
+            self.assertTrue(got.startswith(b"HTTP/1.1 413"), got[:100])
+
+    def test_clients_that_trickle_their_headers_hold_no_worker_nor_the_stop(self):
+        # Twelve of them stopped every scrape, and one held SIGTERM for a minute.
+        with Serve("--pid", os.getpid()) as srv:
+            slow = []
+            for _ in range(16):
+                s = socket.create_connection(("127.0.0.1", srv.port))
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                slow.append(s)
+            start = time.monotonic()
+            status = None
+            while time.monotonic() - start < 20 and status != 200:
+                for s in slow:
+                    try:
+                        s.sendall(b"X-a: b\r\n")
+                    except OSError:
+                        pass
+                try:
+                    status = srv.get("/metrics", timeout=2)[0]
+                except OSError:
+                    status = None
+            self.assertEqual(status, 200)
+            self.assertLess(time.monotonic() - start, 12)  # the 5 s deadline, and a sweep a second
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall(b"GET /metrics HTTP/1.1\r\n")
+            start = time.monotonic()
+            self.assertEqual(srv.stop(), 0)
+            self.assertLess(time.monotonic() - start, 3)
+            for c in slow + [s]:
+                c.close()
 
 
 if __name__ == "__main__":
