@@ -87,18 +87,36 @@ std::string Exporter::post(const std::string& body, bool& retry) {
         if (stopping_) return "serve is stopping";
         active_ = &client;
     }
-    const auto res = client.Post(t.path, headers, packed ? *packed : body, "application/x-protobuf");
+    httplib::Request req;
+    req.method = "POST";
+    req.path = t.path;
+    req.headers = std::move(headers);
+    req.set_header("Content-Type", "application/x-protobuf");
+    req.body = packed ? std::move(*packed) : body;
+    // The collector's answer is read and dropped but for its start, which
+    // the log quotes: a long one costs no memory. The timeout bounds the
+    // whole export, as OTLP has it, not each read: a collector that sends a
+    // byte now and then cannot hold the pushes.
+    std::string detail;
+    req.content_receiver = [&detail](const char* data, size_t n, uint64_t, uint64_t) {
+        if (detail.size() < 200) detail.append(data, std::min(n, 200 - detail.size()));
+        return true;
+    };
+    const auto deadline = std::chrono::steady_clock::now() + config_.timeout;
+    req.progress = [deadline](uint64_t, uint64_t) { return std::chrono::steady_clock::now() < deadline; };
+    const auto res = client.send(req);
     {
         std::lock_guard lock(mu_);
         active_ = nullptr;
     }
     if (!res) {
         retry = true;
-        return fmt::format("{} ({})", httplib::to_string(res.error()), config_.url);
+        const bool late = res.error() == httplib::Error::Canceled;
+        return fmt::format("{} ({})", late ? "no whole answer within the timeout" : httplib::to_string(res.error()),
+                           config_.url);
     }
     if (res->status >= 200 && res->status < 300) return "";
     retry = retryable(res->status);
-    std::string detail = res->body.substr(0, 200);
     std::replace(detail.begin(), detail.end(), '\n', ' ');
     return fmt::format("HTTP {} from {}{}{}", res->status, config_.url, detail.empty() ? "" : ": ", detail);
 }

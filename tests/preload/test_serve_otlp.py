@@ -116,6 +116,12 @@ class ServeEnv(gmserve.Serve):
         self.returncode = None
 
 
+def own_failures(srv):
+    """serve's own count of failed OTLP pushes, from its /metrics page."""
+    status, _, page = srv.get("/metrics", timeout=5)
+    return gmserve.own_value(page, "gometrics_serve_otlp_export_failures_total") if status == 200 else None
+
+
 def otlp_name(go_name):
     """The rule of otlp.h for a Go metric outside the conventions."""
     path, unit = go_name.split(":")
@@ -321,6 +327,37 @@ class Failures(unittest.TestCase):
                     self.assertLess(time.monotonic() - start, 3)
                 finally:
                     conn.close()
+
+    def test_a_collector_that_trickles_its_answer_does_not_hold_the_pushes(self):
+        # The timeout bounded each read, not the export: a byte every second
+        # held the push thread for good, silently; a long answer was kept whole.
+        def trickle(conn):
+            try:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 100000\r\n\r\n")
+                for _ in range(100):
+                    conn.sendall(b"x")
+                    time.sleep(1)
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+        with socket.socket() as collector:
+            collector.bind(("127.0.0.1", 0))
+            collector.listen(8)
+            port = collector.getsockname()[1]
+            threading.Thread(target=lambda: [threading.Thread(target=trickle, args=(collector.accept()[0],),
+                                                              daemon=True).start() for _ in range(8)],
+                             daemon=True).start()
+            with gmserve.Instrumented(["sleep", "60"]) as sl, \
+                    ServeEnv({"OTEL_EXPORTER_OTLP_TIMEOUT": "2000"}, "--pid", sl.pid, "--otlp",
+                             f"http://127.0.0.1:{port}", "--otlp-interval", 1) as srv:
+                gmserve.wait_until(lambda: (sample := own_failures(srv)) is not None and sample >= 1, 15, step=0.2)
+                self.assertEqual(srv.stop(), 0)
+        self.assertIn("no whole answer within the timeout", srv.stderr)
 
     def test_bad_configuration_is_one_line_and_status_2(self):
         cases = ((["--otlp", "https://collector:4318"], {}, "only http://"),
