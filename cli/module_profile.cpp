@@ -6,6 +6,10 @@
 // mappings and build IDs kept: `go tool pprof` symbolizes C and C++ poorly
 // (no shared libraries, no anonymous-namespace functions), and the
 // binaries may be gone or rebuilt by the time somebody reads the profile.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -17,6 +21,7 @@
 
 #include "profile_build.h"
 #include "common.h"
+#include "files.h"
 #include "modules.h"
 
 namespace gometrics::cli {
@@ -51,12 +56,29 @@ Collected from_process(int pid) {
     return c;
 }
 
+// A report is a regular file the agent wrote (/dev/zero or a FIFO would be
+// read for ever), and no larger than its tables can make one.
+constexpr off_t kMaxReportBytes = off_t{1} << 30;
+
 Collected from_report(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Failure(kExitError, fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-    std::stringstream text;
-    text << in.rdbuf();
-    auto report = parse_profile_report(text.str());
+    const int fd = sys::open_regular(path.c_str(), O_RDONLY);
+    if (fd < 0) throw Failure(kExitError, fmt::format("cannot read {}: {}", path, sys::open_error(errno)));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size > kMaxReportBytes) {
+        ::close(fd);
+        throw Failure(kExitError, fmt::format("{}: not a profile report (larger than 1 GiB)", path));
+    }
+    std::string text(static_cast<size_t>(st.st_size), '\0');
+    size_t got = 0;
+    while (got < text.size()) {
+        const ssize_t n = ::read(fd, text.data() + got, text.size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    text.resize(got);
+    auto report = parse_profile_report(text);
     if (!report) throw Failure(kExitError, fmt::format("{}: {}", path, report.error().message));
     return {std::move(report->profile), std::move(report->source)};
 }

@@ -197,6 +197,11 @@ class Arguments(unittest.TestCase):
         cp = cli("read", "--pid", f"0{pid}", "/x:y")
         self.assertIn(f"no process {pid}", cp.stderr)
 
+    def test_a_profile_report_that_is_no_file_is_refused_not_read_for_ever(self):
+        cp = cli("profile", "heap", "--from-report", "/dev/zero", "-o", os.devnull, timeout=20)
+        self.assertEqual(cp.returncode, 1, cp.stderr)
+        self.assertEqual(cp.stderr, "gometrics-cli: cannot read /dev/zero: not a regular file\n")
+
     def test_gc_removes_what_it_can_and_leaves_what_is_no_segment(self):
         stale, odd = unused_pid(), unused_pid() - 1
         with open(f"/dev/shm/gometrics.{stale}", "wb") as f:
