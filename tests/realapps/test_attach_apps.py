@@ -99,13 +99,13 @@ class AttachApps(realapp.RealAppTest):
             worker = threading.Thread(target=load)
             worker.start()
             cycles = 0
+            most = 0  # allocations one attach saw: the first may come before the benchmark's first request
             while worker.is_alive() and cycles < 20:
                 attach(self, proc.pid)
                 time.sleep(0.1)
                 m = gmtest.dump(proc.pid)
                 assert_consistent(self, m)
-                if cycles == 0:
-                    first = m
+                most = max(most, m["/gc/heap/allocs:objects"])
                 detach(self, proc.pid)
                 cycles += 1
                 time.sleep(0.05)
@@ -116,7 +116,7 @@ class AttachApps(realapp.RealAppTest):
                 self.assertRegex(cp.stdout, rf"{op}: [0-9.]+ requests per second")
             self.assertNotIn("rror", cp.stdout + cp.stderr)
             self.assertGreater(cycles, 2, "the benchmark ended before the cycles began")
-            self.assertGreater(first["/gc/heap/allocs:objects"], 100, "redis served requests without malloc?")
+            self.assertGreater(most, 100, "redis served requests without malloc?")
             self.assertEqual(run_cli(cli, port, "set", "gometrics", "42"), "OK")
             self.assertEqual(run_cli(cli, port, "get", "gometrics"), "42")
             run_cli(cli, port, "shutdown", "nosave")
